@@ -1,0 +1,8 @@
+"""recurrent-attention: the Recurrent Attention Model of Mnih, Heess, Graves and Kavukcuoglu (NIPS 2014)."""
+
+from .config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from .model import RAM, Episode, build_model
+from .sensor import glimpse
+
+__version__ = "0.1.0"
+__all__ = ["RAM", "Episode", "ModelConfig", "RunConfig", "TaskConfig", "TrainConfig", "build_model", "glimpse"]

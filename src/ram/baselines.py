@@ -1,0 +1,78 @@
+"""The paper's comparison models, behind the same interface as RAM (they return an `Episode`).
+
+- fc: two fully connected hidden layers of 256 rectifier units over the whole image.
+- convnet: two convolutional layers and a 256-unit fully connected layer over the whole image.
+- random-glimpses: RAM with its glimpses at uniformly random locations, showing what learning where to look is worth.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .model import RAM, Episode
+
+
+def _whole_image_episode(logits: torch.Tensor) -> Episode:
+    B = logits.shape[0]
+    empty = logits.new_zeros(B, 0)
+    return Episode(
+        logits=logits,
+        step_logits=logits[:, None],
+        log_probs=empty,
+        baselines=empty,
+        locations=logits.new_zeros(B, 0, 2),
+        means=logits.new_zeros(B, 0, 2),
+    )
+
+
+class FullyConnected(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.channels * cfg.image_size**2
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(n, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, cfg.classes)
+        )
+
+    def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
+        return _whole_image_episode(self.net(images))
+
+
+class ConvNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        # Large canvases get the paper's 10x10 stride-5 first layer; 28x28 digits get a 5x5 stride-1 one.
+        k, s = (10, 5) if cfg.image_size >= 60 else (5, 1)
+        self.features = nn.Sequential(
+            nn.Conv2d(cfg.channels, 8, k, stride=s), nn.ReLU(), nn.Conv2d(8, 16, 5, stride=2), nn.ReLU(), nn.Flatten()
+        )
+        with torch.no_grad():
+            n = self.features(torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), nn.Linear(256, cfg.classes))
+
+    def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
+        return _whole_image_episode(self.head(self.features(images)))
+
+
+class UniformPolicy(nn.Module):
+    """Locations uniform over the image, independent of the state: nothing to learn."""
+
+    def forward(self, h: torch.Tensor, *, sample: bool):
+        loc = torch.rand(h.shape[0], 2, device=h.device) * 2 - 1
+        return loc, h.new_zeros(h.shape[0]), loc
+
+
+class RandomGlimpses(RAM):
+    """RAM whose glimpses land at uniformly random locations: the paper's "random glimpses" baseline."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.policy = UniformPolicy()
+
+
+def build(cfg: ModelConfig) -> nn.Module:
+    models = {"fc": FullyConnected, "convnet": ConvNet, "random-glimpses": RandomGlimpses}
+    return models[cfg.kind](cfg)

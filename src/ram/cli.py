@@ -1,0 +1,210 @@
+"""The `ram` command. Thin: parse a dataclass with tyro, validate, then call into train/eval/viz.
+
+Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit code 2, before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+from . import presets
+from .checkpoint import CheckpointError
+from .config import ConfigError, RunConfig
+from .data import DataError
+from .train import TrainingError
+
+
+@dataclass
+class Train:
+    """Train a model on a preset, evaluate it on the test set, and write a run folder."""
+
+    preset: str = "mnist"
+    """Experiment to run (see `ram presets`)."""
+    model: Literal["ram", "fc", "convnet", "random-glimpses"] | None = None
+    """Model family: RAM or one of the paper's baselines."""
+    glimpses: int | None = None
+    patch_size: int | None = None
+    """Side of the smallest glimpse patch, in pixels."""
+    scales: int | None = None
+    """Patches per glimpse, each twice the side of the last."""
+    std: float | None = None
+    """Standard deviation of the location policy."""
+    core: Literal["rnn", "lstm", "gru"] | None = None
+    lr: float | None = None
+    lr_min: float | None = None
+    optimizer: Literal["adam", "sgd"] | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    mc_samples: int | None = None
+    """Monte-Carlo copies of each image per training step."""
+    clip_grad: float | None = None
+    seed: int | None = None
+    out: Path | None = None
+    """Run folder (default runs/PRESET-gG-sSEED)."""
+    device: str = "auto"
+    """auto picks CUDA when present."""
+    threads: int | None = None
+    """CPU threads for PyTorch (default: PyTorch's choice)."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+    checkpoint_every: float = 10.0
+    """Minutes between mid-epoch checkpoints."""
+    detect_anomaly: bool = False
+    """Run under torch.autograd.detect_anomaly to find the op that makes a NaN (slow)."""
+    tensorboard: bool = False
+    """Also log scalars and pictures for TensorBoard into OUT/tensorboard."""
+    progress: bool = True
+
+    def config(self) -> RunConfig:
+        model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
+                     std=self.std, core=self.core)
+        train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
+                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, seed=self.seed)
+        return presets.resolve(self.preset, model=model, train=train)
+
+    def run(self) -> None:
+        from .train import fit, resolve_device
+
+        cfg = self.config()
+        resolve_device(self.device)
+        _positive("threads", self.threads)
+        _positive("checkpoint_every", self.checkpoint_every)
+        name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
+        out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
+        hooks = []
+        if self.tensorboard:
+            from .viz import tensorboard_hook
+
+            hooks.append(tensorboard_hook(out))
+        try:
+            from .viz import run_pictures_hook
+
+            hooks.append(run_pictures_hook)
+        except ImportError:
+            pass
+        result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
+                     checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
+        if result:
+            print(f"test error {result['error']:.2f}% on {result['n']} images; run folder {out}")
+
+
+@dataclass
+class Eval:
+    """Evaluate a trained model on the test set."""
+
+    checkpoint: Path | None = None
+    """A run folder written by `ram train`."""
+    pretrained: str | None = None
+    """A shipped model (see `ram eval --list`)."""
+    mc_samples: int = 0
+    """0 follows the policy means; M > 0 averages the class probabilities of M sampled episodes."""
+    seed: int = 0
+    """Seed of the generated test set (translated, cluttered) and of Monte-Carlo sampling; 0 is the standard set."""
+    split: Literal["test", "val"] = "test"
+    json: bool = False
+    """Print one JSON object."""
+    device: str = "auto"
+    batch_size: int = 1000
+
+    def run(self) -> None:
+        from .hub import load_run
+        from .train import describe, evaluate, resolve_device, seed_everything
+
+        _positive("batch_size", self.batch_size)
+        if self.mc_samples < 0:
+            raise ConfigError(f"mc_samples = {self.mc_samples}: must be >= 0")
+        if self.seed < 0:
+            raise ConfigError(f"seed = {self.seed}: must be >= 0")
+        device = resolve_device(self.device)
+        model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
+        model.to(device)
+        from .data import TaskData
+
+        data = TaskData(cfg.task, seed=cfg.train.seed, progress=not self.json)
+        split = data.test(self.seed) if self.split == "test" else data.val()
+        seed_everything(self.seed)
+        metrics = evaluate(model, split, batch_size=self.batch_size, mc_samples=self.mc_samples, device=device,
+                           progress=not self.json)
+        result = describe(cfg, metrics, checkpoint=source, mc_samples=self.mc_samples, test_seed=self.seed,
+                          split=self.split)
+        if self.json:
+            print(json.dumps(result))
+        else:
+            mode = f"{self.mc_samples} sampled episodes" if self.mc_samples else "policy means"
+            print(f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
+                  f"({metrics['n']} images, {mode}, seed {self.seed})")
+
+
+@dataclass
+class Bench:
+    """Measure training and evaluation throughput (images per second) of a preset's model at batch 128."""
+
+    preset: str = "mnist"
+    json: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    batch_size: int = 128
+    seconds: float = 10.0
+    """Seconds of timed training (evaluation gets half)."""
+    repeats: int = 3
+    """Timed repeats; the median is reported."""
+
+    def run(self) -> None:
+        from .bench import run as bench
+
+        _positive("batch_size", self.batch_size)
+        _positive("seconds", self.seconds)
+        _positive("repeats", self.repeats)
+        _positive("threads", self.threads)
+        result = bench(presets.get(self.preset), device=self.device, threads=self.threads,
+                       batch_size=self.batch_size, seconds=self.seconds, repeats=self.repeats)
+        if self.json:
+            print(json.dumps(result))
+        else:
+            for k, v in result.items():
+                print(f"{k:>24}: {v}")
+
+
+@dataclass
+class Presets:
+    """List the named experiments."""
+
+    def run(self) -> None:
+        for name, (cfg, about) in presets.PRESETS.items():
+            m, t = cfg.model, cfg.train
+            print(f"{name:<22} {about}\n{'':<22} std {m.std}, {t.optimizer} lr {t.lr}->{t.lr_min} {t.schedule}, "
+                  f"batch {t.batch_size}, M {t.mc_samples}, {t.epochs} epochs")
+
+
+def _positive(name: str, value) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"{name} = {value!r}: must be > 0")
+
+
+COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.extras.subcommand_cli_from_dict(
+        COMMANDS, prog="ram", args=argv, description="Recurrent Attention Model (Mnih et al. 2014)"
+    )
+    command = next(name for name, cls in COMMANDS.items() if isinstance(args, cls))
+    try:
+        args.run()
+    except (ConfigError, CheckpointError, DataError, TrainingError) as e:
+        print(f"ram {command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ram {command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Data for a task: the digits, a validation split from train, the test set, and freshly placed training batches.
+
+Training draws new placements for every batch, from a generator seeded by (seed, epoch, batch), so a run resumed
+mid-epoch sees the same images it would have seen. Validation and test images are fixed functions of a seed: the
+test set of translated and cluttered tasks is redrawn by `ram eval --seed S`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+
+from ..config import TaskConfig
+from . import mnist
+from .mnist import DataError, Digits, data_dir, load
+from .tasks import generator, place
+
+__all__ = ["DataError", "Digits", "Split", "TaskData", "data_dir", "load", "place", "to_float"]
+
+TRAIN, VAL, TEST = 1, 2, 3  # stream ids for seeding
+
+
+class Split(NamedTuple):
+    images: torch.Tensor  # uint8 [N, H, W]
+    labels: torch.Tensor  # int64 [N]
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W] -> float32 [B, 1, H, W] in [0, 1]."""
+    return images[:, None].float().div_(255.0)
+
+
+class TaskData:
+    def __init__(self, task: TaskConfig, *, seed: int, progress: bool = True, digits: Digits | None = None):
+        task.validate()
+        self.task = task
+        self.seed = seed
+        d = digits if digits is not None else mnist.load(task.dataset, progress=progress)
+        n_train = d.train_images.shape[0] - task.val_size
+        self.train = Split(d.train_images[:n_train], d.train_labels[:n_train])
+        self._val_digits = Split(d.train_images[n_train:], d.train_labels[n_train:])
+        self._test_digits = Split(d.test_images, d.test_labels)
+        self._cache: dict[tuple[int, int], Split] = {}
+
+    def _place(self, digits: torch.Tensor, gen: torch.Generator, pool_index: torch.Tensor | None) -> torch.Tensor:
+        t = self.task
+        return place(
+            digits,
+            canvas=t.canvas,
+            pieces=t.pieces,
+            piece_size=t.piece_size,
+            pool=self.train.images,
+            pool_index=pool_index,
+            gen=gen,
+        )
+
+    def _fixed(self, stream: int, digits: Split, seed: int) -> Split:
+        key = (stream, seed)
+        if key not in self._cache:
+            self._cache[key] = Split(self._place(digits.images, generator(seed, stream), None), digits.labels)
+        return self._cache[key]
+
+    def val(self) -> Split:
+        """The validation split, placed with the run's seed."""
+        return self._fixed(VAL, self._val_digits, self.seed)
+
+    def test(self, seed: int = 0) -> Split:
+        """The test set. Seed 0 is the standard one every reported number uses."""
+        return self._fixed(TEST, self._test_digits, seed)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return -(-self.train.images.shape[0] // batch_size)
+
+    def train_batches(
+        self, epoch: int, batch_size: int, *, start: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (float images [B, 1, H, W], labels [B]) for one epoch, from batch `start` on.
+
+        shard = (rank, world): each data-parallel rank takes every world-th batch of the same permutation.
+        """
+        n = self.train.images.shape[0]
+        order = torch.randperm(n, generator=generator(self.seed, TRAIN, epoch))
+        rank, world = shard
+        total = self.batches_per_epoch(batch_size)
+        # Ranks must take equally many steps or a collective hangs, so a ragged last round is dropped.
+        for b in range(start, total - total % world if world > 1 else total):
+            if b % world != rank:
+                continue
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            images = self._place(self.train.images[idx], generator(self.seed, TRAIN, epoch, b), idx)
+            yield to_float(images), self.train.labels[idx]

@@ -1,0 +1,72 @@
+"""Task builders: place 28x28 digits on a larger canvas, optionally with clutter. Vectorised, no loop per image.
+
+All images stay uint8 until a batch is fed to the model: clutter is added in int16 and clipped to 255, which is
+"add, then clip to [0, 1]" in pixel units.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DIGIT = 28
+
+
+def stream_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (run seed, split, epoch, batch...), stable across processes unlike hash()."""
+    h = 0x243F6A8885A308D3
+    for p in parts:
+        h = ((h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 29
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def generator(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(stream_seed(*parts))
+
+
+def _square_index(top: torch.Tensor, left: torch.Tensor, side: int, row_stride: int) -> torch.Tensor:
+    """Flat indices of side x side squares at (top, left), [...] -> [..., side * side], for a row stride."""
+    r = torch.arange(side)
+    offsets = (r[:, None] * row_stride + r[None, :]).flatten()
+    return (top * row_stride + left)[..., None] + offsets
+
+
+def place(
+    digits: torch.Tensor,
+    *,
+    canvas: int,
+    pieces: int = 0,
+    piece_size: int = 8,
+    pool: torch.Tensor | None = None,
+    pool_index: torch.Tensor | None = None,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """Put each digit at a uniformly random position on a blank canvas and add clutter.
+
+    digits: uint8 [N, 28, 28]. pool: uint8 [M, 28, 28], the training digits clutter is cut from (default: digits).
+    pool_index: [N] index of each digit inside the pool, so its clutter comes from *other* digits; None when the
+    digits are not in the pool (validation and test images). Returns uint8 [N, canvas, canvas].
+    """
+    N = digits.shape[0]
+    if canvas == DIGIT and pieces == 0:
+        return digits
+    top = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)
+    left = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)
+    out = torch.zeros(N, canvas * canvas, dtype=torch.int16)
+    out.scatter_(1, _square_index(top, left, DIGIT, canvas), digits.reshape(N, -1).to(torch.int16))
+    if pieces:
+        pool = digits if pool is None else pool
+        M = pool.shape[0]
+        if pool_index is None:
+            source = torch.randint(0, M, (N, pieces), generator=gen)
+        else:  # uniform over the pool minus the digit itself
+            source = (pool_index[:, None] + 1 + torch.randint(0, M - 1, (N, pieces), generator=gen)) % M
+        crop_top = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
+        crop_left = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
+        crops = pool.reshape(-1)[source[..., None] * DIGIT**2 + _square_index(crop_top, crop_left, piece_size, DIGIT)]
+        at_top = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
+        at_left = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
+        at = _square_index(at_top, at_left, piece_size, canvas).reshape(N, -1)
+        out.scatter_add_(1, at, crops.reshape(N, -1).to(torch.int16))
+        out.clamp_(max=255)
+    return out.to(torch.uint8).view(N, canvas, canvas)

@@ -1,0 +1,65 @@
+"""Load a model from a run folder or from the shipped pretrained weights (checked against their SHA-256)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import ConfigError, RunConfig
+from .model import build_model
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+def manifest() -> dict[str, dict]:
+    """name -> {"file", "sha256", "config", ...} for every shipped model."""
+    path = PRETRAINED / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_pretrained(name: str) -> tuple[torch.nn.Module, RunConfig]:
+    entries = manifest()
+    if name not in entries:
+        raise ConfigError(f"pretrained = {name!r}: unknown; shipped models are {', '.join(entries) or 'none'}")
+    entry = entries[name]
+    path = PRETRAINED / entry["file"]
+    if not path.is_file():
+        raise ckpt.CheckpointError(f"pretrained {name}: weights file {path} is missing from the installation")
+    digest = ckpt.sha256(path)
+    if digest != entry["sha256"]:
+        raise ckpt.CheckpointError(
+            f"pretrained {name}: {path} has SHA-256 {digest}, the manifest says {entry['sha256']}; "
+            "the file is corrupt or was replaced, reinstall the package"
+        )
+    cfg = RunConfig.from_dict(entry["config"])
+    model = build_model(cfg.model)
+    ckpt.load_weights(model, path)
+    return model.eval(), cfg
+
+
+def load_checkpoint(folder: Path) -> tuple[torch.nn.Module, RunConfig]:
+    """The best weights of a run folder written by `ram train`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ckpt.CheckpointError(f"checkpoint = {str(folder)!r}: no such run folder")
+    cfg = ckpt.read_config(folder)
+    model = build_model(cfg.model)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise ckpt.CheckpointError(f"checkpoint {folder} has no model.safetensors yet (no epoch finished)")
+    ckpt.load_weights(model, weights)
+    return model.eval(), cfg
+
+
+def load_run(*, checkpoint: Path | None = None, pretrained: str | None = None) -> tuple[torch.nn.Module, RunConfig, str]:
+    """Exactly one of checkpoint / pretrained. Returns (model in eval mode, its config, where it came from)."""
+    if (checkpoint is None) == (pretrained is None):
+        raise ConfigError("checkpoint/pretrained: give exactly one of --checkpoint DIR or --pretrained NAME")
+    if pretrained is not None:
+        model, cfg = load_pretrained(pretrained)
+        return model, cfg, f"pretrained:{pretrained}"
+    model, cfg = load_checkpoint(checkpoint)
+    return model, cfg, str(checkpoint)

@@ -1,0 +1,79 @@
+"""The small networks RAM is made of: glimpse net, recurrent core, and the heads. One nn.Module each."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GlimpseNet(nn.Module):
+    """g = ReLU(W_a h_g + W_b h_l), h_g = ReLU(W_g rho), h_l = ReLU(W_l l)  (paper, sec. 4).
+
+    The two output projections are one Linear on the concatenation [h_g, h_l], which is the same sum in one matmul.
+    """
+
+    def __init__(self, *, glimpse_pixels: int, what_size: int, where_size: int, out_size: int):
+        super().__init__()
+        self.what = nn.Linear(glimpse_pixels, what_size)
+        self.where = nn.Linear(2, where_size)
+        self.merge = nn.Linear(what_size + where_size, out_size)
+
+    def forward(self, patches: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+        """patches [B, S*C*g*g], locations [B, 2] -> g [B, out_size]."""
+        h = torch.cat((torch.relu(self.what(patches)), torch.relu(self.where(locations))), dim=1)
+        return torch.relu(self.merge(h))
+
+
+class ReLURNN(nn.Module):
+    """The paper's core for classification: h_t = ReLU(W_h h_{t-1} + W_g g_t), one Linear on [g, h]."""
+
+    def __init__(self, *, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.linear = nn.Linear(input_size + hidden_size, hidden_size)
+
+    def initial(self, batch: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device)
+
+    def forward(self, g: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.relu(self.linear(torch.cat((g, state), dim=1)))
+        return h, h
+
+
+class LSTMCore(nn.Module):
+    def __init__(self, *, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.cell = nn.LSTMCell(input_size, hidden_size)
+
+    def initial(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(batch, self.hidden_size, device=device)
+        return zeros, zeros
+
+    def forward(self, g, state):
+        h, c = self.cell(g, state)
+        return h, (h, c)
+
+
+class GRUCore(nn.Module):
+    def __init__(self, *, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.cell = nn.GRUCell(input_size, hidden_size)
+
+    def initial(self, batch: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device)
+
+    def forward(self, g, state):
+        h = self.cell(g, state)
+        return h, h
+
+
+CORES = {"rnn": ReLURNN, "lstm": LSTMCore, "gru": GRUCore}
+
+
+def make_core(kind: str, *, input_size: int, hidden_size: int) -> nn.Module:
+    """A recurrent core with `initial(batch, device) -> state` and `forward(g, state) -> (h, state)`."""
+    if kind not in CORES:
+        raise ValueError(f"core {kind!r} is not one of {sorted(CORES)}")
+    return CORES[kind](input_size=input_size, hidden_size=hidden_size)

@@ -1,0 +1,70 @@
+"""Named experiments. Each is a complete RunConfig; command-line flags override single fields."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+
+
+def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str):
+    model = dataclasses.replace(model, image_size=task.canvas)
+    return name, (RunConfig(preset=name, task=task, model=model, train=train), about)
+
+
+PRESETS: dict[str, tuple[RunConfig, str]] = dict(
+    [
+        _preset(
+            "mnist",
+            TaskConfig(dataset="mnist", canvas=28),
+            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "28x28 centred MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
+        ),
+        _preset(
+            "mnist-translated",
+            TaskConfig(dataset="mnist", canvas=60),
+            ModelConfig(glimpses=6, patch_size=12, scales=3, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "60x60 translated MNIST, 12x12 glimpses, 3 scales, 6 glimpses",
+        ),
+        _preset(
+            "mnist-cluttered",
+            TaskConfig(dataset="mnist", canvas=60, pieces=4),
+            ModelConfig(glimpses=8, patch_size=12, scales=3, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "60x60 cluttered MNIST (4 pieces of 8x8), 12x12 glimpses, 3 scales, 8 glimpses",
+        ),
+        _preset(
+            "mnist-cluttered-100",
+            TaskConfig(dataset="mnist", canvas=100, pieces=8),
+            ModelConfig(glimpses=8, patch_size=12, scales=4, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "100x100 cluttered MNIST (8 pieces of 8x8), 12x12 glimpses, 4 scales, 8 glimpses",
+        ),
+        _preset(
+            "fashion",
+            TaskConfig(dataset="fashion", canvas=28),
+            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "28x28 Fashion-MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
+        ),
+    ]
+)
+
+
+def get(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"preset = {name!r}: unknown; valid presets are {', '.join(PRESETS)}")
+    return PRESETS[name][0]
+
+
+def resolve(name: str, *, model: dict | None = None, train: dict | None = None) -> RunConfig:
+    """A preset with overrides (None values are ignored), validated."""
+    cfg = get(name)
+    model = {k: v for k, v in (model or {}).items() if v is not None}
+    train = {k: v for k, v in (train or {}).items() if v is not None}
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, **model), train=dataclasses.replace(cfg.train, **train)
+    )
+    return cfg.validate()

@@ -1,0 +1,356 @@
+"""Training and evaluation loops. No model maths here: that lives in model.py and losses.py.
+
+A run folder holds:
+  config.json        the resolved RunConfig (the model is rebuilt from it)
+  metrics.csv        one row per epoch
+  model.safetensors  the weights with the best validation error
+  last.pt            the full training state (weights, optimiser, step, RNG states), for --resume
+  test.json          the final test result of the best weights, as `ram eval --json` prints it
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import ConfigError, RunConfig, TrainConfig
+from .data import Split, TaskData, to_float
+from .data.tasks import stream_seed
+from .losses import hybrid
+from .model import build_model
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a resume that does not fit)."""
+
+
+def seed_everything(seed: int) -> None:
+    """The one place a run's randomness is fixed: python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device = {name!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device = {name!r}: CUDA is not available on this machine")
+    return device
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Cosine annealing from lr to lr_min over the whole run, or a constant."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = min(step / max(total_steps, 1), 1.0)
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig
+):
+    """One update on a batch, with M Monte-Carlo copies of each image. Returns (losses, gradient norm)."""
+    if cfg.mc_samples > 1:
+        images = images.repeat(cfg.mc_samples, 1, 1, 1)
+        labels = labels.repeat(cfg.mc_samples)
+    losses = hybrid(model(images, sample=True), labels, rl_weight=cfg.rl_weight)
+    optimizer.zero_grad(set_to_none=True)
+    losses.total.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else math.inf)
+    optimizer.step()
+    return losses, norm
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, *, mc_samples: int = 0) -> torch.Tensor:
+    """Class probabilities [B, classes] for float images [B, C, H, W].
+
+    mc_samples = 0 follows the policy means (deterministic); M > 0 averages the class probabilities of M sampled
+    episodes of each image.
+    """
+    if mc_samples <= 0:
+        return F.softmax(model(images, sample=False).logits, dim=1)
+    B = images.shape[0]
+    logits = model(images.repeat(mc_samples, 1, 1, 1), sample=True).logits
+    return F.softmax(logits, dim=1).view(mc_samples, B, -1).mean(0)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, split: Split, *, batch_size: int = 1000, mc_samples: int = 0, device=None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Error and accuracy (%) of a model on a split."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    n = split.images.shape[0]
+    for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
+        images = to_float(split.images[i : i + batch_size]).to(device)
+        probs = predict(model, images, mc_samples=mc_samples)
+        correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
+    model.train(was_training)
+    accuracy = 100.0 * correct / n
+    return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in a torchrun job; (0, 1) for a plain run."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "python": _py_state_to_plain(random.getstate()),
+    }
+
+
+def _py_state_to_plain(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    ckpt.atomic_write(path, buf.getvalue().encode())
+
+
+def fit(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+    checkpoint_every: float = 10.0,
+    detect_anomaly: bool = False,
+    data: TaskData | None = None,
+    hooks: list | None = None,
+) -> dict[str, Any]:
+    """Train a model as the config says, writing the run folder `out`. Returns the final test result.
+
+    checkpoint_every: minutes between mid-epoch checkpoints (the end of every epoch always writes one).
+    hooks: callables hook(event, **info) for epoch-end extras (pictures, TensorBoard); see ram.cli.
+    """
+    cfg.validate()
+    out = Path(out)
+    dist = Distributed.from_env()
+    dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    if dist.world > 1:
+        import torch.distributed as td
+
+        td.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if out.exists() and (out / "last.pt").exists() and not resume:
+        raise ckpt.CheckpointError(f"out = {str(out)!r} already holds a run: pass --resume to continue it, or pick another --out")
+
+    tc = cfg.train
+    seed_everything(tc.seed)  # the same initial weights on every rank
+    data = data or TaskData(cfg.task, seed=tc.seed, progress=progress and dist.main)
+    model = build_model(cfg.model).to(dev)
+    optimizer = make_optimizer(model, tc)
+    steps_per_epoch = data.batches_per_epoch(tc.batch_size) // dist.world
+    total_steps = steps_per_epoch * tc.epochs
+
+    state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best_val_error": math.inf, "history": [],
+                             "sums": None, "elapsed": 0.0}
+    if resume and (out / "last.pt").exists():
+        saved = ckpt.load_state(out / "last.pt")
+        if saved["config"] != cfg.to_dict():
+            raise TrainingError(f"--resume: the run in {out} was made with another config; see {out / 'config.json'}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
+        state = saved["loop"]
+    else:
+        if dist.world > 1:
+            seed_everything(rank_seed(tc.seed, dist.rank))  # per-rank sampling noise
+        if dist.main:
+            out.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+
+    net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
+
+    def save_last() -> None:
+        rng = _rng_state()
+        if dist.world > 1:
+            import torch.distributed as td
+
+            gathered = [None] * dist.world
+            td.all_gather_object(gathered, rng)
+            rng = gathered
+        if dist.main:
+            ckpt.save_state(out / "last.pt", {
+                "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": rng, "loop": state,
+            })
+
+    last_save = time.monotonic()
+    result: dict[str, Any] = {}
+    with torch.autograd.set_detect_anomaly(detect_anomaly):
+        while state["epoch"] < tc.epochs:
+            epoch = state["epoch"]
+            model.train()
+            sums = state["sums"] or {"loss": 0.0, "classify": 0.0, "reinforce": 0.0, "baseline": 0.0, "reward": 0.0,
+                                     "n": 0, "images": 0, "seconds": 0.0}
+            bar = tqdm(total=steps_per_epoch, initial=state["batch"] // dist.world, desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       disable=not (progress and dist.main), leave=False, unit="batch")
+            t0 = time.perf_counter()
+            lr = learning_rate(tc, state["step"], total_steps)
+            for images, labels in data.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
+                lr = learning_rate(tc, state["step"], total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                losses, norm = train_step(net, optimizer, images.to(dev), labels.to(dev), tc)
+                total = losses.total.item()
+                if not (math.isfinite(total) and math.isfinite(norm.item())):
+                    raise TrainingError(
+                        f"non-finite {'loss' if not math.isfinite(total) else 'gradient'} at step {state['step']} "
+                        f"(epoch {epoch + 1}, batch {state['batch'] + 1}): stopped; the last good checkpoint "
+                        f"{out / 'last.pt'} is kept. Try a lower --lr, or --detect-anomaly to find the op."
+                    )
+                state["step"] += 1
+                state["batch"] += dist.world
+                sums["loss"] += total
+                sums["classify"] += losses.classify.item()
+                sums["reinforce"] += losses.reinforce.item()
+                sums["baseline"] += losses.baseline.item()
+                sums["reward"] += losses.reward.mean().item()
+                sums["n"] += 1
+                sums["images"] += images.shape[0]
+                bar.update(1)
+                if sums["n"] % 25 == 0:
+                    seconds = sums["seconds"] + time.perf_counter() - t0
+                    bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", acc=f"{100 * sums['reward'] / sums['n']:.1f}",
+                                    img_s=f"{sums['images'] * dist.world / max(seconds, 1e-9):.0f}")
+                if time.monotonic() - last_save > checkpoint_every * 60:
+                    sums_now = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
+                    state["sums"] = sums_now
+                    save_last()
+                    last_save = time.monotonic()
+            bar.close()
+            sums["seconds"] += time.perf_counter() - t0
+            val = evaluate(model, data.val(), batch_size=tc.eval_batch_size, device=dev)
+            n = max(sums["n"], 1)
+            row = {
+                "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
+                "loss": round(sums["loss"] / n, 5), "classify": round(sums["classify"] / n, 5),
+                "reinforce": round(sums["reinforce"] / n, 5), "baseline": round(sums["baseline"] / n, 5),
+                "reward": round(sums["reward"] / n, 5), "train_error": round(100 * (1 - sums["reward"] / n), 3),
+                "val_error": val["error"], "seconds": round(sums["seconds"], 2),
+                "img_per_s": round(sums["images"] * dist.world / max(sums["seconds"], 1e-9), 1),
+            }
+            state["history"].append(row)
+            state["elapsed"] += sums["seconds"]
+            state.update(epoch=epoch + 1, batch=0, sums=None)
+            improved = val["error"] < state["best_val_error"]
+            if improved:
+                state["best_val_error"] = val["error"]
+            if dist.main:
+                if improved:
+                    ckpt.export_model(out, model, cfg)
+                _write_metrics(out / "metrics.csv", state["history"])
+                if progress:
+                    tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
+                               f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s")
+                for hook in hooks or []:
+                    hook("epoch", model=model, data=data, row=row, out=out)
+            save_last()
+            last_save = time.monotonic()
+
+        if dist.main:
+            best = build_model(cfg.model).to(dev)
+            ckpt.load_weights(best, out / "model.safetensors")
+            test = evaluate(best, data.test(0), batch_size=tc.eval_batch_size, device=dev, progress=progress)
+            result = describe(cfg, test, checkpoint=str(out), mc_samples=0, test_seed=0)
+            result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
+                          best_val_error=state["best_val_error"])
+            ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
+            for hook in hooks or []:
+                hook("end", model=best, data=data, row=state["history"][-1], out=out)
+    if dist.world > 1:
+        import torch.distributed as td
+
+        td.barrier()
+        td.destroy_process_group()
+    return result
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Each data-parallel rank samples its own locations."""
+    return stream_seed(seed, 0xD15, rank)
+
+
+def describe(cfg: RunConfig, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The record `ram eval --json` prints and results/ stores."""
+    return {
+        **metrics,
+        "preset": cfg.preset,
+        "model": cfg.model.kind,
+        "glimpses": cfg.model.glimpses if cfg.model.kind in ("ram", "random-glimpses") else 0,
+        "task": cfg.task.name,
+        "canvas": cfg.task.canvas,
+        "dataset": cfg.task.dataset,
+        **extra,
+    }

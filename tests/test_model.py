@@ -1,0 +1,115 @@
+"""RAM's structure and the hybrid loss's stop-gradients, proved with .grad."""
+
+import pytest
+import torch
+
+from ram.config import ConfigError, ModelConfig
+from ram.losses import hybrid, reinforce
+from ram.model import RAM, build_model
+
+
+def small(**kw) -> ModelConfig:
+    return ModelConfig(**{"image_size": 28, "glimpses": 3, "patch_size": 8, "scales": 2, **kw})
+
+
+def grads(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward(retain_graph=True)
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def nonzero(g):
+    return g is not None and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])
+def test_episode_shapes(core):
+    torch.manual_seed(0)
+    model = RAM(small(core=core))
+    ep = model(torch.rand(5, 1, 28, 28))
+    assert ep.logits.shape == (5, 10)
+    assert ep.step_logits.shape == (5, 3, 10)
+    assert torch.equal(ep.logits, ep.step_logits[:, -1])
+    assert ep.log_probs.shape == ep.baselines.shape == (5, 3)
+    assert ep.locations.shape == ep.means.shape == (5, 3, 2)
+    assert ep.locations.abs().max() <= 1
+
+
+def test_deterministic_mode_follows_the_mean():
+    torch.manual_seed(0)
+    model = RAM(small())
+    x = torch.rand(4, 1, 28, 28)
+    a, b = model(x, sample=False), model(x, sample=False)
+    assert torch.equal(a.locations, a.means.clamp(-1, 1))
+    assert torch.equal(a.logits, b.logits)
+    sampled = model(x, sample=True)
+    assert not torch.equal(sampled.locations, sampled.means)
+
+
+def test_stop_gradients():
+    """CE -> classifier, core, glimpse net only; REINFORCE -> policy only; baseline loss -> baseline only."""
+    torch.manual_seed(0)
+    model = RAM(small())
+    ep = model(torch.rand(8, 1, 28, 28))
+    labels = torch.randint(0, 10, (8,))
+    losses = hybrid(ep, labels)
+
+    g = grads(model, losses.classify)
+    for name, grad in g.items():
+        if name.startswith(("classifier", "core", "glimpse_net")):
+            assert nonzero(grad), name
+        else:
+            assert grad is None or grad.abs().sum() == 0, name
+
+    g = grads(model, losses.reinforce)
+    for name, grad in g.items():
+        if name.startswith("policy"):
+            assert nonzero(grad), name
+        else:
+            assert grad is None or grad.abs().sum() == 0, name
+
+    g = grads(model, losses.baseline)
+    for name, grad in g.items():
+        if name.startswith("baseline"):
+            assert nonzero(grad), name
+        else:
+            assert grad is None or grad.abs().sum() == 0, name
+
+
+def test_reinforce_sign():
+    """A rewarded action above the baseline has its log-probability pushed up."""
+    log_probs = torch.zeros(2, 1, requires_grad=True)
+    loss = reinforce(log_probs, torch.full((2, 1), 0.5), torch.tensor([1.0, 0.0]))
+    loss.backward()
+    assert log_probs.grad[0, 0] < 0 < log_probs.grad[1, 0]
+
+
+def test_reward_is_final_correctness():
+    torch.manual_seed(0)
+    model = RAM(small())
+    ep = model(torch.rand(6, 1, 28, 28))
+    labels = ep.logits.argmax(1).clone()
+    labels[:3] = (labels[:3] + 1) % 10
+    assert hybrid(ep, labels).reward.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("kind", ["fc", "convnet", "random-glimpses"])
+def test_baselines_train_with_the_same_loss(kind):
+    torch.manual_seed(0)
+    model = build_model(small(kind=kind, image_size=60, patch_size=12))
+    ep = model(torch.rand(4, 1, 60, 60))
+    assert ep.logits.shape == (4, 10)
+    losses = hybrid(ep, torch.randint(0, 10, (4,)))
+    assert torch.isfinite(losses.total)
+    losses.total.backward()
+    assert any(nonzero(p.grad) for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [("glimpses", 0, "glimpses = 0"), ("std", -0.1, "std = -0.1"), ("patch_size", 40, "larger than the 28x28"),
+     ("core", "transformer", "core = 'transformer'"), ("scales", 0, "scales = 0")],
+)
+def test_bad_model_config_names_field_and_value(field, value, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        RAM(small(**{field: value}))
