@@ -111,9 +111,11 @@ class Eval:
     """Print one JSON object."""
     device: str = "auto"
     batch_size: int = 1000
+    out_file: Path | None = None
+    """Also write the JSON result to this file (atomically)."""
 
     def run(self) -> None:
-        from .hub import load_run
+        from .hub import load_run, run_info
         from .train import describe, evaluate, resolve_device, seed_everything
 
         _positive("batch_size", self.batch_size)
@@ -132,7 +134,11 @@ class Eval:
         metrics = evaluate(model, split, batch_size=self.batch_size, mc_samples=self.mc_samples, device=device,
                            progress=not self.json)
         result = describe(cfg, metrics, checkpoint=source, mc_samples=self.mc_samples, test_seed=self.seed,
-                          split=self.split)
+                          split=self.split, **run_info(self.checkpoint, self.pretrained))
+        if self.out_file:
+            from .checkpoint import atomic_write
+
+            atomic_write(self.out_file, (json.dumps(result, indent=2) + "\n").encode())
         if self.json:
             print(json.dumps(result))
         else:
@@ -182,12 +188,64 @@ class Presets:
                   f"batch {t.batch_size}, M {t.mc_samples}, {t.epochs} epochs")
 
 
+@dataclass
+class Reproduce:
+    """Retrain rows of the paper's tables from scratch with their recipes (`ram reproduce all`, or a row name)."""
+
+    row: tyro.conf.Positional[str | None] = None
+    """A row name (see --list) or `all`."""
+    dry_run: bool = False
+    """Print the commands instead of running them."""
+    list: bool = False
+    """List the rows with the paper's numbers."""
+
+    def run(self) -> None:
+        import shlex
+        import subprocess
+
+        from .results import BY_NAME, ROWS, reproduce_commands
+
+        if self.list:
+            for r in ROWS:
+                print(f"{r.name:<30} paper A {r.paper_a if r.paper_a is not None else '-':>6}  "
+                      f"B {r.paper_b if r.paper_b is not None else '-':>6}  {r.note}")
+            return
+        if self.row is None:
+            raise ConfigError("row: give a row name or `all` (see ram reproduce --list)")
+        if self.row != "all" and self.row not in BY_NAME:
+            raise ConfigError(f"row = {self.row!r}: unknown; rows are all, {', '.join(BY_NAME)}")
+        rows = ROWS if self.row == "all" else [BY_NAME[self.row]]
+        for row in rows:
+            for command in reproduce_commands(row):
+                print(shlex.join(command), flush=True)
+                if not self.dry_run:
+                    subprocess.run(command, check=True)
+
+
+@dataclass
+class Results:
+    """Regenerate the README's results table from results/*.json."""
+
+    results: Path = Path("results")
+    readme: Path = Path("README.md")
+
+    def run(self) -> None:
+        from .results import load_results, table, update_readme
+
+        if not self.readme.is_file():
+            raise ConfigError(f"readme = {str(self.readme)!r}: no such file")
+        changed = update_readme(self.readme, self.results)
+        print(table(load_results(self.results)))
+        print(f"{self.readme}: {'updated' if changed else 'already up to date'}")
+
+
 def _positive(name: str, value) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{name} = {value!r}: must be > 0")
 
 
-COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets}
+COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
+            "results": Results}
 
 
 def main(argv: list[str] | None = None) -> int:

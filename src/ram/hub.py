@@ -63,3 +63,36 @@ def load_run(*, checkpoint: Path | None = None, pretrained: str | None = None) -
         return model, cfg, f"pretrained:{pretrained}"
     model, cfg = load_checkpoint(checkpoint)
     return model, cfg, str(checkpoint)
+
+
+def run_info(source_folder: Path | None = None, pretrained: str | None = None) -> dict:
+    """Epochs and training wall time of a run, for results: from a run's test.json or the manifest."""
+    if pretrained is not None:
+        entry = manifest().get(pretrained, {})
+        return {k: entry[k] for k in ("epochs", "train_seconds") if k in entry} | {"pretrained": pretrained}
+    path = Path(source_folder) / "test.json" if source_folder else None
+    if path and path.is_file():
+        test = json.loads(path.read_text())
+        return {k: test[k] for k in ("epochs", "train_seconds") if k in test}
+    return {}
+
+
+def publish(folder: Path, name: str) -> dict:
+    """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256."""
+    folder = Path(folder)
+    model, cfg = load_checkpoint(folder)  # proves the weights load before they are shipped
+    test = json.loads((folder / "test.json").read_text())
+    PRETRAINED.mkdir(parents=True, exist_ok=True)
+    target = PRETRAINED / f"{name}.safetensors"
+    ckpt.atomic_write(target, (folder / "model.safetensors").read_bytes())
+    entries = manifest()
+    entries[name] = {
+        "file": target.name,
+        "sha256": ckpt.sha256(target),
+        "test_error": test["error"],
+        "epochs": test.get("epochs"),
+        "train_seconds": test.get("train_seconds"),
+        "config": cfg.to_dict(),
+    }
+    ckpt.atomic_write(PRETRAINED / "manifest.json", (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
+    return entries[name]

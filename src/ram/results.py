@@ -1,0 +1,128 @@
+"""The paper's tables, the rows this project reproduces, and the README table generated from results/*.json.
+
+The paper's numbers circulate in two versions: set A (arXiv v1, quoted by most repositories) and set B (the NIPS
+version). Test error in %; None where a version gives no number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    preset: str
+    model: str = "ram"
+    glimpses: int = 0
+    paper_a: float | None = None
+    paper_b: float | None = None
+    note: str = ""
+
+    def train_args(self) -> list[str]:
+        args = ["--preset", self.preset]
+        if self.model != "ram":
+            args += ["--model", self.model]
+        if self.glimpses:
+            args += ["--glimpses", str(self.glimpses)]
+        return args
+
+
+def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "") -> Row:
+    return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note)
+
+
+ROWS: list[Row] = [
+    _ram("mnist", 2, 6.27, 3.79),
+    _ram("mnist", 3, None, 1.51),
+    _ram("mnist", 4, 1.73, 1.54),
+    _ram("mnist", 5, None, 1.34),
+    _ram("mnist", 6, 1.29, 1.12),
+    _ram("mnist", 7, None, 1.07),
+    Row("mnist-fc", "mnist", "fc", 0, 1.35, 1.69, "FC, 2 layers of 256"),
+    Row("mnist-convnet", "mnist", "convnet", 0, None, 1.21, "convnet, 2 layers"),
+    _ram("mnist-translated", 4, 2.29, 1.54),
+    _ram("mnist-translated", 6, 1.86, 1.22),
+    _ram("mnist-translated", 8, 1.84, 1.20),
+    Row("mnist-translated-fc", "mnist-translated", "fc", 0, 2.63, 2.63, "FC, 2 layers of 256"),
+    Row("mnist-translated-convnet", "mnist-translated", "convnet", 0, 1.62, 1.62, "convnet, 2 layers"),
+    _ram("mnist-cluttered", 4, None, 4.96),
+    _ram("mnist-cluttered", 6, None, 4.08),
+    _ram("mnist-cluttered", 8, 5.23, 4.04),
+    Row("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 8, 14.4, 14.4, "8 random glimpses"),
+    Row("mnist-cluttered-fc", "mnist-cluttered", "fc", 0, 11.96, 11.96, "FC, 2 layers of 256"),
+    Row("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 0, 8.09, 8.09, "convnet, 2 layers"),
+    _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4"),
+    _ram("mnist-cluttered-100", 6, 11.58, None),
+    _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1"),
+    Row("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", 0, None, 15.0, "convnet: about 14-16"),
+]
+BY_NAME = {r.name: r for r in ROWS}
+
+TASK_TITLES = {
+    "mnist": "28x28 MNIST",
+    "mnist-translated": "60x60 translated MNIST",
+    "mnist-cluttered": "60x60 cluttered MNIST (4 pieces)",
+    "mnist-cluttered-100": "100x100 cluttered MNIST (8 pieces)",
+}
+
+
+def load_results(folder: Path) -> dict[str, dict]:
+    """results/ROW.json files, each the output of `ram eval --json`, keyed by row name."""
+    out = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        out[path.stem] = json.loads(path.read_text())
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def table(results: dict[str, dict]) -> str:
+    """A Markdown table: one line per row that has a result, beside paper A and B."""
+    lines = [
+        "| task | model | this project | paper A | paper B | epochs | train time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        r = results.get(row.name)
+        if r is None:
+            continue
+        model = f"RAM, {row.glimpses} glimpses" if row.model == "ram" else (row.note or row.model)
+        pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+        lines.append(
+            f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | {_fmt(row.paper_a)} | "
+            f"{_fmt(row.paper_b)} | {r.get('epochs', '–')} | {_duration(r.get('train_seconds'))} |"
+        )
+    return "\n".join(lines)
+
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(readme: Path, results_dir: Path) -> bool:
+    """Rewrite the table between the markers; returns whether the file changed."""
+    text = readme.read_text()
+    block = f"{START}\n{table(load_results(results_dir))}\n{END}"
+    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results") -> list[list[str]]:
+    out = f"{out_root}/{row.name}"
+    return [
+        ["ram", "train", *row.train_args(), "--out", out],
+        ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"],
+    ]
