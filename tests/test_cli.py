@@ -1,0 +1,86 @@
+"""The `ram` command end to end, in-process, on small synthetic digits (the real-data path is tested in test_data_*)."""
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+
+import ram.data.mnist
+from ram.cli import main
+from ram.data import Digits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_digits(monkeypatch):
+    """10,300 training images, so the default 10k validation split leaves 300 to train on."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (10_300,), generator=g)
+    # a learnable signal: the label's brightness in a label-dependent column band
+    images = torch.zeros(10_300, 28, 28, dtype=torch.uint8)
+    images[torch.arange(10_300), :, labels * 2 + 4] = 255
+    test_labels = torch.arange(500) % 10
+    test = torch.zeros(500, 28, 28, dtype=torch.uint8)
+    test[torch.arange(500), :, test_labels * 2 + 4] = 255
+    digits = Digits(images, labels, test, test_labels)
+    monkeypatch.setattr(ram.data.mnist, "load", lambda name="mnist", **kw: digits)
+    return digits
+
+
+def test_presets_lists_every_name(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mnist", "mnist-translated", "mnist-cluttered", "mnist-cluttered-100", "fashion"):
+        assert re.search(rf"^{re.escape(name)}\s", out, re.M), name
+
+
+def test_train_then_eval_json(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--epochs", "2", "--glimpses", "2", "--threads", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    for name in ("config.json", "metrics.csv", "model.safetensors", "last.pt", "test.json"):
+        assert (out / name).is_file(), name
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"error", "accuracy", "n", "preset", "glimpses"} <= set(result)
+    assert result["n"] == 500 and result["preset"] == "mnist" and result["glimpses"] == 2
+    assert result["error"] == pytest.approx(100 - result["accuracy"])
+    assert result["error"] == json.loads((out / "test.json").read_text())["error"]  # same weights, same set
+
+
+def test_eval_monte_carlo_is_reproducible(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--epochs", "1", "--glimpses", "2", "--out", str(out), "--no-progress"])
+    capsys.readouterr()
+    runs = []
+    for _ in range(2):
+        main(["eval", "--checkpoint", str(out), "--json", "--mc-samples", "4", "--seed", "3"])
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1] and runs[0]["mc_samples"] == 4
+
+
+def test_bench_json(tiny_digits, capsys):
+    assert main(["bench", "--json", "--seconds", "0.2", "--repeats", "1", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["train_images_per_s"] > 0 and result["eval_images_per_s"] > 0
+    assert 5 < result["train_mflop_per_image"] < 10  # ~7.4 MFLOP for the 6-glimpse 28x28 model
+
+
+def test_reproduce_dry_run_prints_commands(capsys):
+    assert main(["reproduce", "mnist-translated-g8", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert shlex.split(lines[0])[:6] == ["ram", "train", "--preset", "mnist-translated", "--glimpses", "8"]
+    assert "results/mnist-translated-g8.json" in lines[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = next(line.split("#")[0].strip() for line in readme.splitlines() if "pytest" in line and "pip" in line)
+    assert command in ci
