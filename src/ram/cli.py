@@ -239,13 +239,51 @@ class Results:
         print(f"{self.readme}: {'updated' if changed else 'already up to date'}")
 
 
+@dataclass
+class Viz:
+    """Draw where a trained model looks: tracks.png, glimpses.png and glimpses.gif in --out."""
+
+    out: Path
+    """Folder for the pictures (made if missing)."""
+    checkpoint: Path | None = None
+    """A run folder written by `ram train`."""
+    pretrained: str | None = None
+    """A shipped model."""
+    n: int = 16
+    """Images in tracks.png (glimpses.png shows the first 3 of them, glimpses.gif the first 4)."""
+    split: Literal["test", "val"] = "test"
+    seed: int = 0
+    """Seed of the generated test set, as in `ram eval`, and of which images are drawn (0: the first n)."""
+
+    def run(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"n = {self.n}: must be >= 1")
+        if self.seed < 0:
+            raise ConfigError(f"seed = {self.seed}: must be >= 0")
+        from .data import TaskData
+        from .hub import load_run
+        from .train import seed_everything
+        from .viz import render
+
+        model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
+        if cfg.model.kind not in ("ram", "random-glimpses"):
+            field, value = ("pretrained", self.pretrained) if self.pretrained else ("checkpoint", str(self.checkpoint))
+            raise ConfigError(f"{field} = {value!r}: a {cfg.model.kind} model reads the whole image and takes no "
+                              "glimpses, so there is nothing to draw; viz needs a ram or random-glimpses model")
+        data = TaskData(cfg.task, seed=cfg.train.seed)
+        split = data.test(self.seed) if self.split == "test" else data.val()
+        seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
+        for path in render(model, split, self.out, n=self.n, seed=self.seed):
+            print(path)
+
+
 def _positive(name: str, value) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{name} = {value!r}: must be > 0")
 
 
 COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
-            "results": Results}
+            "results": Results, "viz": Viz}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,476 @@
+"""Pictures of what a model does: where it looks, what it sees, what it guesses, and how its training went.
+
+Every function returns a matplotlib `Figure` or writes a file. Nothing opens a window: figures are made with
+`matplotlib.figure.Figure` and rendered by Agg, so pyplot's global state is never touched. `trace` runs a model
+once on a batch, and every picture of that batch is drawn from the one `Trace`, so the pictures agree with each other.
+
+Geometry follows ram.sensor. Scale k of a glimpse at (x, y) is the square of side s = patch_size * 2**k whose top-left
+pixel is (round(u) - s // 2, round(v) - s // 2), with (u, v) = ((x + 1) / 2 * W, (y + 1) / 2 * H). Images are drawn
+with pixel j spanning [j, j + 1) (`extent=(0, W, H, 0)`), so that square is exactly the rectangle (x0, y0, s, s).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image, ImageDraw, ImageFont
+
+from . import sensor
+from .checkpoint import atomic_write
+from .config import ConfigError
+from .data import Split, to_float
+
+RIGHT = (0.13, 0.75, 0.22)  # boxes, titles and frames of a right guess
+WRONG = (0.9, 0.12, 0.12)  # ... and of a wrong one
+PATH = (0.25, 0.8, 1.0)  # the line joining the glimpses and the step numbers: neither green nor red
+DPI = 100
+GIF_HEADER = 46  # pixels of text above each image in a GIF frame
+
+
+class Trace(NamedTuple):
+    """What a model did on a batch, on the CPU, ready to draw. B images, T glimpses, K classes."""
+
+    images: torch.Tensor  # float [B, C, H, W] in [0, 1]
+    labels: torch.Tensor  # int64 [B]
+    locations: torch.Tensor  # [B, T, 2] (x, y) in [-1, 1], where each glimpse was read
+    probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
+    patch_size: int
+    scales: int
+
+    @property
+    def preds(self) -> torch.Tensor:
+        """[B] the final guess."""
+        return self.probs[:, -1].argmax(-1)
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """[B] bool: the final guess is the label."""
+        return self.preds == self.labels
+
+
+def takes_glimpses(model: torch.nn.Module) -> bool:
+    """fc and convnet read the whole image: they have no locations to draw."""
+    return getattr(model.cfg, "kind", "ram") in ("ram", "random-glimpses")
+
+
+@torch.no_grad()
+def trace(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Trace:
+    """Run a glimpse model on images (uint8 [B, H, W] or float [B, C, H, W]) following its policy means.
+
+    The model is run in eval mode with sample=False, so the picture shows the deterministic policy; its mode is
+    restored afterwards (this is called from training hooks).
+    """
+    if not takes_glimpses(model):
+        raise ConfigError(
+            f"model = {model.cfg.kind!r}: it reads the whole image and takes no glimpses, so there is nothing to draw; "
+            "pictures need a ram or random-glimpses model"
+        )
+    floats = to_float(images) if images.dtype == torch.uint8 else images.float()
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        ep = model(floats.to(device), sample=False)
+    finally:
+        model.train(was_training)
+    return Trace(
+        images=floats.cpu(),
+        labels=torch.as_tensor(labels).long().cpu(),
+        locations=ep.locations.float().cpu(),
+        probs=F.softmax(ep.step_logits.float(), dim=-1).cpu(),
+        patch_size=model.cfg.patch_size,
+        scales=model.cfg.scales,
+    )
+
+
+def boxes(locations: torch.Tensor, *, patch_size: int, scales: int, height: int, width: int) -> torch.Tensor:
+    """The squares the sensor reads: locations [..., 2] -> int64 [..., scales, 3] as (x0, y0, side) in pixels.
+
+    Computed exactly as ram.sensor.read does, so a box is the set of pixels the model saw at that scale.
+    """
+    scale = torch.tensor([width / 2, height / 2], dtype=locations.dtype)
+    centre = torch.floor((locations + 1) * scale + 0.5).long()  # [..., 2]
+    sides = patch_size * 2 ** torch.arange(scales)  # [scales]
+    corner = centre[..., None, :] - (sides // 2)[:, None]  # [..., scales, 2]
+    return torch.cat([corner, sides[:, None].expand_as(corner[..., :1])], dim=-1)
+
+
+def _pixels(t: Trace, locations: torch.Tensor) -> torch.Tensor:
+    """(u, v) pixel coordinates of locations [..., 2]."""
+    H, W = t.images.shape[-2:]
+    return (locations + 1) / 2 * torch.tensor([W, H], dtype=locations.dtype)
+
+
+def _rgb(image: torch.Tensor) -> np.ndarray:
+    """float [C, H, W] in [0, 1] -> float [H, W, 3]."""
+    image = image.clamp(0, 1)
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    return image[:3].permute(1, 2, 0).numpy()
+
+
+def _hue(right: bool) -> tuple[float, float, float]:
+    return RIGHT if right else WRONG
+
+
+def _frame(ax, colour, width: float = 3.0) -> None:
+    """A coloured border around an axes: right or wrong, readable at a glance."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(width)
+
+
+def _draw_track(ax, t: Trace, i: int) -> None:
+    """Image i with the boxes of every scale of every glimpse, the path between them and the step numbers."""
+    H, W = t.images.shape[-2:]
+    T = t.locations.shape[1]
+    colour = _hue(bool(t.correct[i]))
+    ax.imshow(_rgb(t.images[i]), extent=(0, W, H, 0), interpolation="nearest", vmin=0, vmax=1)
+    sq = boxes(t.locations[i], patch_size=t.patch_size, scales=t.scales, height=H, width=W)  # [T, S, 3]
+    for step in range(T):
+        # Later glimpses are drawn stronger, so the order still reads where boxes overlap.
+        alpha = 0.45 + 0.55 * (step + 1) / T
+        for k in range(t.scales):
+            x0, y0, s = sq[step, k].tolist()
+            finest = k == 0
+            ax.add_patch(Rectangle((x0, y0), s, s, fill=False, edgecolor=colour,
+                                   alpha=alpha if finest else alpha * 0.55, linewidth=2.4 if finest else 1.0,
+                                   linestyle="-" if finest else (0, (4, 2))))
+    uv = _pixels(t, t.locations[i]).numpy()
+    ax.plot(uv[:, 0], uv[:, 1], "-", color=PATH, linewidth=1.3, alpha=0.9)
+    for step, (u, v) in enumerate(uv):
+        ax.text(u, v, str(step + 1), ha="center", va="center", fontsize=7, fontweight="bold", color="black",
+                bbox=dict(boxstyle="circle,pad=0.18", facecolor=PATH, edgecolor="none", alpha=0.95))
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+
+
+def tracks(t: Trace, *, n: int = 16, cols: int | None = None) -> Figure:
+    """A grid of the first n images, each with its glimpse path, the boxes of every scale and numbered steps.
+
+    Boxes, title and frame are green where the final guess is right and red where it is wrong. The finest scale is
+    the thick solid box; coarser scales are thin dashed ones.
+    """
+    n = min(n, t.images.shape[0])
+    if n < 1:
+        raise ValueError(f"n = {n}: must be >= 1")
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(2.3 * cols, 2.5 * rows), dpi=DPI)
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _draw_track(ax, t, i)
+        colour = _hue(bool(t.correct[i]))
+        _frame(ax, colour)
+        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=colour, fontsize=10, fontweight="bold")
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.35 / (2.5 * rows), wspace=0.08, hspace=0.3)
+    return fig
+
+
+def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
+    """For each of the first n images: the image with its track, then one column per glimpse showing each scale's
+    patch as the model receives it (g x g, drawn with nearest-pixel upsampling) and the class probabilities after it.
+    """
+    n = min(n, t.images.shape[0])
+    if n < 1:
+        raise ValueError(f"n = {n}: must be >= 1")
+    _, T, K = t.probs.shape
+    S = t.scales
+    # [T, n, S, C, g, g]: what the glimpse network was given at every step
+    patches = torch.stack([
+        sensor.glimpse(t.images[:n], t.locations[:n, step], t.patch_size, S) for step in range(T)
+    ])
+    cell = 1.25
+    fig = Figure(figsize=(cell * (T + 2.1), n * cell * (S + 1.1) + 0.2), dpi=DPI)
+    sub = fig.subfigures(n, 1, hspace=0.02)
+    for i, sf in enumerate(np.atleast_1d(sub)):
+        right = bool(t.correct[i])
+        # Column 1 (empty) keeps the scale labels of the first patch column off the overview image.
+        gs = sf.add_gridspec(S + 1, T + 2, width_ratios=[1.8, 0.3] + [1] * T, height_ratios=[1] * S + [1.1],
+                             left=0.01, right=0.99, top=0.88, bottom=0.1, wspace=0.12, hspace=0.2)
+        ax = sf.add_subplot(gs[:, 0])
+        _draw_track(ax, t, i)
+        _frame(ax, _hue(right))
+        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=_hue(right), fontsize=10,
+                     fontweight="bold")
+        for step in range(T):
+            for k in range(S):
+                a = sf.add_subplot(gs[k, step + 2])
+                a.imshow(_rgb(patches[step, i, k]), interpolation="nearest", vmin=0, vmax=1)
+                a.set_xticks([])
+                a.set_yticks([])
+                if k == 0:
+                    a.set_title(f"glimpse {step + 1}", fontsize=9)
+                if step == 0:
+                    side = t.patch_size * 2**k
+                    a.set_ylabel(f"{side}x{side}", fontsize=8)
+            p = t.probs[i, step]
+            top = int(p.argmax())
+            hit = top == int(t.labels[i])
+            a = sf.add_subplot(gs[S, step + 2])
+            colours = ["0.75"] * K
+            colours[top] = _hue(hit)
+            a.bar(range(K), p.numpy(), color=colours, width=0.8)
+            a.set_yticks([])
+            a.set_xticks(range(K))
+            a.set_xticklabels([str(c) for c in range(K)], fontsize=5)
+            a.tick_params(length=0, pad=1)
+            for side in ("top", "right", "left"):
+                a.spines[side].set_visible(False)
+            a.text(0.5, 0.97, f"{top}: {float(p[top]):.0%}", transform=a.transAxes, ha="center", va="top",
+                   fontsize=8, color=_hue(hit), fontweight="bold")
+            a.set_ylim(0, 1.3)  # headroom for that label
+    return fig
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the small bitmap font
+        return ImageFont.load_default()
+
+
+def _rgb255(colour) -> tuple[int, int, int]:
+    return tuple(round(255 * c) for c in colour)
+
+
+def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image]:
+    """One RGB frame per glimpse with the first n images side by side.
+
+    Each image is upscaled `zoom` times (default: to about 300 pixels, 2..8 times) and shows the path so far with
+    numbered steps, the boxes of every scale of the current glimpse (finest thick), and above it the current guess,
+    green when it is right and red when it is wrong. Image i's panel starts at x = i * (W * zoom + 8), and its image
+    at y = GIF_HEADER.
+    """
+    n = min(n, t.images.shape[0])
+    if n < 1:
+        raise ValueError(f"n = {n}: must be >= 1")
+    H, W = t.images.shape[-2:]
+    T = t.locations.shape[1]
+    z = zoom or max(2, min(8, round(300 / max(H, W))))
+    gap = 8
+    width, height = n * W * z + (n - 1) * gap, GIF_HEADER + H * z
+    big = [Image.fromarray((_rgb(t.images[i]) * 255).round().astype(np.uint8)).resize((W * z, H * z), Image.NEAREST)
+           for i in range(n)]
+    sq = boxes(t.locations[:n], patch_size=t.patch_size, scales=t.scales, height=H, width=W) * z  # [n, T, S, 3]
+    uv = (_pixels(t, t.locations[:n]) * z).numpy()  # [n, T, 2]
+    font, small = _font(15), _font(12)
+    path = _rgb255(PATH)
+    out = []
+    for step in range(T):
+        frame = Image.new("RGB", (width, height), (24, 24, 24))
+        draw = ImageDraw.Draw(frame)
+        for i in range(n):
+            left = i * (W * z + gap)
+            p = t.probs[i, step]
+            guess = int(p.argmax())
+            colour = _rgb255(_hue(guess == int(t.labels[i])))
+            draw.text((left + 4, 3), f"glimpse {step + 1}/{T}   true {int(t.labels[i])}", fill=(230, 230, 230),
+                      font=small)
+            draw.text((left + 4, 21), f"guess {guess}  ({float(p[guess]):.0%})", fill=colour, font=font)
+            # Drawn on the image alone, so boxes reaching past its edge are cut there and never cover the text.
+            panel = big[i].copy()
+            pen = ImageDraw.Draw(panel)
+            for k in reversed(range(t.scales)):  # coarsest first, so the finest stays on top
+                x0, y0, s = sq[i, step, k].tolist()
+                pen.rectangle((x0, y0, x0 + s - 1, y0 + s - 1), outline=colour, width=3 if k == 0 else 1)
+            pts = [(float(u), float(v)) for u, v in uv[i, : step + 1]]
+            if len(pts) > 1:
+                pen.line(pts, fill=path, width=2)
+            for j, (u, v) in enumerate(pts):
+                r = 8
+                pen.ellipse((u - r, v - r, u + r, v + r), fill=path if j == step else (24, 24, 24), outline=path,
+                            width=2)
+                pen.text((u, v), str(j + 1), fill=(0, 0, 0) if j == step else path, font=small, anchor="mm")
+            frame.paste(panel, (left, GIF_HEADER))
+        out.append(frame)
+    return out
+
+
+def animate(t: Trace, path: Path, *, n: int = 4, zoom: int | None = None, step_ms: int = 700,
+            hold_ms: int = 2500) -> Path:
+    """Write `frames` as a looping GIF (Pillow): step_ms per glimpse, the last frame held for hold_ms."""
+    shots = frames(t, n=n, zoom=zoom)
+    durations = [step_ms] * (len(shots) - 1) + [hold_ms]
+    buf = io.BytesIO()
+    shots[0].save(buf, format="GIF", save_all=True, append_images=shots[1:], duration=durations, loop=0,
+                  disposal=1)
+    atomic_write(Path(path), buf.getvalue())
+    return Path(path)
+
+
+LOSSES = (("loss", "total"), ("classify", "classify"), ("reinforce", "reinforce"), ("baseline", "baseline"))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
+    """Losses (total, classify, reinforce, baseline), train and validation error, and reward against epoch.
+
+    metrics: the rows of a run's metrics.csv (dicts; values may be strings) or the path of that file.
+    """
+    rows = read_metrics(Path(metrics)) if isinstance(metrics, (str, Path)) else list(metrics)
+    if not rows:
+        raise ValueError("metrics: no rows yet (no epoch finished)")
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(r[name]) for r in rows])
+
+    epoch = column("epoch")
+    fig = Figure(figsize=(13, 3.6), dpi=DPI)
+    ax_loss, ax_err, ax_rew = fig.subplots(1, 3)
+    for key, label in LOSSES:
+        ax_loss.plot(epoch, column(key), label=label, linewidth=2.2 if key == "loss" else 1.4)
+    ax_loss.axhline(0, color="0.6", linewidth=0.8)
+    ax_loss.set_title("loss")
+    ax_loss.legend(fontsize=8)
+    train, val = column("train_error"), column("val_error")
+    ax_err.plot(epoch, train, label="train (sampled)", linewidth=1.4)
+    ax_err.plot(epoch, val, label="validation", linewidth=2.2)
+    best = int(val.argmin())
+    ax_err.plot(epoch[best], val[best], "o", color="black", markersize=4)
+    ax_err.annotate(f"best {val[best]:.2f}% (epoch {int(epoch[best])})", (epoch[best], val[best]),
+                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    if (np.concatenate([train, val]) > 0).all():
+        ax_err.set_yscale("log")
+        # Plain numbers (0.5, 1, 2, 5, 10) instead of 5x10^-1: errors are read as percentages.
+        ax_err.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_err.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
+    ax_err.set_title("error (%)")
+    ax_err.legend(fontsize=8)
+    ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6)
+    ax_rew.set_title("reward (mean, sampled episodes)")
+    for ax in (ax_loss, ax_err, ax_rew):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write a figure (format from the suffix) atomically: a reader never sees half a picture."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=fig.dpi, facecolor="white")
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def to_array(fig: Figure) -> np.ndarray:
+    """Render a figure with Agg: uint8 [H, W, 3]."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def pick(split: Split, n: int, *, seed: int = 0) -> Split:
+    """n images of a split: the first n for seed 0, else n drawn at random with that seed."""
+    N = split.images.shape[0]
+    n = min(n, N)
+    index = torch.arange(n) if seed == 0 else torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n]
+    return Split(split.images[index], split.labels[index])
+
+
+def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed: int = 0) -> list[Path]:
+    """tracks.png (n images), glimpses.png (the first 3) and glimpses.gif (the first 4) into the folder out."""
+    if n < 1:
+        raise ConfigError(f"n = {n}: must be >= 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = pick(split, max(n, 4), seed=seed)
+    t = trace(model, images, labels)
+    return [
+        save(tracks(t, n=n), out / "tracks.png"),
+        save(glimpse_panels(t, n=3), out / "glimpses.png"),
+        animate(t, out / "glimpses.gif", n=4),
+    ]
+
+
+CURVES_EVERY_S = 30.0
+
+
+def run_pictures_hook(event: str, *, model: torch.nn.Module, data, row: dict[str, Any], out: Path, **_) -> None:
+    """A `fit` hook. After an epoch: curves.png from metrics.csv, at most every CURVES_EVERY_S seconds (drawing
+    takes a fraction of a second, a real cost next to short epochs). At the end: curves.png and tracks.png of the
+    best model on 16 test images. A failure to draw is a warning, never the end of a training run.
+    """
+    out = Path(out)
+    curves_png = out / "curves.png"
+    try:
+        fresh = curves_png.is_file() and time.time() - curves_png.stat().st_mtime < CURVES_EVERY_S
+        if (out / "metrics.csv").is_file() and (event == "end" or not fresh):
+            save(curves(out / "metrics.csv"), curves_png)
+        if event == "end" and takes_glimpses(model):
+            test = data.test(0)
+            save(tracks(trace(model, test.images[:16], test.labels[:16])), out / "tracks.png")
+    except Exception as e:  # noqa: BLE001 - pictures are extras; the weights and metrics are already saved
+        warnings.warn(f"pictures for {out} ({event}) failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+
+
+SCALARS = (
+    ("loss/total", "loss"), ("loss/classify", "classify"), ("loss/reinforce", "reinforce"),
+    ("loss/baseline", "baseline"), ("reward/mean", "reward"), ("error/train", "train_error"),
+    ("error/val", "val_error"), ("perf/img_per_s", "img_per_s"), ("lr", "lr"),
+)
+
+
+def tensorboard_hook(out: Path, *, n: int = 8):
+    """A `fit` hook that logs every epoch's scalars and the tracks of n validation images to out/tensorboard.
+
+    TensorBoard is optional: it is imported here, when asked for, and its absence is a ConfigError raised before
+    training starts. The writer itself is made at the first epoch.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "tensorboard: TensorBoard is not installed; pip install 'recurrent-attention[tensorboard]' "
+            "(or drop --tensorboard)"
+        ) from None
+    writer = None
+
+    def hook(event: str, *, model: torch.nn.Module, data, row: dict[str, Any], **_) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
+        if event == "epoch":
+            step = int(row["epoch"])
+            for tag, key in SCALARS:
+                if key in row:
+                    writer.add_scalar(tag, float(row[key]), step)
+            if takes_glimpses(model):
+                try:
+                    # Validation images: the test set is kept for final numbers.
+                    val = data.val()
+                    fig = tracks(trace(model, val.images[:n], val.labels[:n]), n=n, cols=n // 2 or 1)
+                    writer.add_image("pictures/tracks", to_array(fig), step, dataformats="HWC")
+                except Exception as e:  # noqa: BLE001 - as in run_pictures_hook
+                    warnings.warn(f"tensorboard picture failed: {type(e).__name__}: {e}", RuntimeWarning,
+                                  stacklevel=2)
+            writer.flush()
+        elif event == "end":
+            writer.close()
+
+    return hook
+
