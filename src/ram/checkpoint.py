@@ -1,8 +1,10 @@
 """Checkpoints that load without executing code, written so that a crash never leaves half a file.
 
 - A training state (model, optimiser, step, RNG states...) is a `torch.save` of tensors and plain data, read back with
-  `weights_only=True`: a file holding any other Python object is refused before any of it runs.
-- A model for sharing is `model.safetensors` plus `config.json`.
+  `weights_only=True`: a file holding any other Python object is refused before any of it runs. The CRC-32 of every
+  member of its zip archive is checked first, as torch.load does not, so a flipped bit is not trained on.
+- A model for sharing is `model.safetensors` plus `config.json`. Its metadata holds the SHA-256 of its tensors, checked
+  on load; safetensors holds no code, so a hostile or garbage file can only fail to parse.
 """
 
 from __future__ import annotations
@@ -13,18 +15,28 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt, hostile or does not fit the run."""
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp makes files only their owner can read
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -33,6 +45,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +55,22 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:  # make the rename itself survive a power cut, not only a killed process
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # some platforms cannot open or fsync a folder; the rename is atomic all the same
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temp files of writes that a killed process never finished. Only for a folder no one else writes."""
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -49,20 +79,41 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def load_state(path: Path) -> dict[str, Any]:
+def load_state(path: Path, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A dict written by save_state, holding at least the `required` keys. Never runs code from the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise CheckpointError(f"checkpoint {path} is corrupt: {bad} fails its CRC-32 check")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        reason = _unpickling_reason(e)
+        if "GLOBAL" not in reason.upper():  # garbage that is not even a pickle, rather than a pickle with code
+            raise CheckpointError(f"checkpoint {path} is unreadable or truncated: {reason}") from None
         raise CheckpointError(
             f"checkpoint {path} refused: it holds Python objects other than tensors and plain data, "
-            f"and loading it could run code ({first})"
+            f"and loading it could run code ({reason})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable or truncated: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file can break the reader in any way; none of it is a bug here
+        raise CheckpointError(f"checkpoint {path} is unreadable or truncated: {type(e).__name__}: {e}") from None
+    missing = [k for k in required if k not in state] if isinstance(state, dict) else list(required)
+    if not isinstance(state, dict) or missing:
+        raise CheckpointError(f"checkpoint {path} is not a training state written by ram train (missing {missing})")
+    return state
+
+
+def _unpickling_reason(e: Exception) -> str:
+    """The line of torch's weights_only error that names the refused global, without its advice to load unsafely."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    useful = [line for line in lines if "GLOBAL" in line.upper() or "Unsupported" in line]
+    return (useful or lines[-1:] or [type(e).__name__])[0]
 
 
 def sha256(path: Path) -> str:
@@ -73,11 +124,22 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors (names, dtypes, shapes and bytes, in name order), whatever the file layout."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
 def export_model(folder: Path, model: torch.nn.Module, cfg: RunConfig, *, name: str = "model") -> Path:
     """Write {name}.safetensors (the weights) and config.json (how to rebuild the model)."""
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(folder / f"{name}.safetensors", save(tensors, metadata={"preset": cfg.preset}))
+    metadata = {"preset": cfg.preset, "sha256": tensors_sha256(tensors)}
+    atomic_write(folder / f"{name}.safetensors", save(tensors, metadata=metadata))
     atomic_write(folder / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     return folder / f"{name}.safetensors"
 
@@ -88,25 +150,49 @@ def read_config(folder: Path) -> RunConfig:
         raise CheckpointError(f"checkpoint folder {folder} has no config.json")
     try:
         return RunConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, ConfigError) as e:
+    except (ValueError, OSError) as e:  # ConfigError, JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path} is not a valid run config: {e}") from None
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights, with a clear error when they do not fit the model."""
+def read_weights(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (or of its bytes, already read), checked against the SHA-256 in its metadata
+    when there is one, and refused when any is NaN or infinite."""
+    return _read_weights(path, data)[0]
+
+
+def _read_weights(path: Path, data: bytes | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"weights {path} are unreadable: {e}") from None
+        raw = Path(path).read_bytes() if data is None else data
+        tensors = load(raw)
+        metadata = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")]).get("__metadata__") or {}
+    except OSError as e:
+        raise CheckpointError(f"weights {path} cannot be read: {e}") from None
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"weights {path} are not a valid safetensors file: {e}") from None
+    expected = metadata.get("sha256")
+    if expected is not None and (actual := tensors_sha256(tensors)) != expected:
+        raise CheckpointError(f"weights {path} are corrupt: their tensors hash to SHA-256 {actual}, "
+                              f"the file's metadata says {expected}")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"weights {path} hold NaN or infinite values ({', '.join(bad[:4])})")
+    return tensors, metadata
+
+
+def load_weights(model: torch.nn.Module, path: Path, *, data: bytes | None = None) -> None:
+    """Load safetensors weights, with a clear error when they do not fit the model."""
+    tensors, metadata = _read_weights(path, data)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    wrong = [f"{k} {list(tensors[k].shape)} in the file, {list(v.shape)} in the model"
+             for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
     if missing or unexpected or wrong:
         detail = "; ".join(
             f"{what}: {', '.join(keys[:4])}"
             for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
             if keys
         )
-        raise CheckpointError(f"weights {path} do not fit this model ({detail})")
+        made_by = f" (saved by a {metadata['preset']!r} run)" if "preset" in metadata else ""
+        raise CheckpointError(f"weights {path}{made_by} do not fit this model ({detail})")
     model.load_state_dict(tensors)

@@ -5,6 +5,7 @@ Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class Train:
     """Monte-Carlo copies of each image per training step."""
     clip_grad: float | None = None
     seed: int | None = None
+    train_size: int | None = None
+    """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
     out: Path | None = None
     """Run folder (default runs/PRESET-gG-sSEED)."""
     device: str = "auto"
@@ -54,7 +57,7 @@ class Train:
     resume: bool = False
     """Continue the run in --out from its last checkpoint."""
     checkpoint_every: float = 10.0
-    """Minutes between mid-epoch checkpoints."""
+    """Minutes between mid-epoch checkpoints (the end of every epoch always writes one)."""
     detect_anomaly: bool = False
     """Run under torch.autograd.detect_anomaly to find the op that makes a NaN (slow)."""
     tensorboard: bool = False
@@ -66,7 +69,10 @@ class Train:
                      std=self.std, core=self.core)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, seed=self.seed)
-        return presets.resolve(self.preset, model=model, train=train)
+        cfg = presets.resolve(self.preset, model=model, train=train)
+        if self.train_size is not None:
+            cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, train_size=self.train_size)).validate()
+        return cfg
 
     def run(self) -> None:
         from .train import fit, resolve_device

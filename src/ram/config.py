@@ -7,7 +7,9 @@ rebuilt from its checkpoint and never from the command line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +21,26 @@ class ConfigError(ValueError):
 def _require(ok: bool, name: str, value: Any, why: str) -> None:
     if not ok:
         raise ConfigError(f"{name} = {value!r}: {why}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_types(cfg: Any) -> None:
+    """Every field holds its declared type: a config read from JSON may hold anything, and a string where a number
+    belongs would otherwise surface as a TypeError deep inside training."""
+    for f in dataclasses.fields(cfg):
+        kind, value = _hints(type(cfg))[f.name], getattr(cfg, f.name)
+        if typing.get_origin(kind) is Literal:
+            kind = str  # membership is checked by validate(), with the name users know (model, not kind)
+        if kind is int:
+            _require(isinstance(value, int) and not isinstance(value, bool), f.name, value, "must be an integer")
+        elif kind is float:
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool), f.name, value, "must be a number")
+        elif kind is str:
+            _require(isinstance(value, str), f.name, value, "must be a string")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,14 +55,20 @@ class TaskConfig:
     piece_size: int = 8
     val_size: int = 10_000
     """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
+    train_size: int = 0
+    """Train on the first N training images only; 0 uses all of them. For smoke tests and quick experiments."""
 
     def validate(self) -> None:
+        _check_types(self)
         _require(self.dataset in ("mnist", "fashion"), "dataset", self.dataset, "must be 'mnist' or 'fashion'")
         _require(self.canvas >= 28, "canvas", self.canvas, "must be at least 28, the digit size")
         _require(self.pieces >= 0, "pieces", self.pieces, "must be >= 0")
         _require(1 <= self.piece_size <= 28, "piece_size", self.piece_size, "must be in 1..28")
         _require(self.piece_size <= self.canvas, "piece_size", self.piece_size, f"is larger than the canvas {self.canvas}")
         _require(0 < self.val_size < 60_000, "val_size", self.val_size, "must be in 1..59999")
+        n_train = 60_000 - self.val_size
+        _require(0 <= self.train_size <= n_train, "train_size", self.train_size,
+                 f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {self.val_size})")
 
     @property
     def name(self) -> str:
@@ -72,10 +100,13 @@ class ModelConfig:
     """Standard deviation of the Gaussian location policy, in units of half the image side."""
 
     def validate(self) -> None:
+        _check_types(self)
         kinds = ("ram", "fc", "convnet", "random-glimpses")
         _require(self.kind in kinds, "model", self.kind, f"must be one of {', '.join(kinds)}")
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
         _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
+        for name in ("what_size", "where_size", "glimpse_size", "hidden", "classes", "channels", "image_size"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _require(
             self.patch_size <= self.image_size,
             "patch_size",
@@ -85,8 +116,6 @@ class ModelConfig:
         _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
         _require(self.core in ("rnn", "lstm", "gru"), "core", self.core, "must be one of rnn, lstm, gru")
         _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
-        for name in ("what_size", "where_size", "glimpse_size", "hidden", "classes", "channels", "image_size"):
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +141,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def validate(self) -> None:
+        _check_types(self)
         _require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         _require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "must be 'adam' or 'sgd'")
@@ -122,7 +152,7 @@ class TrainConfig:
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
-        _require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
 
 
@@ -134,6 +164,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "RunConfig":
+        _require(isinstance(self.preset, str) and self.preset != "", "preset", self.preset, "must be a name")
+        for name, kind in (("task", TaskConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            _require(isinstance(getattr(self, name), kind), name, getattr(self, name), f"must be a {kind.__name__}")
         self.task.validate()
         self.model.validate()
         self.train.validate()
@@ -143,6 +176,9 @@ class RunConfig:
             self.model.image_size,
             f"does not match the {self.task.canvas}x{self.task.canvas} images of the task",
         )
+        # Both datasets are 10 classes of grey images; other sizes would fail in the loss or the first layer.
+        _require(self.model.classes == 10, "classes", self.model.classes, f"{self.task.dataset} has 10 classes")
+        _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
         return self
 
     def to_dict(self) -> dict:
@@ -150,8 +186,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """The validated config of a to_dict() result; fields added since it was written take their defaults."""
         try:
-            return cls(
+            cfg = cls(
                 preset=d["preset"],
                 task=TaskConfig(**d["task"]),
                 model=ModelConfig(**d["model"]),
@@ -159,3 +196,12 @@ class RunConfig:
             )
         except (KeyError, TypeError) as e:
             raise ConfigError(f"config: not a recurrent-attention run config ({e})") from None
+        return cfg.validate()
+
+    def differences(self, other: "RunConfig") -> list[str]:
+        """'section.field: mine -> other' for each field that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        out = [f"preset: {a['preset']!r} -> {b['preset']!r}"] if a["preset"] != b["preset"] else []
+        for section in ("task", "model", "train"):
+            out += [f"{section}.{k}: {v!r} -> {b[section][k]!r}" for k, v in a[section].items() if v != b[section][k]]
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,7 +18,19 @@ PRETRAINED = Path(__file__).parent / "pretrained"
 def manifest() -> dict[str, dict]:
     """name -> {"file", "sha256", "config", ...} for every shipped model."""
     path = PRETRAINED / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        raise ckpt.CheckpointError(f"{path} is unreadable: {e}; reinstall the package") from None
+    ok = isinstance(entries, dict) and all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and isinstance(e.get("sha256"), str) and "config" in e
+        for e in entries.values()
+    )
+    if not ok:
+        raise ckpt.CheckpointError(f"{path} is not a manifest of {{name: {{file, sha256, config}}}}; reinstall")
+    return entries
 
 
 def load_pretrained(name: str) -> tuple[torch.nn.Module, RunConfig]:
@@ -26,17 +39,23 @@ def load_pretrained(name: str) -> tuple[torch.nn.Module, RunConfig]:
         raise ConfigError(f"pretrained = {name!r}: unknown; shipped models are {', '.join(entries) or 'none'}")
     entry = entries[name]
     path = PRETRAINED / entry["file"]
+    if path.resolve().parent != PRETRAINED.resolve():
+        raise ckpt.CheckpointError(f"pretrained {name}: file {entry['file']!r} is outside {PRETRAINED}")
     if not path.is_file():
         raise ckpt.CheckpointError(f"pretrained {name}: weights file {path} is missing from the installation")
-    digest = ckpt.sha256(path)
+    data = path.read_bytes()  # hash and load the same bytes, so the file cannot change in between
+    digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
         raise ckpt.CheckpointError(
             f"pretrained {name}: {path} has SHA-256 {digest}, the manifest says {entry['sha256']}; "
             "the file is corrupt or was replaced, reinstall the package"
         )
-    cfg = RunConfig.from_dict(entry["config"])
+    try:
+        cfg = RunConfig.from_dict(entry["config"])
+    except ConfigError as e:
+        raise ckpt.CheckpointError(f"pretrained {name}: the manifest's config is invalid: {e}") from None
     model = build_model(cfg.model)
-    ckpt.load_weights(model, path)
+    ckpt.load_weights(model, path, data=data)
     return model.eval(), cfg
 
 
@@ -72,8 +91,11 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
         return {k: entry[k] for k in ("epochs", "train_seconds") if k in entry} | {"pretrained": pretrained}
     path = Path(source_folder) / "test.json" if source_folder else None
     if path and path.is_file():
-        test = json.loads(path.read_text())
-        return {k: test[k] for k in ("epochs", "train_seconds") if k in test}
+        try:
+            test = json.loads(path.read_text())
+        except (ValueError, OSError):
+            return {}  # extras only: a damaged test.json must not stop an evaluation
+        return {k: test[k] for k in ("epochs", "train_seconds") if k in test} if isinstance(test, dict) else {}
     return {}
 
 

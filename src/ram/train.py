@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,14 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device = {name!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device = {name!r}: cannot train there (use auto, cpu, cuda or cuda:N)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device = {name!r}: MPS is not available on this machine")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device = {name!r}: CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device = {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -158,6 +165,48 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+_LOOP_KEYS = ("epoch", "batch", "step", "best_val_error", "history", "sums", "elapsed")
+
+
+def _resume_state(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
+    """The training state in out/last.pt, checked against cfg; None when the run never reached a checkpoint.
+
+    Read before any data is loaded, so a resume that cannot work fails before work starts.
+    """
+    last = out / "last.pt"
+    if not last.exists():
+        if (out / "config.json").is_file():  # killed before its first checkpoint: start over, but only the same run
+            _check_same_run(ckpt.read_config(out), cfg, out)
+        return None
+    saved = ckpt.load_state(last, required=("config", "model", "optimizer", "rng", "loop"))
+    try:
+        made_with = RunConfig.from_dict(saved["config"])
+    except ConfigError as e:
+        raise ckpt.CheckpointError(f"checkpoint {last} holds an invalid config: {e}") from None
+    _check_same_run(made_with, cfg, out)
+    if not isinstance(saved["loop"], dict) or any(k not in saved["loop"] for k in _LOOP_KEYS):
+        raise ckpt.CheckpointError(f"checkpoint {last} is not a training state written by ram train (bad loop state)")
+    ckpt.remove_stale_temps(out)  # half-written files of the process that died
+    return saved
+
+
+def _check_same_run(made_with: RunConfig, cfg: RunConfig, out: Path) -> None:
+    # Compared as configs, not dicts, so that a run saved before a field existed resumes with that field's default.
+    if made_with != cfg:
+        raise TrainingError(f"--resume: the run in {out} was made with another config "
+                            f"({'; '.join(made_with.differences(cfg))}); resume it with its own settings")
+
+
+def _kept(out: Path) -> str:
+    last = out / "last.pt"
+    return f"the last good checkpoint {last} is kept." if last.exists() else "no checkpoint had been written yet."
+
+
+def _all_finite(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+    tensors = [*model.parameters(), *(v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -198,8 +247,11 @@ def fit(
         td.init_process_group("nccl" if dev.type == "cuda" else "gloo")
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out = {str(out)!r}: exists and is not a folder")
     if out.exists() and (out / "last.pt").exists() and not resume:
         raise ckpt.CheckpointError(f"out = {str(out)!r} already holds a run: pass --resume to continue it, or pick another --out")
+    saved = _resume_state(out, cfg) if resume else None
 
     tc = cfg.train
     seed_everything(tc.seed)  # the same initial weights on every rank
@@ -211,14 +263,17 @@ def fit(
 
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best_val_error": math.inf, "history": [],
                              "sums": None, "elapsed": 0.0}
-    if resume and (out / "last.pt").exists():
-        saved = ckpt.load_state(out / "last.pt")
-        if saved["config"] != cfg.to_dict():
-            raise TrainingError(f"--resume: the run in {out} was made with another config; see {out / 'config.json'}")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
+    if saved is not None:
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise ckpt.CheckpointError(f"checkpoint {out / 'last.pt'} does not fit this run: {e}") from None
         state = saved["loop"]
+        if dist.main:
+            print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})",
+                  file=sys.stderr)
     else:
         if dist.world > 1:
             seed_everything(rank_seed(tc.seed, dist.rank))  # per-rank sampling noise
@@ -233,6 +288,9 @@ def fit(
         net = DistributedDataParallel(model)
 
     def save_last() -> None:
+        if not _all_finite(model, optimizer):  # never replace the last good checkpoint with a broken one
+            raise TrainingError(f"non-finite weights or optimiser state after step {state['step']}: stopped; "
+                                f"{_kept(out)} Try a lower --lr or --clip-grad.")
         rng = _rng_state()
         if dist.world > 1:
             import torch.distributed as td
@@ -257,18 +315,23 @@ def fit(
             bar = tqdm(total=steps_per_epoch, initial=state["batch"] // dist.world, desc=f"epoch {epoch + 1}/{tc.epochs}",
                        disable=not (progress and dist.main), leave=False, unit="batch")
             t0 = time.perf_counter()
-            lr = learning_rate(tc, state["step"], total_steps)
             for images, labels in data.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
                 lr = learning_rate(tc, state["step"], total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                losses, norm = train_step(net, optimizer, images.to(dev), labels.to(dev), tc)
+                try:
+                    losses, norm = train_step(net, optimizer, images.to(dev), labels.to(dev), tc)
+                except RuntimeError as e:  # anomaly mode raises in backward, naming the op that made the NaN
+                    if not (detect_anomaly and "nan" in str(e).lower()):
+                        raise
+                    raise TrainingError(f"anomaly detected at step {state['step']} (epoch {epoch + 1}, batch "
+                                        f"{state['batch'] + 1}): {e} {_kept(out)}") from None
                 total = losses.total.item()
                 if not (math.isfinite(total) and math.isfinite(norm.item())):
                     raise TrainingError(
                         f"non-finite {'loss' if not math.isfinite(total) else 'gradient'} at step {state['step']} "
-                        f"(epoch {epoch + 1}, batch {state['batch'] + 1}): stopped; the last good checkpoint "
-                        f"{out / 'last.pt'} is kept. Try a lower --lr, or --detect-anomaly to find the op."
+                        f"(epoch {epoch + 1}, batch {state['batch'] + 1}): stopped; {_kept(out)} "
+                        "Try a lower --lr, or --detect-anomaly to find the op."
                     )
                 state["step"] += 1
                 state["batch"] += dist.world
@@ -293,6 +356,7 @@ def fit(
             sums["seconds"] += time.perf_counter() - t0
             val = evaluate(model, data.val(), batch_size=tc.eval_batch_size, device=dev)
             n = max(sums["n"], 1)
+            lr = learning_rate(tc, state["step"] - 1, total_steps)  # of the last step, even when resumed at the end
             row = {
                 "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
                 "loss": round(sums["loss"] / n, 5), "classify": round(sums["classify"] / n, 5),

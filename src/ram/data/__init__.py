@@ -39,8 +39,9 @@ class TaskData:
         self.seed = seed
         d = digits if digits is not None else mnist.load(task.dataset, progress=progress)
         n_train = d.train_images.shape[0] - task.val_size
-        self.train = Split(d.train_images[:n_train], d.train_labels[:n_train])
         self._val_digits = Split(d.train_images[n_train:], d.train_labels[n_train:])
+        n_train = min(task.train_size, n_train) if task.train_size else n_train
+        self.train = Split(d.train_images[:n_train], d.train_labels[:n_train])
         self._test_digits = Split(d.test_images, d.test_labels)
         self._cache: dict[tuple[int, int], Split] = {}
 
