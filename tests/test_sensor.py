@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ram.sensor import glimpse
+from ram.sensor import glimpse, pad_images, read
 
 
 def oracle(images: torch.Tensor, locations: torch.Tensor, size: int, scales: int) -> torch.Tensor:
@@ -96,3 +96,20 @@ def test_far_locations_read_zeros_or_match(x, y):
     loc = torch.tensor([[x, y]], dtype=torch.float64)
     fast = glimpse(images, loc, 8, 2)
     assert torch.allclose(fast, oracle(images, loc, 8, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 8),
+    scales=st.integers(1, 3),
+    side=st.integers(8, 30),
+    coords=st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=6, max_size=6),
+)
+def test_in_range_padding_matches_oracle(size, scales, side, coords):
+    """The model pads by half the largest patch only (its locations stay in [-1, 1]); reads are unchanged."""
+    images = torch.rand(3, 2, side, side + 3, dtype=torch.float64)
+    locations = torch.tensor(coords + [-1.0, 1.0], dtype=torch.float64)[2:].view(3, 2)  # include the corners
+    padded, pad = pad_images(images, size=size, scales=scales, locations_in_range=True)
+    assert pad == (size * 2 ** (scales - 1) + 1) // 2
+    fast = read(padded, pad, locations, size=size, scales=scales, height=side, width=side + 3)
+    assert torch.allclose(fast, oracle(images, locations, size, scales), atol=1e-12)

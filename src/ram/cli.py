@@ -166,6 +166,8 @@ class Bench:
     """Seconds of timed training (evaluation gets half)."""
     repeats: int = 3
     """Timed repeats; the median is reported."""
+    compile: bool | None = None
+    """Compile the RAM loop with torch.compile as long training runs do (default: when seconds * repeats >= 10)."""
 
     def run(self) -> None:
         from .bench import run as bench
@@ -175,7 +177,7 @@ class Bench:
         _positive("repeats", self.repeats)
         _positive("threads", self.threads)
         result = bench(presets.get(self.preset), device=self.device, threads=self.threads,
-                       batch_size=self.batch_size, seconds=self.seconds, repeats=self.repeats)
+                       batch_size=self.batch_size, seconds=self.seconds, repeats=self.repeats, compile=self.compile)
         if self.json:
             print(json.dumps(result))
         else:
@@ -283,13 +285,56 @@ class Viz:
             print(path)
 
 
+@dataclass
+class Sweep:
+    """Random search over lr and the policy std (log-uniform, like the paper), one training run per trial (Optuna)."""
+
+    preset: str = "mnist"
+    trials: int = 20
+    """Completed trials the study should hold; rerunning the same command continues an interrupted sweep."""
+    storage: str | None = None
+    """Optuna database URL (default sqlite:///OUT/sweep.db); a shared server URL lets many machines join a study."""
+    study: str | None = None
+    """Study name (default: the preset)."""
+    epochs: int | None = None
+    """Epochs per trial (default: the preset's)."""
+    out: Path | None = None
+    """Folder for the trials' run folders OUT/trial-N and the summary sweep.json (default sweeps/PRESET)."""
+    lr_range: tuple[float, float] = (1e-4, 1e-2)
+    std_range: tuple[float, float] = (0.03, 0.3)
+    sampler: Literal["random", "tpe"] = "random"
+    seed: int = 0
+    """Seed of the sampler (each trial trains with the preset's seed)."""
+    train_size: int | None = None
+    """Train each trial on the first N training images only."""
+    device: str = "auto"
+    threads: int | None = None
+
+    def run(self) -> None:
+        from .sweep import Space, run
+
+        _positive("trials", self.trials)
+        _positive("epochs", self.epochs)
+        _positive("threads", self.threads)
+        out = self.out or Path("sweeps") / self.preset
+        study = run(self.preset, trials=self.trials, out=out, storage=self.storage, study=self.study,
+                    epochs=self.epochs, space=Space(lr=self.lr_range, std=self.std_range), sampler=self.sampler,
+                    seed=self.seed, task={"train_size": self.train_size} if self.train_size is not None else None,
+                    device=self.device, threads=self.threads)
+        done = [t for t in study.trials if t.value is not None]
+        if done:
+            best = min(done, key=lambda t: t.value)
+            print(f"best of {len(done)} trials: val error {best.value:.2f}% with lr {best.params['lr']:.3g}, "
+                  f"std {best.params['std']:.3g} ({best.user_attrs.get('run')}); all trials in {out / 'sweep.json'}")
+
+
 def _positive(name: str, value) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{name} = {value!r}: must be > 0")
 
 
 COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
-            "results": Results, "viz": Viz}
+            "results": Results, "viz": Viz, "sweep": Sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

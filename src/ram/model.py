@@ -7,9 +7,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from . import sensor
+from . import fused, sensor
 from .config import ModelConfig
-from .nets import GlimpseNet, make_core
+from .nets import GlimpseNet, ReLURNN, make_core
 from .policies import GaussianPolicy
 
 
@@ -40,13 +40,25 @@ class RAM(nn.Module):
         self.baseline = nn.Linear(cfg.hidden, 1)
         self.classifier = nn.Linear(cfg.hidden, cfg.classes)
 
+    fused = True
+    """Run the glimpse loop of an RNN-core, Gaussian-policy RAM as `ram.fused`'s one Function with a hand-written
+    backward (2-3x faster on a CPU). False runs the plain autograd loop below, the reference it is tested against."""
+
+    @property
+    def uses_fused_loop(self) -> bool:
+        """The fused loop covers the paper's model: ReLU RNN core, Gaussian policy."""
+        return self.fused and isinstance(self.core, ReLURNN) and type(self.policy) is GaussianPolicy
+
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         """images [B, C, H, W] in [0, 1]. sample=False follows the policy means (deterministic evaluation)."""
+        # Anomaly mode runs the plain loop, so that a NaN is traced to the op that made it.
+        if self.uses_fused_loop and not torch.is_anomaly_enabled():
+            return self._fused(images, sample)
         cfg = self.cfg
         B, _, H, W = images.shape
-        padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales)
-        state = self.core.initial(B, images.device)
-        h = torch.zeros(B, cfg.hidden, device=images.device)
+        padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
+        state = self.core.initial(B, images.device, images.dtype)
+        h = images.new_zeros(B, cfg.hidden)
         hs, log_probs, baselines, locations, means = [], [], [], [], []
         for _ in range(cfg.glimpses):
             # The policy and the baseline see a detached state: REINFORCE trains only the policy, and the baseline
@@ -69,6 +81,28 @@ class RAM(nn.Module):
             baselines=torch.stack(baselines, dim=1),
             locations=torch.stack(locations, dim=1),
             means=torch.stack(means, dim=1),
+        )
+
+    def _fused(self, images: torch.Tensor, sample: bool) -> Episode:
+        cfg = self.cfg
+        B = images.shape[0]
+        padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
+        loop = fused.rnn_loop(self, padded, pad, sample=sample)  # time-major [T, B, ...]
+        # The heads that do not feed the loop run once on all T*B states. The baseline reads the detached state
+        # before each glimpse; before the first it is zero, so b(h) is the bias.
+        before = self.baseline(loop.hs[:-1].detach()).squeeze(-1)  # [T-1, B]
+        baselines = torch.cat((self.baseline.bias.expand(1, B), before))
+        # classifier(hs) as W hs^T: MKL is 2x faster with 10 rows than with 10 columns.
+        hs = loop.hs.reshape(-1, cfg.hidden)
+        step_logits = torch.addmm(self.classifier.bias[:, None], self.classifier.weight, hs.t()).t()
+        step_logits = step_logits.view(-1, B, cfg.classes)  # [T, B, classes]
+        return Episode(
+            logits=step_logits[-1],
+            step_logits=step_logits.transpose(0, 1),
+            log_probs=self.policy.log_prob(loop.raws, loop.means).t(),
+            baselines=baselines.t(),
+            locations=loop.locations.transpose(0, 1),
+            means=loop.means.transpose(0, 1),
         )
 
 

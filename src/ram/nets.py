@@ -38,8 +38,8 @@ class ReLURNN(nn.Module):
             self.linear.weight[:, input_size:].copy_(torch.eye(hidden_size))
             self.linear.bias.zero_()
 
-    def initial(self, batch: int, device: torch.device) -> torch.Tensor:
-        return torch.zeros(batch, self.hidden_size, device=device)
+    def initial(self, batch: int, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
 
     def forward(self, g: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.linear(torch.cat((g, state), dim=1)))
@@ -52,8 +52,8 @@ class LSTMCore(nn.Module):
         self.hidden_size = hidden_size
         self.cell = nn.LSTMCell(input_size, hidden_size)
 
-    def initial(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(batch, self.hidden_size, device=device)
+    def initial(self, batch: int, device: torch.device, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
         return zeros, zeros
 
     def forward(self, g, state):
@@ -67,8 +67,8 @@ class GRUCore(nn.Module):
         self.hidden_size = hidden_size
         self.cell = nn.GRUCell(input_size, hidden_size)
 
-    def initial(self, batch: int, device: torch.device) -> torch.Tensor:
-        return torch.zeros(batch, self.hidden_size, device=device)
+    def initial(self, batch: int, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
 
     def forward(self, g, state):
         h = self.cell(g, state)
@@ -79,7 +79,7 @@ CORES = {"rnn": ReLURNN, "lstm": LSTMCore, "gru": GRUCore}
 
 
 def make_core(kind: str, *, input_size: int, hidden_size: int) -> nn.Module:
-    """A recurrent core with `initial(batch, device) -> state` and `forward(g, state) -> (h, state)`."""
+    """A recurrent core with `initial(batch, device, dtype) -> state` and `forward(g, state) -> (h, state)`."""
     if kind not in CORES:
         raise ValueError(f"core {kind!r} is not one of {sorted(CORES)}")
     return CORES[kind](input_size=input_size, hidden_size=hidden_size)

@@ -32,5 +32,8 @@ class GaussianPolicy(nn.Module):
             raw = (mean + self.std * torch.randn_like(mean)).detach()
         else:
             raw = mean.detach()
-        log_prob = -((raw - mean) ** 2).sum(1) / (2 * self.std**2) - self._log_norm
-        return raw.clamp(-1.0, 1.0), log_prob, mean
+        return raw.clamp(-1.0, 1.0), self.log_prob(raw, mean), mean
+
+    def log_prob(self, raw: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """log N(raw; mean, std^2 I) of unclamped samples [..., 2] -> [...]."""
+        return -((raw - mean) ** 2).sum(-1) / (2 * self.std**2) - self._log_norm

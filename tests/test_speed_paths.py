@@ -1,0 +1,144 @@
+"""The fast paths compute the same numbers as the plain ones, and the checkpoint layout does not move."""
+
+import pytest
+import torch
+
+from ram.config import ModelConfig, TrainConfig
+from ram.losses import hybrid
+from ram.model import RAM, build_model
+from ram.train import make_optimizer, train_step
+
+# Release weights are trained with this layout: a speed change must never rename or reshape a parameter.
+RNN_LAYOUT = {
+    "glimpse_net.what.weight": ("what_size", "pixels"),
+    "glimpse_net.what.bias": ("what_size",),
+    "glimpse_net.where.weight": ("where_size", 2),
+    "glimpse_net.where.bias": ("where_size",),
+    "glimpse_net.merge.weight": ("glimpse_size", "what_size+where_size"),
+    "glimpse_net.merge.bias": ("glimpse_size",),
+    "core.linear.weight": ("hidden", "glimpse_size+hidden"),
+    "core.linear.bias": ("hidden",),
+    "policy.mean.weight": (2, "hidden"),
+    "policy.mean.bias": (2,),
+    "baseline.weight": (1, "hidden"),
+    "baseline.bias": (1,),
+    "classifier.weight": ("classes", "hidden"),
+    "classifier.bias": ("classes",),
+}
+GATED_CELL = {"lstm": 4, "gru": 3}
+
+
+def _size(cfg: ModelConfig, dim) -> int:
+    if isinstance(dim, int):
+        return dim
+    if dim == "pixels":
+        return cfg.scales * cfg.channels * cfg.patch_size**2
+    return sum(getattr(cfg, part) for part in dim.split("+"))
+
+
+@pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])
+def test_state_dict_layout_is_frozen(core):
+    cfg = ModelConfig(image_size=60, patch_size=12, scales=3, glimpses=2, core=core, what_size=96, where_size=32,
+                      glimpse_size=160, hidden=64)
+    expected = {k: tuple(_size(cfg, d) for d in dims) for k, dims in RNN_LAYOUT.items() if not k.startswith("core.")}
+    if core == "rnn":
+        expected["core.linear.weight"] = (cfg.hidden, cfg.glimpse_size + cfg.hidden)
+        expected["core.linear.bias"] = (cfg.hidden,)
+    else:
+        gates = GATED_CELL[core] * cfg.hidden
+        expected.update({"core.cell.weight_ih": (gates, cfg.glimpse_size), "core.cell.weight_hh": (gates, cfg.hidden),
+                         "core.cell.bias_ih": (gates,), "core.cell.bias_hh": (gates,)})
+    state = RAM(cfg).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected
+
+
+def _run(model, images, labels, *, use_fused: bool, sample: bool, seed: int = 1):
+    model.fused = use_fused
+    torch.manual_seed(seed)
+    ep = model(images, sample=sample)
+    model.zero_grad(set_to_none=True)
+    hybrid(ep, labels).total.backward()
+    return ep, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("sample", [True, False])
+@pytest.mark.parametrize(
+    "geometry",
+    [dict(image_size=28, patch_size=8, scales=1, glimpses=4),  # the mnist preset's shape
+     dict(image_size=60, patch_size=12, scales=3, glimpses=3),  # translated: the pyramid path
+     dict(image_size=31, patch_size=5, scales=2, glimpses=2)],  # odd sizes: the avg_pool path
+)
+def test_fused_episode_matches_plain_loop(geometry, sample):
+    """Same samples, locations, outputs and gradients as the autograd loop, to float64 rounding."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(**geometry, what_size=48, where_size=16, glimpse_size=40, hidden=24)
+    model = RAM(cfg).double()
+    with torch.no_grad():  # move the identity-initialised core off its special point
+        model.core.linear.weight.add_(0.05 * torch.randn_like(model.core.linear.weight))
+    images = torch.rand(9, 1, cfg.image_size, cfg.image_size, dtype=torch.float64)
+    labels = torch.randint(0, 10, (9,))
+    plain, plain_grads = _run(model, images, labels, use_fused=False, sample=sample)
+    fast, fast_grads = _run(model, images, labels, use_fused=True, sample=sample)
+    assert _uses_fused(fast.logits)
+    for field in plain._fields:
+        a, b = getattr(plain, field), getattr(fast, field)
+        assert a.shape == b.shape, field
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12, msg=field)
+    assert plain_grads.keys() == fast_grads.keys()
+    for name, g in plain_grads.items():
+        torch.testing.assert_close(fast_grads[name], g, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def _uses_fused(t: torch.Tensor) -> bool:
+    return any("RNNEpisodeBackward" in name for name in _graph_names(t))
+
+
+def _graph_names(t: torch.Tensor) -> set[str]:
+    names, seen, stack = set(), set(), [t.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(fn.name())
+        stack.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+def test_fused_training_steps_track_the_plain_ones():
+    """Ten float32 Adam steps of the mnist-shaped model: the fused path stays within rounding of the plain one."""
+    cfg = ModelConfig(image_size=28, glimpses=3, hidden=32, what_size=32, where_size=16, glimpse_size=32)
+    images, labels = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    weights = []
+    for use_fused in (False, True):
+        torch.manual_seed(0)
+        model = RAM(cfg)
+        model.fused = use_fused
+        optimizer = make_optimizer(model, TrainConfig(lr=1e-3))
+        for _ in range(10):
+            train_step(model, optimizer, images, labels, TrainConfig())
+        weights.append(model.state_dict())
+    for name, w in weights[0].items():
+        torch.testing.assert_close(weights[1][name], w, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+def test_plain_loop_is_used_where_the_fused_one_does_not_apply():
+    torch.manual_seed(0)
+    images = torch.rand(3, 1, 28, 28)
+    lstm = build_model(ModelConfig(core="lstm", glimpses=2))
+    assert not _uses_fused(lstm(images).logits)
+    rnn = build_model(ModelConfig(glimpses=2))
+    with torch.autograd.detect_anomaly():  # anomaly mode must name the op that made a NaN, so no fused Function
+        assert not _uses_fused(rnn(images).logits)
+    assert _uses_fused(rnn(images).logits)
+    random = build_model(ModelConfig(kind="random-glimpses", glimpses=2))
+    assert not _uses_fused(random(images).logits)
+
+
+def test_fused_eval_needs_no_graph():
+    model = build_model(ModelConfig(glimpses=2)).eval()
+    with torch.no_grad():
+        ep = model(torch.rand(4, 1, 28, 28), sample=False)
+    assert ep.logits.grad_fn is None
+    assert torch.equal(ep.locations, ep.means.clamp(-1, 1))
