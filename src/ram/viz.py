@@ -349,7 +349,7 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     best = int(val.argmin())
     ax_err.plot(epoch[best], val[best], "o", color="black", markersize=4)
     ax_err.annotate(f"best {val[best]:.2f}% (epoch {int(epoch[best])})", (epoch[best], val[best]),
-                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+                    textcoords="offset points", xytext=(0, -6), ha="right", va="top", fontsize=8)  # below the minimum
     if (np.concatenate([train, val]) > 0).all():
         ax_err.set_yscale("log")
         # Plain numbers (0.5, 1, 2, 5, 10) instead of 5x10^-1: errors are read as percentages.
