@@ -108,8 +108,9 @@ class Eval:
     """A run folder written by `ram train`."""
     pretrained: str | None = None
     """A shipped model (see `ram eval --list`)."""
-    mc_samples: int = 0
-    """0 follows the policy means; M > 0 averages the class probabilities of M sampled episodes."""
+    mc_samples: int | None = None
+    """M > 0 averages the class probabilities of M sampled episodes; 0 follows the policy means. Default: the
+    model's recipe (eval_mc_samples, 10 for the presets). The JSON always gives the policy-means error too."""
     seed: int = 0
     """Seed of the generated test set (translated, cluttered) and of Monte-Carlo sampling; 0 is the standard set."""
     split: Literal["test", "val"] = "test"
@@ -122,10 +123,10 @@ class Eval:
 
     def run(self) -> None:
         from .hub import load_run, run_info
-        from .train import describe, evaluate, resolve_device, seed_everything
+        from .train import describe, resolve_device, seed_everything, test_report
 
         _positive("batch_size", self.batch_size)
-        if self.mc_samples < 0:
+        if self.mc_samples is not None and self.mc_samples < 0:
             raise ConfigError(f"mc_samples = {self.mc_samples}: must be >= 0")
         if self.seed < 0:
             raise ConfigError(f"seed = {self.seed}: must be >= 0")
@@ -136,10 +137,11 @@ class Eval:
 
         data = TaskData(cfg.task, seed=cfg.train.seed, progress=not self.json)
         split = data.test(self.seed) if self.split == "test" else data.val()
+        mc_samples = cfg.train.eval_mc_samples if self.mc_samples is None else self.mc_samples
         seed_everything(self.seed)
-        metrics = evaluate(model, split, batch_size=self.batch_size, mc_samples=self.mc_samples, device=device,
-                           progress=not self.json)
-        result = describe(cfg, metrics, checkpoint=source, mc_samples=self.mc_samples, test_seed=self.seed,
+        metrics = test_report(model, split, mc_samples=mc_samples, seed=self.seed, batch_size=self.batch_size,
+                              device=device, progress=not self.json)
+        result = describe(cfg, metrics, checkpoint=source, mc_samples=mc_samples, test_seed=self.seed,
                           split=self.split, **run_info(self.checkpoint, self.pretrained))
         if self.out_file:
             from .checkpoint import atomic_write
@@ -148,9 +150,10 @@ class Eval:
         if self.json:
             print(json.dumps(result))
         else:
-            mode = f"{self.mc_samples} sampled episodes" if self.mc_samples else "policy means"
+            mode = f"mean of {mc_samples} sampled episodes" if mc_samples else "policy means"
             print(f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
-                  f"({metrics['n']} images, {mode}, seed {self.seed})")
+                  f"({metrics['n']} images, {mode}, seed {self.seed}); policy means alone: "
+                  f"{metrics['error_policy_means']:.2f}%")
 
 
 @dataclass

@@ -139,6 +139,8 @@ class TrainConfig:
     """Weight of the REINFORCE term in the hybrid loss."""
     seed: int = 0
     eval_batch_size: int = 1000
+    eval_mc_samples: int = 10
+    """Episodes averaged per test image in the reported test error (`ram eval` default); 0 follows the policy means."""
 
     def validate(self) -> None:
         _check_types(self)
@@ -154,6 +156,7 @@ class TrainConfig:
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
+        _require(self.eval_mc_samples >= 0, "eval_mc_samples", self.eval_mc_samples, "must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)

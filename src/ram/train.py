@@ -147,6 +147,23 @@ def evaluate(
     return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
 
 
+def test_report(
+    model: torch.nn.Module, split: Split, *, mc_samples: int, seed: int, batch_size: int = 1000, device=None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The reported numbers: error with M sampled episodes averaged (seeded), and with the policy means alone."""
+    means = evaluate(model, split, batch_size=batch_size, device=device, progress=progress)
+    if mc_samples == 0:
+        return {**means, "error_policy_means": means["error"]}
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)  # the same sampled episodes on every run of the same command
+    try:
+        sampled = evaluate(model, split, batch_size=batch_size, mc_samples=mc_samples, device=device, progress=progress)
+    finally:
+        torch.set_rng_state(state)
+    return {**sampled, "error_policy_means": means["error"]}
+
+
 @dataclass
 class Distributed:
     """Where this process sits in a torchrun job; (0, 1) for a plain run."""
@@ -424,8 +441,9 @@ def fit(
         if dist.main:
             best = build_model(cfg.model).to(dev)
             ckpt.load_weights(best, out / "model.safetensors")
-            test = evaluate(best, data.test(0), batch_size=tc.eval_batch_size, device=dev, progress=progress)
-            result = describe(cfg, test, checkpoint=str(out), mc_samples=0, test_seed=0)
+            test = test_report(best, data.test(0), mc_samples=tc.eval_mc_samples, seed=0,
+                               batch_size=tc.eval_batch_size, device=dev, progress=progress)
+            result = describe(cfg, test, checkpoint=str(out), mc_samples=tc.eval_mc_samples, test_seed=0)
             result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
                           best_val_error=state["best_val_error"])
             ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
