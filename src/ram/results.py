@@ -88,6 +88,14 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _epochs(r: dict) -> str:
+    """Epochs trained; "37 of 40" for a run stopped before its schedule ended."""
+    if "epochs" not in r:
+        return "–"
+    planned = r.get("planned_epochs")
+    return f"{r['epochs']} of {planned}" if planned and planned != r["epochs"] else str(r["epochs"])
+
+
 def table(results: dict[str, dict]) -> str:
     """A Markdown table: one line per row that has a result, beside paper A and B.
 
@@ -107,7 +115,7 @@ def table(results: dict[str, dict]) -> str:
         lines.append(
             f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
             f"{_fmt(r.get('error_policy_means'))} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
-            f"{r.get('epochs', '–')} | {_duration(r.get('train_seconds'))} |"
+            f"{_epochs(r)} | {_duration(r.get('train_seconds'))} |"
         )
     return "\n".join(lines)
 

@@ -1,0 +1,29 @@
+"""The README results table is generated from results/*.json, beside both versions of the paper's numbers."""
+
+import json
+
+from ram.results import BY_NAME, END, START, table, update_readme
+
+
+def test_table_rows_come_from_result_files(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "mnist-g6.json").write_text(json.dumps(
+        {"error": 0.62, "error_policy_means": 1.05, "epochs": 100, "train_seconds": 900, "pretrained": "mnist-g6"}))
+    (results / "mnist-cluttered-100-g8.json").write_text(json.dumps(
+        {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    assert update_readme(readme, results)
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro") and text.endswith("rest\n")
+    mnist = next(line for line in text.splitlines() if "`mnist-g6`" in line)
+    assert "**0.62**" in mnist and "| 1.05 |" in mnist and "| 1.29 | 1.12 |" in mnist and "15 min" in mnist
+    clutter = next(line for line in text.splitlines() if "100x100" in line)
+    assert "37 of 40" in clutter and "59 s" in clutter and "| 8.10 |" in clutter
+    assert not update_readme(readme, results)  # idempotent
+
+
+def test_rows_without_results_are_left_out():
+    assert table({}).count("\n") == 1  # header and rule only
+    assert BY_NAME["mnist-g6"].paper_a == 1.29 and BY_NAME["mnist-g6"].paper_b == 1.12
