@@ -142,3 +142,29 @@ def test_fused_eval_needs_no_graph():
         ep = model(torch.rand(4, 1, 28, 28), sample=False)
     assert ep.logits.grad_fn is None
     assert torch.equal(ep.locations, ep.means.clamp(-1, 1))
+
+
+@pytest.mark.slow
+def test_compiled_loops_match_the_eager_ones():
+    """torch.compile'd loops (RAM_COMPILE=1) give the eager fused numbers, to float32 rounding. ~30 s of compiling."""
+    from ram import fused
+
+    if not fused.compile_available():
+        pytest.skip("no C++ compiler for inductor")
+    cfg = ModelConfig(image_size=60, patch_size=12, scales=3, glimpses=2, hidden=32, what_size=32, where_size=16,
+                      glimpse_size=32)
+    torch.manual_seed(0)
+    model = RAM(cfg)
+    images, labels = torch.rand(8, 1, 60, 60), torch.randint(0, 10, (8,))
+    try:
+        results = []
+        for compiled in (False, True):
+            assert fused.set_compile(compiled) == compiled
+            results.append(_run(model, images, labels, use_fused=True, sample=True))
+    finally:
+        fused.set_compile(False)
+    (eager, eager_grads), (comp, comp_grads) = results
+    for field in eager._fields:
+        torch.testing.assert_close(getattr(comp, field), getattr(eager, field), rtol=1e-5, atol=1e-6, msg=field)
+    for name, g in eager_grads.items():
+        torch.testing.assert_close(comp_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
