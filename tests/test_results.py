@@ -27,3 +27,10 @@ def test_table_rows_come_from_result_files(tmp_path):
 def test_rows_without_results_are_left_out():
     assert table({}).count("\n") == 1  # header and rule only
     assert BY_NAME["mnist-g6"].paper_a == 1.29 and BY_NAME["mnist-g6"].paper_b == 1.12
+
+
+def test_baseline_rows_replay_their_own_schedule():
+    # RAM rows take the preset's recipe; the baselines were trained for their own (shorter) schedule
+    assert "--epochs" not in BY_NAME["mnist-translated-g8"].train_args()
+    args = BY_NAME["mnist-cluttered-random-g8"].train_args()
+    assert args == ["--preset", "mnist-cluttered", "--model", "random-glimpses", "--glimpses", "8", "--epochs", "30"]
