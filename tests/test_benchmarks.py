@@ -1,0 +1,33 @@
+"""The benchmark scripts' own logic: reading a run's time to accuracy, and parsing version specs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import parse_version  # noqa: E402
+from time_to_accuracy import first_reached  # noqa: E402
+
+
+def _rows(errors, seconds=10.0):
+    return [{"epoch": str(i + 1), "val_error": str(e), "seconds": str(seconds)} for i, e in enumerate(errors)]
+
+
+def test_first_epoch_at_or_below_the_target_and_the_time_until_then():
+    rows = _rows([3.0, 1.6, 1.5, 1.1, 1.4])
+    assert first_reached(rows, 1.5) == (3, 30.0)
+    assert first_reached(rows, 1.2) == (4, 40.0)
+    assert first_reached(rows, 1.0) is None
+
+
+def test_cli_names_a_folder_without_metrics(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no metrics.csv" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_version_spec():
+    assert parse_version("now=.") == ("now", None, {})
+    assert parse_version("before=/tmp/old:RAM_COMPILE=0,X=1") == ("before", "/tmp/old", {"RAM_COMPILE": "0", "X": "1"})
