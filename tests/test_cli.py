@@ -84,3 +84,11 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(line.split("#")[0].strip() for line in readme.splitlines() if "pytest" in line and "pip" in line)
     assert command in ci
+
+
+def test_size_and_loss_flags_reach_the_config():
+    from ram.cli import Train
+
+    cfg = Train(preset="mnist-translated", hidden=64, rl_weight=0.5).config()
+    assert cfg.model.hidden == 64 and cfg.train.rl_weight == 0.5
+    assert cfg.model.scales == 3  # the rest is the preset's

@@ -37,6 +37,8 @@ class Train:
     std: float | None = None
     """Standard deviation of the location policy."""
     core: Literal["rnn", "lstm", "gru"] | None = None
+    hidden: int | None = None
+    """Units of the recurrent core (the paper: 256)."""
     lr: float | None = None
     lr_min: float | None = None
     optimizer: Literal["adam", "sgd"] | None = None
@@ -45,6 +47,8 @@ class Train:
     mc_samples: int | None = None
     """Monte-Carlo copies of each image per training step."""
     clip_grad: float | None = None
+    rl_weight: float | None = None
+    """Weight of the REINFORCE term in the hybrid loss (1 in the presets)."""
     seed: int | None = None
     train_size: int | None = None
     """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
@@ -66,9 +70,10 @@ class Train:
 
     def config(self) -> RunConfig:
         model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
-                     std=self.std, core=self.core)
+                     std=self.std, core=self.core, hidden=self.hidden)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
-                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, seed=self.seed)
+                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
+                     seed=self.seed)
         cfg = presets.resolve(self.preset, model=model, train=train)
         if self.train_size is not None:
             cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, train_size=self.train_size)).validate()
