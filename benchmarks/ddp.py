@@ -19,11 +19,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import _busy_seconds, _children_cpu, _signal_runs  # noqa: E402
-import time  # noqa: E402
 
 
 def run(cmd: list[str], env: dict[str, str], out: Path, pause: bool) -> tuple[float, float]:
@@ -59,19 +59,19 @@ def main() -> int:
     base = ["--train-size", str(args.train_size), "--preset", args.preset, "--epochs", str(args.epochs),
             "--no-progress"]
     configs = {
-        "1 process, 1 thread": ([sys.executable, "-m", "ram", "train", *base, "--threads", "1"], {}),
-        "1 process, 2 threads": ([sys.executable, "-m", "ram", "train", *base, "--threads", "2"], {}),
-        f"{args.nproc} processes (torchrun), 1 thread each": (
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
-             "-m", "ram", "train", *base], {}),
+        "1 process, 1 thread": [sys.executable, "-m", "ram", "train", *base, "--threads", "1"],
+        "1 process, 2 threads": [sys.executable, "-m", "ram", "train", *base, "--threads", "2"],
+        f"{args.nproc} processes (torchrun), 1 thread each": [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
+            "-m", "ram", "train", *base],
     }
     rates: dict[str, list[float]] = {k: [] for k in configs}
     work = Path(tempfile.mkdtemp(prefix="ram-ddp-"))
     try:
-        for i in range(args.runs):
-            for name, (cmd, extra) in configs.items():
+        for _ in range(args.runs):
+            for name, cmd in configs.items():
                 out = work / f"{len(rates[name])}-{abs(hash(name))}"
-                env = {**os.environ, "RAM_COMPILE": args.compile, **extra}
+                env = {**os.environ, "RAM_COMPILE": args.compile}
                 for _attempt in range(3):  # another developer's load (or resume of the paused runs) spoils a run
                     shutil.rmtree(out, ignore_errors=True)
                     rate, others = run([*cmd, "--out", str(out)], env, out, args.pause)

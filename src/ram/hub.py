@@ -84,19 +84,21 @@ def load_run(*, checkpoint: Path | None = None, pretrained: str | None = None) -
     return model, cfg, str(checkpoint)
 
 
+_RUN_INFO = ("epochs", "planned_epochs", "train_seconds")
+
+
 def run_info(source_folder: Path | None = None, pretrained: str | None = None) -> dict:
     """Epochs and training wall time of a run, for results: from a run's test.json or the manifest."""
     if pretrained is not None:
         entry = manifest().get(pretrained, {})
-        keys = ("epochs", "planned_epochs", "train_seconds")
-        return {k: entry[k] for k in keys if entry.get(k) is not None} | {"pretrained": pretrained}
+        return {k: entry[k] for k in _RUN_INFO if entry.get(k) is not None} | {"pretrained": pretrained}
     path = Path(source_folder) / "test.json" if source_folder else None
     if path and path.is_file():
         try:
             test = json.loads(path.read_text())
         except (ValueError, OSError):
             return {}  # extras only: a damaged test.json must not stop an evaluation
-        return {k: test[k] for k in ("epochs", "planned_epochs", "train_seconds") if k in test} if isinstance(test, dict) else {}
+        return {k: test[k] for k in _RUN_INFO if k in test} if isinstance(test, dict) else {}
     return {}
 
 
@@ -113,6 +115,9 @@ def publish(folder: Path, name: str) -> dict:
         "file": target.name,
         "sha256": ckpt.sha256(target),
         "test_error": test["error"],
+        # how test_error was measured: episodes averaged per image, 0 = along the policy means (older runs' test.json
+        # hold only that); `ram eval --pretrained NAME` reports both
+        "test_mc_samples": test.get("mc_samples", 0),
         "epochs": test.get("epochs"),
         "planned_epochs": test.get("planned_epochs"),  # set when the run was stopped before its schedule ended
         "train_seconds": test.get("train_seconds"),
