@@ -3,6 +3,7 @@
     python benchmarks/bench.py --presets mnist mnist-translated --threads 1 2 --runs 5
     # versions side by side, interleaved in time: LABEL=SRC[:VAR=VALUE,...], SRC a checkout or . for this one
     python benchmarks/bench.py --version before=/tmp/ram-base --version eager=.:RAM_COMPILE=0 --version compiled=.
+    python benchmarks/bench.py --version fp32=. --version bf16=.:--precision=bf16   # items starting -- are flags
 
 The long training runs on the shared machine (`ram train --preset ...`) are paused (SIGSTOP) only while one
 `ram bench` process runs (~30 s) and always resumed (SIGCONT), also on an error, Ctrl-C or SIGTERM. Other processes
@@ -45,18 +46,21 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def parse_version(text: str) -> tuple[str, str | None, dict[str, str]]:
-    """LABEL=SRC[:VAR=VALUE,...] -> (label, src or None for the installed ram, extra environment)."""
+def parse_version(text: str) -> tuple[str, str | None, dict[str, str], list[str]]:
+    """LABEL=SRC[:VAR=VALUE,...] -> (label, src or None for the installed ram, extra environment, extra flags).
+    Items that start with -- are `ram bench` flags: bf16=.:--precision=bf16."""
     label, _, rest = text.partition("=")
     src, _, env = rest.partition(":")
-    extra = dict(item.split("=", 1) for item in env.split(",") if item)
-    return label, (None if src in ("", ".") else src), extra
+    items = [item for item in env.split(",") if item]
+    extra = dict(item.split("=", 1) for item in items if not item.startswith("--"))
+    flags = [item for item in items if item.startswith("--")]
+    return label, (None if src in ("", ".") else src), extra, flags
 
 
 def bench_once(args: argparse.Namespace, version: tuple, preset: str, threads: int) -> dict:
-    label, src, extra = version
+    label, src, extra, flags = version
     cmd = [sys.executable, "-m", "ram", "bench", "--preset", preset, "--threads", str(threads), "--json",
-           "--seconds", str(args.seconds), "--repeats", str(args.repeats)]
+           "--seconds", str(args.seconds), "--repeats", str(args.repeats), *flags]
     env = {**os.environ, **extra}
     if src:
         env["PYTHONPATH"] = os.path.join(src, "src") + os.pathsep + env.get("PYTHONPATH", "")

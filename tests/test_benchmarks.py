@@ -29,5 +29,8 @@ def test_cli_names_a_folder_without_metrics(tmp_path):
 
 
 def test_version_spec():
-    assert parse_version("now=.") == ("now", None, {})
-    assert parse_version("before=/tmp/old:RAM_COMPILE=0,X=1") == ("before", "/tmp/old", {"RAM_COMPILE": "0", "X": "1"})
+    assert parse_version("now=.") == ("now", None, {}, [])
+    assert parse_version("before=/tmp/old:RAM_COMPILE=0,X=1") == ("before", "/tmp/old", {"RAM_COMPILE": "0", "X": "1"},
+                                                                  [])
+    assert parse_version("bf16=.:RAM_COMPILE=1,--precision=bf16") == ("bf16", None, {"RAM_COMPILE": "1"},
+                                                                      ["--precision=bf16"])

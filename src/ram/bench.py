@@ -111,6 +111,7 @@ def run(
         "device": str(dev),
         "threads": torch.get_num_threads(),
         "compiled": compiled,
+        "precision": tc.precision,
         "compile_seconds": round(compile_seconds, 1) if compiled else 0.0,
         "train_images_per_s": round(train, 1),
         "eval_images_per_s": round(statistics.median(eval_rates), 1),

@@ -49,6 +49,8 @@ class Train:
     clip_grad: float | None = None
     rl_weight: float | None = None
     """Weight of the REINFORCE term in the hybrid loss (1 in the presets)."""
+    precision: Literal["fp32", "bf16"] | None = None
+    """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
     seed: int | None = None
     train_size: int | None = None
     """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
@@ -73,7 +75,7 @@ class Train:
                      std=self.std, core=self.core, hidden=self.hidden)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
-                     seed=self.seed)
+                     precision=self.precision, seed=self.seed)
         cfg = presets.resolve(self.preset, model=model, train=train)
         if self.train_size is not None:
             cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, train_size=self.train_size)).validate()
@@ -176,6 +178,8 @@ class Bench:
     """Timed repeats; the median is reported."""
     compile: bool | None = None
     """Compile the RAM loop with torch.compile as long training runs do (default: when seconds * repeats >= 10)."""
+    precision: Literal["fp32", "bf16"] | None = None
+    """Training arithmetic (default: the preset's)."""
 
     def run(self) -> None:
         from .bench import run as bench
@@ -184,7 +188,7 @@ class Bench:
         _positive("seconds", self.seconds)
         _positive("repeats", self.repeats)
         _positive("threads", self.threads)
-        result = bench(presets.get(self.preset), device=self.device, threads=self.threads,
+        result = bench(presets.resolve(self.preset, train=dict(precision=self.precision)), device=self.device, threads=self.threads,
                        batch_size=self.batch_size, seconds=self.seconds, repeats=self.repeats, compile=self.compile)
         if self.json:
             print(json.dumps(result))

@@ -137,6 +137,9 @@ class TrainConfig:
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Training arithmetic. bf16: the glimpse network and core run in bfloat16 under torch.autocast, with float32
+    weights, optimiser state, policy and losses (mixed precision). Evaluation is always float32."""
     seed: int = 0
     eval_batch_size: int = 1000
     eval_mc_samples: int = 10
@@ -154,6 +157,7 @@ class TrainConfig:
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(self.precision in ("fp32", "bf16"), "precision", self.precision, "must be 'fp32' or 'bf16'")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.eval_mc_samples >= 0, "eval_mc_samples", self.eval_mc_samples, "must be >= 0")

@@ -48,25 +48,32 @@ class Loop(NamedTuple):
     locations: torch.Tensor  # [T, B, 2] where each glimpse was read: raws clamped to [-1, 1]
 
 
-def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry):
+def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry, dtype: torch.dtype):
     """The T glimpses. padded [B, C, Hp, Wp] from `sensor.pad_images`; noise [T, B, 2] (std already applied) or None
     to follow the means. Returns what the backward needs and the caller reads:
     patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
-    core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2]."""
+    core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2].
+
+    dtype is that of the glimpse network and the core: their weights, the patches and the states are cast to it (bf16
+    for mixed precision). The policy, its noise and the locations stay in the inputs' own dtype, and so does the
+    multi-scale sensor, whose pyramid runs slower in bf16 on a CPU (a 1-scale read is a plain gather: cast first)."""
+    Wg, bg, Wl, bl, Wm, bm, Wc, bc = (x.to(dtype) for x in (Wg, bg, Wl, bl, Wm, bm, Wc, bc))
+    if geo.scales == 1:
+        padded = padded.to(dtype)
     B = padded.shape[0]
     H = Wc.shape[0]
     G = Wm.shape[0]
     rows = sensor.row_offsets(padded, geo.size * 2 ** (geo.scales - 1))
-    h = padded.new_zeros(B, H)
+    h = padded.new_zeros(B, H, dtype=dtype)
     patches, locs, merge_in, core_in, hs, means, raws = [], [], [], [], [], [], []
     for t in range(geo.glimpses):
         # The policy reads the state before the glimpse; on the zero state W h + b is b.
-        mean = torch.tanh(bp.expand(B, 2) if t == 0 else torch.addmm(bp, h, Wp.t()))
+        mean = torch.tanh(bp.expand(B, 2) if t == 0 else torch.addmm(bp, h.to(Wp.dtype), Wp.t()))
         raw = mean if noise is None else mean + noise[t]
         loc = raw.clamp(-1.0, 1.0)
         p = sensor.read(padded, geo.pad, loc, size=geo.size, scales=geo.scales, height=geo.height, width=geo.width,
-                        rows=rows).view(B, -1)
-        m = torch.cat((torch.addmm(bg, p, Wg.t()).relu_(), torch.addmm(bl, loc, Wl.t()).relu_()), dim=1)
+                        rows=rows).view(B, -1).to(dtype)
+        m = torch.cat((torch.addmm(bg, p, Wg.t()).relu_(), torch.addmm(bl, loc.to(dtype), Wl.t()).relu_()), dim=1)
         g = torch.addmm(bm, m, Wm.t()).relu_()
         x = torch.cat((g, h), dim=1)
         # h_{-1} = 0: at t = 0 skip its half of the matmul
@@ -78,7 +85,11 @@ def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geo
 
 
 def backward_loop(patches, locs, merge_in, core_in, hs, means, Wm, Wc, d_hs, d_means, what_size: int):
-    """Gradients of (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp) from dL/dhs [T, B, hidden] and dL/dmeans [T, B, 2]."""
+    """Gradients of (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp) from dL/dhs [T, B, hidden] and dL/dmeans [T, B, 2], in
+    the dtype of `forward_loop`'s saved tensors (patches ...) except the policy's (that of means). The weights Wm, Wc
+    are the parameters; d_hs and d_means come in the parameters' dtype."""
+    dtype = patches.dtype
+    Wm, Wc, d_hs = Wm.to(dtype), Wc.to(dtype), d_hs.to(dtype)
     T, B, P = patches.shape
     H, G, Hg = Wc.shape[0], Wm.shape[0], what_size
     TB = T * B
@@ -86,7 +97,7 @@ def backward_loop(patches, locs, merge_in, core_in, hs, means, Wm, Wc, d_hs, d_m
 
     # Policy: mean_t = tanh(W_p h_{t-1} + b_p), h detached, so its gradient stops here.
     d_pre = torch.ops.aten.tanh_backward(d_means, means).reshape(TB, 2)
-    dWp = d_pre.t() @ h_prev
+    dWp = d_pre.t() @ h_prev.to(d_pre.dtype)
 
     # Backward through time. d_state is dL/dh_t: the loss's own gradient plus what flows back from step t+1.
     threshold = torch.ops.aten.threshold_backward
@@ -107,7 +118,7 @@ def backward_loop(patches, locs, merge_in, core_in, hs, means, Wm, Wc, d_hs, d_m
     dWc = d_core.t() @ core_in.view(TB, -1)
     dWm = d_merge.t() @ merge_in.view(TB, -1)
     dWg = d_first[:, :Hg].t() @ patches.view(TB, P)
-    dWl = (locs.view(TB, 2).t() @ d_first[:, Hg:]).t()  # this way round: MKL is 6x faster with 2 rows than 2 columns
+    dWl = (locs.view(TB, 2).to(dtype).t() @ d_first[:, Hg:]).t()  # this way round: MKL is 6x faster with 2 rows than 2 columns
     return (dWg, d_first[:, :Hg].sum(0), dWl, d_first[:, Hg:].sum(0), dWm, d_merge.sum(0), dWc, d_core.sum(0),
             dWp, d_pre.sum(0))
 
@@ -170,19 +181,27 @@ def _call(fn_name: str, *args, **kwargs):
 
 class _RNNEpisode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, padded, noise, geo: Geometry, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp):
+    def forward(ctx, padded, noise, geo: Geometry, dtype: torch.dtype, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp):
         patches, locs, merge_in, core_in, hs, means, raws = _call(
-            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo)
+            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype)
         ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, Wm, Wc)
         ctx.what_size = Wg.shape[0]
+        ctx.param_dtypes = [w.dtype for w in (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp)]
         ctx.mark_non_differentiable(raws, locs)
-        return hs, means, raws, locs
+        return hs.to(Wc.dtype), means, raws, locs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_means, _d_raws, _d_locs):
         grads = _call("backward", *ctx.saved_tensors, d_hs.contiguous(), d_means.contiguous(), ctx.what_size)
-        return (None, None, None, *grads)
+        return (None, None, None, None, *(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes)))
+
+
+def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the loop computes in: bf16 (or fp16) under torch.autocast for the device, else the model's."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return dtype
 
 
 def rnn_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
@@ -195,8 +214,11 @@ def rnn_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
     if sample:  # drawn step by step, as GaussianPolicy draws it, so that both loops see the same samples
         noise = torch.stack([torch.randn(B, 2, dtype=padded.dtype, device=padded.device)
                              for _ in range(cfg.glimpses)]).mul_(policy.std)
-    hs, means, raws, locs = _RNNEpisode.apply(
-        padded, noise, geo, gn.what.weight, gn.what.bias, gn.where.weight, gn.where.bias, gn.merge.weight,
-        gn.merge.bias, core.linear.weight, core.linear.bias, policy.mean.weight, policy.mean.bias,
-    )
+    # Under autocast the loop casts exactly what it computes in low precision, so autocast is off inside it.
+    dtype = loop_dtype(padded.device, padded.dtype)
+    with torch.autocast(padded.device.type, enabled=False):
+        hs, means, raws, locs = _RNNEpisode.apply(
+            padded, noise, geo, dtype, gn.what.weight, gn.what.bias, gn.where.weight, gn.where.bias, gn.merge.weight,
+            gn.merge.bias, core.linear.weight, core.linear.bias, policy.mean.weight, policy.mean.bias,
+        )
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

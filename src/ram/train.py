@@ -95,7 +95,11 @@ def train_step(
     if cfg.mc_samples > 1:
         images = images.repeat(cfg.mc_samples, 1, 1, 1)
         labels = labels.repeat(cfg.mc_samples)
-    losses = hybrid(model(images, sample=True), labels, rl_weight=cfg.rl_weight)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        episode = model(images, sample=True)
+    if cfg.precision != "fp32":  # the losses in float32
+        episode = type(episode)(*(t.float() for t in episode))
+    losses = hybrid(episode, labels, rl_weight=cfg.rl_weight)
     optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
     if cfg.clip_grad > 0:
