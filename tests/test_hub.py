@@ -22,3 +22,14 @@ def test_publish_records_weights_and_test_protocol(tmp_path, monkeypatch, test_j
     assert entry["sha256"] == ckpt.sha256(tmp_path / "pretrained" / "tiny.safetensors")
     model, loaded = hub.load_pretrained("tiny")
     assert loaded == cfg
+
+
+def test_every_shipped_model_was_trained_with_its_presets_recipe():
+    """`ram reproduce` replays `ram train --preset P --glimpses G`: that must be the config the weights came from."""
+    from ram import presets
+    from ram.config import RunConfig
+
+    for name, entry in hub.manifest().items():
+        cfg = RunConfig.from_dict(entry["config"])
+        recipe = presets.resolve(cfg.preset, model=dict(glimpses=cfg.model.glimpses))
+        assert cfg.differences(recipe) == [], name

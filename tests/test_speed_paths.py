@@ -187,7 +187,7 @@ def test_bf16_loop_computes_in_bf16_and_stays_near_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ep = model(images, sample=False)
     assert _uses_fused(ep.logits)
-    assert ep.means.dtype == torch.float32
+    assert ep.means.dtype == ep.logits.dtype == ep.baselines.dtype == torch.float32  # heads and policy: float32
     model.zero_grad(set_to_none=True)
     hybrid(type(ep)(*(t.float() for t in ep)), labels).total.backward()
     err = _rel_err(ep.logits.float(), ref.logits)

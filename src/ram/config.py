@@ -138,8 +138,9 @@ class TrainConfig:
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """Training arithmetic. bf16: the glimpse network and core run in bfloat16 under torch.autocast, with float32
-    weights, optimiser state, policy and losses (mixed precision). Evaluation is always float32."""
+    """Training arithmetic. bf16: mixed precision under torch.autocast. In RAM's fused loop the glimpse network and
+    the core run in bfloat16, while the weights, optimiser state, sensor, policy, heads and losses stay float32; other
+    models run autocast's bf16 ops. Evaluation is always float32."""
     seed: int = 0
     eval_batch_size: int = 1000
     eval_mc_samples: int = 10

@@ -88,6 +88,11 @@ class RAM(nn.Module):
         B = images.shape[0]
         padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
         loop = fused.rnn_loop(self, padded, pad, sample=sample)  # time-major [T, B, ...]
+        with torch.autocast(images.device.type, enabled=False):  # under autocast only the loop's matmuls are bf16
+            return self._heads(loop, B)
+
+    def _heads(self, loop: fused.Loop, B: int) -> Episode:
+        cfg = self.cfg
         # The heads that do not feed the loop run once on all T*B states. The baseline reads the detached state
         # before each glimpse; before the first it is zero, so b(h) is the bias.
         before = self.baseline(loop.hs[:-1].detach()).squeeze(-1)  # [T-1, B]
