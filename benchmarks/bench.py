@@ -5,10 +5,11 @@
     python benchmarks/bench.py --version before=/tmp/ram-base --version eager=.:RAM_COMPILE=0 --version compiled=.
     python benchmarks/bench.py --version fp32=. --version bf16=.:--precision=bf16   # items starting -- are flags
 
-The long training runs on the shared machine (`ram train --preset ...`) are paused (SIGSTOP) only while one
-`ram bench` process runs (~30 s) and always resumed (SIGCONT), also on an error, Ctrl-C or SIGTERM. Other processes
-cannot be paused, so each run also reports how much CPU they took meanwhile ("others %", of one core, from
-/proc/stat minus the benchmark's own CPU time); with --max-others a run above that is repeated (up to 3 times).
+The long training runs on the shared machine (any `ram train ...`, also `python -m ram train ...`) are paused
+(SIGSTOP) only while one `ram bench` process runs (~30 s) and always resumed (SIGCONT), also on an error, Ctrl-C or
+SIGTERM. Other processes cannot be paused, so each run also reports how much CPU they took meanwhile ("others %", of
+one core, from /proc/stat minus the benchmark's own CPU time); with --max-others a run above that is repeated (up to 3
+times).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 
-PAUSE = "ram train --preset"  # the pattern of the long runs to pause
+PAUSE = "ram train "  # the pattern (pkill -f) of the long runs to pause, however they were started
 
 
 def _signal_runs(sig: str) -> None:
