@@ -1,5 +1,6 @@
-"""The benchmark scripts' own logic: reading a run's time to accuracy, and parsing version specs."""
+"""The benchmark scripts' own logic: reading a run's time to accuracy, parsing version specs, which runs it pauses."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import parse_version  # noqa: E402
+from bench import PAUSE, parse_version  # noqa: E402
 from time_to_accuracy import first_reached  # noqa: E402
 
 
@@ -34,3 +35,12 @@ def test_version_spec():
                                                                   [])
     assert parse_version("bf16=.:RAM_COMPILE=1,--precision=bf16") == ("bf16", None, {"RAM_COMPILE": "1"},
                                                                       ["--precision=bf16"])
+
+
+def test_the_runs_paused_during_a_benchmark_are_training_runs_however_started():
+    # pkill -f matches PAUSE (a plain literal, so the same in POSIX ERE and Python re) against full command lines
+    started = ["/usr/bin/python /usr/local/bin/ram train --preset mnist-translated --glimpses 4",
+               "python -m ram train --threads 1 --no-progress --out runs/x --preset mnist"]
+    others = ["/usr/bin/python /usr/local/bin/ram bench --preset mnist --json", "python -m ram eval --pretrained mnist-g6"]
+    assert all(re.search(PAUSE, c) for c in started)
+    assert not any(re.search(PAUSE, c) for c in others)
