@@ -24,12 +24,11 @@ def test_publish_records_weights_and_test_protocol(tmp_path, monkeypatch, test_j
     assert loaded == cfg
 
 
-def test_every_shipped_model_was_trained_with_its_presets_recipe():
-    """`ram reproduce` replays `ram train --preset P --glimpses G`: that must be the config the weights came from."""
-    from ram import presets
+def test_every_shipped_model_was_trained_with_its_rows_command():
+    """`ram reproduce NAME` replays the row's `ram train` command: that must be the config the weights came from."""
     from ram.config import RunConfig
+    from ram.results import BY_NAME
 
     for name, entry in hub.manifest().items():
         cfg = RunConfig.from_dict(entry["config"])
-        recipe = presets.resolve(cfg.preset, model=dict(glimpses=cfg.model.glimpses))
-        assert cfg.differences(recipe) == [], name
+        assert cfg.differences(BY_NAME[name].config()) == [], name

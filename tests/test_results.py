@@ -2,7 +2,7 @@
 
 import json
 
-from ram.results import BY_NAME, END, START, table, update_readme
+from ram.results import BY_NAME, END, START, Row, table, update_readme
 
 
 def test_table_rows_come_from_result_files(tmp_path):
@@ -34,3 +34,11 @@ def test_baseline_rows_replay_their_own_schedule():
     assert "--epochs" not in BY_NAME["mnist-translated-g8"].train_args()
     args = BY_NAME["mnist-cluttered-random-g8"].train_args()
     assert args == ["--preset", "mnist-cluttered", "--model", "random-glimpses", "--glimpses", "8", "--epochs", "30"]
+
+
+def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():
+    row = Row("x", "mnist-cluttered", glimpses=8, epochs=500, precision="bf16")
+    assert row.train_args()[-4:] == ["--epochs", "500", "--precision", "bf16"]
+    cfg = row.config()
+    assert (cfg.preset, cfg.model.glimpses, cfg.train.epochs, cfg.train.precision) == ("mnist-cluttered", 8, 500, "bf16")
+    assert cfg.model.std == 0.2  # everything else is the preset's

@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import tyro
+
+from .config import RunConfig
+
 
 @dataclass(frozen=True)
 class Row:
@@ -22,9 +26,12 @@ class Row:
     paper_b: float | None = None
     note: str = ""
     epochs: int = 0
-    """The row's own schedule length; 0 trains for the preset's epochs (RAM rows: the preset is the recipe)."""
+    """The row's own schedule length; 0 trains for the preset's epochs."""
+    precision: str = ""
+    """The row's own training arithmetic; "" trains with the preset's."""
 
     def train_args(self) -> list[str]:
+        """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
         args = ["--preset", self.preset]
         if self.model != "ram":
             args += ["--model", self.model]
@@ -32,7 +39,15 @@ class Row:
             args += ["--glimpses", str(self.glimpses)]
         if self.epochs:
             args += ["--epochs", str(self.epochs)]
+        if self.precision:
+            args += ["--precision", self.precision]
         return args
+
+    def config(self) -> RunConfig:
+        """The config `ram train` builds from `train_args()`: the one the row's shipped weights must carry."""
+        from .cli import Train
+
+        return tyro.cli(Train, args=self.train_args()).config()
 
 
 BASELINE_EPOCHS = 30  # the whole-image baselines and random glimpses: their validation error is flat well before this
