@@ -57,8 +57,8 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
     return Row(name, preset, model, glimpses, a, b, note, epochs=BASELINE_EPOCHS)
 
 
-def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "") -> Row:
-    return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note)
+def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
+    return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note, **recipe)
 
 
 ROWS: list[Row] = [
@@ -77,7 +77,7 @@ ROWS: list[Row] = [
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers"),
     _ram("mnist-cluttered", 4, None, 4.96),
     _ram("mnist-cluttered", 6, None, 4.08),
-    _ram("mnist-cluttered", 8, 5.23, 4.04),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, epochs=500, precision="bf16"),  # twice the preset's schedule: 3.53% against 3.95%
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers"),
