@@ -15,6 +15,7 @@ times).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -29,6 +30,18 @@ PAUSE = "ram train "  # the pattern (pkill -f) of the long runs to pause, howeve
 
 def _signal_runs(sig: str) -> None:
     subprocess.run(["pkill", f"-{sig}", "-f", PAUSE], check=False)
+
+
+@contextlib.contextmanager
+def paused_runs(pause: bool = True):
+    """The long runs stopped (SIGSTOP) inside the block, and resumed on leaving it however it is left."""
+    if pause:
+        _signal_runs("STOP")
+    try:
+        yield
+    finally:
+        if pause:
+            _signal_runs("CONT")
 
 
 def _busy_seconds() -> float | None:
@@ -65,15 +78,10 @@ def bench_once(args: argparse.Namespace, version: tuple, preset: str, threads: i
     env = {**os.environ, **extra}
     if src:
         env["PYTHONPATH"] = os.path.join(src, "src") + os.pathsep + env.get("PYTHONPATH", "")
-    if args.pause:
-        _signal_runs("STOP")
-    try:
+    with paused_runs(args.pause):
         busy0, own0, t0 = _busy_seconds(), _children_cpu(), time.monotonic()
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         busy1, own1, t1 = _busy_seconds(), _children_cpu(), time.monotonic()
-    finally:
-        if args.pause:
-            _signal_runs("CONT")
     result = {"label": label, **json.loads(out.strip().splitlines()[-1])}
     if busy0 is not None:
         result["others_cpu_percent"] = round(100 * max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0), 1)
