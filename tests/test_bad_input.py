@@ -40,6 +40,8 @@ BAD_TRAIN_FLAGS = [
     (["--mc-samples", "0"], "mc_samples = 0: must be >= 1"),
     (["--clip-grad", "-1"], "clip_grad = -1.0: must be >= 0"),
     (["--hidden", "0"], "hidden = 0: must be >= 1"),
+    (["--what-size", "0"], "what_size = 0: must be >= 1"),
+    (["--glimpse-size", "-3"], "glimpse_size = -3: must be >= 1"),
     (["--rl-weight", "-0.5"], "rl_weight = -0.5: must be >= 0"),
     (["--scales", "9"], "scales = 9: must be in 1..8"),
     (["--seed", "-1"], "seed = -1: must be in 0..2**63-1"),

@@ -70,6 +70,10 @@ def test_bench_json(tiny_digits, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["train_images_per_s"] > 0 and result["eval_images_per_s"] > 0
     assert 5 < result["train_mflop_per_image"] < 10  # ~7.4 MFLOP for the 6-glimpse 28x28 model
+    # the floor is the FLOPs of an image at the measured matmul rate
+    assert result["matmul_gflop_per_s"] > 0
+    floor = result["matmul_gflop_per_s"] * 1e3 / result["train_mflop_per_image"]
+    assert abs(result["floor_images_per_s"] - floor) <= 0.01 * floor
 
 
 def test_reproduce_dry_run_prints_commands(capsys):

@@ -1,7 +1,9 @@
 """Throughput of a preset's model: training steps (data placement included) and evaluation, in images per second.
 
 FLOPs per image come from torch's FlopCounterMode on one eager training step, so the achieved GFLOP/s shows the gap
-to the machine's matmul rate. The RAM loop runs compiled when training would compile it (see `ram.fused`): by default
+to the machine's matmul rate, which is measured in the same process on the core's own matmul shape (batch x
+(glimpse + hidden) @ (glimpse + hidden) x hidden, in the training precision): FLOPs per image at that rate is the
+floor no implementation of the same maths can beat on this machine. The RAM loop runs compiled when training would compile it (see `ram.fused`): by default
 when the timed budget (seconds * repeats) is at least 10 s; the one-off compile time is reported, not timed.
 """
 
@@ -31,6 +33,25 @@ def _timed(fn, seconds: float) -> tuple[int, float]:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return images, elapsed
+
+
+def matmul_rate(rows: int, inner: int, cols: int, *, dtype: torch.dtype, device: torch.device,
+                seconds: float = 1.0) -> float:
+    """GFLOP/s of a [rows, inner] @ [inner, cols] matmul repeated for about `seconds` (after a warm-up)."""
+    a = torch.randn(rows, inner, device=device, dtype=dtype)
+    b = torch.randn(inner, cols, device=device, dtype=dtype)
+    out = torch.empty(rows, cols, device=device, dtype=dtype)
+
+    def call() -> int:
+        for _ in range(50):
+            torch.mm(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return 50
+
+    _timed(call, min(0.2, seconds))
+    calls, elapsed = _timed(call, seconds)
+    return 2.0 * rows * inner * cols * calls / elapsed / 1e9
 
 
 def _want_compile(compile: bool | None, seconds: float, repeats: int) -> bool:
@@ -103,6 +124,10 @@ def run(
     eval_rates = [n / t for n, t in (_timed(eval_step, seconds / 2) for _ in range(repeats))]
     big_rates = [n / t for n, t in (_timed(lambda: eval_step(big_eval), seconds / 2) for _ in range(repeats))]
     train = statistics.median(train_rates)
+    m = cfg.model
+    inner = (m.glimpse_size + m.hidden) if m.kind == "ram" else 256
+    rate = matmul_rate(batch_size, inner, m.hidden if m.kind == "ram" else 256, device=dev,
+                       dtype=torch.bfloat16 if tc.precision == "bf16" else torch.float32)
     return {
         "preset": cfg.preset,
         "model": cfg.model.kind,
@@ -119,5 +144,7 @@ def run(
         "train_runs": [round(r, 1) for r in train_rates],
         "train_mflop_per_image": round(flops_per_image / 1e6, 3),
         "train_gflop_per_s": round(train * flops_per_image / 1e9, 2),
+        "matmul_gflop_per_s": round(rate, 1),
+        "floor_images_per_s": round(rate * 1e9 / flops_per_image, 1),
         "torch": torch.__version__,
     }

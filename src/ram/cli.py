@@ -39,6 +39,10 @@ class Train:
     core: Literal["rnn", "lstm", "gru"] | None = None
     hidden: int | None = None
     """Units of the recurrent core (the paper: 256)."""
+    what_size: int | None = None
+    """Units of h_g, the glimpse network's reading of the patches (the paper: 128)."""
+    glimpse_size: int | None = None
+    """Units of g, the glimpse feature fed to the core (the paper: 256)."""
     lr: float | None = None
     lr_min: float | None = None
     optimizer: Literal["adam", "sgd"] | None = None
@@ -72,7 +76,8 @@ class Train:
 
     def config(self) -> RunConfig:
         model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
-                     std=self.std, core=self.core, hidden=self.hidden)
+                     std=self.std, core=self.core, hidden=self.hidden, what_size=self.what_size,
+                     glimpse_size=self.glimpse_size)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      precision=self.precision, seed=self.seed)
