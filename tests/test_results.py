@@ -42,3 +42,10 @@ def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():
     cfg = row.config()
     assert (cfg.preset, cfg.model.glimpses, cfg.train.epochs, cfg.train.precision) == ("mnist-cluttered", 8, 500, "bf16")
     assert cfg.model.std == 0.2  # everything else is the preset's
+
+
+def test_a_row_can_carry_its_own_glimpse_network_widths():
+    row = Row("x", "mnist-translated", glimpses=8, precision="bf16", what_size=256, glimpse_size=512)
+    assert row.train_args()[-4:] == ["--what-size", "256", "--glimpse-size", "512"]
+    m = row.config().model
+    assert (m.what_size, m.where_size, m.glimpse_size, m.hidden) == (256, 128, 512, 256)

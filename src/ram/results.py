@@ -29,6 +29,9 @@ class Row:
     """The row's own schedule length; 0 trains for the preset's epochs."""
     precision: str = ""
     """The row's own training arithmetic; "" trains with the preset's."""
+    what_size: int = 0
+    glimpse_size: int = 0
+    """The row's own glimpse-network widths (h_g and g); 0 keeps the preset's (the paper's 128 and 256)."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
@@ -41,6 +44,10 @@ class Row:
             args += ["--epochs", str(self.epochs)]
         if self.precision:
             args += ["--precision", self.precision]
+        if self.what_size:
+            args += ["--what-size", str(self.what_size)]
+        if self.glimpse_size:
+            args += ["--glimpse-size", str(self.glimpse_size)]
         return args
 
     def config(self) -> RunConfig:
