@@ -130,6 +130,13 @@ def _epochs(r: dict) -> str:
     return f"{r['epochs']} of {planned}" if planned and planned != r["epochs"] else str(r["epochs"])
 
 
+def _widths(row: Row) -> str:
+    """", glimpse net 256/512" for a row trained wider than the paper's h_g 128 and g 256; "" for the paper's."""
+    if not (row.what_size or row.glimpse_size):
+        return ""
+    return f", glimpse net {row.what_size or 128}/{row.glimpse_size or 256}"
+
+
 def table(results: dict[str, dict]) -> str:
     """A Markdown table: one line per row that has a result, beside paper A and B.
 
@@ -144,7 +151,7 @@ def table(results: dict[str, dict]) -> str:
         r = results.get(row.name)
         if r is None:
             continue
-        model = f"RAM, {row.glimpses} glimpses" if row.model == "ram" else (row.note or row.model)
+        model = f"RAM, {row.glimpses} glimpses{_widths(row)}" if row.model == "ram" else (row.note or row.model)
         pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
         lines.append(
             f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
