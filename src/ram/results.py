@@ -38,16 +38,11 @@ class Row:
         args = ["--preset", self.preset]
         if self.model != "ram":
             args += ["--model", self.model]
-        if self.glimpses:
-            args += ["--glimpses", str(self.glimpses)]
-        if self.epochs:
-            args += ["--epochs", str(self.epochs)]
-        if self.precision:
-            args += ["--precision", self.precision]
-        if self.what_size:
-            args += ["--what-size", str(self.what_size)]
-        if self.glimpse_size:
-            args += ["--glimpse-size", str(self.glimpse_size)]
+        own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
+               ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size))
+        for flag, value in own:  # 0 and "" leave the preset's value
+            if value:
+                args += [flag, str(value)]
         return args
 
     def config(self) -> RunConfig:
@@ -73,6 +68,7 @@ def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", 
     return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note, **recipe)
 
 
+# What each row's recipe gained over the one before it: results/NOTES.md.
 ROWS: list[Row] = [
     _ram("mnist", 2, 6.27, 3.79),
     _ram("mnist", 3, None, 1.51),
@@ -82,21 +78,19 @@ ROWS: list[Row] = [
     _ram("mnist", 7, None, 1.07),
     _base("mnist-fc", "mnist", "fc", 1.35, 1.69, "FC, 2 layers of 256"),
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
-    _ram("mnist-translated", 4, 2.29, 1.54, **WIDE),  # 1.24% against 1.47%
-    _ram("mnist-translated", 6, 1.86, 1.22, **WIDE),  # 1.12% against 1.26%
-    _ram("mnist-translated", 8, 1.84, 1.20, **WIDE),  # 1.10% against 1.21%
+    _ram("mnist-translated", 4, 2.29, 1.54, **WIDE),
+    _ram("mnist-translated", 6, 1.86, 1.22, **WIDE),
+    _ram("mnist-translated", 8, 1.84, 1.20, **WIDE),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered", 4, None, 4.96, **WIDE),  # 3.96% against 4.88%
-    _ram("mnist-cluttered", 6, None, 4.08, **WIDE),  # 3.33% against 4.51%
-    _ram("mnist-cluttered", 8, 5.23, 4.04, **WIDE),  # 3.20% against 3.53%
+    _ram("mnist-cluttered", 4, None, 4.96, **WIDE),
+    _ram("mnist-cluttered", 6, None, 4.08, **WIDE),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, **WIDE),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
-    # 8.48% against 13.93% at the paper's widths and 160 epochs
     _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=400, **WIDE),
     _ram("mnist-cluttered-100", 6, 11.58, None),
-    # 6.18% against 8.32% at the paper's widths and 400 epochs
     _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, **WIDE),
     _base("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", None, 15.0, "convnet: about 14-16"),
 ]
