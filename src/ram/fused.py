@@ -1,14 +1,15 @@
-"""RAM's glimpse loop with the ReLU RNN core as one autograd Function: the same maths as `RAM`'s plain loop, with a
-hand-written backward through time.
+"""RAM's glimpse loop with a ReLU RNN or LSTM core as one autograd Function: the same maths as `RAM`'s plain loop,
+with a hand-written backward through time.
 
 Why: at batch 128 one glimpse is a dozen small ops forward and twice as many backward, and on a CPU the autograd
 engine's per-op bookkeeping costs about as much as the matmuls. Here the loop runs without autograd, the backward
 through time is three matmuls per glimpse, and every weight gradient is one matmul over all T*B rows (the sum over
 time happens inside the matmul, which then runs near the machine's matmul rate).
 
-The Function reads the parameters of `RAM`'s own modules (glimpse_net.what/where/merge, core.linear, policy.mean), so
-parameter names and shapes, and with them checkpoints, are unchanged. Only the order of floating-point sums differs
-from autograd's; tests/test_speed_paths.py checks outputs and gradients against the plain loop.
+The Function reads the parameters of `RAM`'s own modules (glimpse_net.what/where/merge, core.linear or core.cell,
+policy.mean), so parameter names and shapes, and with them checkpoints, are unchanged. Only the order of
+floating-point sums differs from autograd's; tests/test_speed_paths.py checks outputs and gradients against the plain
+loop.
 
 Both loops are plain functions of tensors, so `torch.compile` can turn each into one C++ function
 (`set_compile`): that removes most of the remaining per-op overhead, at the price of a one-off compile.
@@ -27,6 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import sensor
+from .nets import LSTMCore
 
 
 class Geometry(NamedTuple):
@@ -48,24 +50,30 @@ class Loop(NamedTuple):
     locations: torch.Tensor  # [T, B, 2] where each glimpse was read: raws clamped to [-1, 1]
 
 
-def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry, dtype: torch.dtype):
+def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry, dtype: torch.dtype,
+                 lstm: bool = False):
     """The T glimpses. padded [B, C, Hp, Wp] from `sensor.pad_images`; noise [T, B, 2] (std already applied) or None
-    to follow the means. Returns what the backward needs and the caller reads:
+    to follow the means. Wc, bc: the core's one Linear on [g_t, h_{t-1}], for the LSTM ([W_ih, W_hh], b_ih + b_hh)
+    giving the four gates i, f, g, o. Returns what the backward needs and the caller reads:
     patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
-    core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2].
+    core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2], and for the
+    LSTM gates [T, B, 4 hidden] (after their nonlinearities) and cells [T, B, hidden] (empty for the RNN).
 
     dtype is that of the glimpse network and the core: their weights, the patches and the states are cast to it (bf16
     for mixed precision). The policy, its noise and the locations stay in the inputs' own dtype, and so does the
-    multi-scale sensor, whose pyramid runs slower in bf16 on a CPU (a 1-scale read is a plain gather: cast first)."""
+    multi-scale sensor, whose pyramid runs slower in bf16 on a CPU (a 1-scale read is a plain gather: cast first).
+    The LSTM's gates and cell state are computed in at least float32, as autograd's LSTMCell does under autocast."""
     Wg, bg, Wl, bl, Wm, bm, Wc, bc = (x.to(dtype) for x in (Wg, bg, Wl, bl, Wm, bm, Wc, bc))
     if geo.scales == 1:
         padded = padded.to(dtype)
     B = padded.shape[0]
-    H = Wc.shape[0]
     G = Wm.shape[0]
+    H = Wc.shape[1] - G
+    cell_dtype = torch.promote_types(dtype, torch.float32)
     rows = sensor.row_offsets(padded, geo.size * 2 ** (geo.scales - 1))
     h = padded.new_zeros(B, H, dtype=dtype)
-    patches, locs, merge_in, core_in, hs, means, raws = [], [], [], [], [], [], []
+    c = None
+    patches, locs, merge_in, core_in, hs, means, raws, gates, cells = [], [], [], [], [], [], [], [], []
     for t in range(geo.glimpses):
         # The policy reads the state before the glimpse; on the zero state W h + b is b.
         mean = torch.tanh(bp.expand(B, 2) if t == 0 else torch.addmm(bp, h.to(Wp.dtype), Wp.t()))
@@ -77,21 +85,46 @@ def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geo
         g = torch.addmm(bm, m, Wm.t()).relu_()
         x = torch.cat((g, h), dim=1)
         # h_{-1} = 0: at t = 0 skip its half of the matmul
-        h = torch.addmm(bc, g, Wc[:, :G].t()).relu_() if t == 0 else torch.addmm(bc, x, Wc.t()).relu_()
+        z = torch.addmm(bc, g, Wc[:, :G].t()) if t == 0 else torch.addmm(bc, x, Wc.t())
+        if lstm:
+            i, f, u, o = z.to(cell_dtype).chunk(4, dim=1)
+            i, f, u, o = i.sigmoid(), f.sigmoid(), u.tanh(), o.sigmoid()
+            c = i * u if c is None else torch.addcmul(i * u, f, c)
+            h = (o * c.tanh()).to(dtype)
+            gates.append(torch.cat((i, f, u, o), dim=1))
+            cells.append(c)
+        else:
+            h = z.relu_()
         for store, value in ((patches, p), (locs, loc), (merge_in, m), (core_in, x), (hs, h), (means, mean),
                              (raws, raw)):
             store.append(value)
-    return tuple(torch.stack(s) for s in (patches, locs, merge_in, core_in, hs, means, raws))
+    empty = padded.new_empty(0, dtype=cell_dtype)
+    return (*(torch.stack(s) for s in (patches, locs, merge_in, core_in, hs, means, raws)),
+            torch.stack(gates) if lstm else empty, torch.stack(cells) if lstm else empty)
 
 
-def backward_loop(patches, locs, merge_in, core_in, hs, means, Wm, Wc, d_hs, d_means, what_size: int):
+def _lstm_cell_backward(d_h, d_c, gates, c, c_prev):
+    """Through c_t = f c_{t-1} + i u, h_t = o tanh(c_t): dL/dh_t and the dL/dc_t carried from t+1 (None at the last
+    step) give the gradient of the gates' pre-activations [B, 4 hidden] and dL/dc_{t-1}."""
+    i, f, u, o = gates.chunk(4, dim=1)
+    tanh_c = c.tanh()
+    d_h = d_h.to(c.dtype)
+    d_c = d_h * o * (1 - tanh_c * tanh_c) + (0 if d_c is None else d_c)
+    d_f = d_c * c_prev * f * (1 - f) if c_prev is not None else torch.zeros_like(f)
+    dz = torch.cat((d_c * u * i * (1 - i), d_f, d_c * i * (1 - u * u), d_h * tanh_c * o * (1 - o)), dim=1)
+    return dz, d_c * f
+
+
+def backward_loop(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm, Wc, d_hs, d_means, what_size: int,
+                  lstm: bool = False):
     """Gradients of (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp) from dL/dhs [T, B, hidden] and dL/dmeans [T, B, 2], in
     the dtype of `forward_loop`'s saved tensors (patches ...) except the policy's (that of means). The weights Wm, Wc
     are the parameters; d_hs and d_means come in the parameters' dtype."""
     dtype = patches.dtype
     Wm, Wc, d_hs = Wm.to(dtype), Wc.to(dtype), d_hs.to(dtype)
     T, B, P = patches.shape
-    H, G, Hg = Wc.shape[0], Wm.shape[0], what_size
+    G, Hg = Wm.shape[0], what_size
+    H = Wc.shape[1] - G
     TB = T * B
     h_prev = core_in[:, :, G:].reshape(TB, H)  # the policy's input, h_{t-1} (zero at t = 0)
 
@@ -103,9 +136,13 @@ def backward_loop(patches, locs, merge_in, core_in, hs, means, Wm, Wc, d_hs, d_m
     threshold = torch.ops.aten.threshold_backward
     Wc_g, Wc_h = Wc[:, :G], Wc[:, G:]
     d_core, d_merge, d_first = [], [], []
-    d_state = d_hs[T - 1]
+    d_state, d_cell = d_hs[T - 1], None
     for t in range(T - 1, -1, -1):
-        dz = threshold(d_state, hs[t], 0)  # through h_t = ReLU(z_t)
+        if lstm:  # dz: through the gates
+            dz, d_cell = _lstm_cell_backward(d_state, d_cell, gates[t], cells[t], cells[t - 1] if t > 0 else None)
+            dz = dz.to(dtype)
+        else:  # through h_t = ReLU(z_t)
+            dz = threshold(d_state, hs[t], 0)
         if t > 0:
             d_state = torch.addmm(d_hs[t - 1], dz, Wc_h)
         dy = threshold(dz @ Wc_g, core_in[t, :, :G], 0)  # through g_t = ReLU(y_t)
@@ -179,13 +216,15 @@ def _call(fn_name: str, *args, **kwargs):
         _Compiled.seconds += time.perf_counter() - start
 
 
-class _RNNEpisode(torch.autograd.Function):
+class _FusedEpisode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, padded, noise, geo: Geometry, dtype: torch.dtype, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp):
-        patches, locs, merge_in, core_in, hs, means, raws = _call(
-            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype)
-        ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, Wm, Wc)
+    def forward(ctx, padded, noise, geo: Geometry, dtype: torch.dtype, lstm: bool, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp,
+                bp):
+        patches, locs, merge_in, core_in, hs, means, raws, gates, cells = _call(
+            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype, lstm)
+        ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm, Wc)
         ctx.what_size = Wg.shape[0]
+        ctx.lstm = lstm
         ctx.param_dtypes = [w.dtype for w in (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp)]
         ctx.mark_non_differentiable(raws, locs)
         return hs.to(Wc.dtype), means, raws, locs
@@ -193,8 +232,9 @@ class _RNNEpisode(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_means, _d_raws, _d_locs):
-        grads = _call("backward", *ctx.saved_tensors, d_hs.contiguous(), d_means.contiguous(), ctx.what_size)
-        return (None, None, None, None, *(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes)))
+        grads = _call("backward", *ctx.saved_tensors, d_hs.contiguous(), d_means.contiguous(), ctx.what_size,
+                      ctx.lstm)
+        return (None, None, None, None, None, *(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes)))
 
 
 def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -204,8 +244,9 @@ def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
-def rnn_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
-    """Run the glimpse loop of a RAM with a ReLU RNN core and a Gaussian policy. padded from `sensor.pad_images`."""
+def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
+    """Run the glimpse loop of a RAM with a ReLU RNN or LSTM core and a Gaussian policy. padded from
+    `sensor.pad_images`."""
     cfg, gn, core, policy = model.cfg, model.glimpse_net, model.core, model.policy
     B, _, H, W = padded.shape
     geo = Geometry(glimpses=cfg.glimpses, pad=pad, size=cfg.patch_size, scales=cfg.scales, height=H - 2 * pad,
@@ -217,8 +258,13 @@ def rnn_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
     # Under autocast the loop casts exactly what it computes in low precision, so autocast is off inside it.
     dtype = loop_dtype(padded.device, padded.dtype)
     with torch.autocast(padded.device.type, enabled=False):
-        hs, means, raws, locs = _RNNEpisode.apply(
-            padded, noise, geo, dtype, gn.what.weight, gn.what.bias, gn.where.weight, gn.where.bias, gn.merge.weight,
-            gn.merge.bias, core.linear.weight, core.linear.bias, policy.mean.weight, policy.mean.bias,
+        lstm = isinstance(core, LSTMCore)
+        if lstm:  # LSTMCell's two Linears as one on [g, h]; autograd splits the gradient back into them
+            Wc, bc = torch.cat((core.cell.weight_ih, core.cell.weight_hh), dim=1), core.cell.bias_ih + core.cell.bias_hh
+        else:
+            Wc, bc = core.linear.weight, core.linear.bias
+        hs, means, raws, locs = _FusedEpisode.apply(
+            padded, noise, geo, dtype, lstm, gn.what.weight, gn.what.bias, gn.where.weight, gn.where.bias,
+            gn.merge.weight, gn.merge.bias, Wc, bc, policy.mean.weight, policy.mean.bias,
         )
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

@@ -9,7 +9,7 @@ from torch import nn
 
 from . import fused, sensor
 from .config import ModelConfig
-from .nets import GlimpseNet, ReLURNN, make_core
+from .nets import GlimpseNet, LSTMCore, ReLURNN, make_core
 from .policies import GaussianPolicy
 
 
@@ -41,13 +41,14 @@ class RAM(nn.Module):
         self.classifier = nn.Linear(cfg.hidden, cfg.classes)
 
     fused = True
-    """Run the glimpse loop of an RNN-core, Gaussian-policy RAM as `ram.fused`'s one Function with a hand-written
-    backward (2-3x faster on a CPU). False runs the plain autograd loop below, the reference it is tested against."""
+    """Run the glimpse loop of an RNN- or LSTM-core, Gaussian-policy RAM as `ram.fused`'s one Function with a
+    hand-written backward (2-3x faster on a CPU). False runs the plain autograd loop below, the reference it is tested
+    against."""
 
     @property
     def uses_fused_loop(self) -> bool:
-        """The fused loop covers the paper's model: ReLU RNN core, Gaussian policy."""
-        return self.fused and isinstance(self.core, ReLURNN) and type(self.policy) is GaussianPolicy
+        """The fused loop covers the paper's model (ReLU RNN core, Gaussian policy) and the same with an LSTM core."""
+        return self.fused and isinstance(self.core, (ReLURNN, LSTMCore)) and type(self.policy) is GaussianPolicy
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         """images [B, C, H, W] in [0, 1]. sample=False follows the policy means (deterministic evaluation)."""
@@ -87,7 +88,7 @@ class RAM(nn.Module):
         cfg = self.cfg
         B = images.shape[0]
         padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
-        loop = fused.rnn_loop(self, padded, pad, sample=sample)  # time-major [T, B, ...]
+        loop = fused.episode_loop(self, padded, pad, sample=sample)  # time-major [T, B, ...]
         with torch.autocast(images.device.type, enabled=False):  # under autocast only the loop's matmuls are bf16
             return self._heads(loop, B)
 
