@@ -58,3 +58,11 @@ def test_the_table_says_when_a_row_was_trained_wider_than_the_paper():
     lines = table({wide.name: result, paper.name: result}).splitlines()[2:]
     assert "RAM, 6 glimpses |" in lines[0]
     assert "RAM, 8 glimpses, glimpse net 256/512 |" in lines[1]
+
+
+def test_the_table_names_a_core_other_than_the_papers():
+    lstm = BY_NAME["mnist-cluttered-g8"]
+    assert lstm.core == "lstm" and lstm.config().model.core == "lstm"  # shipped with an LSTM core
+    assert "--core lstm" in " ".join(lstm.train_args())
+    line = table({lstm.name: {"error": 2.2, "epochs": 250}}).splitlines()[2]
+    assert "RAM, 8 glimpses, glimpse net 256/512, LSTM core |" in line

@@ -32,6 +32,8 @@ class Row:
     what_size: int = 0
     glimpse_size: int = 0
     """The row's own glimpse-network widths (h_g and g); 0 keeps the preset's (the paper's 128 and 256)."""
+    core: str = ""
+    """The row's own recurrent core; "" keeps the preset's (the paper's ReLU RNN)."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
@@ -39,7 +41,7 @@ class Row:
         if self.model != "ram":
             args += ["--model", self.model]
         own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
-               ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size))
+               ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core))
         for flag, value in own:  # 0 and "" leave the preset's value
             if value:
                 args += [flag, str(value)]
@@ -85,7 +87,7 @@ ROWS: list[Row] = [
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
     _ram("mnist-cluttered", 4, None, 4.96, **WIDE),
     _ram("mnist-cluttered", 6, None, 4.08, **WIDE),
-    _ram("mnist-cluttered", 8, 5.23, 4.04, **WIDE),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, core="lstm", **WIDE),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
@@ -130,12 +132,16 @@ def _epochs(r: dict) -> str:
     return f"{r['epochs']} of {planned}" if planned and planned != r["epochs"] else str(r["epochs"])
 
 
-def _widths(row: Row) -> str:
-    """", glimpse net 256/512" for a row trained wider than the paper's h_g 128 and g 256; "" for the paper's."""
-    if not (row.what_size or row.glimpse_size):
-        return ""
+def _architecture(row: Row) -> str:
+    """What a row changed in the paper's network: ", glimpse net 256/512" for a glimpse network wider than the paper's
+    h_g 128 and g 256, ", LSTM core" for another core than its ReLU RNN; "" for the paper's own."""
     paper = ModelConfig()
-    return f", glimpse net {row.what_size or paper.what_size}/{row.glimpse_size or paper.glimpse_size}"
+    out = ""
+    if row.what_size or row.glimpse_size:
+        out += f", glimpse net {row.what_size or paper.what_size}/{row.glimpse_size or paper.glimpse_size}"
+    if row.core and row.core != paper.core:
+        out += f", {row.core.upper()} core"
+    return out
 
 
 def table(results: dict[str, dict]) -> str:
@@ -152,7 +158,7 @@ def table(results: dict[str, dict]) -> str:
         r = results.get(row.name)
         if r is None:
             continue
-        model = f"RAM, {row.glimpses} glimpses{_widths(row)}" if row.model == "ram" else (row.note or row.model)
+        model = f"RAM, {row.glimpses} glimpses{_architecture(row)}" if row.model == "ram" else (row.note or row.model)
         pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
         lines.append(
             f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
