@@ -28,7 +28,6 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import sensor
-from .nets import LSTMCore
 
 
 class Geometry(NamedTuple):
@@ -258,13 +257,9 @@ def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop
     # Under autocast the loop casts exactly what it computes in low precision, so autocast is off inside it.
     dtype = loop_dtype(padded.device, padded.dtype)
     with torch.autocast(padded.device.type, enabled=False):
-        lstm = isinstance(core, LSTMCore)
-        if lstm:  # LSTMCell's two Linears as one on [g, h]; autograd splits the gradient back into them
-            Wc, bc = torch.cat((core.cell.weight_ih, core.cell.weight_hh), dim=1), core.cell.bias_ih + core.cell.bias_hh
-        else:
-            Wc, bc = core.linear.weight, core.linear.bias
+        Wc, bc = core.one_linear()
         hs, means, raws, locs = _FusedEpisode.apply(
-            padded, noise, geo, dtype, lstm, gn.what.weight, gn.what.bias, gn.where.weight, gn.where.bias,
-            gn.merge.weight, gn.merge.bias, Wc, bc, policy.mean.weight, policy.mean.bias,
+            padded, noise, geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias, gn.where.weight,
+            gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, policy.mean.weight, policy.mean.bias,
         )
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

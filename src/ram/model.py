@@ -9,7 +9,7 @@ from torch import nn
 
 from . import fused, sensor
 from .config import ModelConfig
-from .nets import GlimpseNet, LSTMCore, ReLURNN, make_core
+from .nets import GlimpseNet, make_core
 from .policies import GaussianPolicy
 
 
@@ -47,8 +47,9 @@ class RAM(nn.Module):
 
     @property
     def uses_fused_loop(self) -> bool:
-        """The fused loop covers the paper's model (ReLU RNN core, Gaussian policy) and the same with an LSTM core."""
-        return self.fused and isinstance(self.core, (ReLURNN, LSTMCore)) and type(self.policy) is GaussianPolicy
+        """The fused loop covers the paper's model (ReLU RNN core, Gaussian policy) and the same with an LSTM core:
+        the cores that say how it runs them (`fused_cell`)."""
+        return self.fused and hasattr(self.core, "fused_cell") and type(self.policy) is GaussianPolicy
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         """images [B, C, H, W] in [0, 1]. sample=False follows the policy means (deterministic evaluation)."""

@@ -45,6 +45,12 @@ class ReLURNN(nn.Module):
         h = torch.relu(self.linear(torch.cat((g, state), dim=1)))
         return h, h
 
+    fused_cell = "relu"
+    """How `ram.fused` runs this core: one Linear on [g, h] (`one_linear`), then this nonlinearity."""
+
+    def one_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.linear.weight, self.linear.bias
+
 
 class LSTMCore(nn.Module):
     def __init__(self, *, input_size: int, hidden_size: int):
@@ -59,6 +65,14 @@ class LSTMCore(nn.Module):
     def forward(self, g, state):
         h, c = self.cell(g, state)
         return h, (h, c)
+
+    fused_cell = "lstm"
+    """How `ram.fused` runs this core: one Linear on [g, h] giving the gates i, f, g, o, then the LSTM cell."""
+
+    def one_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTMCell's two Linears as one on [g, h]; autograd splits the gradient back into them."""
+        cell = self.cell
+        return torch.cat((cell.weight_ih, cell.weight_hh), dim=1), cell.bias_ih + cell.bias_hh
 
 
 class GRUCore(nn.Module):
