@@ -113,3 +113,27 @@ def test_baselines_train_with_the_same_loss(kind):
 def test_bad_model_config_names_field_and_value(field, value, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
         RAM(small(**{field: value}))
+
+
+def test_many_sampled_episodes_run_in_groups_and_average_all_of_them():
+    """`ram eval --mc-samples 100` must not build 100 copies of the test batch at once (it ran out of memory on 100x100
+    images); the groups' probabilities still average every episode."""
+    from ram.train import predict
+
+    torch.manual_seed(0)
+    model = RAM(small()).eval()
+    images = torch.rand(6, 1, 28, 28)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        grouped = predict(model, images, mc_samples=7, max_episodes=18)
+        torch.manual_seed(1)
+        by_hand = torch.cat([torch.softmax(model(images.repeat(k, 1, 1, 1), sample=True).logits, 1).view(k, 6, -1)
+                             for k in (3, 3, 1)]).mean(0)
+        torch.manual_seed(1)
+        at_once = predict(model, images, mc_samples=7)
+    assert seen[:3] == [18, 18, 6] and seen[-1] == 42
+    assert torch.equal(grouped, by_hand)
+    assert grouped.shape == (6, 10) and torch.allclose(grouped.sum(1), torch.ones(6))
+    assert not torch.equal(grouped, at_once)  # other episodes were drawn, so the two are different estimates
