@@ -2,11 +2,10 @@
 
 A preset is the recipe of its rows of the paper's tables (`ram reproduce`): the shipped weights of every row were
 trained with the config `ram train --preset NAME --glimpses G` gives (the manifest holds each one's config), plus the
-row's own flags where it has any (`ram reproduce ROW --dry-run` prints them; the 60x60 rows and the 4- and 8-glimpse
-100x100 rows trained in bf16 with a glimpse network twice the paper's width, `ram.results.WIDE`, and the 8-glimpse
-60x60 rows with an LSTM core). How each recipe was found is in results/NOTES.md. On the 60x60 and 100x100 canvases
-the location std is 0.2 (0.1 on 28x28): a 15-epoch probe on translated MNIST gave 6.05% validation error against 7.04%
-with 0.1 and 7.04% with 0.3.
+row's own flags where it has any (`ram.results.ROWS`; `ram reproduce ROW --dry-run` prints them: a longer schedule,
+bf16 and a glimpse network twice the paper's width, `ram.results.WIDE`, or an LSTM core). How each recipe was found is
+in results/NOTES.md. On the 60x60 and 100x100 canvases the location std is 0.2 (0.1 on 28x28): a 15-epoch probe on
+translated MNIST gave 6.05% validation error against 7.04% with 0.1 and 7.04% with 0.3.
 """
 
 from __future__ import annotations
