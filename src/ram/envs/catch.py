@@ -1,0 +1,175 @@
+"""Catch (Mnih et al. 2014, section 4.2): a ball falls down a binary size x size screen; catch it with a paddle.
+
+The ball is one pixel. It starts in row 0 at a random column and falls one row per step at a random angle theta in
+[45, 135] degrees, moving sideways by dx = cos(theta) / cos(45 deg) (so |dx| <= 1). When it leaves the screen sideways
+it bounces. The paddle is two pixels wide in the bottom row and starts at a random column in 0 .. size - 2. Each step
+it moves one pixel (0 = left, 1 = stay, 2 = right), clamped to the screen. After size - 1 steps the ball is in the
+bottom row and the game ends: reward 1 if the paddle is under the ball, else 0. Every earlier reward is 0.
+
+The rules follow catch.py of samrudhdhirangrej/Recurrent-Model-of-Visual-Attention (seed 002), which played the game
+for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors); the Gymnasium env
+`Catch` is one such game whose start is drawn from its own `np_random`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+
+
+def fall_dx(angle: torch.Tensor) -> torch.Tensor:
+    """Sideways move per step [N] of balls falling at `angle` [N] degrees: 1 at 45, 0 at 90, -1 at 135."""
+    return torch.cos(torch.deg2rad(angle)) / math.cos(math.radians(45))
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size must be an int >= 2 (the paddle is 2 pixels wide), got {size!r}")
+
+
+class CatchBatch:
+    """N games of Catch at once, their state as tensors on `device`; the caller loops over the `steps` moves.
+
+    State: `row` (int, the ball's row, the same for every game since they start together), `ball_x` [N] float32
+    (not clamped: see `step`), `dx` [N] float32, `paddle_x` [N] int64 (the paddle's left pixel), and `reward` [N],
+    the rewards `act` has collected since the start. Construction draws
+    nothing: call reset() (random starts) or start() (given ones) first.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        size: int = 24,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ):
+        _check_size(size)
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.n, self.size = n, size
+        self.steps = size - 1  # moves per game: the ball falls from row 0 to the bottom row
+        self.generator = generator
+        self.device = torch.device("cpu" if device is None else device)
+        self._games = torch.arange(n, device=self.device)
+        self.row = self.steps  # no game yet: reset() or start() begins one
+
+    def reset(self) -> torch.Tensor:
+        """Start N new games at random (from `generator`) and return their first frames [N, 1, size, size]."""
+        # draw where the generator lives (a CUDA generator cannot fill CPU tensors), then move to the device
+        draw = {"generator": self.generator, "device": "cpu" if self.generator is None else self.generator.device}
+        ball_x = torch.randint(0, self.size, (self.n,), **draw).float()
+        angle = 45 + 90 * torch.rand(self.n, **draw)
+        paddle_x = torch.randint(0, self.size - 1, (self.n,), **draw)
+        return self.start(ball_x=ball_x, dx=fall_dx(angle), paddle_x=paddle_x)
+
+    def start(self, *, ball_x, dx, paddle_x) -> torch.Tensor:
+        """Start N games from given states, ball_x [N] and dx [N] (floats), paddle_x [N] (ints), with the ball in
+        row 0; return their first frames [N, 1, size, size]."""
+        state = {
+            "ball_x": torch.as_tensor(ball_x, dtype=torch.float32, device=self.device),
+            "dx": torch.as_tensor(dx, dtype=torch.float32, device=self.device),
+            "paddle_x": torch.as_tensor(paddle_x, dtype=torch.int64, device=self.device),
+        }
+        for name, value in state.items():
+            if tuple(value.shape) != (self.n,):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({self.n},)")
+        self.row = 0
+        self.ball_x, self.dx, self.paddle_x = state.values()
+        self.reward = torch.zeros(self.n, device=self.device)
+        return self.observe()
+
+    def ball_column(self) -> torch.Tensor:
+        """[N] int64: the pixel column the ball is drawn (and caught) in."""
+        # seed 002: x clamped to the screen, then truncated (floor, as it is then >= 0)
+        return self.ball_x.clamp(0, self.size - 1).long()
+
+    def observe(self) -> torch.Tensor:
+        """The current frames [N, 1, size, size] float32: 1 at the ball and the paddle's two pixels, else 0."""
+        frames = torch.zeros(self.n, 1, self.size, self.size, device=self.device)
+        frames[self._games, 0, self.row, self.ball_column()] = 1
+        frames[self._games, 0, -1, self.paddle_x] = 1
+        frames[self._games, 0, -1, self.paddle_x + 1] = 1
+        return frames
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Move every game once. actions [N] int64 in {0 left, 1 stay, 2 right} (not checked here: no host sync).
+
+        Returns (frames [N, 1, size, size], reward [N] float32, done). Reward is 0 until the last step, where it is
+        1 for each game whose paddle is under the ball. Stepping after done is an error: call reset or start.
+        """
+        if self.row == self.steps:
+            raise RuntimeError("the games are over: call reset() or start() before stepping again")
+        if tuple(actions.shape) != (self.n,):
+            raise ValueError(f"actions has shape {tuple(actions.shape)}, expected ({self.n},)")
+        self.row += 1
+        self.ball_x = self.ball_x + self.dx
+        # seed 002 bounces by flipping dx once x has left [0, size) but leaves x itself outside; it is only drawn
+        # clamped. As |dx| <= 1 the next step brings x back to where it was (up to rounding).
+        off_screen = (self.ball_x < 0) | (self.ball_x >= self.size)
+        self.dx = torch.where(off_screen, -self.dx, self.dx)
+        self.paddle_x = (self.paddle_x + actions - 1).clamp(0, self.size - 2)
+        done = self.row == self.steps
+        reward = torch.zeros(self.n, device=self.device)
+        if done:
+            column = self.ball_column()
+            reward = ((column == self.paddle_x) | (column == self.paddle_x + 1)).float()
+        return self.observe(), reward, done
+
+    def act(self, moves: torch.Tensor) -> None:
+        """The episode loop's side of a world (`ram.model.RAM.play`): step, adding the rewards to `reward` [N]."""
+        _, reward, _ = self.step(moves)
+        self.reward = self.reward + reward
+
+
+class Catch(gymnasium.Env):
+    """One game of Catch as a Gymnasium env: observation the binary frame (size, size) float32, actions
+    Discrete(3) (0 left, 1 stay, 2 right). info carries the state: ball_row, ball_x, dx, paddle_x."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
+    render_scale = 8  # pixels per cell in render(): a 24x24 frame is too small to see
+
+    def __init__(self, *, size: int = 24, render_mode: str | None = None):
+        _check_size(size)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.size, self.render_mode = size, render_mode
+        self.observation_space = spaces.Box(0.0, 1.0, (size, size), np.float32)
+        self.action_space = spaces.Discrete(3)
+        self._game = CatchBatch(1, size=size)  # the rules; reset() starts it from draws of self.np_random
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        frames = self._game.start(
+            ball_x=[float(self.np_random.integers(0, self.size))],
+            dx=fall_dx(torch.tensor([self.np_random.uniform(45.0, 135.0)])),
+            paddle_x=[int(self.np_random.integers(0, self.size - 1))],
+        )
+        return frames[0, 0].numpy(), self._info()
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be 0 (left), 1 (stay) or 2 (right), got {action!r}")
+        frames, reward, done = self._game.step(torch.tensor([int(action)]))
+        return frames[0, 0].numpy(), float(reward[0]), done, False, self._info()
+
+    def render(self) -> np.ndarray | None:
+        """(size * 8, size * 8, 3) uint8, white ball and paddle on black, when render_mode is "rgb_array"."""
+        if self.render_mode is None:
+            return None
+        gray = (self._game.observe()[0, 0].numpy() * 255).astype(np.uint8)
+        big = gray.repeat(self.render_scale, axis=0).repeat(self.render_scale, axis=1)
+        return np.stack([big, big, big], axis=-1)
+
+    def _info(self) -> dict:
+        game = self._game
+        return {
+            "ball_row": game.row,
+            "ball_x": float(game.ball_x[0]),
+            "dx": float(game.dx[0]),
+            "paddle_x": int(game.paddle_x[0]),
+        }
