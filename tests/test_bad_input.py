@@ -18,6 +18,7 @@ from ram import presets
 from ram.cli import main
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from ram.model import build_model
+from ram.presets import PRESETS
 from ram.train import _rng_state, make_optimizer
 
 TRAIN = ["train", "--epochs", "1", "--glimpses", "2", "--no-progress"]
@@ -30,8 +31,7 @@ BAD_TRAIN_FLAGS = [
     (["--std", "inf"], "std = inf: must be a positive number"),
     (["--patch-size", "40"], "patch_size = 40: is larger than the 28x28 image"),
     (["--preset", "mnist-translated", "--patch-size", "61"], "patch_size = 61: is larger than the 60x60 image"),
-    (["--preset", "mnist-translate"], "preset = 'mnist-translate': unknown; valid presets are mnist, mnist-translated, "
-                                      "mnist-cluttered, mnist-cluttered-100, fashion"),
+    (["--preset", "mnist-translate"], f"preset = 'mnist-translate': unknown; valid presets are {', '.join(PRESETS)}"),
     (["--lr", "0"], "lr = 0.0: must be a positive number"),
     (["--lr", "nan"], "lr = nan: must be a positive number"),
     (["--lr", "-1e-3"], "lr = -0.001: must be a positive number"),
@@ -216,6 +216,8 @@ def _bad_values(kind) -> list:
         return [-1, "3", 2.5, True, None]
     if kind is float:
         return [-1.0, math.nan, math.inf, "0.1", None, False]
+    if kind is bool:
+        return [1, "yes", None]
     assert kind is str, kind
     return ["", 3]
 

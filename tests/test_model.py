@@ -118,7 +118,7 @@ def test_bad_model_config_names_field_and_value(field, value, needle):
 def test_many_sampled_episodes_run_in_groups_and_average_all_of_them():
     """`ram eval --mc-samples 100` must not build 100 copies of the test batch at once (it ran out of memory on 100x100
     images); the groups' probabilities still average every episode."""
-    from ram.train import predict
+    from ram.tasks import predict
 
     torch.manual_seed(0)
     model = RAM(small()).eval()

@@ -1,5 +1,5 @@
 """A NaN or Inf in the loss, the gradients or the weights stops training, naming the step, and keeps the last good
-checkpoint on disk byte for byte. Faults are injected into the loss (ram.train.hybrid) at a chosen step of a real run
+checkpoint on disk byte for byte. Faults are injected into the loss (ram.tasks.hybrid) at a chosen step of a real run
 through `ram.cli.main`.
 """
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ram import checkpoint as ckpt
+from ram import tasks as tasks_module
 from ram import train as train_module
 from ram.cli import main
 
@@ -31,7 +32,7 @@ def keep_threads():
 def inject(monkeypatch, fault: str, at: int) -> list[bool]:
     """Make call `at` (0-based, in this process) of the training loss misbehave. Returns, per call, whether autograd
     anomaly mode was on."""
-    real, calls, anomaly = train_module.hybrid, itertools.count(), []
+    real, calls, anomaly = tasks_module.hybrid, itertools.count(), []
 
     def hybrid(episode, labels, **kw):
         losses = real(episode, labels, **kw)
@@ -47,7 +48,7 @@ def inject(monkeypatch, fault: str, at: int) -> list[bool]:
         assert fault == "nan gradient"  # a finite loss whose gradient is NaN: d sqrt(z)/dz = inf at z = 0, times 0
         return losses._replace(total=losses.total + torch.sqrt(0 * losses.total))
 
-    monkeypatch.setattr(train_module, "hybrid", hybrid)
+    monkeypatch.setattr(tasks_module, "hybrid", hybrid)
     return anomaly
 
 

@@ -6,6 +6,7 @@ import torch
 from ram.config import ModelConfig, TrainConfig
 from ram.losses import hybrid
 from ram.model import RAM, build_model
+from ram.tasks import classification_loss
 from ram.train import make_optimizer, train_step
 
 # Release weights are trained with this layout: a speed change must never rename or reshape a parameter.
@@ -119,7 +120,8 @@ def test_fused_training_steps_track_the_plain_ones(core):
         model.fused = use_fused
         optimizer = make_optimizer(model, TrainConfig(lr=1e-3))
         for _ in range(10):
-            train_step(model, optimizer, images, labels, TrainConfig())
+            train_step(model, optimizer, lambda: classification_loss(model, images, labels, TrainConfig()),
+                       TrainConfig())
         weights.append(model.state_dict())
     for name, w in weights[0].items():
         torch.testing.assert_close(weights[1][name], w, rtol=1e-4, atol=1e-5, msg=name)
@@ -219,7 +221,7 @@ def test_bf16_training_steps_track_float32(tmp_path):
             tc = TrainConfig(lr=1e-3, precision=precision)
             optimizer = make_optimizer(model, tc)
             for _ in range(20):
-                losses, _ = train_step(model, optimizer, images, labels, tc)
+                losses, _ = train_step(model, optimizer, lambda: classification_loss(model, images, labels, tc), tc)
             assert torch.isfinite(losses.total)
             weights[precision] = model.state_dict()
         moved = torch.cat([(w - start[k]).flatten() for k, w in weights["fp32"].items()])

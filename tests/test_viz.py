@@ -195,6 +195,13 @@ class FakeData:
     val = test
 
 
+class FakeTask:
+    """What the hooks read of a classification task: its images."""
+
+    def __init__(self, data: FakeData):
+        self.data = data
+
+
 def test_run_pictures_hook_writes_curves_and_tracks(tmp_path):
     import csv
 
@@ -204,19 +211,19 @@ def test_run_pictures_hook_writes_curves_and_tracks(tmp_path):
         w.writeheader()
         w.writerows(rows)
     model = RAM(tiny())
-    viz.run_pictures_hook("epoch", model=model, data=FakeData(), row=rows[-1], out=tmp_path)
+    viz.run_pictures_hook("epoch", model=model, task=FakeTask(FakeData()), row=rows[-1], out=tmp_path)
     assert (tmp_path / "curves.png").is_file() and not (tmp_path / "tracks.png").exists()
-    viz.run_pictures_hook("end", model=model, data=FakeData(), row=rows[-1], out=tmp_path)
+    viz.run_pictures_hook("end", model=model, task=FakeTask(FakeData()), row=rows[-1], out=tmp_path)
     assert Image.open(tmp_path / "tracks.png").size[0] > 100
 
 
 def test_run_pictures_hook_turns_failures_into_warnings(tmp_path):
     with pytest.warns(RuntimeWarning, match="no test set here"):
-        viz.run_pictures_hook("end", model=RAM(tiny()), data=FakeData(broken=True), row={}, out=tmp_path)
+        viz.run_pictures_hook("end", model=RAM(tiny()), task=FakeTask(FakeData(broken=True)), row={}, out=tmp_path)
     # whole-image models get no tracks, and no warning either
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        viz.run_pictures_hook("end", model=build_model(tiny(kind="convnet")), data=FakeData(), row={}, out=tmp_path)
+        viz.run_pictures_hook("end", model=build_model(tiny(kind="convnet")), task=FakeTask(FakeData()), row={}, out=tmp_path)
 
 
 def test_tensorboard_hook_writes_namespaced_scalars_and_tracks(tmp_path):
@@ -227,8 +234,8 @@ def test_tensorboard_hook_writes_namespaced_scalars_and_tracks(tmp_path):
     assert not (tmp_path / "tensorboard").exists()  # nothing is written before the first epoch
     model = RAM(tiny())
     for row in metrics_rows(2):
-        hook("epoch", model=model, data=FakeData(), row=row, out=tmp_path)
-    hook("end", model=model, data=FakeData(), row=row, out=tmp_path)
+        hook("epoch", model=model, task=FakeTask(FakeData()), row=row, out=tmp_path)
+    hook("end", model=model, task=FakeTask(FakeData()), row=row, out=tmp_path)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()

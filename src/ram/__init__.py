@@ -1,5 +1,6 @@
 """recurrent-attention: the Recurrent Attention Model of Mnih, Heess, Graves and Kavukcuoglu (NIPS 2014)."""
 
+from . import envs  # registers ram/Catch-v0
 from .config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from .model import RAM, Episode, build_model
 from .sensor import glimpse

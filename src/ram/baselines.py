@@ -24,6 +24,7 @@ def _whole_image_episode(logits: torch.Tensor) -> Episode:
         baselines=empty,
         locations=logits.new_zeros(B, 0, 2),
         means=logits.new_zeros(B, 0, 2),
+        moves=torch.zeros(B, 0, dtype=torch.long, device=logits.device),
     )
 
 
@@ -57,12 +58,33 @@ class ConvNet(nn.Module):
         return _whole_image_episode(self.head(self.features(images)))
 
 
+class Uniform:
+    """Locations uniform over the image. It has no mode: following it is sampling too, so the 'policy means' of
+    this baseline are one episode of random glimpses."""
+
+    def __init__(self, h: torch.Tensor):
+        self.mean = torch.rand(h.shape[0], 2, device=h.device) * 2 - 1
+
+    def sample(self) -> torch.Tensor:
+        return self.mean
+
+    mode = sample
+
+    def log_prob(self, loc: torch.Tensor) -> torch.Tensor:
+        return loc.new_zeros(loc.shape[0])
+
+    def location(self, loc: torch.Tensor) -> torch.Tensor:
+        return loc
+
+
 class UniformPolicy(nn.Module):
     """Locations uniform over the image, independent of the state: nothing to learn."""
 
-    def forward(self, h: torch.Tensor, *, sample: bool):
-        loc = torch.rand(h.shape[0], 2, device=h.device) * 2 - 1
-        return loc, h.new_zeros(h.shape[0]), loc
+    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Uniform:
+        return Uniform(h)
+
+    def first(self, images: torch.Tensor, h: torch.Tensor) -> Uniform:
+        return Uniform(h)
 
 
 class RandomGlimpses(RAM):

@@ -1,4 +1,5 @@
-"""Throughput of a preset's model: training steps (data placement included) and evaluation, in images per second.
+"""Throughput of a preset's model: training steps (data placement included) and evaluation, in images per second
+(for Catch: games per second, each game 23 glimpses and moves).
 
 FLOPs per image come from torch's FlopCounterMode on one eager training step, so the achieved GFLOP/s shows the gap
 to the machine's matmul rate, measured in the same process on the RAM core's matmul shape (batch x (glimpse + hidden)
@@ -20,10 +21,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import fused
 from .config import RunConfig
-from .data import TaskData, to_float
+from .data import to_float
 from .model import build_model
 from .speed import tune_malloc
-from .train import make_optimizer, predict, resolve_device, seed_everything, train_step
+from .tasks import Classification, catch_rate, make_task, predict
+from .train import make_optimizer, resolve_device, seed_everything, train_step
 
 
 def _timed(fn, seconds: float) -> tuple[int, float]:
@@ -68,12 +70,13 @@ def run(
     cfg: RunConfig, *, device: str = "auto", threads: int | None = None, batch_size: int = 128, seconds: float = 10.0,
     repeats: int = 3, compile: bool | None = None,
 ) -> dict[str, Any]:
+    """Images (or games of Catch) per second, trained and evaluated, with the FLOP floor beside them."""
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
     tune_malloc()
     seed_everything(0)
-    data = TaskData(cfg.task, seed=0, progress=False)
+    task = make_task(cfg, progress=False)
     model = build_model(cfg.model).to(dev)
     optimizer = make_optimizer(model, cfg.train)
     tc = cfg.train
@@ -81,38 +84,53 @@ def run(
     batches = iter(())
     epoch = 0
 
-    def step() -> int:
+    def next_batch():
         nonlocal batches, epoch
         batch = next(batches, None)
         if batch is None:
             epoch += 1
-            batches = data.train_batches(epoch, batch_size)
+            batches = task.train_batches(epoch, batch_size)
             batch = next(batches)
-        images, labels = batch
-        losses, _ = train_step(model, optimizer, images.to(dev), labels.to(dev), tc)
+        return batch
+
+    def train_on(batch) -> int:
+        losses, _ = train_step(model, optimizer, lambda: task.loss(model, batch, dev), tc)
         losses.total.item()  # wait for the step, as the training loop does
-        return images.shape[0]
+        return task.episodes(batch)
 
-    val = data.val()
-    eval_images = to_float(val.images[:batch_size]).to(dev)
-    big_eval = to_float(val.images[: tc.eval_batch_size]).to(dev)  # the batch `evaluate` runs at
+    def step() -> int:
+        return train_on(next_batch())
 
-    def eval_step(images=eval_images) -> int:
-        predict(model, images).sum().item()
-        return images.shape[0]
+    if isinstance(task, Classification):
+        val = task.data.val()
+        eval_images = to_float(val.images[:batch_size]).to(dev)
+        big_eval = to_float(val.images[: tc.eval_batch_size]).to(dev)  # the batch `evaluate` runs at
 
-    images, labels = next(data.train_batches(0, batch_size))
+        def eval_step(images=eval_images) -> int:
+            predict(model, images).sum().item()
+            return images.shape[0]
+    else:
+        big_eval = torch.empty(tc.eval_batch_size)
+
+        def eval_step(images=torch.empty(batch_size)) -> int:
+            catch_rate(model, games=images.shape[0], size=cfg.task.canvas, seed=0, stream=0, sample=False,
+                       batch_size=images.shape[0], device=dev)
+            return images.shape[0]
+
+    first = next(task.train_batches(0, batch_size))
     fused.set_compile(False)  # count FLOPs eagerly: a dispatch mode cannot see inside compiled code
     with FlopCounterMode(display=False) as counter:
-        train_step(model, optimizer, images.to(dev), labels.to(dev), tc)
-    flops_per_image = counter.get_total_flops() / (images.shape[0] * tc.mc_samples)
+        train_on(first)
+    flops_per_image = counter.get_total_flops() / (task.episodes(first) * tc.mc_samples)
 
     compiled = fused.set_compile(_want_compile(compile, seconds, repeats)) and getattr(model, "uses_fused_loop", False)
     start = time.perf_counter()
     step()
-    ragged = data.train.images.shape[0] % batch_size  # each epoch's last batch is another shape to compile
-    if ragged:
-        train_step(model, optimizer, images[:ragged].to(dev), labels[:ragged].to(dev), tc)
+    if isinstance(task, Classification):
+        ragged = task.data.train.images.shape[0] % batch_size  # each epoch's last batch is another shape to compile
+        if ragged:
+            images, labels = first
+            train_on((images[:ragged], labels[:ragged]))
     model.eval()
     eval_step(), eval_step(big_eval)
     model.train()
@@ -126,7 +144,7 @@ def run(
     big_rates = [n / t for n, t in (_timed(lambda: eval_step(big_eval), seconds / 2) for _ in range(repeats))]
     train = statistics.median(train_rates)
     m = cfg.model
-    inner, cols = (m.glimpse_size + m.hidden, m.hidden) if m.kind == "ram" else (256, 256)
+    inner, cols = (m.core_input + m.hidden, m.hidden) if m.kind == "ram" else (256, 256)
     rate = matmul_rate(batch_size, inner, cols, device=dev,
                        dtype=torch.bfloat16 if tc.precision == "bf16" else torch.float32)
     return {

@@ -43,6 +43,22 @@ class Train:
     """Units of h_g, the glimpse network's reading of the patches (the paper: 128)."""
     glimpse_size: int | None = None
     """Units of g, the glimpse feature fed to the core (the paper: 256)."""
+    policy: Literal["gaussian", "saccade"] | None = None
+    """Location policy: RAM's Gaussian, or seed 000's discrete saccades on a lattice."""
+    saccade_step: int | None = None
+    """Saccade policy: pixels per move, the lattice's stride (seed 000: 2)."""
+    init_downsample: int | None = None
+    """Saccade policy: max-pooling factor of the image the initial-location network reads (seed 000: 4)."""
+    dropout: float | None = None
+    """Saccade policy: dropout probability in its networks (seed 000: 0.7)."""
+    glimpse_net: Literal["ram", "pixels", "pixels+where"] | None = None
+    """What enters the core: RAM's glimpse network, the raw patch (seed 000), or the raw patch and its location."""
+    reinforce_core: bool | None = None
+    """REINFORCE's gradient also reaches the core and glimpse net (RAM: off)."""
+    baseline: Literal["state", "scalar", "batch"] | None = None
+    """Reward baseline: RAM's learned b(h_t), one learned number, or the batch's mean reward."""
+    reward: Literal["correct", "prob"] | None = None
+    """Classification reward: 1 for a right guess (RAM), or the probability of the right guess (seed 000)."""
     lr: float | None = None
     lr_min: float | None = None
     optimizer: Literal["adam", "sgd"] | None = None
@@ -77,10 +93,12 @@ class Train:
     def config(self) -> RunConfig:
         model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
                      std=self.std, core=self.core, hidden=self.hidden, what_size=self.what_size,
-                     glimpse_size=self.glimpse_size)
+                     glimpse_size=self.glimpse_size, policy=self.policy, saccade_step=self.saccade_step,
+                     init_downsample=self.init_downsample, dropout=self.dropout, glimpse_net=self.glimpse_net,
+                     reinforce_core=self.reinforce_core, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
-                     precision=self.precision, seed=self.seed)
+                     precision=self.precision, seed=self.seed, reward=self.reward)
         cfg = presets.resolve(self.preset, model=model, train=train)
         if self.train_size is not None:
             cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, train_size=self.train_size)).validate()
@@ -133,11 +151,16 @@ class Eval:
     out_file: Path | None = None
     """Also write the JSON result to this file (atomically)."""
 
+    episodes: int = 1000
+    """Catch: games played (the same games for the same --seed)."""
+
     def run(self) -> None:
         from .hub import load_run, run_info
-        from .train import describe, resolve_device, seed_everything, test_report
+        from .tasks import make_task
+        from .train import describe, resolve_device, seed_everything
 
         _positive("batch_size", self.batch_size)
+        _positive("episodes", self.episodes)
         if self.mc_samples is not None and self.mc_samples < 0:
             raise ConfigError(f"mc_samples = {self.mc_samples}: must be >= 0")
         if self.seed < 0:
@@ -145,23 +168,24 @@ class Eval:
         device = resolve_device(self.device)
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
         model.to(device)
-        from .data import TaskData
-
-        data = TaskData(cfg.task, seed=cfg.train.seed, progress=not self.json)
-        split = data.test(self.seed) if self.split == "test" else data.val()
-        mc_samples = cfg.train.eval_mc_samples if self.mc_samples is None else self.mc_samples
+        task = make_task(cfg, progress=not self.json)
         seed_everything(self.seed)
-        metrics = test_report(model, split, mc_samples=mc_samples, seed=self.seed, batch_size=self.batch_size,
-                              device=device, progress=not self.json)
-        result = describe(cfg, metrics, checkpoint=source, mc_samples=mc_samples, test_seed=self.seed,
-                          split=self.split, **run_info(self.checkpoint, self.pretrained))
+        metrics = task.report(model, split=self.split, seed=self.seed, device=device, progress=not self.json,
+                              mc_samples=self.mc_samples, episodes=self.episodes, batch_size=self.batch_size)
+        result = describe(cfg, metrics, checkpoint=source, test_seed=self.seed, split=self.split,
+                          **run_info(self.checkpoint, self.pretrained))
         if self.out_file:
             from .checkpoint import atomic_write
 
             atomic_write(self.out_file, (json.dumps(result, indent=2) + "\n").encode())
         if self.json:
             print(json.dumps(result))
+        elif "catch_rate" in metrics:
+            print(f"{cfg.preset} {cfg.model.kind}: caught {metrics['catch_rate']:.2f}% of {metrics['n']} balls "
+                  f"({self.split} games, seed {self.seed}, policies' modes); with sampled moves and glimpses: "
+                  f"{metrics['catch_rate_sampled']:.2f}%")
         else:
+            mc_samples = metrics["mc_samples"]
             mode = f"mean of {mc_samples} sampled episodes" if mc_samples else "policy means"
             print(f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
                   f"({metrics['n']} images, {mode}, seed {self.seed}); policy means alone: "

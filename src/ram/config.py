@@ -41,15 +41,19 @@ def _check_types(cfg: Any) -> None:
             _require(isinstance(value, (int, float)) and not isinstance(value, bool), f.name, value, "must be a number")
         elif kind is str:
             _require(isinstance(value, str), f.name, value, "must be a string")
+        elif kind is bool:
+            _require(isinstance(value, bool), f.name, value, "must be true or false")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """The images: a dataset and how digits are placed on the canvas."""
+    """What the model sees: a dataset and how digits are placed on the canvas, or the game of Catch."""
 
-    dataset: Literal["mnist", "fashion"] = "mnist"
+    dataset: Literal["mnist", "fashion", "catch"] = "mnist"
+    """mnist and fashion are classification; catch is the paper's game (`ram.envs.Catch`), played on the canvas."""
     canvas: int = 28
-    """Side of the square image. 28 is the plain dataset; larger canvases place the digit at random."""
+    """Side of the square image. 28 is the plain dataset; larger canvases place the digit at random. Catch: the
+    screen (24 in the paper)."""
     pieces: int = 0
     """Clutter: random 8x8 crops of other training digits added to each image."""
     piece_size: int = 8
@@ -57,10 +61,20 @@ class TaskConfig:
     """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
     train_size: int = 0
     """Train on the first N training images only; 0 uses all of them. For smoke tests and quick experiments."""
+    epoch_games: int = 22_400
+    """Catch: games played per epoch (seed 002: 350 batches of 64)."""
+    val_games: int = 1000
+    """Catch: games played along the policies' modes after each epoch, the same games every time."""
 
     def validate(self) -> None:
         _check_types(self)
-        _require(self.dataset in ("mnist", "fashion"), "dataset", self.dataset, "must be 'mnist' or 'fashion'")
+        _require(self.dataset in ("mnist", "fashion", "catch"), "dataset", self.dataset,
+                 "must be 'mnist', 'fashion' or 'catch'")
+        _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
+        _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
+        if self.dataset == "catch":
+            _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
+            return
         _require(self.canvas >= 28, "canvas", self.canvas, "must be at least 28, the digit size")
         _require(self.pieces >= 0, "pieces", self.pieces, "must be >= 0")
         _require(1 <= self.piece_size <= 28, "piece_size", self.piece_size, "must be in 1..28")
@@ -71,7 +85,14 @@ class TaskConfig:
                  f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {self.val_size})")
 
     @property
+    def classifies(self) -> bool:
+        """Classification of images (a label per image), rather than a game with a reward at its end."""
+        return self.dataset != "catch"
+
+    @property
     def name(self) -> str:
+        if not self.classifies:
+            return self.dataset
         if self.canvas == 28 and self.pieces == 0:
             return "centred"
         return "cluttered" if self.pieces else "translated"
@@ -79,7 +100,12 @@ class TaskConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """The network. Sizes default to the paper's classification RAM."""
+    """The network. Sizes default to the paper's classification RAM.
+
+    The variants are settings, not forks: `policy="saccade"` with `glimpse_net="pixels"` is the hard-attention model
+    of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into the core), and
+    `actions=3` adds the move head that plays Catch.
+    """
 
     kind: Literal["ram", "fc", "convnet", "random-glimpses"] = "ram"
     image_size: int = 28
@@ -98,6 +124,43 @@ class ModelConfig:
     hidden: int = 256
     std: float = 0.1
     """Standard deviation of the Gaussian location policy, in units of half the image side."""
+    policy: Literal["gaussian", "saccade"] = "gaussian"
+    """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
+    directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
+    initial-location network on the image max-pooled init_downsample times."""
+    saccade_step: int = 2
+    """Saccade policy: pixels per move, which is also the lattice's stride."""
+    init_downsample: int = 4
+    """Saccade policy: the initial-location network reads the image max-pooled by this factor (28x28 -> 7x7)."""
+    policy_hidden: int = 512
+    """Saccade policy: units of the move network's hidden ELU layer (seed 000: 512)."""
+    dropout: float = 0.0
+    """Probability of dropping a unit at the input of the initial-location network and after the move network's
+    hidden layer (seed 000: 0.7). Off in eval()."""
+    glimpse_net: Literal["ram", "pixels", "pixels+where"] = "ram"
+    """What enters the core. ram: the paper's glimpse network of patches and location. pixels: the raw patches,
+    flattened (seed 000). pixels+where: the raw patches and the location (x, y)."""
+    reinforce_core: bool = False
+    """REINFORCE's gradient also reaches the core and glimpse net: the policies read the core state undetached.
+    Off is RAM's stop-gradient; a game without a classification loss (Catch) needs it on."""
+    baseline: Literal["state", "scalar", "batch"] = "state"
+    """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
+    number (seed 002). batch: the batch's mean reward (seed 000), nothing to learn."""
+    actions: int = 0
+    """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
+    right); 0 for classification."""
+
+    @property
+    def glimpse_pixels(self) -> int:
+        """Values the sensor reads per glimpse: scales x channels x patch x patch."""
+        return self.scales * self.channels * self.patch_size**2
+
+    @property
+    def core_input(self) -> int:
+        """Width of what enters the core each step, as glimpse_net says."""
+        if self.glimpse_net == "ram":
+            return self.glimpse_size
+        return self.glimpse_pixels + (2 if self.glimpse_net == "pixels+where" else 0)
 
     def validate(self) -> None:
         _check_types(self)
@@ -105,7 +168,7 @@ class ModelConfig:
         _require(self.kind in kinds, "model", self.kind, f"must be one of {', '.join(kinds)}")
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
         _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
-        for name in ("what_size", "where_size", "glimpse_size", "hidden", "classes", "channels", "image_size"):
+        for name in ("what_size", "where_size", "glimpse_size", "hidden", "channels", "image_size"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _require(
             self.patch_size <= self.image_size,
@@ -116,6 +179,25 @@ class ModelConfig:
         _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
         _require(self.core in ("rnn", "lstm", "gru"), "core", self.core, "must be one of rnn, lstm, gru")
         _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
+        _require(self.policy in ("gaussian", "saccade"), "policy", self.policy, "must be 'gaussian' or 'saccade'")
+        _require(self.glimpse_net in ("ram", "pixels", "pixels+where"), "glimpse_net", self.glimpse_net,
+                 "must be one of ram, pixels, pixels+where")
+        _require(self.baseline in ("state", "scalar", "batch"), "baseline", self.baseline,
+                 "must be one of state, scalar, batch")
+        _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
+        _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
+        _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
+                 "a model with no classes must have actions to take")
+        for name in ("saccade_step", "init_downsample", "policy_hidden"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        if self.policy == "saccade":
+            _require(self.scales == 1, "scales", self.scales, "the saccade policy reads one scale")
+            _require(self.saccade_step <= max(1, self.image_size - self.patch_size), "saccade_step",
+                     self.saccade_step, f"must be at most {self.image_size - self.patch_size}, a move that keeps a "
+                     f"{self.patch_size}x{self.patch_size} window on the {self.image_size}x{self.image_size} image")
+            _require(self.init_downsample <= self.image_size, "init_downsample", self.init_downsample,
+                     f"must be at most the image side {self.image_size}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +219,9 @@ class TrainConfig:
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
+    reward: Literal["correct", "prob"] = "correct"
+    """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
+    predicted class when it is right, else 0."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Training arithmetic. bf16: mixed precision under torch.autocast. In RAM's fused loop the glimpse network and
     the core run in bfloat16, while the weights, optimiser state, sensor, policy, heads and losses stay float32; other
@@ -158,6 +243,7 @@ class TrainConfig:
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(self.reward in ("correct", "prob"), "reward", self.reward, "must be 'correct' or 'prob'")
         _require(self.precision in ("fp32", "bf16"), "precision", self.precision, "must be 'fp32' or 'bf16'")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
@@ -185,8 +271,16 @@ class RunConfig:
             f"does not match the {self.task.canvas}x{self.task.canvas} images of the task",
         )
         # Both datasets are 10 classes of grey images; other sizes would fail in the loss or the first layer.
-        _require(self.model.classes == 10, "classes", self.model.classes, f"{self.task.dataset} has 10 classes")
         _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
+        if self.task.classifies:
+            _require(self.model.classes == 10, "classes", self.model.classes, f"{self.task.dataset} has 10 classes")
+            _require(self.model.actions == 0, "actions", self.model.actions, f"{self.task.dataset} is classified, "
+                     "not played: it takes no actions")
+        else:
+            _require(self.model.classes == 0, "classes", self.model.classes, "catch has no classes")
+            _require(self.model.actions == 3, "actions", self.model.actions, "catch has 3 moves: left, stay, right")
+            _require(self.model.reinforce_core or self.model.kind != "ram", "reinforce_core", False,
+                     "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
         return self
 
     def to_dict(self) -> dict:

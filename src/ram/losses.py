@@ -1,8 +1,9 @@
 """The hybrid loss, as pure functions of an Episode.
 
 - Cross-entropy trains the classifier, core and glimpse net (the locations reaching the sensor are detached samples).
-- REINFORCE with reward 1 for a correct final guess, minus the baseline, trains only the location policy: the policy
-  reads a detached state, and the advantage is detached.
+- REINFORCE with reward 1 for a correct final guess (or seed 000's class probability), minus the baseline, trains
+  only the location policy: the policy reads a detached state (unless the model's reinforce_core says otherwise), and
+  the advantage is detached.
 - The baseline learns by regression onto the reward, from a detached state.
 """
 
@@ -21,26 +22,50 @@ class Losses(NamedTuple):
     classify: torch.Tensor
     reinforce: torch.Tensor
     baseline: torch.Tensor
-    reward: torch.Tensor  # [B] 1 where the final guess is right
+    reward: torch.Tensor  # [B] the reward REINFORCE was given
+    success: torch.Tensor  # [B] 1 where the episode succeeded: a right final guess, a caught ball
 
 
-def reward(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """[B, classes], [B] -> [B] float: 1 for a correct final guess, else 0."""
-    return (logits.argmax(1) == labels).float()
+def reward(logits: torch.Tensor, labels: torch.Tensor, kind: str = "correct") -> torch.Tensor:
+    """[B, classes], [B] -> [B] float. correct: 1 for a right final guess, else 0 (RAM). prob: the probability of
+    the predicted class when it is right, else 0 (seed 000)."""
+    right = logits.argmax(1) == labels
+    if kind == "prob":
+        return torch.where(right, F.softmax(logits.detach(), dim=1).amax(1), 0.0)
+    return right.float()
 
 
 def reinforce(log_probs: torch.Tensor, baselines: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """-E[sum_t log pi(l_t) (R - b_t)] with the advantage held constant. [B, T], [B, T], [B] -> scalar."""
+    """-E[sum_t log pi(a_t) (R - b_t)] with the advantage held constant. [B, T], [B, T], [B] -> scalar."""
     advantage = (rewards[:, None] - baselines).detach()
     return -(log_probs * advantage).sum(1).mean()
 
 
-def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0) -> Losses:
+def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(REINFORCE term, baseline regression) for an episode's rewards [B]. baseline "batch" subtracts the batch's
+    mean reward and has nothing to fit; "state" and "scalar" use the model's learned baselines."""
+    if not episode.log_probs.numel():  # a model that takes no decisions (fc, convnet) has nothing to reinforce
+        zero = rewards.new_zeros(())
+        return zero, zero
+    if baseline == "batch":
+        return reinforce(episode.log_probs, rewards.mean().expand_as(episode.log_probs), rewards), rewards.new_zeros(())
+    base = F.mse_loss(episode.baselines, rewards[:, None].expand_as(episode.baselines))
+    return reinforce(episode.log_probs, episode.baselines, rewards), base
+
+
+def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
+           baseline: str = "state") -> Losses:
+    """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit."""
     classify = F.cross_entropy(episode.logits, labels)
-    r = reward(episode.logits, labels)
-    rl = reinforce(episode.log_probs, episode.baselines, r)
-    if episode.baselines.numel():
-        base = F.mse_loss(episode.baselines, r[:, None].expand_as(episode.baselines))
-    else:  # a model that takes no decisions (fc, convnet) has no baseline to fit
-        base = classify.new_zeros(())
-    return Losses(total=classify + rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base, reward=r)
+    r = reward(episode.logits, labels, reward_kind)
+    rl, base = policy_gradient(episode, r, baseline=baseline)
+    success = (episode.logits.argmax(1) == labels).float()
+    return Losses(total=classify + rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base, reward=r,
+                  success=success)
+
+
+def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state") -> Losses:
+    """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision, plus the baseline's fit."""
+    rl, base = policy_gradient(episode, rewards, baseline=baseline)
+    return Losses(total=rl_weight * rl + base, classify=rl.new_zeros(()), reinforce=rl, baseline=base,
+                  reward=rewards, success=(rewards > 0).float())

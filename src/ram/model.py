@@ -9,36 +9,66 @@ from torch import nn
 
 from . import fused, sensor
 from .config import ModelConfig
-from .nets import GlimpseNet, make_core
-from .policies import GaussianPolicy
+from .nets import GlimpseNet, Pixels, ScalarBaseline, make_core
+from .policies import CategoricalPolicy, GaussianPolicy, SaccadePolicy
 
 
 class Episode(NamedTuple):
-    """One forward pass. B is the batch, T the number of glimpses."""
+    """One forward pass. B is the batch, T the number of glimpses. Every field is there for every model; what a
+    model does not do has a zero-sized axis (a game has no classes, a classifier makes no moves)."""
 
     logits: torch.Tensor  # [B, classes] from the last core state: the classification
     step_logits: torch.Tensor  # [B, T, classes] the classifier applied after every glimpse (for pictures)
-    log_probs: torch.Tensor  # [B, T] log pi(l_t | h_t) of the locations taken
-    baselines: torch.Tensor  # [B, T] b(h_t), the expected reward before choosing l_t
+    log_probs: torch.Tensor  # [B, T] log pi of the decisions taken at step t: the location l_t, and the move a_t
+    baselines: torch.Tensor  # [B, T] b(h_{t-1}), the expected reward before choosing l_t
     locations: torch.Tensor  # [B, T, 2] where each glimpse was read, (x, y) in [-1, 1]
-    means: torch.Tensor  # [B, T, 2] the policy means
+    means: torch.Tensor  # [B, T, 2] the location policy's means (for discrete policies, the location of the mode)
+    moves: torch.Tensor  # [B, T] int64 the move made after each glimpse (Catch), [B, 0] for a classifier
+
+
+class Still:
+    """A world that does not change while the model looks at it: the images of a classification task."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images  # [B, C, H, W]
+
+    def observe(self) -> torch.Tensor:
+        return self.images
+
+    def act(self, moves: torch.Tensor) -> None:
+        raise TypeError("a still image takes no moves: this model has an action head but its world is an image")
 
 
 class RAM(nn.Module):
-    """Mnih et al. 2014. The first location comes from the policy on the zero state, so it is learned too."""
+    """Mnih et al. 2014, and the variants its settings name (`ModelConfig`).
+
+    The episode loop (`play`) reads a world: each step it takes a glimpse of the world's current frame where the
+    location policy says, updates the core, and, for a model with an action head, makes a move in the world. The
+    classification of still images is `forward`.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        pixels = cfg.scales * cfg.channels * cfg.patch_size**2
-        self.glimpse_net = GlimpseNet(
-            glimpse_pixels=pixels, what_size=cfg.what_size, where_size=cfg.where_size, out_size=cfg.glimpse_size
-        )
-        self.core = make_core(cfg.core, input_size=cfg.glimpse_size, hidden_size=cfg.hidden)
-        self.policy = GaussianPolicy(hidden_size=cfg.hidden, std=cfg.std)
-        self.baseline = nn.Linear(cfg.hidden, 1)
-        self.classifier = nn.Linear(cfg.hidden, cfg.classes)
+        if cfg.glimpse_net == "ram":
+            self.glimpse_net = GlimpseNet(glimpse_pixels=cfg.glimpse_pixels, what_size=cfg.what_size,
+                                          where_size=cfg.where_size, out_size=cfg.glimpse_size)
+        else:
+            self.glimpse_net = Pixels(where=cfg.glimpse_net == "pixels+where")
+        self.core = make_core(cfg.core, input_size=cfg.core_input, hidden_size=cfg.hidden)
+        if cfg.policy == "saccade":
+            self.policy = SaccadePolicy(
+                hidden_size=cfg.hidden, policy_hidden=cfg.policy_hidden, image_size=cfg.image_size,
+                channels=cfg.channels, patch=cfg.patch_size, step=cfg.saccade_step, downsample=cfg.init_downsample,
+                dropout=cfg.dropout,
+            )
+        else:
+            self.policy = GaussianPolicy(hidden_size=cfg.hidden, std=cfg.std)
+        self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline,
+                         "batch": lambda: None}[cfg.baseline]()
+        self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
+        self.act = CategoricalPolicy(hidden_size=cfg.hidden, n=cfg.actions) if cfg.actions else None
 
     fused = True
     """Run the glimpse loop of an RNN- or LSTM-core, Gaussian-policy RAM as `ram.fused`'s one Function with a
@@ -47,35 +77,64 @@ class RAM(nn.Module):
 
     @property
     def uses_fused_loop(self) -> bool:
-        """The fused loop covers the paper's model (ReLU RNN core, Gaussian policy) and the same with an LSTM core:
-        the cores that say how it runs them (`fused_cell`)."""
-        return self.fused and hasattr(self.core, "fused_cell") and type(self.policy) is GaussianPolicy
+        """The fused loop covers the paper's classifier (glimpse network, Gaussian policy on a detached state,
+        a state baseline) with the cores that say how it runs them (`fused_cell`: the ReLU RNN and the LSTM)."""
+        cfg = self.cfg
+        return (self.fused and hasattr(self.core, "fused_cell") and type(self.policy) is GaussianPolicy
+                and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core
+                and self.act is None and self.classifier is not None)
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         """images [B, C, H, W] in [0, 1]. sample=False follows the policy means (deterministic evaluation)."""
         # Anomaly mode runs the plain loop, so that a NaN is traced to the op that made it.
         if self.uses_fused_loop and not torch.is_anomaly_enabled():
             return self._fused(images, sample)
+        return self.play(Still(images), sample=sample)
+
+    def _decide(self, h: torch.Tensor) -> torch.Tensor:
+        """The state the policies read. Detached, REINFORCE trains only the policies (RAM); with reinforce_core its
+        gradient also reaches the core and the glimpse net."""
+        return h if self.cfg.reinforce_core else h.detach()
+
+    def play(self, world, *, sample: bool = True) -> Episode:
+        """One episode of T glimpses in `world` (`observe() -> frame [B, C, H, W]`, `act(moves [B])`).
+        sample=False takes every policy's mode (deterministic evaluation)."""
         cfg = self.cfg
-        B, _, H, W = images.shape
-        padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
-        state = self.core.initial(B, images.device, images.dtype)
-        h = images.new_zeros(B, cfg.hidden)
-        hs, log_probs, baselines, locations, means = [], [], [], [], []
-        for _ in range(cfg.glimpses):
-            # The policy and the baseline see a detached state: REINFORCE trains only the policy, and the baseline
-            # regression must not reach into the core.
-            loc, log_prob, mean = self.policy(h.detach(), sample=sample)
-            baselines.append(self.baseline(h.detach()).squeeze(1))
+        frame = world.observe()
+        B, _, H, W = frame.shape
+        state = self.core.initial(B, frame.device, frame.dtype)
+        h = frame.new_zeros(B, cfg.hidden)
+        decision = self.policy.first(frame, h)
+        padded_frame = None
+        hs, log_probs, baselines, locations, means, moves = [], [], [], [], [], []
+        for t in range(cfg.glimpses):
+            value = decision.sample() if sample else decision.mode()
+            loc = decision.location(value)
+            log_prob = decision.log_prob(value)
+            means.append(decision.mean)
+            # The baseline reads a detached state: its regression must not reach into the core.
+            baselines.append(self.baseline(h.detach()).squeeze(1) if self.baseline is not None else h.new_zeros(B))
+            if frame is not padded_frame:  # pad once for a still image, once a step for a game
+                padded, pad = sensor.pad_images(frame, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
+                padded_frame = frame
             patches = sensor.read(
                 padded, pad, loc, size=cfg.patch_size, scales=cfg.scales, height=H, width=W
             ).flatten(1)
             h, state = self.core(self.glimpse_net(patches, loc), state)
+            if self.act is not None:
+                choice = self.act(self._decide(h))
+                move = choice.sample() if sample else choice.mode()
+                log_prob = log_prob + choice.log_prob(move)
+                world.act(move)
+                frame = world.observe()
+                moves.append(move)
+            if t + 1 < cfg.glimpses:
+                decision = self.policy(self._decide(h), loc)
             hs.append(h)
             log_probs.append(log_prob)
             locations.append(loc)
-            means.append(mean)
-        step_logits = self.classifier(torch.stack(hs, dim=1))  # [B, T, classes]
+        hs = torch.stack(hs, dim=1)  # [B, T, hidden]
+        step_logits = self.classifier(hs) if self.classifier is not None else hs.new_zeros(B, cfg.glimpses, 0)
         return Episode(
             logits=step_logits[:, -1],
             step_logits=step_logits,
@@ -83,6 +142,7 @@ class RAM(nn.Module):
             baselines=torch.stack(baselines, dim=1),
             locations=torch.stack(locations, dim=1),
             means=torch.stack(means, dim=1),
+            moves=torch.stack(moves, dim=1) if moves else torch.zeros(B, 0, dtype=torch.long, device=frame.device),
         )
 
     def _fused(self, images: torch.Tensor, sample: bool) -> Episode:
@@ -110,6 +170,7 @@ class RAM(nn.Module):
             baselines=baselines.t(),
             locations=loop.locations.transpose(0, 1),
             means=loop.means.transpose(0, 1),
+            moves=torch.zeros(B, 0, dtype=torch.long, device=loop.hs.device),
         )
 
 

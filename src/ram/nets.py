@@ -24,6 +24,29 @@ class GlimpseNet(nn.Module):
         return torch.relu(self.merge(h))
 
 
+class Pixels(nn.Module):
+    """No glimpse network: the raw patches go to the core (seed 000), with the location (x, y) if `where`."""
+
+    def __init__(self, *, where: bool):
+        super().__init__()
+        self.where = where
+
+    def forward(self, patches: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+        """patches [B, P], locations [B, 2] -> [B, P] or [B, P + 2]."""
+        return torch.cat((patches, locations), dim=1) if self.where else patches
+
+
+class ScalarBaseline(nn.Module):
+    """One learned number, the expected reward whatever the state (seed 002's baseline)."""
+
+    def __init__(self):
+        super().__init__()
+        self.value = nn.Parameter(torch.zeros(1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.value.expand(h.shape[0], 1)
+
+
 class ReLURNN(nn.Module):
     """The paper's core for classification: h_t = ReLU(W_h h_{t-1} + W_g g_t), one Linear on [g, h]."""
 

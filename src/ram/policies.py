@@ -1,11 +1,50 @@
-"""Location policies: where to look next, given the core state."""
+"""Policies: distributions over the agent's next decision, given the core state.
+
+A policy module returns a distribution object with `sample()`, `mode()` (the deterministic choice), `log_prob(value)`
+and `entropy()`. Location policies' distributions also map their value to the glimpse location, `location(value)`
+as (x, y) in [-1, 1], so the episode loop treats every location policy alike:
+
+    decision = policy.first(images, h0)             # where the first glimpse goes
+    for t: value = decision.sample(); loc = decision.location(value); ...; decision = policy(h_t, loc)
+
+- `GaussianPolicy`: RAM's, any point of the image.
+- `SaccadePolicy`: seed 000's hard attention, one step in one of 8 directions on a lattice of windows, the first
+  window chosen by an initial-location network on a downsized image.
+- `CategoricalPolicy`: a softmax over a few moves (Catch's left, stay, right).
+"""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class Gaussian:
+    """N(mean, std^2 I) over (x, y); a value is an unclamped sample, its location the sample clamped to the image."""
+
+    def __init__(self, mean: torch.Tensor, std: float):
+        self.mean, self.std = mean, std  # mean [B, 2]
+        self._log_norm = 2 * (math.log(std) + 0.5 * math.log(2 * math.pi))  # for the two independent dims
+
+    def sample(self) -> torch.Tensor:
+        # randn_like, one draw per step: ram.fused draws its noise the same way, so both loops see the same samples.
+        return (self.mean + self.std * torch.randn_like(self.mean)).detach()
+
+    def mode(self) -> torch.Tensor:
+        return self.mean.detach()
+
+    def log_prob(self, raw: torch.Tensor) -> torch.Tensor:
+        """[B, 2] -> [B]."""
+        return -((raw - self.mean) ** 2).sum(-1) / (2 * self.std**2) - self._log_norm
+
+    def entropy(self) -> torch.Tensor:
+        return self.mean.new_full(self.mean.shape[:-1], self._log_norm + 1.0)
+
+    def location(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.clamp(-1.0, 1.0)
 
 
 class GaussianPolicy(nn.Module):
@@ -19,21 +58,139 @@ class GaussianPolicy(nn.Module):
         super().__init__()
         self.std = std
         self.mean = nn.Linear(hidden_size, 2)
-        self._log_norm = 2 * (math.log(std) + 0.5 * math.log(2 * math.pi))  # for the two independent dims
 
-    def forward(self, h: torch.Tensor, *, sample: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """h [B, hidden] -> (location [B, 2], log_prob [B], mean [B, 2]).
+    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Gaussian:
+        """h [B, hidden] -> the distribution of the next location (the previous one does not matter)."""
+        return Gaussian(torch.tanh(self.mean(h)), self.std)
 
-        With sample=False the location is the mean (deterministic evaluation) and log_prob is that of the mean.
-        The location is detached: nothing downstream of the sensor may push gradients into the policy.
-        """
-        mean = torch.tanh(self.mean(h))
-        if sample:
-            raw = (mean + self.std * torch.randn_like(mean)).detach()
-        else:
-            raw = mean.detach()
-        return raw.clamp(-1.0, 1.0), self.log_prob(raw, mean), mean
+    def first(self, images: torch.Tensor, h: torch.Tensor) -> Gaussian:
+        """The first location comes from the policy on the initial (zero) state, so it is learned too."""
+        return self(h)
 
     def log_prob(self, raw: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """log N(raw; mean, std^2 I) of unclamped samples [..., 2] -> [...]."""
-        return -((raw - mean) ** 2).sum(-1) / (2 * self.std**2) - self._log_norm
+        return Gaussian(mean, self.std).log_prob(raw)
+
+
+class Lattice:
+    """The windows a saccade can land on: patch x patch windows at a stride of `step` pixels on a side x side image.
+
+    Window (row, col) covers rows step*row ... step*row + patch - 1 and likewise the columns; there are
+    n = (side - patch) // step + 1 positions along each axis (13 for 4x4 windows at stride 2 on 28x28). Its location
+    is the one whose sensor patch is exactly that window: the sensor centres a patch on pixel c and reads
+    c - patch//2 ... c - patch//2 + patch - 1 (see ram.sensor), so c = step*index + patch//2.
+    """
+
+    def __init__(self, *, side: int, patch: int, step: int):
+        self.side, self.patch, self.step = side, patch, step
+        self.n = (side - patch) // step + 1
+
+    def location(self, index: torch.Tensor) -> torch.Tensor:
+        """(row, col) [B, 2] integer -> (x, y) [B, 2] in [-1, 1]."""
+        centre = (index.flip(-1) * self.step + self.patch // 2).float()
+        return centre * (2.0 / self.side) - 1.0
+
+    def index(self, location: torch.Tensor) -> torch.Tensor:
+        """The inverse of `location`: (x, y) [B, 2] on the lattice -> (row, col) [B, 2] int64."""
+        centre = (location + 1.0) * (self.side / 2)
+        return torch.round((centre - self.patch // 2) / self.step).long().flip(-1).clamp(0, self.n - 1)
+
+
+# (d_row, d_col) of the 8 saccades, in seed 000's order: up, up-right, right, down-right, down, down-left, left, up-left.
+MOVES = torch.tensor([(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)])
+
+
+class Categorical:
+    """A softmax over the last axis of logits [B, ..., K]; independent axes (e.g. a row and a column) sum their
+    log-probs and entropies. A value is the chosen index, [B, ...]."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits.log_softmax(-1)
+
+    def sample(self) -> torch.Tensor:
+        shape = self.logits.shape
+        flat = torch.multinomial(self.logits.detach().exp().reshape(-1, shape[-1]), 1)
+        return flat.view(shape[:-1])
+
+    def mode(self) -> torch.Tensor:
+        return self.logits.detach().argmax(-1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        lp = self.logits.gather(-1, value.unsqueeze(-1)).squeeze(-1)
+        return lp.reshape(lp.shape[0], -1).sum(1)
+
+    def entropy(self) -> torch.Tensor:
+        h = -(self.logits.exp() * self.logits).sum(-1)
+        return h.reshape(h.shape[0], -1).sum(1)
+
+
+class Saccade(Categorical):
+    """One of the 8 moves from the current window; a move off the lattice stops at its border."""
+
+    def __init__(self, logits: torch.Tensor, origin: torch.Tensor, lattice: Lattice):
+        super().__init__(logits)  # [B, 8]
+        self.origin, self.lattice = origin, lattice  # origin [B, 2] (row, col)
+
+    def location(self, move: torch.Tensor) -> torch.Tensor:
+        index = (self.origin + MOVES.to(move.device)[move]).clamp(0, self.lattice.n - 1)
+        return self.lattice.location(index)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The location of the most likely move, what evaluation follows."""
+        return self.location(self.mode())
+
+
+class InitialWindow(Categorical):
+    """Two independent softmaxes over the lattice's rows and columns; a value is (row, col) [B, 2]."""
+
+    def __init__(self, logits: torch.Tensor, lattice: Lattice):
+        super().__init__(logits)  # [B, 2, n]
+        self.lattice = lattice
+
+    def location(self, index: torch.Tensor) -> torch.Tensor:
+        return self.lattice.location(index)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The location of the most likely window, what evaluation follows."""
+        return self.location(self.mode())
+
+
+class SaccadePolicy(nn.Module):
+    """Seed 000's hard attention: discrete saccades on a lattice, and an initial-location network.
+
+    - moves: Linear(hidden, policy_hidden) -> ELU -> dropout -> Linear(policy_hidden, 8) on the core state.
+    - initial: the image max-pooled by `downsample`, flattened, through dropout, into two Linears, one softmax over
+      the lattice's rows and one over its columns.
+    """
+
+    def __init__(self, *, hidden_size: int, policy_hidden: int, image_size: int, channels: int, patch: int, step: int,
+                 downsample: int, dropout: float):
+        super().__init__()
+        self.lattice = Lattice(side=image_size, patch=patch, step=step)
+        self.downsample = downsample
+        self.moves = nn.Sequential(nn.Linear(hidden_size, policy_hidden), nn.ELU(), nn.Dropout(dropout),
+                                   nn.Linear(policy_hidden, len(MOVES)))
+        pooled = channels * (image_size // downsample) ** 2
+        self.initial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(pooled, 2 * self.lattice.n))
+
+    def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Saccade:
+        """h [B, hidden], previous location [B, 2] on the lattice -> the distribution of the next move."""
+        return Saccade(self.moves(h), self.lattice.index(previous), self.lattice)
+
+    def first(self, images: torch.Tensor, h: torch.Tensor) -> InitialWindow:
+        """images [B, C, H, W] -> the distribution of the first window."""
+        pooled = F.max_pool2d(images, self.downsample)
+        return InitialWindow(self.initial(pooled).view(-1, 2, self.lattice.n), self.lattice)
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a | h) = softmax(W h + b) over `n` moves (Catch: left, stay, right)."""
+
+    def __init__(self, *, hidden_size: int, n: int):
+        super().__init__()
+        self.logits = nn.Linear(hidden_size, n)
+
+    def forward(self, h: torch.Tensor) -> Categorical:
+        return Categorical(self.logits(h))

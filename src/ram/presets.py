@@ -51,6 +51,15 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             "100x100 cluttered MNIST (8 pieces of 8x8), 12x12 glimpses, 4 scales, 8 glimpses",
         ),
         _preset(
+            "mnist-saccade",
+            TaskConfig(dataset="mnist", canvas=28),
+            ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
+                        dropout=0.7, glimpse_net="pixels", core="lstm", hidden=512, policy_hidden=512,
+                        baseline="batch", reinforce_core=True),
+            TrainConfig(epochs=10, lr=1e-3, lr_min=1e-5, reward="prob", rl_weight=1e-3),
+            "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
+        ),
+        _preset(
             "fashion",
             TaskConfig(dataset="fashion", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),

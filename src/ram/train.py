@@ -20,21 +20,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from . import fused
 from .config import ConfigError, RunConfig, TrainConfig
-from .data import Split, TaskData, to_float
+from .data import TaskData
 from .data.tasks import stream_seed
-from .losses import hybrid
+from .losses import Losses
 from .model import build_model
 from .speed import tune_malloc
+from .tasks import Task, make_task
 
 
 class TrainingError(RuntimeError):
@@ -88,18 +88,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return kind(params, **options)
 
 
-def train_step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig
-):
-    """One update on a batch, with M Monte-Carlo copies of each image. Returns (losses, gradient norm)."""
-    if cfg.mc_samples > 1:
-        images = images.repeat(cfg.mc_samples, 1, 1, 1)
-        labels = labels.repeat(cfg.mc_samples)
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        episode = model(images, sample=True)
-    if cfg.precision != "fp32":  # the losses in float32
-        episode = type(episode)(*(t.float() for t in episode))
-    losses = hybrid(episode, labels, rl_weight=cfg.rl_weight)
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Callable[[], Losses], cfg: TrainConfig):
+    """One update: loss() computes the task's losses on a batch (`ram.tasks`). Returns (losses, gradient norm)."""
+    losses = loss()
     optimizer.zero_grad(set_to_none=True)
     losses.total.backward()
     if cfg.clip_grad > 0:
@@ -115,68 +106,6 @@ def _grad_norm(model: torch.nn.Module) -> torch.Tensor:
     if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6
         return torch.nn.utils.get_total_norm(grads)
     return torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf)
-
-
-# Sampled episodes predict() runs at once: 100 copies of 1,000 100x100 images ran out of 24 GB.
-MAX_EPISODES = 10_000
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module, images: torch.Tensor, *, mc_samples: int = 0, max_episodes: int = MAX_EPISODES
-) -> torch.Tensor:
-    """Class probabilities [B, classes] for float images [B, C, H, W].
-
-    mc_samples = 0 follows the policy means (deterministic); M > 0 averages the class probabilities of M sampled
-    episodes of each image. The M copies run in groups of at most max_episodes episodes (one group when B * M fits).
-    """
-    if mc_samples <= 0:
-        return F.softmax(model(images, sample=False).logits, dim=1)
-    B = images.shape[0]
-    per_group = max(1, max_episodes // B)
-    probs = []
-    for start in range(0, mc_samples, per_group):
-        copies = min(per_group, mc_samples - start)
-        logits = model(images.repeat(copies, 1, 1, 1), sample=True).logits
-        probs.append(F.softmax(logits, dim=1).view(copies, B, -1))
-    return torch.cat(probs).mean(0)
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, split: Split, *, batch_size: int = 1000, mc_samples: int = 0, device=None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Error and accuracy (%) of a model on a split."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct = 0
-    n = split.images.shape[0]
-    for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
-        images = to_float(split.images[i : i + batch_size]).to(device)
-        probs = predict(model, images, mc_samples=mc_samples)
-        correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
-    model.train(was_training)
-    accuracy = 100.0 * correct / n
-    return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
-
-
-def test_report(
-    model: torch.nn.Module, split: Split, *, mc_samples: int, seed: int, batch_size: int = 1000, device=None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """The reported numbers: error with M sampled episodes averaged (seeded), and with the policy means alone."""
-    means = evaluate(model, split, batch_size=batch_size, device=device, progress=progress)
-    if mc_samples == 0:
-        return {**means, "error_policy_means": means["error"]}
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)  # the same sampled episodes on every run of the same command
-    try:
-        sampled = evaluate(model, split, batch_size=batch_size, mc_samples=mc_samples, device=device, progress=progress)
-    finally:
-        torch.set_rng_state(state)
-    return {**sampled, "error_policy_means": means["error"]}
 
 
 @dataclass
@@ -284,12 +213,48 @@ def fit(
 ) -> dict[str, Any]:
     """Train a model as the config says, writing the run folder `out`. Returns the final test result.
 
+    The task (`ram.tasks.make_task`: classification or Catch) brings the batches, the loss and the numbers; the rest
+    is here, written once: the run folder, resume, the NaN stop, progress, metrics, DDP and the final report.
     checkpoint_every: minutes between mid-epoch checkpoints (the end of every epoch always writes one).
+    data: the images of a classification task, when the caller has them already.
     hooks: callables hook(event, **info) for epoch-end extras (pictures, TensorBoard); see ram.cli.
     """
     cfg.validate()
     out = Path(out)
     dist = Distributed.from_env()
+    dev = _set_up(device, threads, dist)
+    _check_out(out, resume)
+    saved = _resume_state(out, cfg) if resume else None
+
+    tc = cfg.train
+    seed_everything(tc.seed)  # the same initial weights on every rank
+    task = make_task(cfg, data=data, progress=progress and dist.main)
+    model = build_model(cfg.model).to(dev)
+    optimizer = make_optimizer(model, tc)
+    steps_per_epoch = task.batches_per_epoch(tc.batch_size) // dist.world
+    total_steps = steps_per_epoch * tc.epochs
+    fused.configure_compile(total_steps, dev)  # RAM_COMPILE: compile the RAM loop for long CPU runs
+    state = _start(out, cfg, saved, model, optimizer, dist)
+    run = _Run(cfg=cfg, out=out, dist=dist, dev=dev, task=task, model=model, optimizer=optimizer, state=state,
+               total_steps=total_steps, steps_per_epoch=steps_per_epoch, progress=progress,
+               checkpoint_every=checkpoint_every, detect_anomaly=detect_anomaly, hooks=hooks or [])
+    result: dict[str, Any] = {}
+    with torch.autograd.set_detect_anomaly(detect_anomaly):
+        while state["epoch"] < tc.epochs:
+            sums = run.train_epoch()
+            run.end_epoch(sums)
+        if dist.main:
+            result = run.final_report()
+    if dist.world > 1:
+        import torch.distributed as td
+
+        td.barrier()
+        td.destroy_process_group()
+    return result
+
+
+def _set_up(device: str, threads: int | None, dist: "Distributed") -> torch.device:
+    """The device, the thread count and, for torchrun, the process group."""
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
@@ -305,53 +270,77 @@ def fit(
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(dev)
+    return dev
+
+
+def _check_out(out: Path, resume: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out = {str(out)!r}: exists and is not a folder")
     if out.exists() and (out / "last.pt").exists() and not resume:
         raise ckpt.CheckpointError(f"out = {str(out)!r} already holds a run: pass --resume to continue it, or pick another --out")
-    saved = _resume_state(out, cfg) if resume else None
 
-    tc = cfg.train
-    seed_everything(tc.seed)  # the same initial weights on every rank
-    data = data or TaskData(cfg.task, seed=tc.seed, progress=progress and dist.main)
-    model = build_model(cfg.model).to(dev)
-    optimizer = make_optimizer(model, tc)
-    steps_per_epoch = data.batches_per_epoch(tc.batch_size) // dist.world
-    total_steps = steps_per_epoch * tc.epochs
-    fused.configure_compile(total_steps, dev)  # RAM_COMPILE: compile the RAM loop for long CPU runs
 
-    state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best_val_error": math.inf, "history": [],
-                             "sums": None, "elapsed": 0.0}
-    if saved is not None:
-        try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
-        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
-            raise ckpt.CheckpointError(f"checkpoint {out / 'last.pt'} does not fit this run: {e}") from None
-        state = saved["loop"]
-        if dist.main:
-            print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})",
-                  file=sys.stderr)
-    else:
+def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch.nn.Module,
+           optimizer: torch.optim.Optimizer, dist: "Distributed") -> dict[str, Any]:
+    """The loop state: restored from last.pt (weights, optimiser, RNG streams) or new, with config.json written."""
+    if saved is None:
         if dist.world > 1:
-            seed_everything(rank_seed(tc.seed, dist.rank))  # per-rank sampling noise
+            seed_everything(rank_seed(cfg.train.seed, dist.rank))  # per-rank sampling noise
         if dist.main:
             out.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+        return {"epoch": 0, "batch": 0, "step": 0, "best_val_error": math.inf, "history": [], "sums": None,
+                "elapsed": 0.0}
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise ckpt.CheckpointError(f"checkpoint {out / 'last.pt'} does not fit this run: {e}") from None
+    state = saved["loop"]
+    if dist.main:
+        print(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})",
+              file=sys.stderr)
+    return state
 
-    net = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        # Gradients are averaged over ranks in backward, so every rank takes the same optimiser step and the weights
-        # stay equal (checked at every epoch end); the effective batch is world * batch_size.
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+_SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success")
 
-    def save_last() -> None:
-        if not _all_finite(model, optimizer):  # never replace the last good checkpoint with a broken one
+
+@dataclass
+class _Run:
+    """One training run's parts, and its jobs: an epoch of steps, the epoch's bookkeeping, the final report."""
+
+    cfg: RunConfig
+    out: Path
+    dist: "Distributed"
+    dev: torch.device
+    task: Task
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    state: dict[str, Any]
+    total_steps: int
+    steps_per_epoch: int
+    progress: bool
+    checkpoint_every: float
+    detect_anomaly: bool
+    hooks: list
+
+    def __post_init__(self):
+        self.net = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Gradients are averaged over ranks in backward, so every rank takes the same optimiser step and the
+            # weights stay equal (checked at every epoch end); the effective batch is world * batch_size.
+            self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        self.last_save = time.monotonic()
+
+    def save_last(self) -> None:
+        state, dist = self.state, self.dist
+        if not _all_finite(self.model, self.optimizer):  # never replace the last good checkpoint with a broken one
             raise TrainingError(f"non-finite weights or optimiser state after step {state['step']}: stopped; "
-                                f"{_kept(out)} Try a lower --lr or --clip-grad.")
+                                f"{_kept(self.out)} Try a lower --lr or --clip-grad.")
         rng = _rng_state()
         if dist.world > 1:
             import torch.distributed as td
@@ -363,113 +352,114 @@ def fit(
             td.all_gather_object(gathered, buf.getvalue())
             rng = [torch.load(stream, weights_only=True) for stream in map(io.BytesIO, gathered)]
         if dist.main:
-            ckpt.save_state(out / "last.pt", {
-                "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": rng, "loop": state,
+            ckpt.save_state(self.out / "last.pt", {
+                "config": self.cfg.to_dict(), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": rng, "loop": state,
             })
+        self.last_save = time.monotonic()
 
-    last_save = time.monotonic()
-    result: dict[str, Any] = {}
-    with torch.autograd.set_detect_anomaly(detect_anomaly):
-        while state["epoch"] < tc.epochs:
-            epoch = state["epoch"]
-            model.train()
-            sums = state["sums"] or {"loss": 0.0, "classify": 0.0, "reinforce": 0.0, "baseline": 0.0, "reward": 0.0,
-                                     "n": 0, "images": 0, "seconds": 0.0}
-            bar = tqdm(total=steps_per_epoch, initial=state["batch"] // dist.world, desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=not (progress and dist.main), leave=False, unit="batch")
-            t0 = time.perf_counter()
-            for images, labels in data.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
-                lr = learning_rate(tc, state["step"], total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                try:
-                    losses, norm = train_step(net, optimizer, images.to(dev), labels.to(dev), tc)
-                except RuntimeError as e:  # anomaly mode raises in backward, naming the op that made the NaN
-                    if not (detect_anomaly and "nan" in str(e).lower()):
-                        raise
-                    raise TrainingError(f"anomaly detected at step {state['step']} (epoch {epoch + 1}, batch "
-                                        f"{state['batch'] + 1}): {e} {_kept(out)}") from None
-                # One host sync for all the step's numbers (each .item() is one on a GPU).
-                total, norm_value, classify, reinforce, baseline, reward = torch.stack([
-                    losses.total, norm, losses.classify, losses.reinforce, losses.baseline, losses.reward.mean()
-                ]).detach().tolist()
-                if not (math.isfinite(total) and math.isfinite(norm_value)):
-                    raise TrainingError(
-                        f"non-finite {'loss' if not math.isfinite(total) else 'gradient'} at step {state['step']} "
-                        f"(epoch {epoch + 1}, batch {state['batch'] + 1}): stopped; {_kept(out)} "
-                        "Try a lower --lr, or --detect-anomaly to find the op."
-                    )
-                state["step"] += 1
-                state["batch"] += dist.world
-                sums["loss"] += total
-                sums["classify"] += classify
-                sums["reinforce"] += reinforce
-                sums["baseline"] += baseline
-                sums["reward"] += reward
-                sums["n"] += 1
-                sums["images"] += images.shape[0]
-                bar.update(1)
-                if sums["n"] % 25 == 0:
-                    seconds = sums["seconds"] + time.perf_counter() - t0
-                    bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", acc=f"{100 * sums['reward'] / sums['n']:.1f}",
-                                    img_s=f"{sums['images'] * dist.world / max(seconds, 1e-9):.0f}")
-                if _agreed(time.monotonic() - last_save > checkpoint_every * 60, dist, state["step"]):
-                    sums_now = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
-                    state["sums"] = sums_now
-                    save_last()
-                    last_save = time.monotonic()
-            bar.close()
-            sums["seconds"] += time.perf_counter() - t0
-            if dist.world > 1:
-                sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
-                _check_in_sync(model, state["step"])
-            val = evaluate(model, data.val(), batch_size=tc.eval_batch_size, device=dev)
-            n = max(sums["n"], 1)
-            lr = learning_rate(tc, state["step"] - 1, total_steps)  # of the last step, even when resumed at the end
-            row = {
-                "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
-                "loss": round(sums["loss"] / n, 5), "classify": round(sums["classify"] / n, 5),
-                "reinforce": round(sums["reinforce"] / n, 5), "baseline": round(sums["baseline"] / n, 5),
-                "reward": round(sums["reward"] / n, 5), "train_error": round(100 * (1 - sums["reward"] / n), 3),
-                "val_error": val["error"], "seconds": round(sums["seconds"], 2),
-                "img_per_s": round(sums["images"] / max(sums["seconds"], 1e-9), 1),
-            }
-            state["history"].append(row)
-            state["elapsed"] += sums["seconds"]
-            state.update(epoch=epoch + 1, batch=0, sums=None)
-            improved = val["error"] < state["best_val_error"]
-            if improved:
-                state["best_val_error"] = val["error"]
-            if dist.main:
-                if improved:
-                    ckpt.export_model(out, model, cfg)
-                _write_metrics(out / "metrics.csv", state["history"])
-                if progress:
-                    tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
-                               f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s")
-                for hook in hooks or []:
-                    hook("epoch", model=model, data=data, row=row, out=out)
-            save_last()
-            last_save = time.monotonic()
+    def step(self, batch: Any, epoch: int) -> list[float]:
+        """One optimiser step; the step's numbers in _SUMS order, after the finiteness check."""
+        state, tc = self.state, self.cfg.train
+        lr = learning_rate(tc, state["step"], self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            losses, norm = train_step(self.net, self.optimizer, lambda: self.task.loss(self.net, batch, self.dev), tc)
+        except RuntimeError as e:  # anomaly mode raises in backward, naming the op that made the NaN
+            if not (self.detect_anomaly and "nan" in str(e).lower()):
+                raise
+            raise TrainingError(f"anomaly detected at step {state['step']} (epoch {epoch + 1}, batch "
+                                f"{state['batch'] + 1}): {e} {_kept(self.out)}") from None
+        # One host sync for all the step's numbers (each .item() is one on a GPU).
+        total, norm_value, *rest = torch.stack([
+            losses.total, norm, losses.classify, losses.reinforce, losses.baseline, losses.reward.mean(),
+            losses.success.mean(),
+        ]).detach().tolist()
+        if not (math.isfinite(total) and math.isfinite(norm_value)):
+            raise TrainingError(
+                f"non-finite {'loss' if not math.isfinite(total) else 'gradient'} at step {state['step']} "
+                f"(epoch {epoch + 1}, batch {state['batch'] + 1}): stopped; {_kept(self.out)} "
+                "Try a lower --lr, or --detect-anomaly to find the op."
+            )
+        return [total, *rest]
 
+    def train_epoch(self) -> dict[str, Any]:
+        """The epoch's steps, from where a resumed run stopped; returns the epoch's sums."""
+        state, dist, tc = self.state, self.dist, self.cfg.train
+        epoch = state["epoch"]
+        self.model.train()
+        sums = {**dict.fromkeys(_SUMS, 0.0), "n": 0, "images": 0, "seconds": 0.0, **(state["sums"] or {})}
+        bar = tqdm(total=self.steps_per_epoch, initial=state["batch"] // dist.world,
+                   desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (self.progress and dist.main), leave=False,
+                   unit="batch")
+        t0 = time.perf_counter()
+        for batch in self.task.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
+            for key, value in zip(_SUMS, self.step(batch, epoch)):
+                sums[key] += value
+            state["step"] += 1
+            state["batch"] += dist.world
+            sums["n"] += 1
+            sums["images"] += self.task.episodes(batch)
+            bar.update(1)
+            if sums["n"] % 25 == 0:
+                seconds = sums["seconds"] + time.perf_counter() - t0
+                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", acc=f"{100 * sums['success'] / sums['n']:.1f}",
+                                img_s=f"{sums['images'] * dist.world / max(seconds, 1e-9):.0f}")
+            if _agreed(time.monotonic() - self.last_save > self.checkpoint_every * 60, dist, state["step"]):
+                state["sums"] = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
+                self.save_last()
+        bar.close()
+        sums["seconds"] += time.perf_counter() - t0
+        return sums
+
+    def end_epoch(self, sums: dict[str, Any]) -> None:
+        """Validation, the metrics row, the best weights, the hooks and the checkpoint."""
+        state, dist, tc = self.state, self.dist, self.cfg.train
+        epoch = state["epoch"]
+        if dist.world > 1:
+            sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
+            _check_in_sync(self.model, state["step"])
+        val = self.task.validate(self.model, self.dev)
+        n = max(sums["n"], 1)
+        lr = learning_rate(tc, state["step"] - 1, self.total_steps)  # of the last step, even when resumed at the end
+        row = {
+            "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
+            **{key: round(sums[key] / n, 5) for key in ("loss", "classify", "reinforce", "baseline", "reward")},
+            "train_error": round(100 * (1 - sums["success"] / n), 3),
+            "val_error": val["error"], "seconds": round(sums["seconds"], 2),
+            "img_per_s": round(sums["images"] / max(sums["seconds"], 1e-9), 1),
+        }
+        state["history"].append(row)
+        state["elapsed"] += sums["seconds"]
+        state.update(epoch=epoch + 1, batch=0, sums=None)
+        improved = val["error"] < state["best_val_error"]
+        if improved:
+            state["best_val_error"] = val["error"]
         if dist.main:
-            best = build_model(cfg.model).to(dev)
-            ckpt.load_weights(best, out / "model.safetensors")
-            test = test_report(best, data.test(0), mc_samples=tc.eval_mc_samples, seed=0,
-                               batch_size=tc.eval_batch_size, device=dev, progress=progress)
-            result = describe(cfg, test, checkpoint=str(out), mc_samples=tc.eval_mc_samples, test_seed=0)
-            result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
-                          best_val_error=state["best_val_error"])
-            ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
-            for hook in hooks or []:
-                hook("end", model=best, data=data, row=state["history"][-1], out=out)
-    if dist.world > 1:
-        import torch.distributed as td
+            if improved:
+                ckpt.export_model(self.out, self.model, self.cfg)
+            _write_metrics(self.out / "metrics.csv", state["history"])
+            if self.progress:
+                tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
+                           f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s")
+            for hook in self.hooks:
+                hook("epoch", model=self.model, task=self.task, row=row, out=self.out)
+        self.save_last()
 
-        td.barrier()
-        td.destroy_process_group()
-    return result
+    def final_report(self) -> dict[str, Any]:
+        """The best weights on the test set: test.json, and the hooks' end-of-run pictures."""
+        cfg, out, state = self.cfg, self.out, self.state
+        best = build_model(cfg.model).to(self.dev)
+        ckpt.load_weights(best, out / "model.safetensors")
+        test = self.task.report(best, split="test", seed=0, device=self.dev, progress=self.progress)
+        result = describe(cfg, test, checkpoint=str(out), test_seed=0)
+        result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
+                      best_val_error=state["best_val_error"])
+        ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
+        for hook in self.hooks:
+            hook("end", model=best, task=self.task, row=state["history"][-1], out=out)
+        return result
 
 
 def _agreed(flag: bool, dist: Distributed, step: int, every: int = 25) -> bool:

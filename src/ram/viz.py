@@ -410,7 +410,7 @@ def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed
 CURVES_EVERY_S = 30.0
 
 
-def run_pictures_hook(event: str, *, model: torch.nn.Module, data, row: dict[str, Any], out: Path, **_) -> None:
+def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str, Any], out: Path, **_) -> None:
     """A `fit` hook. After an epoch: curves.png from metrics.csv, at most every CURVES_EVERY_S seconds (drawing
     takes a fraction of a second, a real cost next to short epochs). At the end: curves.png and tracks.png of the
     best model on 16 test images. A failure to draw is a warning, never the end of a training run.
@@ -421,8 +421,8 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, data, row: dict[str
         fresh = curves_png.is_file() and time.time() - curves_png.stat().st_mtime < CURVES_EVERY_S
         if (out / "metrics.csv").is_file() and (event == "end" or not fresh):
             save(curves(out / "metrics.csv"), curves_png)
-        if event == "end" and takes_glimpses(model):
-            test = data.test(0)
+        if event == "end" and takes_glimpses(model) and hasattr(task, "data"):  # a classification task's images
+            test = task.data.test(0)
             save(tracks(trace(model, test.images[:16], test.labels[:16])), out / "tracks.png")
     except Exception as e:  # noqa: BLE001 - pictures are extras; the weights and metrics are already saved
         warnings.warn(f"pictures for {out} ({event}) failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
@@ -450,7 +450,7 @@ def tensorboard_hook(out: Path, *, n: int = 8):
         ) from None
     writer = None
 
-    def hook(event: str, *, model: torch.nn.Module, data, row: dict[str, Any], **_) -> None:
+    def hook(event: str, *, model: torch.nn.Module, task, row: dict[str, Any], **_) -> None:
         nonlocal writer
         if writer is None:
             writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
@@ -459,10 +459,10 @@ def tensorboard_hook(out: Path, *, n: int = 8):
             for tag, key in SCALARS:
                 if key in row:
                     writer.add_scalar(tag, float(row[key]), step)
-            if takes_glimpses(model):
+            if takes_glimpses(model) and hasattr(task, "data"):
                 try:
                     # Validation images: the test set is kept for final numbers.
-                    val = data.val()
+                    val = task.data.val()
                     fig = tracks(trace(model, val.images[:n], val.labels[:n]), n=n, cols=n // 2 or 1)
                     writer.add_image("pictures/tracks", to_array(fig), step, dataformats="HWC")
                 except Exception as e:  # noqa: BLE001 - as in run_pictures_hook
