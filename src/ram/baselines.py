@@ -3,15 +3,22 @@
 - fc: two fully connected hidden layers of 256 rectifier units over the whole image.
 - convnet: two convolutional layers and a 256-unit fully connected layer over the whole image.
 - random-glimpses: RAM with its glimpses at uniformly random locations, showing what learning where to look is worth.
+
+For Catch, what the glimpses cost and what they buy:
+- screen: RAM's glimpse network, core and move head fed the whole frame every step, trained the same way.
+- random-agent: uniform moves, to show what a game is worth by chance.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
 
 from .config import ModelConfig
 from .model import RAM, Episode
+from .policies import Categorical
 
 
 def _whole_image_episode(logits: torch.Tensor) -> Episode:
@@ -95,6 +102,55 @@ class RandomGlimpses(RAM):
         self.policy = UniformPolicy()
 
 
+class Centre:
+    """Always the centre of the frame, a glimpse of the whole screen when the patch is the screen's size."""
+
+    def __init__(self, h: torch.Tensor):
+        self.mean = h.new_zeros(h.shape[0], 2)
+
+    def sample(self) -> torch.Tensor:
+        return self.mean
+
+    mode = sample
+    log_prob = Uniform.log_prob
+    location = Uniform.location
+
+
+class CentrePolicy(nn.Module):
+    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Centre:
+        return Centre(h)
+
+    def first(self, images: torch.Tensor, h: torch.Tensor) -> Centre:
+        return Centre(h)
+
+
+class WholeScreen(RAM):
+    """RAM that sees the whole frame every step: one patch the size of the screen, read at its centre, through the
+    same glimpse network and core. Its own cfg is the config's with that patch (one scale of image_size pixels)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(dataclasses.replace(cfg, patch_size=cfg.image_size, scales=1))
+        self.policy = CentrePolicy()
+
+
+class UniformMoves(nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, h: torch.Tensor) -> Categorical:
+        return Categorical(h.new_zeros(h.shape[0], self.n))
+
+
+class RandomAgent(RandomGlimpses):
+    """Uniform moves (and random glimpses it does not use): the chance level of a game."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.act = UniformMoves(cfg.actions)
+
+
 def build(cfg: ModelConfig) -> nn.Module:
-    models = {"fc": FullyConnected, "convnet": ConvNet, "random-glimpses": RandomGlimpses}
+    models = {"fc": FullyConnected, "convnet": ConvNet, "random-glimpses": RandomGlimpses, "screen": WholeScreen,
+              "random-agent": RandomAgent}
     return models[cfg.kind](cfg)

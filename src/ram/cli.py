@@ -27,8 +27,8 @@ class Train:
 
     preset: str = "mnist"
     """Experiment to run (see `ram presets`)."""
-    model: Literal["ram", "fc", "convnet", "random-glimpses"] | None = None
-    """Model family: RAM or one of the paper's baselines."""
+    model: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] | None = None
+    """Model family: RAM or a baseline (the paper's for classification; screen and random-agent for Catch)."""
     glimpses: int | None = None
     patch_size: int | None = None
     """Side of the smallest glimpse patch, in pixels."""
@@ -290,7 +290,8 @@ class Results:
 
 @dataclass
 class Viz:
-    """Draw where a trained model looks: tracks.png, glimpses.png and glimpses.gif in --out."""
+    """Draw where a trained model looks, into --out: tracks.png, glimpses.png and glimpses.gif (a saccade model also
+    saccades.png), or for a Catch agent catch.gif and one catch-I.png per game."""
 
     out: Path
     """Folder for the pictures (made if missing)."""
@@ -298,31 +299,39 @@ class Viz:
     """A run folder written by `ram train`."""
     pretrained: str | None = None
     """A shipped model."""
-    n: int = 16
-    """Images in tracks.png (glimpses.png shows the first 3 of them, glimpses.gif the first 4)."""
+    n: int | None = None
+    """Images in tracks.png and saccades.png (glimpses.png shows the first 3, glimpses.gif the first 4);
+    for Catch, games played and drawn. None: 16 images, or 4 games."""
     split: Literal["test", "val"] = "test"
+    """Where the images come from (Catch games come from --seed alone)."""
     seed: int = 0
-    """Seed of the generated test set, as in `ram eval`, and of which images are drawn (0: the first n)."""
+    """Seed of the generated test set, as in `ram eval`, and of which images are drawn (0: the first n);
+    for Catch, of the games' starts."""
 
     def run(self) -> None:
-        if self.n < 1:
+        if self.n is not None and self.n < 1:
             raise ConfigError(f"n = {self.n}: must be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed = {self.seed}: must be >= 0")
         from .data import TaskData
         from .hub import load_run
         from .train import seed_everything
-        from .viz import render
+        from .viz import render, render_catch
 
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
         if cfg.model.kind not in ("ram", "random-glimpses"):
             field, value = ("pretrained", self.pretrained) if self.pretrained else ("checkpoint", str(self.checkpoint))
             raise ConfigError(f"{field} = {value!r}: a {cfg.model.kind} model reads the whole image and takes no "
                               "glimpses, so there is nothing to draw; viz needs a ram or random-glimpses model")
-        data = TaskData(cfg.task, seed=cfg.train.seed)
-        split = data.test(self.seed) if self.split == "test" else data.val()
-        seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
-        for path in render(model, split, self.out, n=self.n, seed=self.seed):
+        if cfg.task.classifies:
+            data = TaskData(cfg.task, seed=cfg.train.seed)
+            split = data.test(self.seed) if self.split == "test" else data.val()
+            seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
+            paths = render(model, split, self.out, n=self.n or 16, seed=self.seed)
+        else:  # a game has no data set: the games are played here
+            seed_everything(self.seed)
+            paths = render_catch(model, cfg, self.out, games=self.n or 4, seed=self.seed)
+        for path in paths:
             print(path)
 
 

@@ -107,7 +107,9 @@ class ModelConfig:
     `actions=3` adds the move head that plays Catch.
     """
 
-    kind: Literal["ram", "fc", "convnet", "random-glimpses"] = "ram"
+    kind: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] = "ram"
+    """ram, or a baseline: fc, convnet and random-glimpses classify; screen (a glimpse of the whole frame every step)
+    and random-agent (uniform moves) play Catch."""
     image_size: int = 28
     channels: int = 1
     classes: int = 10
@@ -141,8 +143,9 @@ class ModelConfig:
     """What enters the core. ram: the paper's glimpse network of patches and location. pixels: the raw patches,
     flattened (seed 000). pixels+where: the raw patches and the location (x, y)."""
     reinforce_core: bool = False
-    """REINFORCE's gradient also reaches the core and glimpse net: the policies read the core state undetached.
-    Off is RAM's stop-gradient; a game without a classification loss (Catch) needs it on."""
+    """The reinforcement-learning losses also train the core and glimpse net: the policies and the baseline read the
+    core state undetached, so REINFORCE and the baseline's regression reach it. Off is RAM's stop-gradient; a game
+    without a classification loss (Catch) needs it on."""
     baseline: Literal["state", "scalar", "batch"] = "state"
     """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
     number (seed 002). batch: the batch's mean reward (seed 000), nothing to learn."""
@@ -164,7 +167,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        kinds = ("ram", "fc", "convnet", "random-glimpses")
+        kinds = ("ram", "fc", "convnet", "random-glimpses", "screen", "random-agent")
         _require(self.kind in kinds, "model", self.kind, f"must be one of {', '.join(kinds)}")
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
         _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
@@ -273,13 +276,20 @@ class RunConfig:
         # Both datasets are 10 classes of grey images; other sizes would fail in the loss or the first layer.
         _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
         if self.task.classifies:
+            _require(self.model.kind not in ("screen", "random-agent"), "model", self.model.kind,
+                     "is a Catch baseline; classifiers are ram, fc, convnet, random-glimpses")
             _require(self.model.classes == 10, "classes", self.model.classes, f"{self.task.dataset} has 10 classes")
             _require(self.model.actions == 0, "actions", self.model.actions, f"{self.task.dataset} is classified, "
                      "not played: it takes no actions")
         else:
+            _require(self.model.kind in ("ram", "screen", "random-agent"), "model", self.model.kind,
+                     "cannot play catch; players are ram, screen, random-agent")
             _require(self.model.classes == 0, "classes", self.model.classes, "catch has no classes")
             _require(self.model.actions == 3, "actions", self.model.actions, "catch has 3 moves: left, stay, right")
-            _require(self.model.reinforce_core or self.model.kind != "ram", "reinforce_core", False,
+            _require(self.model.glimpses == self.task.canvas - 1, "glimpses", self.model.glimpses,
+                     f"a game on a {self.task.canvas}x{self.task.canvas} screen lasts {self.task.canvas - 1} steps, "
+                     "one glimpse and one move each")
+            _require(self.model.reinforce_core, "reinforce_core", False,
                      "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
         return self
 

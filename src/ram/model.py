@@ -92,8 +92,9 @@ class RAM(nn.Module):
         return self.play(Still(images), sample=sample)
 
     def _decide(self, h: torch.Tensor) -> torch.Tensor:
-        """The state the policies read. Detached, REINFORCE trains only the policies (RAM); with reinforce_core its
-        gradient also reaches the core and the glimpse net."""
+        """The state the policies and the baseline read. Detached, REINFORCE trains only the policies and the
+        regression only the baseline (RAM); with reinforce_core both also reach the core and the glimpse net, as in an
+        actor-critic's shared trunk."""
         return h if self.cfg.reinforce_core else h.detach()
 
     def play(self, world, *, sample: bool = True) -> Episode:
@@ -112,8 +113,9 @@ class RAM(nn.Module):
             loc = decision.location(value)
             log_prob = decision.log_prob(value)
             means.append(decision.mean)
-            # The baseline reads a detached state: its regression must not reach into the core.
-            baselines.append(self.baseline(h.detach()).squeeze(1) if self.baseline is not None else h.new_zeros(B))
+            # The baseline reads the state the policies read: detached in RAM, where its regression must not reach into
+            # the core; with reinforce_core its regression also teaches the core what predicts the reward.
+            baselines.append(self.baseline(self._decide(h)).squeeze(1) if self.baseline is not None else h.new_zeros(B))
             if frame is not padded_frame:  # pad once for a still image, once a step for a game
                 padded, pad = sensor.pad_images(frame, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
                 padded_frame = frame

@@ -60,6 +60,14 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
         ),
         _preset(
+            "catch",
+            TaskConfig(dataset="catch", canvas=24),
+            ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, core="lstm", hidden=256, std=0.25,
+                        reinforce_core=True, baseline="state"),
+            TrainConfig(epochs=100, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
+            "Catch on a 24x24 screen: 6x6 glimpses, 3 scales, an LSTM of 256, a move after every glimpse",
+        ),
+        _preset(
             "fashion",
             TaskConfig(dataset="fashion", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),

@@ -7,6 +7,8 @@ once on a batch, and every picture of that batch is drawn from the one `Trace`, 
 Geometry follows ram.sensor. Scale k of a glimpse at (x, y) is the square of side s = patch_size * 2**k whose top-left
 pixel is (round(u) - s // 2, round(v) - s // 2), with (u, v) = ((x + 1) / 2 * W, (y + 1) / 2 * H). Images are drawn
 with pixel j spanning [j, j + 1) (`extent=(0, W, H, 0)`), so that square is exactly the rectangle (x0, y0, s, s).
+A saccade model's glimpse is one window of its lattice (`windows`), the same square. A game of Catch is drawn from
+the `Game` its agent played, as a GIF of the screens and a still per game.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -33,12 +39,16 @@ from . import sensor
 from .checkpoint import atomic_write
 from .config import ConfigError
 from .data import Split, to_float
+from .envs import CatchBatch
+from .policies import Lattice
+from .tasks import CatchGame
 
 RIGHT = (0.13, 0.75, 0.22)  # boxes, titles and frames of a right guess
 WRONG = (0.9, 0.12, 0.12)  # ... and of a wrong one
 PATH = (0.25, 0.8, 1.0)  # the line joining the glimpses and the step numbers: neither green nor red
 DPI = 100
 GIF_HEADER = 46  # pixels of text above each image in a GIF frame
+ORDER = "plasma"  # colormap of glimpse order, first (dark violet) to last (yellow): saccade windows, Catch's gaze
 
 
 class Trace(NamedTuple):
@@ -50,6 +60,7 @@ class Trace(NamedTuple):
     probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
     patch_size: int
     scales: int
+    lattice: Lattice | None = None  # a saccade model's windows (ram.policies.Lattice); None for any point
 
     @property
     def preds(self) -> torch.Tensor:
@@ -94,6 +105,7 @@ def trace(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
         probs=F.softmax(ep.step_logits.float(), dim=-1).cpu(),
         patch_size=model.cfg.patch_size,
         scales=model.cfg.scales,
+        lattice=getattr(getattr(model, "policy", None), "lattice", None),
     )
 
 
@@ -107,6 +119,16 @@ def boxes(locations: torch.Tensor, *, patch_size: int, scales: int, height: int,
     sides = patch_size * 2 ** torch.arange(scales)  # [scales]
     corner = centre[..., None, :] - (sides // 2)[:, None]  # [..., scales, 2]
     return torch.cat([corner, sides[:, None].expand_as(corner[..., :1])], dim=-1)
+
+
+def windows(locations: torch.Tensor, lattice: Lattice) -> torch.Tensor:
+    """The lattice windows a saccade model read: locations [..., 2] on the lattice -> int64 [..., 3] as (x0, y0, side).
+
+    Window (row, col) = lattice.index(location) covers the pixels step * row ... step * row + patch - 1 and likewise
+    the columns: the one square `boxes` gives for the sensor's single scale there (tests hold the three together).
+    """
+    row, col = lattice.index(locations).unbind(-1)
+    return torch.stack([col * lattice.step, row * lattice.step, torch.full_like(row, lattice.patch)], dim=-1)
 
 
 def _pixels(t: Trace, locations: torch.Tensor) -> torch.Tensor:
@@ -183,9 +205,87 @@ def tracks(t: Trace, *, n: int = 16, cols: int | None = None) -> Figure:
     return fig
 
 
+def _order_colours(T: int) -> np.ndarray:
+    """[T, 4] RGBA of glimpses 1..T on the ORDER colormap."""
+    return matplotlib.colormaps[ORDER](np.linspace(0, 1, T))
+
+
+def _order_bar(fig: Figure, T: int, *, bottom_in: float) -> None:
+    """A horizontal colour bar along the bottom of the figure that reads the order colours as glimpse numbers."""
+    height = fig.get_size_inches()[1]
+    cax = fig.add_axes((0.3, bottom_in / height, 0.4, 0.12 / height))
+    bar = fig.colorbar(ScalarMappable(Normalize(0.5, T + 0.5), matplotlib.colormaps[ORDER].resampled(T)), cax=cax,
+                       orientation="horizontal")
+    bar.set_ticks(sorted({1, (T + 1) // 2, T}))
+    bar.ax.tick_params(labelsize=8, length=2)
+    bar.set_label("glimpse", fontsize=8, labelpad=1)
+
+
+# Arrows and marks over the shaded windows: white with a dark rim reads on both the digit and the background.
+_RIM = [patheffects.withStroke(linewidth=2.6, foreground="black")]
+
+
+def _draw_saccades(ax, t: Trace, i: int) -> None:
+    """Image i with its visited windows shaded by visit order, arrows from window to window, the first one ringed."""
+    H, W = t.images.shape[-2:]
+    ax.imshow(_rgb(t.images[i]), extent=(0, W, H, 0), interpolation="nearest", vmin=0, vmax=1)
+    win = windows(t.locations[i], t.lattice)  # [T, 3]
+    colours = _order_colours(len(win))
+    # In visit order, so a window seen again takes its latest colour; half transparent, so the digit shows through.
+    for (x0, y0, s), colour in zip(win.tolist(), colours):
+        ax.add_patch(Rectangle((x0, y0), s, s, facecolor=colour, edgecolor="none", alpha=0.55))
+    centres = (win[:, :2] + win[:, 2:] / 2).numpy()  # [T, 2] the window centres, where the sensor centred its patch
+    for a, b in zip(centres[:-1], centres[1:]):
+        if (a != b).any():  # a move against the border stays put: nothing to draw
+            ax.annotate("", xy=b, xytext=a, arrowprops=dict(
+                arrowstyle="-|>", color="white", linewidth=1.1, mutation_scale=7, shrinkA=1.5, shrinkB=1.5,
+                path_effects=_RIM))
+    x0, y0, s = win[0].tolist()
+    ax.add_patch(Rectangle((x0, y0), s, s, fill=False, edgecolor=PATH, linewidth=2.4))
+    ax.plot(*centres[0], "o", color=PATH, markersize=4, markeredgecolor="black", markeredgewidth=0.8)
+    # A saccade off the lattice stops at its border, so the gaze can stay on one window for many glimpses (often a
+    # corner it runs into): such a stay says how many glimpses it lasted.
+    stays, counts = torch.unique_consecutive(win[:, :2], dim=0, return_counts=True)
+    for (x0, y0), count in zip(stays.tolist(), counts.tolist()):
+        if count > 1:
+            below = y0 + s + 3 <= H  # else above the window, to stay on the image
+            ax.text(x0 + s / 2, y0 + s + 0.2 if below else y0 - 0.2, f"x{count}", ha="center",
+                    va="top" if below else "bottom", fontsize=7, fontweight="bold", color="white", path_effects=_RIM)
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+
+
+def saccades(t: Trace, *, n: int = 16, cols: int | None = None) -> Figure:
+    """A saccade model's runs as seed 000 draws them: for each of the first n images, the lattice windows it read
+    shaded from first (dark violet) to last (yellow) over the image, the saccades as arrows between window centres,
+    and the first window ringed in cyan. Title and frame are green where the final guess is right, red where wrong.
+    """
+    if t.lattice is None:
+        raise ValueError("saccades: this trace has no lattice; draw a saccade model's (policy='saccade') trace")
+    n = min(n, t.images.shape[0])
+    if n < 1:
+        raise ValueError(f"n = {n}: must be >= 1")
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    bar = 0.65  # inches under the grid for the colour bar
+    fig = Figure(figsize=(2.3 * cols, 2.5 * rows + bar), dpi=DPI)
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _draw_saccades(ax, t, i)
+        colour = _hue(bool(t.correct[i]))
+        _frame(ax, colour)
+        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=colour, fontsize=10, fontweight="bold")
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=(bar + 0.05) / height, top=1 - 0.35 / height, wspace=0.08,
+                        hspace=0.3)
+    _order_bar(fig, t.locations.shape[1], bottom_in=0.38)
+    return fig
+
+
 def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
-    """For each of the first n images: the image with its track, then one column per glimpse showing each scale's
-    patch as the model receives it (g x g, drawn with nearest-pixel upsampling) and the class probabilities after it.
+    """For each of the first n images: the image with its track (a saccade model's as `saccades` draws it), then one
+    column per glimpse showing each scale's patch as the model receives it (g x g, drawn with nearest-pixel
+    upsampling) and the class probabilities after it.
     """
     n = min(n, t.images.shape[0])
     if n < 1:
@@ -205,7 +305,7 @@ def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
         gs = sf.add_gridspec(S + 1, T + 2, width_ratios=[1.8, 0.3] + [1] * T, height_ratios=[1] * S + [1.1],
                              left=0.01, right=0.99, top=0.88, bottom=0.1, wspace=0.12, hspace=0.2)
         ax = sf.add_subplot(gs[:, 0])
-        _draw_track(ax, t, i)
+        (_draw_track if t.lattice is None else _draw_saccades)(ax, t, i)
         _frame(ax, _hue(right))
         ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=_hue(right), fontsize=10,
                      fontweight="bold")
@@ -250,13 +350,45 @@ def _rgb255(colour) -> tuple[int, int, int]:
     return tuple(round(255 * c) for c in colour)
 
 
+def _numbered_path(pen: ImageDraw.ImageDraw, pts: list[tuple[float, float]], font) -> None:
+    """The glimpse centres so far joined by a line, each in a numbered circle, the current one filled."""
+    path = _rgb255(PATH)
+    if len(pts) > 1:
+        pen.line(pts, fill=path, width=2)
+    for j, (u, v) in enumerate(pts):
+        r = 8
+        current = j == len(pts) - 1
+        pen.ellipse((u - r, v - r, u + r, v + r), fill=path if current else (24, 24, 24), outline=path, width=2)
+        pen.text((u, v), str(j + 1), fill=(0, 0, 0) if current else path, font=font, anchor="mm")
+
+
+def _window_trail(panel: Image.Image, rects: torch.Tensor, shades: Sequence[tuple[int, int, int]]) -> Image.Image:
+    """A saccade model's path so far, as `saccades` draws it: the windows rects [k, 3] (x0, y0, side in panel pixels)
+    filled in their visit-order shades at 55% (a later window over an earlier one, the image showing through), a
+    white line on a dark rim between their centres, and the first window ringed in cyan."""
+    overlay = panel.copy()
+    pen = ImageDraw.Draw(overlay)
+    for (x0, y0, s), shade in zip(rects.tolist(), shades):
+        pen.rectangle((x0, y0, x0 + s - 1, y0 + s - 1), fill=shade)
+    panel = Image.blend(panel, overlay, 0.55)
+    pen = ImageDraw.Draw(panel)
+    centres = [(x0 + s / 2, y0 + s / 2) for x0, y0, s in rects.tolist()]
+    if len(centres) > 1:
+        pen.line(centres, fill=(0, 0, 0), width=4)
+        pen.line(centres, fill=(255, 255, 255), width=2)
+    x0, y0, s = rects[0].tolist()
+    pen.rectangle((x0, y0, x0 + s - 1, y0 + s - 1), outline=_rgb255(PATH), width=2)
+    return panel
+
+
 def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image]:
     """One RGB frame per glimpse with the first n images side by side.
 
     Each image is upscaled `zoom` times (default: to about 300 pixels, 2..8 times) and shows the path so far with
     numbered steps, the boxes of every scale of the current glimpse (finest thick), and above it the current guess,
-    green when it is right and red when it is wrong. Image i's panel starts at x = i * (W * zoom + 8), and its image
-    at y = GIF_HEADER.
+    green when it is right and red when it is wrong. A saccade model's path is drawn as `saccades` draws it instead:
+    the windows read so far shaded in visit order, the first ringed in cyan. Image i's panel starts at
+    x = i * (W * zoom + 8), and its image at y = GIF_HEADER.
     """
     n = min(n, t.images.shape[0])
     if n < 1:
@@ -270,8 +402,10 @@ def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image
            for i in range(n)]
     sq = boxes(t.locations[:n], patch_size=t.patch_size, scales=t.scales, height=H, width=W) * z  # [n, T, S, 3]
     uv = (_pixels(t, t.locations[:n]) * z).numpy()  # [n, T, 2]
+    if t.lattice is not None:
+        win = windows(t.locations[:n], t.lattice) * z  # [n, T, 3], the squares sq holds for its one scale
+        shades = [_rgb255(c[:3]) for c in _order_colours(T)]
     font, small = _font(15), _font(12)
-    path = _rgb255(PATH)
     out = []
     for step in range(T):
         frame = Image.new("RGB", (width, height), (24, 24, 24))
@@ -286,33 +420,195 @@ def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image
             draw.text((left + 4, 21), f"guess {guess}  ({float(p[guess]):.0%})", fill=colour, font=font)
             # Drawn on the image alone, so boxes reaching past its edge are cut there and never cover the text.
             panel = big[i].copy()
+            if t.lattice is not None:  # under the current window's box
+                panel = _window_trail(panel, win[i, : step + 1], shades[: step + 1])
             pen = ImageDraw.Draw(panel)
             for k in reversed(range(t.scales)):  # coarsest first, so the finest stays on top
                 x0, y0, s = sq[i, step, k].tolist()
                 pen.rectangle((x0, y0, x0 + s - 1, y0 + s - 1), outline=colour, width=3 if k == 0 else 1)
-            pts = [(float(u), float(v)) for u, v in uv[i, : step + 1]]
-            if len(pts) > 1:
-                pen.line(pts, fill=path, width=2)
-            for j, (u, v) in enumerate(pts):
-                r = 8
-                pen.ellipse((u - r, v - r, u + r, v + r), fill=path if j == step else (24, 24, 24), outline=path,
-                            width=2)
-                pen.text((u, v), str(j + 1), fill=(0, 0, 0) if j == step else path, font=small, anchor="mm")
+            if t.lattice is None:
+                _numbered_path(pen, [(float(u), float(v)) for u, v in uv[i, : step + 1]], small)
             frame.paste(panel, (left, GIF_HEADER))
         out.append(frame)
     return out
 
 
-def animate(t: Trace, path: Path, *, n: int = 4, zoom: int | None = None, step_ms: int = 700,
-            hold_ms: int = 2500) -> Path:
-    """Write `frames` as a looping GIF (Pillow): step_ms per glimpse, the last frame held for hold_ms."""
-    shots = frames(t, n=n, zoom=zoom)
+def _write_gif(shots: list[Image.Image], path: Path, *, step_ms: int, hold_ms: int) -> Path:
+    """A looping GIF (Pillow), written atomically: step_ms per frame, the last frame held for hold_ms."""
     durations = [step_ms] * (len(shots) - 1) + [hold_ms]
     buf = io.BytesIO()
     shots[0].save(buf, format="GIF", save_all=True, append_images=shots[1:], duration=durations, loop=0,
                   disposal=1)
     atomic_write(Path(path), buf.getvalue())
     return Path(path)
+
+
+def animate(t: Trace, path: Path, *, n: int = 4, zoom: int | None = None, step_ms: int = 700,
+            hold_ms: int = 2500) -> Path:
+    """Write `frames` as a looping GIF: step_ms per glimpse, the last frame held for hold_ms."""
+    return _write_gif(frames(t, n=n, zoom=zoom), path, step_ms=step_ms, hold_ms=hold_ms)
+
+
+# Catch ---------------------------------------------------------------------------------------------------------------
+
+MOVES = ("left", "stay", "right")  # a Catch move's name, by its index
+
+
+class Game(NamedTuple):
+    """Games of Catch an agent played, on the CPU, ready to draw. B games, T glimpses, each followed by a move."""
+
+    frames: torch.Tensor  # float [B, T + 1, 1, H, W]: the screen before each glimpse, then the final one
+    locations: torch.Tensor  # [B, T, 2] (x, y) in [-1, 1], where each glimpse was read
+    moves: torch.Tensor  # int64 [B, T] the move made after each glimpse (0 left, 1 stay, 2 right)
+    caught: torch.Tensor  # bool [B]
+    patch_size: int
+    scales: int
+
+
+class _Recorder:
+    """A world that keeps every frame it shows the episode loop: the screens the agent saw, in order."""
+
+    def __init__(self, world):
+        self.world = world
+        self.frames: list[torch.Tensor] = []  # each [B, C, H, W]
+
+    def observe(self) -> torch.Tensor:
+        frame = self.world.observe()
+        self.frames.append(frame)
+        return frame
+
+    def act(self, moves: torch.Tensor) -> None:
+        self.world.act(moves)
+
+
+@torch.no_grad()
+def play_catch(model: torch.nn.Module, cfg, *, games: int = 4, seed: int = 0) -> Game:
+    """Play `games` games of Catch on cfg.task.canvas (a RunConfig's), their starts drawn from `seed`, following
+    every policy's mode. As `trace`, the model runs in eval mode and its mode is restored."""
+    if cfg.task.classifies:
+        raise ConfigError(f"dataset = {cfg.task.dataset!r}: only a Catch agent (dataset 'catch') plays games")
+    if not takes_glimpses(model):
+        raise ConfigError(f"model = {model.cfg.kind!r}: it reads the whole screen and takes no glimpses, so there is "
+                          "nothing to draw; pictures need a ram or random-glimpses model")
+    if games < 1:
+        raise ConfigError(f"games = {games}: must be >= 1")
+    device = next(model.parameters()).device
+    world = CatchBatch(games, size=cfg.task.canvas, generator=torch.Generator().manual_seed(seed), device=device)
+    world.reset()
+    recorder = _Recorder(world)
+    was_training = model.training
+    model.eval()
+    try:
+        ep = model.play(recorder, sample=False)
+    finally:
+        model.train(was_training)
+    return Game(
+        frames=torch.stack(recorder.frames, dim=1).float().cpu(),
+        locations=ep.locations.float().cpu(),
+        moves=ep.moves.cpu(),
+        caught=(world.reward > 0).cpu(),
+        patch_size=model.cfg.patch_size,
+        scales=model.cfg.scales,
+    )
+
+
+CATCH_HEADER, CATCH_FOOTER = 24, 34  # pixels of text above and below each game's screen in a GIF frame
+
+
+def catch_frames(g: Game, *, zoom: int = 8, cols: int = 4) -> list[Image.Image]:
+    """T + 1 RGB frames with the games in a grid of `cols` columns, each screen upscaled `zoom` times.
+
+    Frame t < T shows screen t with the boxes of every scale of glimpse t (finest thick) and, below it, the move the
+    agent made after that glimpse, lit among left / stay / right. The last frame shows the final screen, outlined and
+    labelled "caught" in green or "missed" in red. Game i's screen starts at x = 8 + (i % cols) * (W * zoom + 16),
+    y = CATCH_HEADER + (i // cols) * (CATCH_HEADER + H * zoom + CATCH_FOOTER).
+    """
+    B, T1, _, H, W = g.frames.shape
+    T = T1 - 1
+    cols = min(cols, B)
+    rows = math.ceil(B / cols)
+    side_w, side_h = W * zoom, H * zoom
+    cell_w, cell_h = side_w + 16, CATCH_HEADER + side_h + CATCH_FOOTER
+    sq = boxes(g.locations, patch_size=g.patch_size, scales=g.scales, height=H, width=W) * zoom  # [B, T, S, 3]
+    font, small = _font(15), _font(12)
+    path = _rgb255(PATH)
+    out = []
+    for step in range(T1):
+        frame = Image.new("RGB", (cols * cell_w, rows * cell_h), (24, 24, 24))
+        draw = ImageDraw.Draw(frame)
+        for i in range(B):
+            left, top = 8 + (i % cols) * cell_w, (i // cols) * cell_h
+            screen_top, foot = top + CATCH_HEADER, top + CATCH_HEADER + side_h
+            when = f"step {step + 1}/{T}" if step < T else "end"
+            draw.text((left, top + 4), f"game {i + 1}   {when}", fill=(230, 230, 230), font=small)
+            grey = (g.frames[i, step, 0].clamp(0, 1) * 255).round().byte().numpy()
+            # Drawn on the screen alone, so boxes reaching past its edge are cut there.
+            panel = Image.fromarray(grey).convert("RGB").resize((side_w, side_h), Image.NEAREST)
+            pen = ImageDraw.Draw(panel)
+            if step < T:
+                for k in reversed(range(g.scales)):  # coarsest first, so the finest stays on top
+                    x0, y0, s = sq[i, step, k].tolist()
+                    pen.rectangle((x0, y0, x0 + s - 1, y0 + s - 1), outline=path, width=3 if k == 0 else 1)
+            frame.paste(panel, (left, screen_top))
+            if step < T:
+                # The screen's edge (the ball bounces there), then the move among the three.
+                draw.rectangle((left - 1, screen_top - 1, left + side_w, foot), outline=(90, 90, 90))
+                for m, name in enumerate(MOVES):
+                    x = left + side_w * (2 * m + 1) / 6
+                    if m == int(g.moves[i, step]):
+                        draw.rounded_rectangle((x - 27, foot + 6, x + 27, foot + 28), radius=5, fill=path)
+                    draw.text((x, foot + 17), name, font=font, anchor="mm",
+                              fill=(0, 0, 0) if m == int(g.moves[i, step]) else (110, 110, 110))
+            else:
+                colour = _rgb255(_hue(bool(g.caught[i])))
+                draw.rectangle((left - 3, screen_top - 3, left + side_w + 2, foot + 2), outline=colour, width=3)
+                draw.text((left + side_w / 2, foot + 18), "caught" if g.caught[i] else "missed", font=_font(20),
+                          anchor="mm", fill=colour)
+        out.append(frame)
+    return out
+
+
+def catch_still(g: Game, i: int, *, decay: float = 0.8) -> Figure:
+    """Game i as seed 002 draws it: its screens weighted by recency, decay**age, and over them the gaze track, the
+    glimpse centres joined in order, coloured first (dark violet) to last (yellow), the first ringed in cyan. The title
+    says caught (green) or missed (red).
+
+    The weighted screens are summed and cut at 1 rather than divided by the weights' sum: a pixel lit only in the final
+    screen is then white and one lit k steps before it decay**k, so the ball's fall fades into the past at full
+    contrast however long the paddle sat still (a still paddle saturates). A square-root scale keeps about 20 steps
+    of the fall in view at decay 0.8.
+    """
+    _, T1, _, H, W = g.frames.shape
+    T = T1 - 1
+    weights = decay ** torch.arange(T, -1, -1, dtype=torch.float32)  # [T + 1], oldest first
+    recency = (weights[:, None, None] * g.frames[i, :, 0]).sum(0).clamp(max=1)  # [H, W]
+    fig = Figure(figsize=(3.4, 4.0), dpi=DPI)
+    ax = fig.add_axes((0.05, 0.2, 0.9, 0.72))
+    ax.imshow(recency.sqrt().numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, W, H, 0), interpolation="nearest")
+    uv = ((g.locations[i] + 1) / 2 * torch.tensor([W, H])).numpy()  # [T, 2]
+    ax.plot(uv[:, 0], uv[:, 1], "-", color="white", linewidth=1.2, alpha=0.8, path_effects=_RIM)
+    ax.scatter(uv[:, 0], uv[:, 1], c=_order_colours(T), s=22, edgecolors="black", linewidths=0.6, zorder=3,
+               clip_on=False)
+    ax.plot(*uv[0], "o", markersize=13, markerfacecolor="none", markeredgecolor=PATH, markeredgewidth=2.2, zorder=4,
+            clip_on=False)
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+    colour = _hue(bool(g.caught[i]))
+    _frame(ax, colour)
+    ax.set_title(f"game {i + 1}: {'caught' if g.caught[i] else 'missed'}", color=colour, fontsize=11,
+                 fontweight="bold")
+    _order_bar(fig, T, bottom_in=0.35)
+    return fig
+
+
+def render_catch(model: torch.nn.Module, cfg, out: Path, *, games: int = 4, seed: int = 0) -> list[Path]:
+    """catch.gif (the games in a grid, a frame per step) and catch-I.png (one still per game) into the folder out,
+    for `games` games whose starts are drawn from `seed`, played along the policies' modes."""
+    g = play_catch(model, cfg, games=games, seed=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gif = _write_gif(catch_frames(g), out / "catch.gif", step_ms=300, hold_ms=2500)
+    return [gif, *(save(catch_still(g, i), out / f"catch-{i}.png") for i in range(games))]
 
 
 LOSSES = (("loss", "total"), ("classify", "classify"), ("reinforce", "reinforce"), ("baseline", "baseline"))
@@ -393,7 +689,8 @@ def pick(split: Split, n: int, *, seed: int = 0) -> Split:
 
 
 def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed: int = 0) -> list[Path]:
-    """tracks.png (n images), glimpses.png (the first 3) and glimpses.gif (the first 4) into the folder out."""
+    """tracks.png (n images), glimpses.png (the first 3) and glimpses.gif (the first 4) into the folder out; for a
+    saccade model also saccades.png (the n images)."""
     if n < 1:
         raise ConfigError(f"n = {n}: must be >= 1")
     out = Path(out)
@@ -402,6 +699,7 @@ def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed
     t = trace(model, images, labels)
     return [
         save(tracks(t, n=n), out / "tracks.png"),
+        *([save(saccades(t, n=n), out / "saccades.png")] if t.lattice is not None else []),
         save(glimpse_panels(t, n=3), out / "glimpses.png"),
         animate(t, out / "glimpses.gif", n=4),
     ]
@@ -412,8 +710,9 @@ CURVES_EVERY_S = 30.0
 
 def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str, Any], out: Path, **_) -> None:
     """A `fit` hook. After an epoch: curves.png from metrics.csv, at most every CURVES_EVERY_S seconds (drawing
-    takes a fraction of a second, a real cost next to short epochs). At the end: curves.png and tracks.png of the
-    best model on 16 test images. A failure to draw is a warning, never the end of a training run.
+    takes a fraction of a second, a real cost next to short epochs). At the end: curves.png, and the best model's
+    tracks.png on 16 test images (a saccade model's saccades.png too), or a Catch agent's catch.gif and catch-I.png
+    of 4 games. A failure to draw is a warning, never the end of a training run.
     """
     out = Path(out)
     curves_png = out / "curves.png"
@@ -423,7 +722,12 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
             save(curves(out / "metrics.csv"), curves_png)
         if event == "end" and takes_glimpses(model) and hasattr(task, "data"):  # a classification task's images
             test = task.data.test(0)
-            save(tracks(trace(model, test.images[:16], test.labels[:16])), out / "tracks.png")
+            t = trace(model, test.images[:16], test.labels[:16])
+            save(tracks(t), out / "tracks.png")
+            if t.lattice is not None:
+                save(saccades(t), out / "saccades.png")
+        if event == "end" and takes_glimpses(model) and isinstance(task, CatchGame):
+            render_catch(model, task.cfg, out)
     except Exception as e:  # noqa: BLE001 - pictures are extras; the weights and metrics are already saved
         warnings.warn(f"pictures for {out} ({event}) failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
 
