@@ -32,6 +32,7 @@ def _whole_image_episode(logits: torch.Tensor) -> Episode:
         locations=logits.new_zeros(B, 0, 2),
         means=logits.new_zeros(B, 0, 2),
         moves=torch.zeros(B, 0, dtype=torch.long, device=logits.device),
+        entropies=empty,
     )
 
 
@@ -80,6 +81,10 @@ class Uniform:
     def log_prob(self, loc: torch.Tensor) -> torch.Tensor:
         return loc.new_zeros(loc.shape[0])
 
+    def entropy(self) -> torch.Tensor:
+        """Nothing to learn, so nothing to regularise: 0 (the continuous uniform's log 4 is a constant)."""
+        return self.mean.new_zeros(self.mean.shape[0])
+
     def location(self, loc: torch.Tensor) -> torch.Tensor:
         return loc
 
@@ -112,8 +117,7 @@ class Centre:
         return self.mean
 
     mode = sample
-    log_prob = Uniform.log_prob
-    location = Uniform.location
+    log_prob, entropy, location = Uniform.log_prob, Uniform.entropy, Uniform.location
 
 
 class CentrePolicy(nn.Module):

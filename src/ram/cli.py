@@ -74,6 +74,12 @@ class Train:
     seed: int | None = None
     train_size: int | None = None
     """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
+    epoch_games: int | None = None
+    """Catch: games per epoch (the preset: 22,400, seed 002's 350 batches of 64)."""
+    val_games: int | None = None
+    """Catch: games played along the policies' modes after each epoch to choose the best weights."""
+    entropy_weight: float | None = None
+    """Bonus for the entropy of the policies' choices (0 in the classification presets)."""
     out: Path | None = None
     """Run folder (default runs/PRESET-gG-sSEED)."""
     device: str = "auto"
@@ -98,11 +104,9 @@ class Train:
                      reinforce_core=self.reinforce_core, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
-                     precision=self.precision, seed=self.seed, reward=self.reward)
-        cfg = presets.resolve(self.preset, model=model, train=train)
-        if self.train_size is not None:
-            cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, train_size=self.train_size)).validate()
-        return cfg
+                     precision=self.precision, seed=self.seed, reward=self.reward, entropy_weight=self.entropy_weight)
+        task = dict(train_size=self.train_size, epoch_games=self.epoch_games, val_games=self.val_games)
+        return presets.resolve(self.preset, task=task, model=model, train=train)
 
     def run(self) -> None:
         from .train import fit, resolve_device

@@ -146,9 +146,10 @@ class ModelConfig:
     """The reinforcement-learning losses also train the core and glimpse net: the policies and the baseline read the
     core state undetached, so REINFORCE and the baseline's regression reach it. Off is RAM's stop-gradient; a game
     without a classification loss (Catch) needs it on."""
-    baseline: Literal["state", "scalar", "batch"] = "state"
+    baseline: Literal["state", "scalar", "batch", "copies"] = "state"
     """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
-    number (seed 002). batch: the batch's mean reward (seed 000), nothing to learn."""
+    number (seed 002). batch: the batch's mean reward (seed 000). copies: the mean reward of the other Monte-Carlo
+    copies of the same image or game (needs mc_samples > 1). batch and copies have nothing to learn."""
     actions: int = 0
     """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
     right); 0 for classification."""
@@ -185,8 +186,8 @@ class ModelConfig:
         _require(self.policy in ("gaussian", "saccade"), "policy", self.policy, "must be 'gaussian' or 'saccade'")
         _require(self.glimpse_net in ("ram", "pixels", "pixels+where"), "glimpse_net", self.glimpse_net,
                  "must be one of ram, pixels, pixels+where")
-        _require(self.baseline in ("state", "scalar", "batch"), "baseline", self.baseline,
-                 "must be one of state, scalar, batch")
+        _require(self.baseline in ("state", "scalar", "batch", "copies"), "baseline", self.baseline,
+                 "must be one of state, scalar, batch, copies")
         _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
         _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
         _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
@@ -222,6 +223,9 @@ class TrainConfig:
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
+    entropy_weight: float = 0.0
+    """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
+    on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
     reward: Literal["correct", "prob"] = "correct"
     """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
     predicted class when it is right, else 0."""
@@ -246,6 +250,8 @@ class TrainConfig:
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
+                 self.entropy_weight, "must be >= 0")
         _require(self.reward in ("correct", "prob"), "reward", self.reward, "must be 'correct' or 'prob'")
         _require(self.precision in ("fp32", "bf16"), "precision", self.precision, "must be 'fp32' or 'bf16'")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")

@@ -41,31 +41,46 @@ def reinforce(log_probs: torch.Tensor, baselines: torch.Tensor, rewards: torch.T
     return -(log_probs * advantage).sum(1).mean()
 
 
-def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str) -> tuple[torch.Tensor, torch.Tensor]:
+def copies_baseline(rewards: torch.Tensor, copies: int) -> torch.Tensor:
+    """[M * B] rewards of M copies of B inputs (copy k of input i at k * B + i) -> [M * B] the mean reward of the
+    other M - 1 copies of the same input: a baseline that knows how hard the input is, and is independent of the
+    episode's own choices, so REINFORCE stays unbiased."""
+    r = rewards.view(copies, -1)
+    return ((r.sum(0, keepdim=True) - r) / (copies - 1)).view(-1)
+
+
+def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, copies: int = 1,
+                    entropy_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(REINFORCE term, baseline regression) for an episode's rewards [B]. baseline "batch" subtracts the batch's
-    mean reward and has nothing to fit; "state" and "scalar" use the model's learned baselines."""
+    mean reward and "copies" the mean reward of the other copies of the same input; neither has anything to fit.
+    "state" and "scalar" use the model's learned baselines. entropy_weight > 0 adds the policies' entropy as a bonus
+    to the REINFORCE term, against an early collapse onto one move."""
     if not episode.log_probs.numel():  # a model that takes no decisions (fc, convnet) has nothing to reinforce
         zero = rewards.new_zeros(())
         return zero, zero
-    if baseline == "batch":
-        return reinforce(episode.log_probs, rewards.mean().expand_as(episode.log_probs), rewards), rewards.new_zeros(())
+    bonus = entropy_weight * episode.entropies.sum(1).mean() if entropy_weight else 0.0
+    if baseline in ("batch", "copies"):
+        b = rewards.mean().expand_as(rewards) if baseline == "batch" else copies_baseline(rewards, copies)
+        rl = reinforce(episode.log_probs, b[:, None].expand_as(episode.log_probs), rewards)
+        return rl - bonus, rewards.new_zeros(())
     base = F.mse_loss(episode.baselines, rewards[:, None].expand_as(episode.baselines))
-    return reinforce(episode.log_probs, episode.baselines, rewards), base
+    return reinforce(episode.log_probs, episode.baselines, rewards) - bonus, base
 
 
 def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
-           baseline: str = "state") -> Losses:
+           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0) -> Losses:
     """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit."""
     classify = F.cross_entropy(episode.logits, labels)
     r = reward(episode.logits, labels, reward_kind)
-    rl, base = policy_gradient(episode, r, baseline=baseline)
+    rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     success = (episode.logits.argmax(1) == labels).float()
     return Losses(total=classify + rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base, reward=r,
                   success=success)
 
 
-def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state") -> Losses:
+def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state", copies: int = 1,
+         entropy_weight: float = 0.0) -> Losses:
     """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision, plus the baseline's fit."""
-    rl, base = policy_gradient(episode, rewards, baseline=baseline)
+    rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     return Losses(total=rl_weight * rl + base, classify=rl.new_zeros(()), reinforce=rl, baseline=base,
                   reward=rewards, success=(rewards > 0).float())

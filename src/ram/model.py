@@ -10,7 +10,7 @@ from torch import nn
 from . import fused, sensor
 from .config import ModelConfig
 from .nets import GlimpseNet, Pixels, ScalarBaseline, make_core
-from .policies import CategoricalPolicy, GaussianPolicy, SaccadePolicy
+from .policies import CategoricalPolicy, Gaussian, GaussianPolicy, SaccadePolicy
 
 
 class Episode(NamedTuple):
@@ -24,6 +24,7 @@ class Episode(NamedTuple):
     locations: torch.Tensor  # [B, T, 2] where each glimpse was read, (x, y) in [-1, 1]
     means: torch.Tensor  # [B, T, 2] the location policy's means (for discrete policies, the location of the mode)
     moves: torch.Tensor  # [B, T] int64 the move made after each glimpse (Catch), [B, 0] for a classifier
+    entropies: torch.Tensor  # [B, T] entropy of the policies' distributions at step t (location and move)
 
 
 class Still:
@@ -65,8 +66,8 @@ class RAM(nn.Module):
             )
         else:
             self.policy = GaussianPolicy(hidden_size=cfg.hidden, std=cfg.std)
-        self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline,
-                         "batch": lambda: None}[cfg.baseline]()
+        self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline, "batch": lambda: None,
+                         "copies": lambda: None}[cfg.baseline]()
         self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
         self.act = CategoricalPolicy(hidden_size=cfg.hidden, n=cfg.actions) if cfg.actions else None
 
@@ -107,11 +108,12 @@ class RAM(nn.Module):
         h = frame.new_zeros(B, cfg.hidden)
         decision = self.policy.first(frame, h)
         padded_frame = None
-        hs, log_probs, baselines, locations, means, moves = [], [], [], [], [], []
+        hs, log_probs, entropies, baselines, locations, means, moves = [], [], [], [], [], [], []
         for t in range(cfg.glimpses):
             value = decision.sample() if sample else decision.mode()
             loc = decision.location(value)
             log_prob = decision.log_prob(value)
+            entropy = decision.entropy()
             means.append(decision.mean)
             # The baseline reads the state the policies read: detached in RAM, where its regression must not reach into
             # the core; with reinforce_core its regression also teaches the core what predicts the reward.
@@ -127,6 +129,7 @@ class RAM(nn.Module):
                 choice = self.act(self._decide(h))
                 move = choice.sample() if sample else choice.mode()
                 log_prob = log_prob + choice.log_prob(move)
+                entropy = entropy + choice.entropy()
                 world.act(move)
                 frame = world.observe()
                 moves.append(move)
@@ -134,6 +137,7 @@ class RAM(nn.Module):
                 decision = self.policy(self._decide(h), loc)
             hs.append(h)
             log_probs.append(log_prob)
+            entropies.append(entropy)
             locations.append(loc)
         hs = torch.stack(hs, dim=1)  # [B, T, hidden]
         step_logits = self.classifier(hs) if self.classifier is not None else hs.new_zeros(B, cfg.glimpses, 0)
@@ -145,6 +149,7 @@ class RAM(nn.Module):
             locations=torch.stack(locations, dim=1),
             means=torch.stack(means, dim=1),
             moves=torch.stack(moves, dim=1) if moves else torch.zeros(B, 0, dtype=torch.long, device=frame.device),
+            entropies=torch.stack(entropies, dim=1),
         )
 
     def _fused(self, images: torch.Tensor, sample: bool) -> Episode:
@@ -173,6 +178,7 @@ class RAM(nn.Module):
             locations=loop.locations.transpose(0, 1),
             means=loop.means.transpose(0, 1),
             moves=torch.zeros(B, 0, dtype=torch.long, device=loop.hs.device),
+            entropies=Gaussian(loop.means, self.policy.std).entropy().t(),  # fixed std: a constant
         )
 
 

@@ -56,7 +56,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
                         dropout=0.7, glimpse_net="pixels", core="lstm", hidden=512, policy_hidden=512,
                         baseline="batch", reinforce_core=True),
-            TrainConfig(epochs=10, lr=1e-3, lr_min=1e-5, reward="prob", rl_weight=1e-3),
+            TrainConfig(epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5, reward="prob", rl_weight=1e-3),
             "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
         ),
         _preset(
@@ -84,12 +84,11 @@ def get(name: str) -> RunConfig:
     return PRESETS[name][0]
 
 
-def resolve(name: str, *, model: dict | None = None, train: dict | None = None) -> RunConfig:
+def resolve(name: str, *, task: dict | None = None, model: dict | None = None, train: dict | None = None) -> RunConfig:
     """A preset with overrides (None values are ignored), validated."""
     cfg = get(name)
-    model = {k: v for k, v in (model or {}).items() if v is not None}
-    train = {k: v for k, v in (train or {}).items() if v is not None}
-    cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, **model), train=dataclasses.replace(cfg.train, **train)
-    )
-    return cfg.validate()
+    parts = {}
+    for section, overrides in (("task", task), ("model", model), ("train", train)):
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        parts[section] = dataclasses.replace(getattr(cfg, section), **overrides)
+    return dataclasses.replace(cfg, **parts).validate()

@@ -123,7 +123,8 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
         images, labels = images.repeat(tc.mc_samples, 1, 1, 1), labels.repeat(tc.mc_samples)
     with _autocast(images.device, tc.precision):
         episode = model(images, sample=True)
-    return hybrid(_float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline)
+    return hybrid(_float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
+                  entropy_weight=tc.entropy_weight)
 
 
 class _seeded:
@@ -231,7 +232,8 @@ class CatchGame:
         world.reset()
         with _autocast(device, tc.precision):
             episode = model.play(world, sample=True)
-        return game(_float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline)
+        return game(_float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline,
+                    entropy_weight=tc.entropy_weight)
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return catch_rate(model, games=self.cfg.task.val_games, size=self.cfg.task.canvas, seed=self.cfg.train.seed,
