@@ -145,3 +145,16 @@ def test_ram_train_and_eval_play_catch_from_the_command_line(tmp_path, capsys):
     assert 0 <= result["catch_rate_sampled"] <= 100
     assert main(["eval", "--checkpoint", str(out), "--episodes", "0"]) == 2
     assert "episodes = 0: must be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detach_location", [False, True])
+def test_detach_location_keeps_the_locations_reinforce_out_of_the_core(detach_location):
+    """A classifier whose only decisions are locations: with reinforce_core its REINFORCE reaches the core unless
+    detach_location says otherwise. (Catch's moves still train the core either way: the test above.)"""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=28, glimpses=3, hidden=16, what_size=8, where_size=8, glimpse_size=16,
+                      reinforce_core=True, detach_location=detach_location)
+    model = RAM(cfg)
+    ep = model(torch.rand(6, 1, 28, 28))
+    rl = -(ep.log_probs * (torch.arange(6.0)[:, None] - ep.baselines).detach()).sum(1).mean()
+    assert grads(model, rl) == ({"policy"} if detach_location else {"policy", "core", "glimpse_net"})

@@ -235,3 +235,14 @@ def test_run_pictures_hook_turns_a_failed_catch_picture_into_a_warning(tmp_path,
     cfg = catch_config()
     with pytest.warns(RuntimeWarning, match="no screen"):
         viz.run_pictures_hook("end", model=catch_model(cfg), task=CatchGame(cfg), row={}, out=tmp_path)
+
+
+def test_a_catch_runs_learning_curve_has_games_time_and_both_catch_rates(tmp_path):
+    from ram.viz import learning_curve
+
+    rows = [{"epoch": "1", "step": "10", "seconds": "2.5", "train_error": "90", "val_error": "80"},
+            {"epoch": "2", "step": "20", "seconds": "3.5", "train_error": "50", "val_error": "40"}]
+    fig, numbers = learning_curve(rows, batch_size=64)
+    assert numbers.splitlines() == ["epoch,games,seconds,train_catch_rate,val_catch_rate",
+                                    "1,640,2.5,10.000,20.000", "2,1280,6.0,50.000,60.000"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["games played (millions)", "minutes"]

@@ -34,6 +34,8 @@ class Train:
     """Side of the smallest glimpse patch, in pixels."""
     scales: int | None = None
     """Patches per glimpse, each twice the side of the last."""
+    pool: Literal["mean", "max"] | None = None
+    """How the sensor shrinks a coarse scale: mean (the paper) or max (seed 002's Catch)."""
     std: float | None = None
     """Standard deviation of the location policy."""
     core: Literal["rnn", "lstm", "gru"] | None = None
@@ -55,6 +57,8 @@ class Train:
     """What enters the core: RAM's glimpse network, the raw patch (seed 000), or the raw patch and its location."""
     reinforce_core: bool | None = None
     """REINFORCE's gradient also reaches the core and glimpse net (RAM: off)."""
+    detach_location: bool | None = None
+    """With --reinforce-core, keep the location policy's REINFORCE gradient out of the core (Catch: on)."""
     baseline: Literal["state", "scalar", "batch"] | None = None
     """Reward baseline: RAM's learned b(h_t), one learned number, or the batch's mean reward."""
     reward: Literal["correct", "prob"] | None = None
@@ -97,11 +101,11 @@ class Train:
     progress: bool = True
 
     def config(self) -> RunConfig:
-        model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
+        model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales, pool=self.pool,
                      std=self.std, core=self.core, hidden=self.hidden, what_size=self.what_size,
                      glimpse_size=self.glimpse_size, policy=self.policy, saccade_step=self.saccade_step,
                      init_downsample=self.init_downsample, dropout=self.dropout, glimpse_net=self.glimpse_net,
-                     reinforce_core=self.reinforce_core, baseline=self.baseline)
+                     reinforce_core=self.reinforce_core, detach_location=self.detach_location, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      precision=self.precision, seed=self.seed, reward=self.reward, entropy_weight=self.entropy_weight)
@@ -130,7 +134,9 @@ class Train:
             pass
         result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
                      checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
-        if result:
+        if result and "catch_rate" in result:
+            print(f"caught {result['catch_rate']:.2f}% of {result['n']} balls; run folder {out}")
+        elif result:
             print(f"test error {result['error']:.2f}% on {result['n']} images; run folder {out}")
 
 
@@ -198,9 +204,12 @@ class Eval:
 
 @dataclass
 class Bench:
-    """Measure training and evaluation throughput (images per second) of a preset's model at batch 128."""
+    """Measure training and evaluation throughput (images per second; for Catch, games per second) of a preset's model
+    at batch 128."""
 
     preset: str = "mnist"
+    model: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] | None = None
+    """A baseline instead of the preset's model (e.g. --preset catch --model screen)."""
     json: bool = False
     device: str = "auto"
     threads: int | None = None
@@ -221,7 +230,8 @@ class Bench:
         _positive("seconds", self.seconds)
         _positive("repeats", self.repeats)
         _positive("threads", self.threads)
-        result = bench(presets.resolve(self.preset, train=dict(precision=self.precision)), device=self.device, threads=self.threads,
+        cfg = presets.resolve(self.preset, model=dict(kind=self.model), train=dict(precision=self.precision))
+        result = bench(cfg, device=self.device, threads=self.threads,
                        batch_size=self.batch_size, seconds=self.seconds, repeats=self.repeats, compile=self.compile)
         if self.json:
             print(json.dumps(result))

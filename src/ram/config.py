@@ -116,6 +116,9 @@ class ModelConfig:
     glimpses: int = 6
     patch_size: int = 8
     scales: int = 1
+    pool: Literal["mean", "max"] = "mean"
+    """How the sensor brings a coarse scale down to patch_size: the mean of each block (the paper's band-limited
+    retina) or its max (seed 002's Catch retina, which keeps a one-pixel ball bright at every scale)."""
     what_size: int = 128
     """h_g: the glimpse-content half of the glimpse net."""
     where_size: int = 128
@@ -146,6 +149,10 @@ class ModelConfig:
     """The reinforcement-learning losses also train the core and glimpse net: the policies and the baseline read the
     core state undetached, so REINFORCE and the baseline's regression reach it. Off is RAM's stop-gradient; a game
     without a classification loss (Catch) needs it on."""
+    detach_location: bool = False
+    """With reinforce_core, the location policy still reads a detached state: the core then learns from the moves'
+    REINFORCE and the baseline's regression, not from the locations', whose gradient (scaled by 1/std^2) is large
+    and noisy. Catch: without it the moves never left chance in 190k games; with it they did after 80k."""
     baseline: Literal["state", "scalar", "batch", "copies"] = "state"
     """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
     number (seed 002). batch: the batch's mean reward (seed 000). copies: the mean reward of the other Monte-Carlo
@@ -183,6 +190,7 @@ class ModelConfig:
         _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
         _require(self.core in ("rnn", "lstm", "gru"), "core", self.core, "must be one of rnn, lstm, gru")
         _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
+        _require(self.pool in ("mean", "max"), "pool", self.pool, "must be 'mean' or 'max'")
         _require(self.policy in ("gaussian", "saccade"), "policy", self.policy, "must be 'gaussian' or 'saccade'")
         _require(self.glimpse_net in ("ram", "pixels", "pixels+where"), "glimpse_net", self.glimpse_net,
                  "must be one of ram, pixels, pixels+where")

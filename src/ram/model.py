@@ -82,7 +82,7 @@ class RAM(nn.Module):
         a state baseline) with the cores that say how it runs them (`fused_cell`: the ReLU RNN and the LSTM)."""
         cfg = self.cfg
         return (self.fused and hasattr(self.core, "fused_cell") and type(self.policy) is GaussianPolicy
-                and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core
+                and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core and cfg.pool == "mean"
                 and self.act is None and self.classifier is not None)
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
@@ -122,7 +122,7 @@ class RAM(nn.Module):
                 padded, pad = sensor.pad_images(frame, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
                 padded_frame = frame
             patches = sensor.read(
-                padded, pad, loc, size=cfg.patch_size, scales=cfg.scales, height=H, width=W
+                padded, pad, loc, size=cfg.patch_size, scales=cfg.scales, height=H, width=W, pool=cfg.pool
             ).flatten(1)
             h, state = self.core(self.glimpse_net(patches, loc), state)
             if self.act is not None:
@@ -134,7 +134,7 @@ class RAM(nn.Module):
                 frame = world.observe()
                 moves.append(move)
             if t + 1 < cfg.glimpses:
-                decision = self.policy(self._decide(h), loc)
+                decision = self.policy(h.detach() if cfg.detach_location else self._decide(h), loc)
             hs.append(h)
             log_probs.append(log_prob)
             entropies.append(entropy)

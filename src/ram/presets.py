@@ -54,7 +54,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             "mnist-saccade",
             TaskConfig(dataset="mnist", canvas=28),
             ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
-                        dropout=0.7, glimpse_net="pixels", core="lstm", hidden=512, policy_hidden=512,
+                        dropout=0.7, glimpse_net="pixels+where", core="lstm", hidden=512, policy_hidden=512,
                         baseline="batch", reinforce_core=True),
             TrainConfig(epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5, reward="prob", rl_weight=1e-3),
             "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
@@ -62,9 +62,10 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         _preset(
             "catch",
             TaskConfig(dataset="catch", canvas=24),
-            ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, core="lstm", hidden=256, std=0.25,
-                        reinforce_core=True, baseline="state"),
-            TrainConfig(epochs=100, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
+            ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", core="lstm", hidden=256,
+                        std=0.25, reinforce_core=True, detach_location=True, baseline="state"),
+            TrainConfig(epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, rl_weight=0.1, entropy_weight=0.01,
+                        eval_mc_samples=0),
             "Catch on a 24x24 screen: 6x6 glimpses, 3 scales, an LSTM of 256, a move after every glimpse",
         ),
         _preset(

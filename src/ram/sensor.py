@@ -44,10 +44,13 @@ def pad_images(
     return F.pad(images, (pad, pad, pad, pad)), pad
 
 
-def _pool2(x: torch.Tensor) -> torch.Tensor:
-    """Mean of 2x2 blocks of [B, C, h, w] (h, w even): rows first, whose halves are contiguous, then columns."""
+def _pool2(x: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """Mean (or max) of 2x2 blocks of [B, C, h, w] (h, w even): rows first, whose halves are contiguous, then columns."""
     B, C, h, w = x.shape
     rows = x.reshape(B, C, h // 2, 2 * w)
+    if pool == "max":
+        y = torch.maximum(rows[..., :w], rows[..., w:])
+        return torch.maximum(y[..., 0::2], y[..., 1::2])
     y = rows[..., :w] + rows[..., w:]
     return (y[..., 0::2] + y[..., 1::2]).mul_(0.25)
 
@@ -63,13 +66,15 @@ def row_offsets(padded: torch.Tensor, side: int) -> torch.Tensor:
 
 def read(
     padded: torch.Tensor, pad: int, locations: torch.Tensor, *, size: int, scales: int, height: int, width: int,
-    out: torch.Tensor | None = None, rows: torch.Tensor | None = None,
+    out: torch.Tensor | None = None, rows: torch.Tensor | None = None, pool: str = "mean",
 ) -> torch.Tensor:
     """Glimpses from images already padded by `pad_images`: the hot path, with no checks and no host syncs.
 
     padded: [B, C, H + 2p, W + 2p], contiguous; locations: [B, 2] as (x, y), in [-1, 1] if the padding was made for
     that. Returns [B, scales, C, size, size], written into `out` if given (e.g. a row of a buffer). rows: the episode's
-    `row_offsets`, to save recomputing them every glimpse.
+    `row_offsets`, to save recomputing them every glimpse. pool: how a coarse scale is brought down to size x size,
+    "mean" (the paper's band-limited retina) or "max" (seed 002's Catch, where a one-pixel ball would otherwise fade
+    to a 1/16 grey at the third scale).
     """
     B, C, Hp, Wp = padded.shape
     side = size * 2 ** (scales - 1)  # the largest patch
@@ -107,7 +112,7 @@ def read(
         level = big
         for k in range(scales):
             if k:
-                level = _pool2(level)
+                level = _pool2(level, pool)
             o = (level.shape[-1] - size) // 2
             out[:, k].copy_(level[:, :, o : o + size, o : o + size])
     else:
@@ -115,11 +120,12 @@ def read(
             s = size * 2**k
             o = side // 2 - s // 2
             crop = big[:, :, o : o + s, o : o + s]
-            out[:, k].copy_(crop if k == 0 else F.avg_pool2d(crop, 2**k))
+            down = F.max_pool2d if pool == "max" else F.avg_pool2d
+            out[:, k].copy_(crop if k == 0 else down(crop, 2**k))
     return out
 
 
-def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: int) -> torch.Tensor:
+def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: int, pool: str = "mean") -> torch.Tensor:
     """Read `scales` patches of side size * 2**k around each location, each pooled to size x size.
 
     images: [B, C, H, W] float; locations: [B, 2] as (x, y), any finite value (outside [-1, 1] reads zeros).
@@ -139,4 +145,5 @@ def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: in
     # clamping beyond that bound changes nothing.
     bound = 2.0 + 2.0 * pad / min(H, W)
     locations = locations.clamp(-bound, bound)
-    return read(padded.contiguous(), pad, locations.to(images.dtype), size=size, scales=scales, height=H, width=W)
+    return read(padded.contiguous(), pad, locations.to(images.dtype), size=size, scales=scales, height=H, width=W,
+                pool=pool)

@@ -611,6 +611,31 @@ def render_catch(model: torch.nn.Module, cfg, out: Path, *, games: int = 4, seed
     return [gif, *(save(catch_still(g, i), out / f"catch-{i}.png") for i in range(games))]
 
 
+def learning_curve(metrics: Path | str | Sequence[dict[str, Any]], *, batch_size: int) -> tuple[Figure, str]:
+    """A Catch run's catch rate against games played and against training time: the figure, and its numbers as CSV
+    (epoch, games, seconds, train catch rate with sampled moves, validation catch rate along the modes)."""
+    rows = read_metrics(Path(metrics)) if isinstance(metrics, (str, Path)) else list(metrics)
+    if not rows:
+        raise ValueError("metrics: no rows yet (no epoch finished)")
+    games = np.array([int(r["step"]) * batch_size for r in rows])
+    seconds = np.cumsum([float(r["seconds"]) for r in rows])
+    train = np.array([100.0 - float(r["train_error"]) for r in rows])
+    val = np.array([100.0 - float(r["val_error"]) for r in rows])
+    fig = Figure(figsize=(10, 3.6), dpi=DPI)
+    for ax, x, label in zip(fig.subplots(1, 2), (games / 1e6, seconds / 60), ("games played (millions)", "minutes")):
+        ax.plot(x, train, label="training games (sampled moves)", linewidth=1.4)
+        ax.plot(x, val, label="validation games (modes)", linewidth=2.2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("balls caught (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    lines = ["epoch,games,seconds,train_catch_rate,val_catch_rate"]
+    lines += [f"{r['epoch']},{g},{s:.1f},{t:.3f},{v:.3f}" for r, g, s, t, v in zip(rows, games, seconds, train, val)]
+    return fig, "\n".join(lines) + "\n"
+
+
 LOSSES = (("loss", "total"), ("classify", "classify"), ("reinforce", "reinforce"), ("baseline", "baseline"))
 
 
@@ -726,6 +751,10 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
             save(tracks(t), out / "tracks.png")
             if t.lattice is not None:
                 save(saccades(t), out / "saccades.png")
+        if event == "end" and isinstance(task, CatchGame) and (out / "metrics.csv").is_file():
+            figure, numbers = learning_curve(out / "metrics.csv", batch_size=task.cfg.train.batch_size)
+            save(figure, out / "learning-curve.png")
+            atomic_write(out / "learning-curve.csv", numbers.encode())
         if event == "end" and takes_glimpses(model) and isinstance(task, CatchGame):
             render_catch(model, task.cfg, out)
     except Exception as e:  # noqa: BLE001 - pictures are extras; the weights and metrics are already saved
