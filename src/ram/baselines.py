@@ -89,14 +89,25 @@ class Uniform:
         return loc
 
 
-class UniformPolicy(nn.Module):
-    """Locations uniform over the image, independent of the state: nothing to learn."""
+class Centre(Uniform):
+    """Always the centre of the frame, a glimpse of the whole screen when the patch is the screen's size."""
 
-    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Uniform:
-        return Uniform(h)
+    def __init__(self, h: torch.Tensor):
+        self.mean = h.new_zeros(h.shape[0], 2)
 
-    def first(self, images: torch.Tensor, h: torch.Tensor) -> Uniform:
-        return Uniform(h)
+
+class Unlearned(nn.Module):
+    """A location policy with nothing to learn: every decision is `kind(h)` (Uniform, Centre), whatever the state."""
+
+    def __init__(self, kind: type):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None):
+        return self.kind(h)
+
+    def first(self, images: torch.Tensor, h: torch.Tensor):
+        return self.kind(h)
 
 
 class RandomGlimpses(RAM):
@@ -104,28 +115,7 @@ class RandomGlimpses(RAM):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
-        self.policy = UniformPolicy()
-
-
-class Centre:
-    """Always the centre of the frame, a glimpse of the whole screen when the patch is the screen's size."""
-
-    def __init__(self, h: torch.Tensor):
-        self.mean = h.new_zeros(h.shape[0], 2)
-
-    def sample(self) -> torch.Tensor:
-        return self.mean
-
-    mode = sample
-    log_prob, entropy, location = Uniform.log_prob, Uniform.entropy, Uniform.location
-
-
-class CentrePolicy(nn.Module):
-    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Centre:
-        return Centre(h)
-
-    def first(self, images: torch.Tensor, h: torch.Tensor) -> Centre:
-        return Centre(h)
+        self.policy = Unlearned(Uniform)
 
 
 class WholeScreen(RAM):
@@ -134,7 +124,7 @@ class WholeScreen(RAM):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(dataclasses.replace(cfg, patch_size=cfg.image_size, scales=1))
-        self.policy = CentrePolicy()
+        self.policy = Unlearned(Centre)
 
 
 class UniformMoves(nn.Module):

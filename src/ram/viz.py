@@ -189,19 +189,27 @@ def tracks(t: Trace, *, n: int = 16, cols: int | None = None) -> Figure:
     Boxes, title and frame are green where the final guess is right and red where it is wrong. The finest scale is
     the thick solid box; coarser scales are thin dashed ones.
     """
+    return _grid(t, n, cols, _draw_track)
+
+
+def _grid(t: Trace, n: int, cols: int | None, draw, *, bar: float = 0.0) -> Figure:
+    """The first n images of a trace in a grid, each drawn by draw(ax, t, i), then framed and titled green or red by
+    the final guess. bar: inches left free under the grid."""
     n = min(n, t.images.shape[0])
     if n < 1:
         raise ValueError(f"n = {n}: must be >= 1")
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(2.3 * cols, 2.5 * rows), dpi=DPI)
+    fig = Figure(figsize=(2.3 * cols, 2.5 * rows + bar), dpi=DPI)
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
-        _draw_track(ax, t, i)
+        draw(ax, t, i)
         colour = _hue(bool(t.correct[i]))
         _frame(ax, colour)
         ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=colour, fontsize=10, fontweight="bold")
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.35 / (2.5 * rows), wspace=0.08, hspace=0.3)
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=(bar + 0.05) / height if bar else 0.02, top=1 - 0.35 / height,
+                        wspace=0.08, hspace=0.3)
     return fig
 
 
@@ -262,22 +270,7 @@ def saccades(t: Trace, *, n: int = 16, cols: int | None = None) -> Figure:
     """
     if t.lattice is None:
         raise ValueError("saccades: this trace has no lattice; draw a saccade model's (policy='saccade') trace")
-    n = min(n, t.images.shape[0])
-    if n < 1:
-        raise ValueError(f"n = {n}: must be >= 1")
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    bar = 0.65  # inches under the grid for the colour bar
-    fig = Figure(figsize=(2.3 * cols, 2.5 * rows + bar), dpi=DPI)
-    for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        _draw_saccades(ax, t, i)
-        colour = _hue(bool(t.correct[i]))
-        _frame(ax, colour)
-        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=colour, fontsize=10, fontweight="bold")
-    height = fig.get_size_inches()[1]
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=(bar + 0.05) / height, top=1 - 0.35 / height, wspace=0.08,
-                        hspace=0.3)
+    fig = _grid(t, n, cols, _draw_saccades, bar=0.65)  # room under the grid for the colour bar
     _order_bar(fig, t.locations.shape[1], bottom_in=0.38)
     return fig
 
