@@ -158,3 +158,16 @@ def test_detach_location_keeps_the_locations_reinforce_out_of_the_core(detach_lo
     ep = model(torch.rand(6, 1, 28, 28))
     rl = -(ep.log_probs * (torch.arange(6.0)[:, None] - ep.baselines).detach()).sum(1).mean()
     assert grads(model, rl) == ({"policy"} if detach_location else {"policy", "core", "glimpse_net"})
+
+
+def test_eval_refuses_the_other_tasks_options(tmp_path, capsys):
+    """--episodes is for games, --mc-samples for classifiers: each on the other is an error naming it."""
+    from ram import checkpoint as ckpt
+
+    game_run, classifier_run = tmp_path / "catch", tmp_path / "mnist"
+    ckpt.export_model(game_run, build_model(tiny_catch().model), tiny_catch())
+    ckpt.export_model(classifier_run, build_model(ModelConfig()), RunConfig())
+    assert main(["eval", "--checkpoint", str(game_run), "--mc-samples", "5"]) == 2
+    assert "mc_samples = 5: Catch reports the catch rate" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(classifier_run), "--episodes", "100"]) == 2
+    assert "episodes = 100: only a game is played" in capsys.readouterr().err

@@ -161,8 +161,8 @@ class Eval:
     out_file: Path | None = None
     """Also write the JSON result to this file (atomically)."""
 
-    episodes: int = 1000
-    """Catch: games played (the same games for the same --seed)."""
+    episodes: int | None = None
+    """Catch: games played (default 1000; the same games for the same --seed)."""
 
     def run(self) -> None:
         from .hub import load_run, run_info
@@ -177,11 +177,17 @@ class Eval:
             raise ConfigError(f"seed = {self.seed}: must be >= 0")
         device = resolve_device(self.device)
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
+        if cfg.task.classifies and self.episodes is not None:
+            raise ConfigError(f"episodes = {self.episodes}: only a game is played for a number of episodes; "
+                              f"{cfg.preset} is evaluated on its whole {self.split} set")
+        if not cfg.task.classifies and self.mc_samples is not None:
+            raise ConfigError(f"mc_samples = {self.mc_samples}: Catch reports the catch rate along the policies' modes "
+                              "and with sampled moves; set the number of games with --episodes")
         model.to(device)
         task = make_task(cfg, progress=not self.json)
         seed_everything(self.seed)
         metrics = task.report(model, split=self.split, seed=self.seed, device=device, progress=not self.json,
-                              mc_samples=self.mc_samples, episodes=self.episodes, batch_size=self.batch_size)
+                              mc_samples=self.mc_samples, episodes=self.episodes or 1000, batch_size=self.batch_size)
         result = describe(cfg, metrics, checkpoint=source, test_seed=self.seed, split=self.split,
                           **run_info(self.checkpoint, self.pretrained))
         if self.out_file:
