@@ -34,18 +34,29 @@ def _digits() -> Digits:
                   torch.randint(0, 10, (64,), generator=g))
 
 
-def _worker(rank: int, port: int, out: str, results: str) -> None:
+def _catch_config() -> RunConfig:
+    """A 12x12 game: 64 games an epoch in batches of 16, 2 steps per rank per epoch."""
+    return RunConfig(
+        preset="ddp-catch",
+        task=TaskConfig(dataset="catch", canvas=12, epoch_games=64, val_games=32),
+        model=ModelConfig(image_size=12, classes=0, actions=3, glimpses=11, patch_size=3, scales=2, what_size=8,
+                          where_size=8, glimpse_size=16, hidden=16, core="lstm", reinforce_core=True),
+        train=TrainConfig(epochs=2, batch_size=16, lr=3e-3, eval_batch_size=64, seed=3, eval_mc_samples=0),
+    ).validate()
+
+
+def _worker(rank: int, port: int, out: str, results: str, game: bool = False) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     built = []
     build = train.build_model
     train.build_model = lambda cfg: built.append(build(cfg)) or built[-1]  # keep the trained model to inspect it
-    cfg = _config()
+    cfg = _catch_config() if game else _config()
     saves = []
     save_state = train.ckpt.save_state
     train.ckpt.save_state = lambda path, state: saves.append(state["loop"]["step"]) or save_state(path, state)
-    result = train.fit(cfg, Path(out), data=TaskData(cfg.task, seed=cfg.train.seed, digits=_digits()), threads=1,
-                       progress=False, checkpoint_every=1e-9)
+    data = None if game else TaskData(cfg.task, seed=cfg.train.seed, digits=_digits())
+    result = train.fit(cfg, Path(out), data=data, threads=1, progress=False, checkpoint_every=1e-9)
     torch.save({"state": built[0].state_dict(), "result": result, "saves": saves},
                Path(results) / f"rank{rank}.pt")
 
@@ -81,6 +92,19 @@ def test_two_ranks_stay_in_sync_and_only_rank_0_writes(tmp_path):
     assert json.loads((out / "test.json").read_text())["n"] == 64
     # 16 steps per rank of 16 images each, summed over both ranks
     assert train.ckpt.load_state(out / "last.pt")["loop"]["history"][0]["step"] == 16
+
+
+def test_catch_trains_data_parallel_through_the_same_fit(tmp_path):
+    """Games go through the model's forward, so DistributedDataParallel averages their gradients too."""
+    out, results = tmp_path / "run", tmp_path / "results"
+    results.mkdir()
+    mp.spawn(_worker, args=(_free_port(), str(out), str(results), True), nprocs=WORLD, join=True)
+    a, b = (torch.load(results / f"rank{r}.pt", weights_only=False)["state"] for r in range(WORLD))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    result = json.loads((out / "test.json").read_text())
+    assert result["task"] == "catch" and result["n"] == 1000
+    assert train.ckpt.load_state(out / "last.pt")["loop"]["history"][0]["step"] == 2  # 4 batches over 2 ranks
 
 
 def test_weights_digest_sees_any_change():

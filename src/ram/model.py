@@ -85,12 +85,16 @@ class RAM(nn.Module):
                 and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core and cfg.pool == "mean"
                 and self.act is None and self.classifier is not None)
 
-    def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
-        """images [B, C, H, W] in [0, 1]. sample=False follows the policy means (deterministic evaluation)."""
+    def forward(self, inputs, *, sample: bool = True) -> Episode:
+        """inputs: images [B, C, H, W] in [0, 1], or a world to play in (see `play`). sample=False follows the
+        policies' means (deterministic evaluation). Games go through forward too, so DistributedDataParallel, which
+        hooks forward only, sees them."""
+        if not torch.is_tensor(inputs):
+            return self.play(inputs, sample=sample)
         # Anomaly mode runs the plain loop, so that a NaN is traced to the op that made it.
         if self.uses_fused_loop and not torch.is_anomaly_enabled():
-            return self._fused(images, sample)
-        return self.play(Still(images), sample=sample)
+            return self._fused(inputs, sample)
+        return self.play(Still(inputs), sample=sample)
 
     def _decide(self, h: torch.Tensor) -> torch.Tensor:
         """The state the policies and the baseline read. Detached, REINFORCE trains only the policies and the

@@ -196,7 +196,7 @@ def catch_rate(model: torch.nn.Module, *, games: int, size: int, seed: int, stre
         world = CatchBatch(min(batch_size, games - first), size=size, generator=generator(seed, stream, b),
                            device=device)
         world.reset()
-        model.play(world, sample=sample)
+        model(world, sample=sample)
         caught += int(world.reward.sum().item())
     model.train(was_training)
     rate = 100.0 * caught / games
@@ -231,7 +231,7 @@ class CatchGame:
         world = CatchBatch(batch.n, size=self.cfg.task.canvas, generator=batch.generator, device=device)
         world.reset()
         with _autocast(device, tc.precision):
-            episode = model.play(world, sample=True)
+            episode = model(world, sample=True)
         return game(_float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline,
                     entropy_weight=tc.entropy_weight)
 
