@@ -171,3 +171,13 @@ def test_eval_refuses_the_other_tasks_options(tmp_path, capsys):
     assert "mc_samples = 5: Catch reports the catch rate" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(classifier_run), "--episodes", "100"]) == 2
     assert "episodes = 100: only a game is played" in capsys.readouterr().err
+
+
+def test_the_random_agent_moves_at_random_even_along_its_modes():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**{**tiny_catch().model.__dict__, "kind": "random-agent"})).eval()
+    world = CatchBatch(300, size=12, generator=torch.Generator().manual_seed(0))
+    world.reset()
+    moves = model(world, sample=False).moves
+    share = torch.bincount(moves.flatten(), minlength=3) / moves.numel()
+    assert (share - 1 / 3).abs().max() < 0.02  # not always left, as an argmax over equal logits would be

@@ -127,13 +127,20 @@ class WholeScreen(RAM):
         self.policy = Unlearned(Centre)
 
 
+class AnyMove(Categorical):
+    """Every move equally likely. It has no mode either: its 'mode' is a random move too, so the random agent plays
+    at random along the modes as well (an argmax over equal logits would always move left)."""
+
+    mode = Categorical.sample
+
+
 class UniformMoves(nn.Module):
     def __init__(self, n: int):
         super().__init__()
         self.n = n
 
-    def forward(self, h: torch.Tensor) -> Categorical:
-        return Categorical(h.new_zeros(h.shape[0], self.n))
+    def forward(self, h: torch.Tensor) -> AnyMove:
+        return AnyMove(h.new_zeros(h.shape[0], self.n))
 
 
 class RandomAgent(RandomGlimpses):
