@@ -96,3 +96,19 @@ def test_size_and_loss_flags_reach_the_config():
     cfg = Train(preset="mnist-translated", hidden=64, rl_weight=0.5, precision="bf16").config()
     assert cfg.model.hidden == 64 and cfg.train.rl_weight == 0.5 and cfg.train.precision == "bf16"
     assert cfg.model.scales == 3  # the rest is the preset's
+
+
+def test_every_ram_command_in_the_readme_parses():
+    """The README's commands are what a new user types first: each must be a valid command line (parsed, not run)."""
+    import tyro
+
+    from ram.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = readme.split("```bash")[1:]
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.split("```")[0].splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("ram ")]
+    assert len(commands) >= 10
+    for args in commands:
+        parsed = tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="ram", args=args)
+        assert isinstance(parsed, tuple(COMMANDS.values())), args
