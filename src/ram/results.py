@@ -107,7 +107,7 @@ ROWS: list[Row] = [
     Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=round(SEED_000, 2)),
     Row("mnist-saccade-g30", "mnist-saccade", "ram", 30, epochs=10),
     Row("catch", "catch", "ram", 23, seed_repo=SEED_002),
-    Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head"),
+    Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head", epochs=30),
     Row("catch-random", "catch", "random-agent", 23, note="random moves", epochs=1),
 ]
 BY_NAME = {r.name: r for r in ROWS}
