@@ -168,3 +168,24 @@ def test_the_core_reads_the_raw_patch_with_or_without_its_location():
         model = RAM(saccade_cfg(glimpse_net=net))
         assert model.core.cell.input_size == width == model.cfg.core_input
         assert not list(model.glimpse_net.parameters())  # no glimpse network: nothing to learn before the core
+
+
+@pytest.mark.parametrize("policy", ["gaussian", "saccade"])
+@pytest.mark.parametrize("reward_kind", ["correct", "prob"])
+@pytest.mark.parametrize("baseline", ["state", "batch"])
+def test_every_reward_and_baseline_trains_either_policy(policy, reward_kind, baseline):
+    from ram.config import TrainConfig
+    from ram.tasks import classification_loss
+
+    torch.manual_seed(0)
+    common = dict(image_size=28, glimpses=3, hidden=16, baseline=baseline)
+    cfg = saccade_cfg(**common) if policy == "saccade" else ModelConfig(**common, what_size=8, where_size=8,
+                                                                           glimpse_size=16)
+    model = RAM(cfg)
+    images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    losses = classification_loss(model, images, labels, TrainConfig(reward=reward_kind), baseline=baseline)
+    losses.total.backward()
+    assert torch.isfinite(losses.total)
+    policy_grads = [p.grad for n, p in model.named_parameters() if n.startswith("policy.")]
+    assert policy_grads and all(g is not None for g in policy_grads)
+    assert (model.baseline is None) == (baseline == "batch")
