@@ -253,7 +253,8 @@ class Presets:
     def run(self) -> None:
         for name, (cfg, about) in presets.PRESETS.items():
             m, t = cfg.model, cfg.train
-            print(f"{name:<22} {about}\n{'':<22} std {m.std}, {t.optimizer} lr {t.lr}->{t.lr_min} {t.schedule}, "
+            policy = f"std {m.std}" if m.policy == "gaussian" else f"saccades of {m.saccade_step} px"
+            print(f"{name:<22} {about}\n{'':<22} {policy}, {t.optimizer} lr {t.lr}->{t.lr_min} {t.schedule}, "
                   f"batch {t.batch_size}, M {t.mc_samples}, {t.epochs} epochs")
 
 
