@@ -1,0 +1,144 @@
+"""A trained model from Python: `ram.load(name_or_run_folder)`, then `predict(images)` and `glimpses(images)`.
+
+    import ram
+    model = ram.load("mnist-g6")                     # a shipped model, or a run folder written by `ram train`
+    out = model.predict(images)                      # numpy arrays, PIL images or tensors; one image or a batch
+    out.labels, out.probs, out.step_probs, out.locations, out.pixels
+
+Images are checked before anything runs: their size and channels must be the model's, and the error says what was
+expected. The model runs on the CPU, in eval mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import sensor
+from .config import ConfigError, RunConfig
+from .hub import load_checkpoint, load_pretrained, manifest
+
+
+class Prediction(NamedTuple):
+    """What the model did on B images with T glimpses and K classes. With mc_samples = M > 0, probs is the mean of
+    M sampled episodes and the per-step fields are the first episode's; with 0, everything follows the policy means."""
+
+    labels: torch.Tensor  # int64 [B] the predicted class
+    probs: torch.Tensor  # [B, K] the class probabilities
+    step_probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
+    locations: torch.Tensor  # [B, T, 2] each glimpse's centre as (x, y) in [-1, 1], (-1, -1) the top-left corner
+    pixels: torch.Tensor  # [B, T, 2] the same centre in pixels, (column, row) from the top-left corner
+
+    @property
+    def names(self) -> list[str]:
+        """The predicted classes' names (MNIST: the digits)."""
+        return [str(int(label)) for label in self.labels]
+
+
+class Model:
+    """A trained classifier with its preprocessing: images of image_size x image_size, `channels` channels, in
+    [0, 1] (uint8 images are divided by 255)."""
+
+    def __init__(self, module: torch.nn.Module, cfg: RunConfig, source: str):
+        if not cfg.task.classifies:
+            raise ConfigError(f"{source}: a {cfg.task.dataset} agent plays games and classifies no images; evaluate it "
+                              "with `ram eval` and draw it with `ram viz`")
+        self.module, self.cfg, self.source = module.eval(), cfg, source
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg.model.image_size
+
+    def __repr__(self) -> str:
+        m = self.cfg.model
+        return (f"ram.Model({self.source!r}: {m.kind}, {m.glimpses} glimpses of {m.patch_size}x{m.patch_size}, "
+                f"{m.scales} scale(s), {self.image_size}x{self.image_size} images)")
+
+    def images(self, images: Any) -> torch.Tensor:
+        """Anything `predict` accepts -> float32 [B, C, H, W] in [0, 1]; a ValueError that says what was expected."""
+        return as_batch(images, size=self.image_size, channels=self.cfg.model.channels)
+
+    @torch.no_grad()
+    def predict(self, images: Any, *, mc_samples: int = 0, seed: int = 0) -> Prediction:
+        """Class probabilities, the predicted labels, and where the model looked. mc_samples = 0 follows the policy
+        means; M > 0 averages M sampled episodes (drawn from `seed`, so the same call gives the same answer)."""
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
+            raise ValueError(f"mc_samples = {mc_samples!r}: must be an integer >= 0")
+        x = self.images(images)
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            episodes = [self.module(x, sample=False)] if mc_samples == 0 else [
+                self.module(x, sample=True) for _ in range(mc_samples)]
+        finally:
+            torch.set_rng_state(generator_state)
+        first = episodes[0]
+        probs = torch.stack([F.softmax(ep.logits, dim=-1) for ep in episodes]).mean(0)
+        return Prediction(labels=probs.argmax(-1), probs=probs, step_probs=F.softmax(first.step_logits, dim=-1),
+                          locations=first.locations, pixels=(first.locations + 1) * (self.image_size / 2))
+
+    @torch.no_grad()
+    def glimpses(self, images: Any) -> torch.Tensor:
+        """What the sensor read at each step, following the policy means: [B, T, scales, C, size, size]."""
+        x = self.images(images)
+        ep = self.module(x, sample=False)
+        m = self.cfg.model
+        reads = [sensor.glimpse(x, ep.locations[:, t], m.patch_size, m.scales, pool=m.pool)
+                 for t in range(ep.locations.shape[1])]
+        return torch.stack(reads, dim=1)
+
+
+def load(name_or_folder: str | Path) -> Model:
+    """A shipped model by name (`ram eval --pretrained NAME`) or a run folder written by `ram train`."""
+    path = Path(name_or_folder)
+    if path.is_dir():
+        module, cfg = load_checkpoint(path)
+        return Model(module, cfg, str(path))
+    name = str(name_or_folder)
+    if name in manifest():
+        module, cfg = load_pretrained(name)
+        return Model(module, cfg, name)
+    raise ConfigError(f"{name!r} is neither a run folder nor a shipped model; shipped models are "
+                      f"{', '.join(manifest()) or 'none'}")
+
+
+def as_batch(images: Any, *, size: int, channels: int) -> torch.Tensor:
+    """One image or a batch, as a PIL image, a list of them, a numpy array or a tensor, uint8 (0-255) or float
+    (0-1), laid out [H, W], [H, W, C] (numpy, PIL) or [C, H, W] (tensors), with a leading batch axis or not ->
+    float32 [B, C, H, W] in [0, 1]."""
+    expected = (f"{size}x{size} images with {channels} channel(s): a PIL image, a numpy array [H, W] / [B, H, W] / "
+                f"[B, H, W, C] or a tensor [H, W] / [C, H, W] / [B, C, H, W], uint8 or float in [0, 1]")
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError(f"images: an empty list; expected {expected}")
+        return torch.cat([as_batch(image, size=size, channels=channels) for image in images])
+    if type(images).__module__.startswith("PIL."):
+        images = np.asarray(images.convert("L" if channels == 1 else "RGB"))
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] in (1, 3) and images.shape[-1] != images.shape[-2]:
+            images = images[None]
+        if images.ndim == 4 and images.shape[-1] in (1, 3):  # channels last, as numpy and PIL lay them out
+            images = np.moveaxis(images, -1, 1)
+        images = torch.from_numpy(np.array(images))  # a copy: PIL arrays are read-only
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images: got a {type(images).__name__}; expected {expected}")
+    x = images.detach().cpu()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    elif x.is_floating_point():
+        x = x.float()
+        if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):
+            raise ValueError(f"images: float values in [{x.min():.3g}, {x.max():.3g}]; expected {expected}")
+    else:
+        raise ValueError(f"images: dtype {images.dtype}; expected {expected}")
+    if x.dim() == 2:
+        x = x[None, None]
+    elif x.dim() == 3:
+        x = x[:, None] if channels == 1 and x.shape[0] != 1 else x[None]
+    if x.dim() != 4 or x.shape[1:] != (channels, size, size):
+        raise ValueError(f"images: shape {tuple(images.shape)}; expected {expected}")
+    return x
