@@ -102,6 +102,16 @@ class CatchBatch:
         Returns (frames [N, 1, size, size], reward [N] float32, done). Reward is 0 until the last step, where it is
         1 for each game whose paddle is under the ball. Stepping after done is an error: call reset or start.
         """
+        reward = self._advance(actions)
+        return self.observe(), reward, self.row == self.steps
+
+    def act(self, moves: torch.Tensor) -> None:
+        """The episode loop's side of a world (`ram.model.RAM.play`): move, adding the rewards to `reward` [N]. The
+        loop reads the next frame with observe(), so none is drawn here."""
+        self.reward = self.reward + self._advance(moves)
+
+    def _advance(self, actions: torch.Tensor) -> torch.Tensor:
+        """The rules of one step: the ball falls and bounces, the paddle moves. Returns the rewards [N]."""
         if self.row == self.steps:
             raise RuntimeError("the games are over: call reset() or start() before stepping again")
         if tuple(actions.shape) != (self.n,):
@@ -113,17 +123,10 @@ class CatchBatch:
         off_screen = (self.ball_x < 0) | (self.ball_x >= self.size)
         self.dx = torch.where(off_screen, -self.dx, self.dx)
         self.paddle_x = (self.paddle_x + actions - 1).clamp(0, self.size - 2)
-        done = self.row == self.steps
-        reward = torch.zeros(self.n, device=self.device)
-        if done:
-            column = self.ball_column()
-            reward = ((column == self.paddle_x) | (column == self.paddle_x + 1)).float()
-        return self.observe(), reward, done
-
-    def act(self, moves: torch.Tensor) -> None:
-        """The episode loop's side of a world (`ram.model.RAM.play`): step, adding the rewards to `reward` [N]."""
-        _, reward, _ = self.step(moves)
-        self.reward = self.reward + reward
+        if self.row < self.steps:
+            return torch.zeros(self.n, device=self.device)
+        column = self.ball_column()
+        return ((column == self.paddle_x) | (column == self.paddle_x + 1)).float()
 
 
 class Catch(gymnasium.Env):
