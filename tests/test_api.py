@@ -30,7 +30,8 @@ def digits(n: int = 3) -> np.ndarray:
     return images
 
 
-def test_the_readme_example_runs():
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes its picture where it runs
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Python\n.*?```python\n(.*?)```", text, flags=re.S)
     assert block, "README has a ## Python section with a python example"
@@ -38,6 +39,7 @@ def test_the_readme_example_runs():
     exec(block.group(1), scope)  # noqa: S102 - the README's own example
     out = scope["out"]
     assert out.labels.tolist() == [1]  # the example draws a 1
+    assert (tmp_path / "tracks.png").is_file()
 
 
 def test_a_prediction_says_what_and_where(model):
@@ -110,3 +112,17 @@ def test_load_takes_a_run_folder_and_refuses_what_it_cannot_classify(tmp_path):
     ckpt.export_model(tmp_path / "catch", build_model(catch.model), catch)
     with pytest.raises(ConfigError, match="a catch agent plays games and classifies no images"):
         ram.load(tmp_path / "catch")
+
+
+def test_the_pictures_take_the_same_model_and_images_in_two_lines(model, tmp_path):
+    """A user's own images, unlabelled: drawn in blue with the guess alone in the title."""
+    from ram import viz
+
+    t = viz.trace(model, [Image.fromarray(image) for image in digits(2)])
+    path = viz.save(viz.tracks(t), tmp_path / "mine.png")
+    assert path.is_file() and t.labels.tolist() == [-1, -1]
+    assert [t.verdict(i) for i in range(2)] == [None, None]
+    assert t.title(0) == f"pred {int(t.preds[0])}"
+    torch.testing.assert_close(t.locations, model.predict(digits(2)).locations)
+    labelled = viz.trace(model, digits(2), labels=[1, 7])
+    assert labelled.title(1) == f"pred {int(labelled.preds[1])} / true 7"

@@ -45,6 +45,7 @@ from .tasks import CatchGame
 
 RIGHT = (0.13, 0.75, 0.22)  # boxes, titles and frames of a right guess
 WRONG = (0.9, 0.12, 0.12)  # ... and of a wrong one
+UNKNOWN = (0.2, 0.45, 0.9)  # ... and of an image whose label nobody gave
 PATH = (0.25, 0.8, 1.0)  # the line joining the glimpses and the step numbers: neither green nor red
 DPI = 100
 GIF_HEADER = 46  # pixels of text above each image in a GIF frame
@@ -72,6 +73,16 @@ class Trace(NamedTuple):
         """[B] bool: the final guess is the label."""
         return self.preds == self.labels
 
+    def verdict(self, i: int, guess: int | None = None) -> bool | None:
+        """Whether image i's guess (the final one by default) is right; None for an image of unknown label (-1)."""
+        if int(self.labels[i]) < 0:
+            return None
+        return (int(self.preds[i]) if guess is None else guess) == int(self.labels[i])
+
+    def title(self, i: int) -> str:
+        known = int(self.labels[i]) >= 0
+        return f"pred {int(self.preds[i])}" + (f" / true {int(self.labels[i])}" if known else "")
+
 
 def takes_glimpses(model: torch.nn.Module) -> bool:
     """fc and convnet read the whole image: they have no locations to draw."""
@@ -79,12 +90,20 @@ def takes_glimpses(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def trace(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Trace:
-    """Run a glimpse model on images (uint8 [B, H, W] or float [B, C, H, W]) following its policy means.
+def trace(model, images, labels=None) -> Trace:
+    """Run a glimpse model on images following its policy means.
 
-    The model is run in eval mode with sample=False, so the picture shows the deterministic policy; its mode is
-    restored afterwards (this is called from training hooks).
+    model: a network (images uint8 [B, H, W] or float [B, C, H, W]) or a `ram.load(...)` model (images in any form
+    its predict() takes: numpy arrays, PIL images, tensors). labels: [B], or None for images nobody labelled (their
+    pictures are drawn in blue, not green or red). The model is run in eval mode with sample=False, so the picture
+    shows the deterministic policy; its mode is restored afterwards (this is called from training hooks).
+
+        model = ram.load("mnist-g6"); ram.viz.save(ram.viz.tracks(ram.viz.trace(model, my_images)), "tracks.png")
     """
+    from .api import Model
+
+    if isinstance(model, Model):
+        images, model = model.images(images), model.module
     if not takes_glimpses(model):
         raise ConfigError(
             f"model = {model.cfg.kind!r}: it reads the whole image and takes no glimpses, so there is nothing to draw; "
@@ -98,9 +117,10 @@ def trace(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
         ep = model(floats.to(device), sample=False)
     finally:
         model.train(was_training)
+    labels = torch.full((floats.shape[0],), -1) if labels is None else torch.as_tensor(labels)
     return Trace(
         images=floats.cpu(),
-        labels=torch.as_tensor(labels).long().cpu(),
+        labels=labels.long().cpu(),
         locations=ep.locations.float().cpu(),
         probs=F.softmax(ep.step_logits.float(), dim=-1).cpu(),
         patch_size=model.cfg.patch_size,
@@ -145,8 +165,9 @@ def _rgb(image: torch.Tensor) -> np.ndarray:
     return image[:3].permute(1, 2, 0).numpy()
 
 
-def _hue(right: bool) -> tuple[float, float, float]:
-    return RIGHT if right else WRONG
+def _hue(right: bool | None) -> tuple[float, float, float]:
+    """Green for a right guess, red for a wrong one, blue where the label is unknown (a user's own images)."""
+    return UNKNOWN if right is None else RIGHT if right else WRONG
 
 
 def _frame(ax, colour, width: float = 3.0) -> None:
@@ -162,7 +183,7 @@ def _draw_track(ax, t: Trace, i: int) -> None:
     """Image i with the boxes of every scale of every glimpse, the path between them and the step numbers."""
     H, W = t.images.shape[-2:]
     T = t.locations.shape[1]
-    colour = _hue(bool(t.correct[i]))
+    colour = _hue(t.verdict(i))
     ax.imshow(_rgb(t.images[i]), extent=(0, W, H, 0), interpolation="nearest", vmin=0, vmax=1)
     sq = boxes(t.locations[i], patch_size=t.patch_size, scales=t.scales, height=H, width=W)  # [T, S, 3]
     for step in range(T):
@@ -204,9 +225,9 @@ def _grid(t: Trace, n: int, cols: int | None, draw, *, bar: float = 0.0) -> Figu
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
         draw(ax, t, i)
-        colour = _hue(bool(t.correct[i]))
+        colour = _hue(t.verdict(i))
         _frame(ax, colour)
-        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=colour, fontsize=10, fontweight="bold")
+        ax.set_title(t.title(i), color=colour, fontsize=10, fontweight="bold")
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(left=0.02, right=0.98, bottom=(bar + 0.05) / height if bar else 0.02, top=1 - 0.35 / height,
                         wspace=0.08, hspace=0.3)
@@ -293,15 +314,14 @@ def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
     fig = Figure(figsize=(cell * (T + 2.1), n * cell * (S + 1.1) + 0.2), dpi=DPI)
     sub = fig.subfigures(n, 1, hspace=0.02)
     for i, sf in enumerate(np.atleast_1d(sub)):
-        right = bool(t.correct[i])
+        right = t.verdict(i)
         # Column 1 (empty) keeps the scale labels of the first patch column off the overview image.
         gs = sf.add_gridspec(S + 1, T + 2, width_ratios=[1.8, 0.3] + [1] * T, height_ratios=[1] * S + [1.1],
                              left=0.01, right=0.99, top=0.88, bottom=0.1, wspace=0.12, hspace=0.2)
         ax = sf.add_subplot(gs[:, 0])
         (_draw_track if t.lattice is None else _draw_saccades)(ax, t, i)
         _frame(ax, _hue(right))
-        ax.set_title(f"pred {int(t.preds[i])} / true {int(t.labels[i])}", color=_hue(right), fontsize=10,
-                     fontweight="bold")
+        ax.set_title(t.title(i), color=_hue(right), fontsize=10, fontweight="bold")
         for step in range(T):
             for k in range(S):
                 a = sf.add_subplot(gs[k, step + 2])
@@ -315,7 +335,7 @@ def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
                     a.set_ylabel(f"{side}x{side}", fontsize=8)
             p = t.probs[i, step]
             top = int(p.argmax())
-            hit = top == int(t.labels[i])
+            hit = t.verdict(i, top)
             a = sf.add_subplot(gs[S, step + 2])
             colours = ["0.75"] * K
             colours[top] = _hue(hit)
@@ -407,9 +427,9 @@ def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image
             left = i * (W * z + gap)
             p = t.probs[i, step]
             guess = int(p.argmax())
-            colour = _rgb255(_hue(guess == int(t.labels[i])))
-            draw.text((left + 4, 3), f"glimpse {step + 1}/{T}   true {int(t.labels[i])}", fill=(230, 230, 230),
-                      font=small)
+            colour = _rgb255(_hue(t.verdict(i, guess)))
+            truth = f"   true {int(t.labels[i])}" if int(t.labels[i]) >= 0 else ""
+            draw.text((left + 4, 3), f"glimpse {step + 1}/{T}{truth}", fill=(230, 230, 230), font=small)
             draw.text((left + 4, 21), f"guess {guess}  ({float(p[guess]):.0%})", fill=colour, font=font)
             # Drawn on the image alone, so boxes reaching past its edge are cut there and never cover the text.
             panel = big[i].copy()
