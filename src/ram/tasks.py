@@ -19,12 +19,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import RunConfig, TrainConfig
-from .data import Split, TaskData, to_float
+from .data import TEST, TRAIN, VAL, Split, TaskData, to_float
 from .data.tasks import generator
 from .envs import CatchBatch
 from .losses import Losses, game, hybrid
-
-TRAIN, VAL, TEST = 1, 2, 3  # stream ids for seeding, as in ram.data
 
 
 class Task(Protocol):
