@@ -326,3 +326,20 @@ def test_every_torch_load_in_the_package_is_weights_only():
     assert calls, "no torch.load found: the pattern is stale"
     for name, call in calls:
         assert "weights_only=True" in call, f"{name}: torch.load({call})"
+
+
+def test_weights_published_in_float16_take_half_the_bytes_and_load_as_float32(tmp_path, monkeypatch):
+    cfg = RunConfig(model=ModelConfig(glimpses=2, hidden=16, what_size=8, where_size=8, glimpse_size=16))
+    model = build_model(cfg.model)
+    run = tmp_path / "run"
+    ckpt.export_model(run, model, cfg)
+    (run / "test.json").write_text(json.dumps({"error": 1.0}))
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "shipped")
+    entry = hub.publish(run, "small", float16=True)
+    assert entry["float16"] is True
+    shipped = tmp_path / "shipped" / "small.safetensors"
+    assert shipped.stat().st_size < 0.6 * (run / "model.safetensors").stat().st_size
+    loaded, _ = hub.load_pretrained("small")
+    for name, weight in model.state_dict().items():
+        got = loaded.state_dict()[name]
+        assert got.dtype == torch.float32 and torch.equal(got, weight.half().float()), name

@@ -137,11 +137,15 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 def export_model(folder: Path, model: torch.nn.Module, cfg: RunConfig, *, name: str = "model") -> Path:
     """Write {name}.safetensors (the weights) and config.json (how to rebuild the model)."""
     folder = Path(folder)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"preset": cfg.preset, "sha256": tensors_sha256(tensors)}
-    atomic_write(folder / f"{name}.safetensors", save(tensors, metadata=metadata))
+    atomic_write(folder / f"{name}.safetensors", weights_bytes(model, cfg))
     atomic_write(folder / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     return folder / f"{name}.safetensors"
+
+
+def weights_bytes(model: torch.nn.Module, cfg: RunConfig) -> bytes:
+    """A model's weights as a safetensors file, with the SHA-256 of its tensors and the preset in its metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return save(tensors, metadata={"preset": cfg.preset, "sha256": tensors_sha256(tensors)})
 
 
 def read_config(folder: Path) -> RunConfig:

@@ -102,14 +102,19 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
     return {}
 
 
-def publish(folder: Path, name: str) -> dict:
-    """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256."""
+def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
+    """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256.
+
+    float16 halves the file, for models whose float32 weights would pass the 5 MiB a committed file may weigh; loading
+    casts them back to float32. Evaluate the shipped model (`ram eval --pretrained`), not the run, for its numbers.
+    """
     folder = Path(folder)
     model, cfg = load_checkpoint(folder)  # proves the weights load before they are shipped
     test = json.loads((folder / "test.json").read_text())
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     target = PRETRAINED / f"{name}.safetensors"
-    ckpt.atomic_write(target, (folder / "model.safetensors").read_bytes())
+    data = ckpt.weights_bytes(model.half(), cfg) if float16 else (folder / "model.safetensors").read_bytes()
+    ckpt.atomic_write(target, data)
     entries = manifest()
     entries[name] = {
         "file": target.name,
@@ -121,6 +126,7 @@ def publish(folder: Path, name: str) -> dict:
         "epochs": test.get("epochs"),
         "planned_epochs": test.get("planned_epochs"),  # set when the run was stopped before its schedule ended
         "train_seconds": test.get("train_seconds"),
+        "float16": float16,
         "config": cfg.to_dict(),
     }
     ckpt.atomic_write(PRETRAINED / "manifest.json", (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
