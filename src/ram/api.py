@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from . import sensor
 from .config import ConfigError, RunConfig
 from .hub import load_checkpoint, load_pretrained, manifest
+from .tasks import seeded
 
 
 class Prediction(NamedTuple):
@@ -69,13 +70,9 @@ class Model:
         if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
             raise ValueError(f"mc_samples = {mc_samples!r}: must be an integer >= 0")
         x = self.images(images)
-        generator_state = torch.get_rng_state()
-        torch.manual_seed(seed)
-        try:
+        with seeded(seed):
             episodes = [self.module(x, sample=False)] if mc_samples == 0 else [
                 self.module(x, sample=True) for _ in range(mc_samples)]
-        finally:
-            torch.set_rng_state(generator_state)
         first = episodes[0]
         probs = torch.stack([F.softmax(ep.logits, dim=-1) for ep in episodes]).mean(0)
         return Prediction(labels=probs.argmax(-1), probs=probs, step_probs=F.softmax(first.step_logits, dim=-1),

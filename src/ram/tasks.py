@@ -11,6 +11,7 @@ NaN stop, progress, metrics and DDP are written once, in ram.train.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
@@ -109,7 +110,7 @@ def test_report(
     means = evaluate(model, split, batch_size=batch_size, device=device, progress=progress)
     if mc_samples == 0:
         return {**means, "error_policy_means": means["error"]}
-    with _seeded(seed):  # the same sampled episodes on every run of the same command
+    with seeded(seed):  # the same sampled episodes on every run of the same command
         sampled = evaluate(model, split, batch_size=batch_size, mc_samples=mc_samples, device=device, progress=progress)
     return {**sampled, "error_policy_means": means["error"]}
 
@@ -125,18 +126,12 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
                   entropy_weight=tc.entropy_weight)
 
 
-class _seeded:
-    """Seed torch's global generator for a block, and give the caller's stream back afterwards."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def __enter__(self):
-        self.state = torch.get_rng_state()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        torch.set_rng_state(self.state)
+@contextlib.contextmanager
+def seeded(seed: int):
+    """torch's global generator seeded for a block, and the caller's stream given back afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class Classification:
@@ -243,7 +238,7 @@ class CatchGame:
         common = dict(games=episodes, size=self.cfg.task.canvas, seed=seed, stream=TEST if split == "test" else VAL,
                       batch_size=batch_size or self.cfg.train.eval_batch_size, device=device, progress=progress)
         modes = catch_rate(model, sample=False, **common)
-        with _seeded(seed):
+        with seeded(seed):
             sampled = catch_rate(model, sample=True, **common)
         return {**modes, "catch_rate_sampled": sampled["catch_rate"]}
 
