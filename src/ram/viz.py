@@ -495,9 +495,10 @@ class _Recorder:
 
 
 @torch.no_grad()
-def play_catch(model: torch.nn.Module, cfg, *, games: int = 4, seed: int = 0) -> Game:
+def play_catch(model: torch.nn.Module, cfg, *, games: int = 4, seed: int = 0, sample: bool = False) -> Game:
     """Play `games` games of Catch on cfg.task.canvas (a RunConfig's), their starts drawn from `seed`, following
-    every policy's mode. As `trace`, the model runs in eval mode and its mode is restored."""
+    every policy's mode (sample=True: sampling glimpses and moves from torch's global generator). As `trace`, the
+    model runs in eval mode and its mode is restored."""
     if cfg.task.classifies:
         raise ConfigError(f"dataset = {cfg.task.dataset!r}: only a Catch agent (dataset 'catch') plays games")
     if not takes_glimpses(model):
@@ -512,7 +513,7 @@ def play_catch(model: torch.nn.Module, cfg, *, games: int = 4, seed: int = 0) ->
     was_training = model.training
     model.eval()
     try:
-        ep = model.play(recorder, sample=False)
+        ep = model.play(recorder, sample=sample)
     finally:
         model.train(was_training)
     return Game(
