@@ -399,13 +399,54 @@ class Sweep:
                   f"std {best.params['std']:.3g} ({best.user_attrs.get('run')}); all trials in {out / 'sweep.json'}")
 
 
+@dataclass
+class Serve:
+    """Start a page to play with on http://HOST:PORT: draw a digit and watch a model's glimpses, or watch the Catch
+    agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
+
+    pretrained: str | None = None
+    """The shipped model the page opens with (default mnist-g6; every shipped model can be picked on the page)."""
+    checkpoint: Path | None = None
+    """A run folder written by `ram train`, offered beside the shipped models and opened with."""
+    host: str = "127.0.0.1"
+    """Address to listen on. The default keeps the page on this machine; 0.0.0.0 shows it to the network."""
+    port: int = 8000
+
+    def run(self) -> None:
+        import socket
+
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port = {self.port}: must be in 1..65535")
+        if self.pretrained is not None and self.checkpoint is not None:
+            raise ConfigError("checkpoint/pretrained: give at most one of --checkpoint DIR and --pretrained NAME")
+        try:
+            import uvicorn
+
+            from .serve import create_app
+        except ImportError as e:
+            raise ConfigError(f"serve needs the serve extra ({e}): pip install -e \".[serve]\"") from None
+        app = create_app(default=self.pretrained, checkpoint=self.checkpoint)
+        # Bind here rather than in uvicorn, so that a port in use is reported like any other bad setting.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise ConfigError(f"host/port = {self.host}:{self.port}: cannot listen there ({e.strerror or e})") from None
+        shown = f"[{self.host}]" if family == socket.AF_INET6 else self.host
+        print(f"ram serve: http://{shown}:{self.port}/ (Ctrl-C stops)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
 def _positive(name: str, value) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{name} = {value!r}: must be > 0")
 
 
 COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
-            "results": Results, "viz": Viz, "sweep": Sweep}
+            "results": Results, "viz": Viz, "sweep": Sweep, "serve": Serve}
 
 
 def main(argv: list[str] | None = None) -> int:

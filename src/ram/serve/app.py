@@ -1,0 +1,347 @@
+"""The app behind `ram serve`: the page in static/, and a small JSON API over the Python API (`ram.api.Model`).
+
+    GET  /api/models                      the models the page may pick, and the one it opens with
+    POST /api/classify?model=&mode=&seed= body: an image file (the page sends its canvas as PNG) -> the episode
+    GET  /api/catch/game?model=&mode=&seed=  one seeded game the agent played, every frame, glimpse and move
+    POST /api/catch/step?model=           body: {"state": {...}, "move": 0|1|2} -> the next state and frame
+
+Stateless: a request carries everything it needs (the image, a model's name, a seed, a game's state), so tabs share
+nothing but the loaded models. A model's name is looked up among the shipped ones and the one run folder given on the
+command line, never opened as a path. Inference runs under one lock, as sampled episodes seed torch's global generator
+(`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import sensor
+from ..api import Model
+from ..config import ConfigError, RunConfig
+from ..data import TaskData, mnist
+from ..envs import CatchBatch
+from ..hub import load_checkpoint, load_pretrained, manifest
+from ..tasks import seeded
+from ..viz import MOVES, boxes, play_catch, takes_glimpses
+from .images import BadImage, decode, prepare
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
+MAX_SEED = 2**31 - 1
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"],
+}
+# The page and everything it loads come from this server: the browser refuses anything else.
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
+
+
+class Rejected(Exception):
+    """A request the app refuses: an HTTP status and a message for the page to show."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    cfg: RunConfig
+    about: str
+    test_error: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        m, t = self.cfg.model, self.cfg.task
+        return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else "catch",
+                "image_size": m.image_size, "glimpses": m.glimpses, "patch_size": m.patch_size, "scales": m.scales,
+                "pool": m.pool, "policy": m.policy, "canvas": t.canvas, "pieces": t.pieces,
+                "test_error": self.test_error}
+
+
+def _about(cfg: RunConfig) -> str:
+    m, t = cfg.model, cfg.task
+    if not t.classifies:
+        return f"Catch on a {t.canvas}x{t.canvas} screen, {m.glimpses} glimpses"
+    placing = "centred" if t.canvas == 28 and not t.pieces else (
+        f"cluttered {t.canvas}x{t.canvas}" if t.pieces else f"translated {t.canvas}x{t.canvas}")
+    policy = "saccades" if m.policy == "saccade" else "glimpses"
+    return f"{t.dataset} {placing}, {m.glimpses} {policy}"
+
+
+class Models:
+    """The models the page may ask for by name: the shipped ones (loaded on first use) and a `ram train` run folder.
+
+    Call `get` and `pool` with `lock` held: loading fills a cache, and inference seeds torch's global generator.
+    """
+
+    def __init__(self, *, checkpoint: Path | None = None):
+        self.lock = threading.Lock()
+        self.entries: dict[str, Entry] = {}
+        self._modules: dict[str, torch.nn.Module] = {}
+        self._pools: dict[tuple, torch.Tensor | None] = {}
+        if checkpoint is not None:
+            module, cfg = load_checkpoint(checkpoint)
+            if not takes_glimpses(module):
+                raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model reads the whole image "
+                                  "and takes no glimpses, so the page has nothing to show; give a ram model's run")
+            name = f"run:{Path(checkpoint).name}"
+            self.entries[name] = Entry(name, cfg, f"{_about(cfg)} (run folder {checkpoint})")
+            self._modules[name] = module
+        for name, e in manifest().items():
+            cfg = RunConfig.from_dict(e["config"])
+            if cfg.model.kind in ("ram", "random-glimpses"):
+                self.entries[name] = Entry(name, cfg, _about(cfg), e.get("test_error"))
+
+    def entry(self, name: str, *, task: str) -> Entry:
+        """The model called `name` (a Rejected 404 naming the known ones if none), which must do `task`."""
+        entry = self.entries.get(name)
+        if entry is None:
+            known = [n for n, e in self.entries.items() if e.describe()["task"] == task]
+            raise Rejected(404, f"model = {name!r}: unknown; the models are {', '.join(known)}")
+        if entry.describe()["task"] != task:
+            raise Rejected(422, f"model = {name!r}: it is a {entry.describe()['task']} model, not a {task} one")
+        return entry
+
+    def get(self, name: str) -> torch.nn.Module:
+        if name not in self._modules:
+            self._modules[name], _ = load_pretrained(name)
+        return self._modules[name]
+
+    def pool(self, cfg: RunConfig) -> torch.Tensor | None:
+        """The training digits a cluttered model's clutter was cut from, when they are already in the data cache
+        (reading them writes nothing); None, to cut clutter from the drawn digit itself, when they are not."""
+        t = cfg.task
+        if not t.pieces:
+            return None
+        key = (t.dataset, t.val_size, t.train_size)
+        if key not in self._pools:
+            folder = mnist.data_dir() / t.dataset
+            cached = all((folder / f).is_file() for f in mnist.FILES)
+            self._pools[key] = TaskData(t, seed=0, progress=False).train.images if cached else None
+        return self._pools[key]
+
+
+def create_app(*, default: str | None = None, checkpoint: Path | None = None, max_body: int = MAX_BODY) -> Starlette:
+    """The app. default: the model the page opens with (a shipped name; the run folder's when `checkpoint` is given;
+    else mnist-g6). Raises ConfigError for an unknown name or a run folder the page cannot show."""
+    models = Models(checkpoint=checkpoint)
+    if default is None:
+        default = next(iter(models.entries)) if checkpoint is not None else "mnist-g6"
+    if default not in models.entries:
+        raise ConfigError(f"pretrained = {default!r}: unknown; shipped models are {', '.join(manifest())}")
+
+    async def index(request: Request):
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+    async def list_models(request: Request):
+        return JSONResponse({"default": default, "models": [e.describe() for e in models.entries.values()]})
+
+    async def classify(request: Request):
+        entry = models.entry(request.query_params.get("model", default), task="classify")
+        sampled = _mode(request)
+        seed = _int(request, "seed", 0, 0, MAX_SEED)
+        ink = decode(await _body(request, max_body))
+
+        def run() -> dict[str, Any]:
+            with models.lock:
+                model = Model(models.get(entry.name), entry.cfg, entry.name)
+                image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
+                try:
+                    answer = episode(model, image, sampled=sampled, seed=seed)
+                except ValueError as e:  # an image predict() cannot read: it says what it expected
+                    raise Rejected(422, str(e)) from None
+                return answer | {"model": entry.name, "prepared": how}
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def catch_game(request: Request):
+        entry = models.entry(request.query_params.get("model", "catch"), task="catch")
+        sampled = _mode(request)
+        seed = _int(request, "seed", 0, 0, MAX_SEED)
+
+        def run() -> dict[str, Any]:
+            with models.lock:
+                return game(models.get(entry.name), entry.cfg, sampled=sampled, seed=seed) | {"model": entry.name}
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def catch_step(request: Request):
+        entry = models.entry(request.query_params.get("model", "catch"), task="catch")
+        try:
+            body = json.loads(await _body(request, 4096))
+        except ValueError:
+            raise Rejected(400, "the body is not JSON: send {\"state\": {...}, \"move\": 0, 1 or 2}") from None
+        return JSONResponse(step(body, size=entry.cfg.task.canvas))
+
+    async def rejected(request: Request, exc: Exception):
+        if isinstance(exc, BadImage):
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    routes = [
+        Route("/", index),
+        Route("/api/models", list_models),
+        Route("/api/classify", classify, methods=["POST"]),
+        Route("/api/catch/game", catch_game),
+        Route("/api/catch/step", catch_step, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={Rejected: rejected, BadImage: rejected,
+                                                        HTTPException: rejected})
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to pass `limit` bytes: from its Content-Length
+    before reading anything, else while it streams in."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Rejected(413, f"the upload is {length} bytes; at most {limit:,} are accepted")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Rejected(413, f"the upload is over {limit:,} bytes; at most {limit:,} are accepted")
+    return bytes(body)
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise Rejected(422, f"{name} = {value!r}: must be an integer") from None
+    if not low <= number <= high:
+        raise Rejected(422, f"{name} = {number}: must be in {low}..{high}")
+    return number
+
+
+def _mode(request: Request) -> bool:
+    """True for sampled glimpses, False to follow the policy means."""
+    mode = request.query_params.get("mode", "means")
+    if mode not in ("means", "sampled"):
+        raise Rejected(422, f"mode = {mode!r}: must be 'means' or 'sampled'")
+    return mode == "sampled"
+
+
+def png(pixels: np.ndarray) -> str:
+    """uint8 [H, W] -> a PNG as a data: URL."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _bytes(x: torch.Tensor) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W]."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dict[str, Any]:
+    """What the page animates: the image (uint8 [S, S], the model's input), and after each of the T glimpses where it
+    was read (centre in pixels and in [-1, 1], the square of every scale), what the sensor read there (a PNG per
+    scale, each pooled to patch x patch), and the class probabilities."""
+    m = model.cfg.model
+    out = model.predict(image, mc_samples=1 if sampled else 0, seed=seed)
+    x = model.images(image)  # [1, C, S, S], as predict read it
+    locations = out.locations[0]  # [T, 2]
+    squares = boxes(locations, patch_size=m.patch_size, scales=m.scales, height=model.image_size,
+                    width=model.image_size)  # [T, scales, 3]
+    steps = []
+    for t in range(locations.shape[0]):
+        read = sensor.glimpse(x, locations[t : t + 1], m.patch_size, m.scales, pool=m.pool)[0]  # [scales, C, p, p]
+        steps.append({
+            "x": float(out.pixels[0, t, 0]), "y": float(out.pixels[0, t, 1]),
+            "location": locations[t].tolist(),
+            "boxes": squares[t].tolist(),  # per scale (x0, y0, side) in pixels
+            "patches": [png(_bytes(read[k, 0])) for k in range(m.scales)],
+            "probs": out.step_probs[0, t].tolist(),
+        })
+    return {
+        "image": png(image), "image_size": model.image_size, "patch_size": m.patch_size, "scales": m.scales,
+        "mode": "sampled" if sampled else "means", "seed": seed, "steps": steps,
+        "probs": out.probs[0].tolist(), "label": int(out.labels[0]),
+        "classes": class_names(model.cfg),
+    }
+
+
+def class_names(cfg: RunConfig) -> list[str]:
+    """The name of each class, by label."""
+    names = getattr(cfg.task, "labels", None)  # TaskConfig.labels, where this version of ram.config has it
+    return list(names) if names else CLASS_NAMES.get(cfg.task.dataset, [str(k) for k in range(cfg.model.classes)])
+
+
+def game(module: torch.nn.Module, cfg: RunConfig, *, sampled: bool, seed: int) -> dict[str, Any]:
+    """One game of Catch, its start drawn from `seed` as `ram viz` draws its first game's: the start state (for a
+    person to play the same game), T + 1 frames (0/1, [H][W]), and each step's glimpse squares and move."""
+    size, m = cfg.task.canvas, cfg.model
+    start = CatchBatch(1, size=size, generator=torch.Generator().manual_seed(seed))
+    start.reset()  # the draws play_catch's world makes from the same seed
+    with seeded(seed):
+        g = play_catch(module, cfg, games=1, seed=seed, sample=sampled)
+    squares = boxes(g.locations[0], patch_size=m.patch_size, scales=m.scales, height=size, width=size)
+    pixels = (g.locations[0] + 1) * (size / 2)
+    return {
+        "size": size, "patch_size": m.patch_size, "scales": m.scales, "pool": m.pool, "seed": seed,
+        "mode": "sampled" if sampled else "means", "moves": list(MOVES), "caught": bool(g.caught[0]),
+        "start": _state(start),
+        "frames": g.frames[0, :, 0].round().to(torch.uint8).tolist(),
+        "steps": [{"x": float(pixels[t, 0]), "y": float(pixels[t, 1]), "boxes": squares[t].tolist(),
+                   "move": int(g.moves[0, t])} for t in range(g.moves.shape[1])],
+    }
+
+
+def _state(world: CatchBatch) -> dict[str, Any]:
+    return {"row": world.row, "ball_x": float(world.ball_x[0]), "dx": float(world.dx[0]),
+            "paddle_x": int(world.paddle_x[0])}
+
+
+def step(body: Any, *, size: int) -> dict[str, Any]:
+    """One move of a person's game from the state the page holds: the rules are CatchBatch's, not a copy in the page.
+    body: {"state": {"row", "ball_x", "dx", "paddle_x"}, "move": 0 left, 1 stay, 2 right}."""
+    if not isinstance(body, dict) or not isinstance(body.get("state"), dict):
+        raise Rejected(422, "the body must be {\"state\": {\"row\", \"ball_x\", \"dx\", \"paddle_x\"}, \"move\"}")
+    state = body["state"]
+
+    def number(name: str, low: float, high: float, *, whole: bool) -> float:
+        value = state.get(name) if name != "move" else body.get("move")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (whole and value != int(value)) or not low <= value <= high:
+            kind = "an integer" if whole else "a number"
+            raise Rejected(422, f"{name} = {value!r}: must be {kind} in {low}..{high}")
+        return value
+
+    # After a bounce the ball may sit up to one step (|dx| <= 1) past either edge: CatchBatch keeps x, it only draws
+    # it clamped.
+    ball_x = number("ball_x", -1, size + 1, whole=False)
+    dx = number("dx", -1, 1, whole=False)
+    paddle_x = int(number("paddle_x", 0, size - 2, whole=True))
+    row = int(number("row", 0, size - 2, whole=True))
+    move = int(number("move", 0, 2, whole=True))
+    world = CatchBatch(1, size=size)
+    world.start(ball_x=[ball_x], dx=[dx], paddle_x=[paddle_x])
+    world.row = row  # start() puts the ball in row 0; the game goes on from the row the page says
+    frame, reward, done = world.step(torch.tensor([move]))
+    return {"state": _state(world), "frame": frame[0, 0].round().to(torch.uint8).tolist(), "done": done,
+            "caught": bool(reward[0] > 0) if done else None}

@@ -1,0 +1,102 @@
+"""People's images for the page: an upload decoded with limits, a drawing made to look like an MNIST digit, and that
+digit put on a model's canvas by the project's own placement code (`ram.data.tasks.place`).
+
+Everything here is a pure function of its arguments (the clutter of a placement comes from the seed it is given), and
+every refusal is a `BadImage` whose message the page shows as it is.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..config import TaskConfig
+from ..data.tasks import DIGIT, generator, place
+
+MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
+INK = 48  # a pixel is part of the drawing from this grey (0-255) up: JPEG noise and paper texture stay below it
+BOX = 20  # MNIST's digits fit a 20x20 box, centred by their centre of mass in the 28x28 image
+
+
+class BadImage(ValueError):
+    """An upload the page cannot use; the message says why, for the person who sent it."""
+
+
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The bytes of an image file -> uint8 [H, W], the ink bright on dark as in MNIST.
+
+    The size is read from the header and checked before any pixel is decoded. A transparent image's ink is where it
+    is opaque; an opaque one is inverted when its border is bright (dark ink on paper).
+    """
+    if not data:
+        raise BadImage("the upload is empty: draw a digit or drop an image file")
+    try:
+        image = Image.open(io.BytesIO(data))  # parses the header only
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"the image is too large: {e}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise BadImage("the upload is not an image (PNG, JPEG, GIF, BMP or WebP are read)") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadImage(f"the image is {width}x{height} pixels; at most {max_pixels:,} pixels are read "
+                       f"(a digit needs about 28x28)")
+    if width < 1 or height < 1:
+        raise BadImage(f"the image is {width}x{height} pixels: it has none")
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise BadImage(f"the {image.format or 'image'} file is damaged or truncated ({e})") from None
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+        if alpha.min() < 255:
+            return alpha.copy()
+    grey = np.asarray(image.convert("L"))
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return (255 - grey) if border.mean() > 127 else grey.copy()
+
+
+def mnist_digit(ink: np.ndarray) -> np.ndarray:
+    """A drawing uint8 [H, W] (ink bright) -> uint8 [28, 28] as MNIST's digits were made: the ink's bounding box
+    scaled (anti-aliased, aspect kept) to fit 20x20, then placed so its centre of mass is the image's centre."""
+    rows, cols = np.nonzero(ink >= INK)
+    if rows.size == 0:
+        raise BadImage("the drawing is empty: draw a digit (a light stroke on a dark canvas, or dark on light paper)")
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(crop).resize(size, Image.LANCZOS), dtype=np.float64)
+    mass = small.sum()
+    if mass == 0:
+        raise BadImage("the drawing is empty: draw a digit")
+    ys, xs = np.indices(small.shape)
+    centre = (DIGIT - 1) / 2  # pixel j spans [j, j + 1): the image's centre is between pixels 13 and 14
+    top = int(np.clip(round(centre - (ys * small).sum() / mass), 0, DIGIT - small.shape[0]))
+    left = int(np.clip(round(centre - (xs * small).sum() / mass), 0, DIGIT - small.shape[1]))
+    out = np.zeros((DIGIT, DIGIT), np.uint8)
+    out[top : top + small.shape[0], left : left + small.shape[1]] = np.clip(small.round(), 0, 255)
+    return out
+
+
+def on_canvas(digit: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
+    """A digit uint8 [28, 28] on the task's canvas, uint8 [canvas, canvas]: at a random place with the task's clutter,
+    both drawn from `seed` (the same seed, the same image). pool: uint8 [M, 28, 28], the digits clutter is cut from
+    (the training digits; None cuts it from this digit)."""
+    digits = torch.from_numpy(np.ascontiguousarray(digit))[None]
+    placed = place(digits, canvas=task.canvas, pieces=task.pieces, piece_size=task.piece_size, pool=pool,
+                   gen=generator(seed))
+    return placed[0].numpy()
+
+
+def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
+    """What the model reads, uint8 [canvas, canvas], and how it was made: an image already of the model's size is
+    taken as it is ("as is"); anything else is a drawing of a digit, made MNIST-like and placed ("digit")."""
+    if ink.shape == (task.canvas, task.canvas):
+        return ink, "as is"
+    if task.dataset not in ("mnist", "fashion"):
+        raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
+                       f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
+    return on_canvas(mnist_digit(ink), task, seed=seed, pool=pool), "digit"

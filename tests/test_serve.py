@@ -1,0 +1,426 @@
+"""`ram serve`: the image preparation, the app's API (Starlette's TestClient), the CLI's checks, and the page itself
+in headless Chromium (skipped, saying why, where Playwright or Debian's chromium is missing)."""
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
+
+import ram  # noqa: E402
+from ram.cli import main  # noqa: E402
+from ram import checkpoint as ckpt  # noqa: E402
+from ram.config import ModelConfig, RunConfig, TaskConfig  # noqa: E402
+from ram.model import build_model  # noqa: E402
+from ram.serve import app as serve_app  # noqa: E402
+from ram.serve.app import create_app  # noqa: E402
+from ram.serve.images import BadImage, decode, mnist_digit, on_canvas, prepare  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+torch.set_num_threads(1)
+STATIC = Path(serve_app.__file__).parent / "static"
+
+
+def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawing(kind: str = "seven", size: int = 280) -> bytes:
+    """A canvas as the page sends it: a white stroke on black, PNG."""
+    image = Image.new("L", (size, size))
+    pen = ImageDraw.Draw(image)
+    strokes = {
+        "seven": [(70, 60), (210, 60), (120, 230)],
+        "one": [(150, 40), (140, 240)],
+        "zero": [(140, 40), (200, 90), (200, 190), (140, 240), (80, 190), (80, 90), (140, 40)],
+    }[kind]
+    pen.line(strokes, fill=255, width=20, joint="curve")
+    return png_bytes(image)
+
+
+def from_data_url(url: str) -> np.ndarray:
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG claiming width x height pixels: its header, and the start of pixels that never come
+    (were they decoded, 10000 x 10000 would take 100 MB)."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    chunk = b"IHDR" + ihdr
+    pixels = zlib.compress(bytes(width + 1) * 8)
+    return (b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+            + (10**6).to_bytes(4, "big") + b"IDAT" + pixels)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    with TestClient(create_app(max_body=200_000)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def g6() -> ram.Model:
+    return ram.load("mnist-g6")
+
+
+# ---- images ---------------------------------------------------------------------------------------------------------
+
+def test_a_drawing_becomes_an_mnist_digit():
+    digit = mnist_digit(decode(drawing("seven")))
+    assert digit.shape == (28, 28) and digit.dtype == np.uint8
+    rows, cols = np.nonzero(digit)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 20  # fits MNIST's 20x20 box
+    ys, xs = np.indices(digit.shape)
+    mass = digit.astype(float).sum()
+    assert abs((ys * digit).sum() / mass - 13.5) <= 0.5 and abs((xs * digit).sum() / mass - 13.5) <= 0.5
+
+
+def test_dark_ink_on_paper_and_transparent_drawings_read_as_white_on_black():
+    paper = 255 - np.asarray(Image.open(io.BytesIO(drawing("one"))))
+    inverted = decode(png_bytes(paper))
+    np.testing.assert_array_equal(inverted, np.asarray(Image.open(io.BytesIO(drawing("one")))))
+    rgba = np.zeros((50, 50, 4), np.uint8)
+    rgba[10:40, 24:27] = (0, 0, 0, 255)  # a black stroke on a transparent background
+    assert decode(png_bytes(Image.fromarray(rgba, "RGBA")))[20, 25] == 255
+
+
+def test_placement_is_the_seed_s():
+    digit = mnist_digit(decode(drawing("zero")))
+    cluttered = TaskConfig(canvas=60, pieces=4)
+    a, b, c = (on_canvas(digit, cluttered, seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (60, 60) and not np.array_equal(a, c)
+    translated = on_canvas(digit, TaskConfig(canvas=60), seed=5)
+    assert translated.astype(int).sum() == digit.astype(int).sum()  # moved, nothing added
+    image = np.zeros((60, 60), np.uint8)
+    assert prepare(image, cluttered, seed=0)[1] == "as is"  # already the model's size: taken as it is
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"hello, I am not an image", "not an image"),
+    (png_header(10_000, 10_000), "10000x10000"),
+    (drawing()[:300], "truncated"),
+], ids=["empty", "text", "huge", "truncated"])
+def test_bad_uploads_say_what_is_wrong(data, message):
+    with pytest.raises(BadImage, match=message):
+        decode(data)
+
+
+def test_an_empty_canvas_is_refused():
+    with pytest.raises(BadImage, match="empty"):
+        mnist_digit(decode(png_bytes(np.zeros((280, 280), np.uint8))))
+
+
+# ---- the app --------------------------------------------------------------------------------------------------------
+
+def test_the_page_and_its_files_come_from_the_app_alone(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    for name in re.findall(r'(?:src|href)="/static/([^"]+)"', page.text):
+        assert client.get(f"/static/{name}").status_code == 200, name
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        # the SVG namespace is a name, not an address the browser fetches
+        assert not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", text), path.name
+
+
+def test_models_lists_every_shipped_model(client):
+    listing = client.get("/api/models").json()
+    names = {m["name"]: m for m in listing["models"]}
+    assert listing["default"] == "mnist-g6"
+    assert set(ram.hub.manifest()) == set(names)
+    assert names["catch"]["task"] == "catch" and names["mnist-cluttered-g6"]["pieces"] == 4
+
+
+def test_classify_answers_what_predict_says_for_the_same_image(client, g6):
+    answer = client.post("/api/classify?model=mnist-g6", content=drawing("seven")).json()
+    image = from_data_url(answer["image"])
+    assert image.shape == (28, 28)
+    out = g6.predict(image)
+    assert answer["label"] == int(out.labels[0]) and answer["prepared"] == "digit"
+    assert len(answer["steps"]) == g6.cfg.model.glimpses
+    for t, step in enumerate(answer["steps"]):
+        np.testing.assert_allclose([step["x"], step["y"]], out.pixels[0, t].tolist(), atol=1e-5)
+        np.testing.assert_allclose(step["probs"], out.step_probs[0, t].tolist(), atol=1e-6)
+        assert len(step["boxes"]) == len(step["patches"]) == g6.cfg.model.scales
+        x0, y0, side = step["boxes"][0]
+        assert side == 8 and abs(x0 + side / 2 - step["x"]) <= 0.5 + 1e-6
+        patch = from_data_url(step["patches"][0])
+        read = g6.glimpses(image)[0, t, 0, 0]  # what the sensor read along the policy means
+        np.testing.assert_array_equal(patch, (read * 255).round().to(torch.uint8).numpy())
+    np.testing.assert_allclose(answer["probs"], out.probs[0].tolist(), atol=1e-6)
+
+
+def test_sampled_glimpses_repeat_with_their_seed(client):
+    def ask(mode, seed):
+        return client.post(f"/api/classify?model=mnist-g6&mode={mode}&seed={seed}", content=drawing()).json()
+
+    first, again, other, means = ask("sampled", 3), ask("sampled", 3), ask("sampled", 4), ask("means", 3)
+    assert first["steps"] == again["steps"]
+    assert [s["x"] for s in first["steps"]] != [s["x"] for s in other["steps"]]
+    assert [s["x"] for s in first["steps"]] != [s["x"] for s in means["steps"]]
+
+
+def test_new_clutter_places_the_digit_anew_and_the_same_seed_again(client):
+    def image(seed):
+        answer = client.post(f"/api/classify?model=mnist-cluttered-g6&seed={seed}", content=drawing("zero")).json()
+        return from_data_url(answer["image"])
+
+    a, b, c = image(7), image(7), image(8)
+    assert a.shape == (60, 60)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_a_run_folder_is_offered_and_opened_with(tmp_path):
+    folder = tmp_path / "my-run"
+    small = RunConfig(model=ModelConfig(glimpses=3, hidden=8))
+    ckpt.export_model(folder, build_model(small.model), small)
+    with TestClient(create_app(checkpoint=folder)) as c:
+        listing = c.get("/api/models").json()
+        assert listing["default"] == "run:my-run" and "mnist-g6" in {m["name"] for m in listing["models"]}
+        answer = c.post("/api/classify", content=drawing()).json()
+        by_path = c.post("/api/classify", params={"model": str(folder)}, content=drawing())
+    assert answer["model"] == "run:my-run" and len(answer["steps"]) == 3
+    assert by_path.status_code == 404  # a request names a model; it never opens a path
+
+
+def test_with_no_digits_cached_clutter_is_cut_from_the_drawing_and_nothing_is_written(tmp_path, monkeypatch):
+    """With no MNIST in the data cache, clutter is cut from the drawn digit: nothing is fetched or written."""
+    monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RAM_MNIST_MIRRORS", "")
+    with TestClient(create_app()) as c:
+        answer = c.post("/api/classify?model=mnist-cluttered-g6&seed=1", content=drawing("zero"))
+    assert answer.status_code == 200
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("query, body, status, message", [
+    ("model=mnist-g6", b"x" * 200_001, 413, "at most 200,000"),
+    ("model=mnist-g6", b"%PDF-1.4 not a picture", 422, "not an image"),
+    ("model=mnist-g6", drawing()[:300], 422, "truncated"),
+    ("model=mnist-g6", png_header(10_000, 10_000), 422, "10000x10000 pixels"),
+    ("model=mnist-g6", png_bytes(np.zeros((280, 280), np.uint8)), 422, "empty"),
+    ("model=mnist-g6", b"", 422, "empty"),
+    ("model=nope", drawing(), 404, "model = 'nope': unknown"),
+    ("model=catch", drawing(), 422, "catch model"),
+    ("model=mnist-g6&seed=-1", drawing(), 422, "seed = -1"),
+    ("model=mnist-g6&mode=greedy", drawing(), 422, "mode = 'greedy'"),
+], ids=["too-long", "pdf", "truncated", "huge", "blank-canvas", "no-body", "unknown-model", "a-game", "seed", "mode"])
+def test_bad_requests_get_a_4xx_with_a_message(client, query, body, status, message):
+    answer = client.post(f"/api/classify?{query}", content=body)
+    assert answer.status_code == status
+    assert message in answer.json()["error"]
+
+
+def test_a_streamed_body_is_cut_off_once_it_passes_the_limit(client):
+    def chunks():  # no Content-Length: the app counts as it reads
+        for _ in range(100):
+            yield b"\0" * 10_000
+
+    answer = client.post("/api/classify?model=mnist-g6", content=chunks())
+    assert answer.status_code == 413 and "over 200,000 bytes" in answer.json()["error"]
+
+
+def test_tabs_asking_at_once_each_get_their_own_answer(client):
+    requests = [(kind, model, mode, seed) for kind in ("seven", "one", "zero")
+                for model, mode, seed in (("mnist-g6", "means", 0), ("mnist-translated-g6", "sampled", 2))]
+    alone = [client.post(f"/api/classify?model={m}&mode={mode}&seed={s}", content=drawing(k)).json()
+             for k, m, mode, s in requests]
+    together: list = [None] * len(requests)
+    start = threading.Barrier(len(requests))
+
+    def ask(i):
+        kind, model, mode, seed = requests[i]
+        start.wait()
+        together[i] = client.post(f"/api/classify?model={model}&mode={mode}&seed={seed}", content=drawing(kind)).json()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+
+
+def test_a_person_s_moves_replay_the_agent_s_game(client):
+    """The server's stepping (what a person plays through) follows the same rules as the agent's game."""
+    game = client.get("/api/catch/game?seed=3").json()
+    T = len(game["steps"])
+    assert len(game["frames"]) == T + 1 and T == 23 and game["start"]["row"] == 0
+    state = game["start"]
+    for t, step in enumerate(game["steps"]):
+        answer = client.post("/api/catch/step", json={"state": state, "move": step["move"]}).json()
+        assert answer["frame"] == game["frames"][t + 1], t
+        state = answer["state"]
+    assert answer["done"] and answer["caught"] == game["caught"]
+
+
+def test_the_agent_s_game_is_its_seed_s(client):
+    a, b = (client.get("/api/catch/game?seed=5&mode=sampled").json() for _ in range(2))
+    assert a == b
+    modes = client.get("/api/catch/game?seed=5").json()
+    assert modes["frames"][0] == a["frames"][0]  # the same start, played another way
+    assert len(modes["steps"][0]["boxes"]) == 3
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"state": {"row": 0, "ball_x": 3.0, "dx": 0.5, "paddle_x": 4}, "move": 3}, "move = 3"),
+    ({"state": {"row": 23, "ball_x": 3.0, "dx": 0.5, "paddle_x": 4}, "move": 1}, "row = 23"),
+    ({"state": {"row": 0, "ball_x": "x", "dx": 0.5, "paddle_x": 4}, "move": 1}, "ball_x = 'x'"),
+    ({"state": {"row": 0, "ball_x": 3.0, "dx": 2, "paddle_x": 4}, "move": 1}, "dx = 2"),
+    ({"move": 1}, "the body must be"),
+])
+def test_a_bad_game_state_is_refused(client, body, message):
+    answer = client.post("/api/catch/step", json=body)
+    assert answer.status_code == 422 and message in answer.json()["error"]
+
+
+# ---- the command ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "0"], "port = 0: must be in 1..65535"),
+    (["--port", "70000"], "port = 70000"),
+    (["--pretrained", "mnist-g99"], "pretrained = 'mnist-g99': unknown"),
+    (["--checkpoint", "no/such/run"], "no/such/run"),
+])
+def test_serve_refuses_bad_settings_before_starting(args, message, capsys):
+    assert main(["serve", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_says_when_its_port_is_taken(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"host/port = 127.0.0.1:{port}: cannot listen there" in capsys.readouterr().err
+
+
+# ---- the page in a browser ------------------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`ram serve` in a subprocess on a free port; its URL once it answers."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "ram", "serve", "--port", str(port)], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/models", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"ram serve did not start: {log.read_text()}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def test_the_page_draws_what_the_model_does(server, browser, g6):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#model") == "mnist-g6"
+
+    box = page.locator("#pad").bounding_box()
+    stroke = [(0.3, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a 7
+    page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in stroke[1:]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=12)
+    page.mouse.up()
+    page.wait_for_selector("#view[data-label]")
+
+    glimpses = page.locator("#overlay .glimpse")
+    assert glimpses.count() == g6.cfg.model.glimpses
+    shown = np.array([[float(g.get_attribute("data-x")), float(g.get_attribute("data-y"))] for g in glimpses.all()])
+    image = from_data_url(page.get_attribute("#input", "src"))
+    out = g6.predict(image)
+    np.testing.assert_allclose(shown, out.pixels[0].numpy(), atol=1e-4)
+    assert int(page.get_attribute("#view", "data-label")) == int(out.labels[0])
+    page.wait_for_selector("#view[data-state=done]")
+    assert page.locator("#overlay .glimpse.current rect").count() == g6.cfg.model.scales
+    assert page.locator("#patches img").count() == g6.cfg.model.scales
+    assert page.locator("#bars .fill").count() == 10
+    assert f"It says {int(out.labels[0])}" in page.inner_text("#verdict")
+
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a digit"}])
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an image" in page.inner_text("#error")
+    assert page.locator("#overlay .glimpse").count() == 0
+    assert errors == []
+    page.close()
+
+
+def test_a_person_plays_catch_through_the_glimpse_window(server, browser):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    page.click("#tab-catch")
+    page.wait_for_selector("#agent[data-seed='0']")
+    page.select_option("#speed", "250")
+    page.click("#play")
+    page.keyboard.down("ArrowRight")
+    page.wait_for_selector("#human-score.caught, #human-score.missed", timeout=20_000)  # the game's end
+    page.keyboard.up("ArrowRight")
+    game = json.loads(urllib.request.urlopen(f"{server}/api/catch/game?seed=0").read())
+    assert f"the agent {'caught' if game['caught'] else 'missed'} it" in page.inner_text("#human-score")
+    assert errors == []
+    page.close()
