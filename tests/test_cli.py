@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ram.data.mnist
-from ram.cli import main
+from ram.cli import Train, main
 from ram.data import Digits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +63,45 @@ def test_eval_monte_carlo_is_reproducible(tiny_digits, tmp_path, capsys):
         main(["eval", "--checkpoint", str(out), "--json", "--mc-samples", "4", "--seed", "3"])
         runs.append(json.loads(capsys.readouterr().out))
     assert runs[0] == runs[1] and runs[0]["mc_samples"] == 4
+
+
+def test_eval_json_names_both_protocols(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(out), "--no-progress"])
+    capsys.readouterr()
+    main(["eval", "--checkpoint", str(out), "--json", "--mc-samples", "3"])
+    both = json.loads(capsys.readouterr().out)
+    main(["eval", "--checkpoint", str(out), "--json", "--mc-samples", "0"])
+    one = json.loads(capsys.readouterr().out)
+    # the headline is one deterministic episode whatever M is; the average of M episodes is its own, named field
+    assert both["protocol"] == one["protocol"] == "one episode along the policy means"
+    assert both["error"] == one["error"]
+    assert both["averaged_protocol"] == "class probabilities of 3 sampled episodes averaged"
+    assert 0 <= both["error_averaged"] <= 100 and "error_averaged" not in one
+
+
+def test_init_starts_from_a_run_and_refuses_another_network(tiny_digits, tmp_path, capsys):
+    from ram.checkpoint import load_weights
+    from ram.model import build_model
+    from ram.train import _initial_weights
+
+    first = tmp_path / "first"
+    main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(first), "--no-progress"])
+    cfg = Train(glimpses=2, std=0.03, init=str(first)).config()
+    model = build_model(cfg.model)
+    load_weights(model, first / "model.safetensors")
+    start = _initial_weights(cfg)
+    assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
+    second = tmp_path / "second"
+    assert main(["train", "--epochs", "1", "--glimpses", "2", "--std", "0.03", "--init", str(first), "--threads", "1",
+                 "--out", str(second), "--no-progress"]) == 0
+    assert json.loads((second / "config.json").read_text())["train"]["init"] == str(first)
+    capsys.readouterr()
+    assert main(["train", "--glimpses", "2", "--hidden", "64", "--init", str(first), "--out", str(tmp_path / "x")]) == 2
+    assert f"init = '{first}': its network does not have this config's shapes" in capsys.readouterr().err
+    assert main(["train", "--glimpses", "2", "--init", "no-such-model", "--out", str(tmp_path / "y")]) == 2
+    assert "init = 'no-such-model'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any work
 
 
 def test_bench_json(tiny_digits, capsys):

@@ -9,8 +9,11 @@ from ram import hub, presets
 from ram.model import build_model
 
 
-@pytest.mark.parametrize("test_json, protocol", [({"error": 1.5, "mc_samples": 10, "epochs": 3}, 10),
-                                                 ({"error": 2.5, "epochs": 3}, 0)])  # older runs: policy means only
+@pytest.mark.parametrize("test_json, protocol", [
+    ({"error": 1.5, "protocol": "one episode along the policy means", "mc_samples": 10, "epochs": 3},
+     "one episode along the policy means"),
+    ({"error": 2.5, "mc_samples": 10, "epochs": 3}, "mean of 10 sampled episodes"),  # test.json before the protocol
+])
 def test_publish_records_weights_and_test_protocol(tmp_path, monkeypatch, test_json, protocol):
     monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
     cfg = presets.resolve("mnist", model={"glimpses": 2})
@@ -18,7 +21,7 @@ def test_publish_records_weights_and_test_protocol(tmp_path, monkeypatch, test_j
     ckpt.export_model(run, build_model(cfg.model), cfg)
     (run / "test.json").write_text(json.dumps(test_json))
     entry = hub.publish(run, "tiny")
-    assert entry["test_error"] == test_json["error"] and entry["test_mc_samples"] == protocol
+    assert entry["test_error"] == test_json["error"] and entry["test_protocol"] == protocol
     assert entry["sha256"] == ckpt.sha256(tmp_path / "pretrained" / "tiny.safetensors")
     model, loaded = hub.load_pretrained("tiny")
     assert loaded == cfg
@@ -31,4 +34,26 @@ def test_every_shipped_model_was_trained_with_its_rows_command():
 
     for name, entry in hub.manifest().items():
         cfg = RunConfig.from_dict(entry["config"])
-        assert cfg.differences(BY_NAME[name].config()) == [], name
+        # init names where a second phase read its first phase's weights: the shipped model it continued, or in a
+        # replay the replay's own first-phase folder
+        replay = BY_NAME[name].config()
+        assert [d for d in cfg.differences(replay) if not d.startswith("train.init")] == [], name
+        assert bool(cfg.train.init) == bool(BY_NAME[name].then), name
+
+
+def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkeypatch):
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
+    cfg = presets.resolve("mnist", model={"glimpses": 2})
+    first = tmp_path / "first"
+    ckpt.export_model(first, build_model(cfg.model), cfg)
+    (first / "test.json").write_text(json.dumps({"error": 3.0, "epochs": 100, "train_seconds": 500.0}))
+    hub.publish(first, "tiny")
+    # the second phase continues the shipped model under its own name, which the new weights then replace
+    second_cfg = presets.resolve("mnist", model={"glimpses": 2, "std": 0.05}, train={"init": "tiny"})
+    second = tmp_path / "second"
+    ckpt.export_model(second, build_model(second_cfg.model), second_cfg)
+    (second / "test.json").write_text(json.dumps({"error": 2.0, "epochs": 20, "train_seconds": 100.0}))
+    entry = hub.publish(second, "tiny")
+    assert entry["phases"] == [{"epochs": 100, "train_seconds": 500.0}, {"epochs": 20, "train_seconds": 100.0}]
+    assert entry["epochs"] == 120 and entry["train_seconds"] == 600.0
+    assert hub.run_info(pretrained="tiny")["phases"] == entry["phases"]

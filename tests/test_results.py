@@ -9,7 +9,13 @@ def test_table_rows_come_from_result_files(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     (results / "mnist-g6.json").write_text(json.dumps(
-        {"error": 0.62, "error_policy_means": 1.05, "epochs": 100, "train_seconds": 900, "pretrained": "mnist-g6"}))
+        {"error": 1.05, "error_averaged": 0.62, "mc_samples": 10, "epochs": 100, "train_seconds": 900,
+         "pretrained": "mnist-g6"}))
+    (results / "mnist-g4.json").write_text(json.dumps(  # two phases: the second started from the first's weights
+        {"error": 1.49, "error_averaged": 0.72, "mc_samples": 10, "epochs": 108, "train_seconds": 600,
+         "phases": [{"epochs": 100, "train_seconds": 540}, {"epochs": 8, "train_seconds": 60}]}))
+    (results / "mnist-convnet.json").write_text(json.dumps(
+        {"error": 0.76, "error_averaged": 0.76, "mc_samples": 10, "epochs": 30, "train_seconds": 60}))
     (results / "mnist-cluttered-100-g8.json").write_text(json.dumps(
         {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59}))
     readme = tmp_path / "README.md"
@@ -18,7 +24,9 @@ def test_table_rows_come_from_result_files(tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro") and text.endswith("rest\n")
     mnist = next(line for line in text.splitlines() if "`mnist-g6`" in line)
-    assert "**0.62**" in mnist and "| 1.05 |" in mnist and "| 1.29 | 1.12 |" in mnist and "15 min" in mnist
+    assert "**1.05**" in mnist and "| 0.62 |" in mnist and "| 1.29 | 1.12 |" in mnist and "15 min" in mnist
+    assert "| 100 + 8 |" in next(line for line in text.splitlines() if "`mnist-g4`" not in line and "4 glimpses" in line)
+    assert "| **0.76** | – |" in next(line for line in text.splitlines() if "convnet, 2 layers" in line)
     clutter = next(line for line in text.splitlines() if "100x100" in line)
     assert "37 of 40" in clutter and "59 s" in clutter and "| 8.10 |" in clutter
     assert not update_readme(readme, results)  # idempotent

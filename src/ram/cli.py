@@ -76,6 +76,9 @@ class Train:
     precision: Literal["fp32", "bf16"] | None = None
     """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
     seed: int | None = None
+    init: str | None = None
+    """Start from these weights: a shipped model's name or a run folder with the same network (a second phase of
+    training, e.g. `--init mnist-g6 --std 0.03`)."""
     train_size: int | None = None
     """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
     epoch_games: int | None = None
@@ -108,7 +111,7 @@ class Train:
                      reinforce_core=self.reinforce_core, detach_location=self.detach_location, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
-                     precision=self.precision, seed=self.seed, reward=self.reward, entropy_weight=self.entropy_weight)
+                     precision=self.precision, seed=self.seed, init=self.init, reward=self.reward, entropy_weight=self.entropy_weight)
         task = dict(train_size=self.train_size, epoch_games=self.epoch_games, val_games=self.val_games)
         return presets.resolve(self.preset, task=task, model=model, train=train)
 
@@ -149,8 +152,9 @@ class Eval:
     pretrained: str | None = None
     """A shipped model (see `ram eval --list`)."""
     mc_samples: int | None = None
-    """M > 0 averages the class probabilities of M sampled episodes; 0 follows the policy means. Default: the
-    model's recipe (eval_mc_samples, 10 for the presets). The JSON always gives the policy-means error too."""
+    """The headline error is one episode per image along the policy means (the paper's cost); M > 0 also reports
+    error_averaged, the class probabilities of M sampled episodes averaged (M times the glimpses). Default: the
+    model's recipe (eval_mc_samples, 10 for the presets)."""
     seed: int = 0
     """Seed of the generated test set (translated, cluttered) and of Monte-Carlo sampling; 0 is the standard set."""
     split: Literal["test", "val"] = "test"
@@ -201,11 +205,11 @@ class Eval:
                   f"({self.split} games, seed {self.seed}, policies' modes); with sampled moves and glimpses: "
                   f"{metrics['catch_rate_sampled']:.2f}%")
         else:
-            mc_samples = metrics["mc_samples"]
-            mode = f"mean of {mc_samples} sampled episodes" if mc_samples else "policy means"
-            print(f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
-                  f"({metrics['n']} images, {mode}, seed {self.seed}); policy means alone: "
-                  f"{metrics['error_policy_means']:.2f}%")
+            line = (f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
+                    f"({metrics['n']} images, seed {self.seed}, {metrics['protocol']})")
+            if "error_averaged" in metrics:
+                line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
+            print(line)
 
 
 @dataclass

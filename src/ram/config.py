@@ -242,6 +242,9 @@ class TrainConfig:
     the core run in bfloat16, while the weights, optimiser state, sensor, policy, heads and losses stay float32; other
     models run autocast's bf16 ops. Evaluation is always float32."""
     seed: int = 0
+    init: str = ""
+    """Start from these weights, not random ones: a shipped model's name or a run folder whose network has the same
+    shapes (a second phase of training, e.g. with a narrower location std). Empty: random initial weights."""
     eval_batch_size: int = 1000
     eval_mc_samples: int = 10
     """Episodes averaged per test image in the reported test error (`ram eval` default); 0 follows the policy means."""

@@ -84,7 +84,7 @@ def load_run(*, checkpoint: Path | None = None, pretrained: str | None = None) -
     return model, cfg, str(checkpoint)
 
 
-_RUN_INFO = ("epochs", "planned_epochs", "train_seconds")
+_RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases")
 
 
 def run_info(source_folder: Path | None = None, pretrained: str | None = None) -> dict:
@@ -114,18 +114,23 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     target = PRETRAINED / f"{name}.safetensors"
     data = ckpt.weights_bytes(model.half(), cfg) if float16 else (folder / "model.safetensors").read_bytes()
-    ckpt.atomic_write(target, data)
     entries = manifest()
+    own = {k: test.get(k) for k in ("epochs", "train_seconds")}
+    phases = [own]
+    if cfg.train.init in entries:  # a second phase from a shipped model: the row's cost is both phases'
+        base = entries[cfg.train.init]
+        phases = [*base.get("phases", [{k: base.get(k) for k in own}]), own]
+    ckpt.atomic_write(target, data)
     entries[name] = {
         "file": target.name,
         "sha256": ckpt.sha256(target),
         "test_error": test["error"],
-        # how test_error was measured: episodes averaged per image, 0 = along the policy means (older runs' test.json
-        # hold only that); `ram eval --pretrained NAME` reports both
-        "test_mc_samples": test.get("mc_samples", 0),
-        "epochs": test.get("epochs"),
+        # how test_error was measured (older runs' test.json averaged 10 sampled episodes and say so by mc_samples)
+        "test_protocol": test.get("protocol", f"mean of {test.get('mc_samples', 0)} sampled episodes"),
+        "epochs": sum(p["epochs"] or 0 for p in phases) if len(phases) > 1 else own["epochs"],
         "planned_epochs": test.get("planned_epochs"),  # set when the run was stopped before its schedule ended
-        "train_seconds": test.get("train_seconds"),
+        "train_seconds": sum(p["train_seconds"] or 0 for p in phases) if len(phases) > 1 else own["train_seconds"],
+        **({"phases": phases} if len(phases) > 1 else {}),
         "float16": float16,
         "config": cfg.to_dict(),
     }

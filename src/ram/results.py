@@ -36,6 +36,9 @@ class Row:
     """The row's own recurrent core; "" keeps the preset's (the paper's ReLU RNN)."""
     seed_repo: float | None = None
     """The founding repository's own number for the row (seed 000's hard attention, seed 002's Catch)."""
+    then: tuple[str, ...] = ()
+    """`ram train` arguments of a second phase that starts from the first phase's weights (e.g. a narrower location
+    std, which serves the one-episode protocol); () when the row trains in one phase."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
@@ -49,11 +52,16 @@ class Row:
                 args += [flag, str(value)]
         return args
 
+    def phase_args(self, first_phase: str) -> list[str]:
+        """The second phase's `ram train` arguments, starting from the weights in `first_phase`."""
+        return [*self.train_args(), *self.then, "--init", first_phase]
+
     def config(self) -> RunConfig:
-        """The config `ram train` builds from `train_args()`: the one the row's shipped weights must carry."""
+        """The config `ram train` builds from the row's arguments: the one its shipped weights must carry (but for
+        `init`, which names where a second phase read its first phase's weights)."""
         from .cli import Train
 
-        return tyro.cli(Train, args=self.train_args()).config()
+        return tyro.cli(Train, args=self.phase_args("") if self.then else self.train_args()).config()
 
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
@@ -141,7 +149,9 @@ def _duration(seconds: float | None) -> str:
 
 
 def _epochs(r: dict) -> str:
-    """Epochs trained; "37 of 40" for a run stopped before its schedule ended."""
+    """Epochs trained; "37 of 40" for a run stopped before its schedule ended; "250 + 20" for two phases."""
+    if "phases" in r:
+        return " + ".join(str(p["epochs"]) for p in r["phases"])
     if "epochs" not in r:
         return "–"
     planned = r.get("planned_epochs")
@@ -174,12 +184,14 @@ def _architecture(row: Row) -> str:
 def table(results: dict[str, dict]) -> str:
     """A Markdown table: one line per row that has a result, beside paper A and B.
 
-    "this project" is the error as `ram eval` reports it by default (the mean class probabilities of
-    eval_mc_samples sampled episodes, 10 for the presets); "policy means" is one deterministic episode. "seed repo"
-    is the founding repository's own number where the row reproduces one of them.
+    "one episode" is the headline, the paper's protocol and cost: one episode of T glimpses per image along the
+    policy means (`ram eval`'s "error"). The next column averages the class probabilities of M sampled episodes, M x T
+    glimpses ("error_averaged"; "–" for the baselines without a policy). "seed repo" is the founding repository's own
+    number where the row reproduces one of them.
     """
     lines = [
-        "| task | model | this project | policy means | paper A | paper B | seed repo | epochs | train time |",
+        "| task | model | this project, one episode | 10 episodes averaged (10×T glimpses) | paper A | paper B | "
+        "seed repo | epochs | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ROWS:
@@ -188,9 +200,12 @@ def table(results: dict[str, dict]) -> str:
             continue
         model = _model(row)
         pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+        averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
+        if averaged is not None and r.get("mc_samples") != 10:
+            raise ValueError(f"results for {row.name}: averaged over {r.get('mc_samples')} episodes, the column says 10")
         lines.append(
             f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
-            f"{_fmt(r.get('error_policy_means'))} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
+            f"{_fmt(averaged)} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
             f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_duration(r.get('train_seconds'))} |"
         )
     return "\n".join(lines)
@@ -211,7 +226,9 @@ def update_readme(readme: Path, results_dir: Path) -> bool:
 
 def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results") -> list[list[str]]:
     out = f"{out_root}/{row.name}"
-    return [
-        ["ram", "train", *row.train_args(), "--out", out],
-        ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"],
-    ]
+    train = [["ram", "train", *row.train_args(), "--out", out]]
+    if row.then:
+        first = f"{out}-phase1"
+        train = [["ram", "train", *row.train_args(), "--out", first],
+                 ["ram", "train", *row.phase_args(first), "--out", out]]
+    return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"]]

@@ -225,11 +225,14 @@ def fit(
     dev = _set_up(device, threads, dist)
     _check_out(out, resume)
     saved = _resume_state(out, cfg) if resume else None
-
     tc = cfg.train
+    start_from = _initial_weights(cfg) if tc.init and saved is None else None
+
     seed_everything(tc.seed)  # the same initial weights on every rank
     task = make_task(cfg, data=data, progress=progress and dist.main)
     model = build_model(cfg.model).to(dev)
+    if start_from is not None:
+        model.load_state_dict(start_from)
     optimizer = make_optimizer(model, tc)
     steps_per_epoch = task.batches_per_epoch(tc.batch_size) // dist.world
     total_steps = steps_per_epoch * tc.epochs
@@ -251,6 +254,25 @@ def fit(
         td.barrier()
         td.destroy_process_group()
     return result
+
+
+def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """The weights `init` names (a shipped model or a run folder), checked against this run's network before any
+    data is loaded."""
+    from .hub import load_run
+
+    source = Path(cfg.train.init)
+    try:
+        base, _, _ = load_run(**({"checkpoint": source} if source.is_dir() else {"pretrained": cfg.train.init}))
+    except (ConfigError, ckpt.CheckpointError) as e:
+        raise ConfigError(f"init = {cfg.train.init!r}: {e}") from None
+    weights = base.state_dict()
+    mine = build_model(cfg.model).state_dict()
+    wrong = [k for k in mine if k not in weights or weights[k].shape != mine[k].shape]
+    if wrong or len(weights) != len(mine):
+        raise ConfigError(f"init = {cfg.train.init!r}: its network does not have this config's shapes "
+                          f"(differs at {', '.join(wrong[:3]) or 'its set of weights'})")
+    return weights
 
 
 def _set_up(device: str, threads: int | None, dist: "Distributed") -> torch.device:
