@@ -218,6 +218,8 @@ def _bad_values(kind, default=None) -> list:
         return [-1.0, math.nan, math.inf, "0.1", None, False]
     if kind is bool:
         return [1, "yes", None]
+    if kind == tuple[str, ...]:  # class names: JSON's list is turned into a tuple by from_dict, not here
+        return [["cat", "dog"], ("cat", 3), "cat", ("cat", "dog")]  # the last: mnist names its own classes
     assert kind is str, kind
     return [3] if default == "" else ["", 3]  # a field whose default is "" takes "" as "none" (train.init)
 

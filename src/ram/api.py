@@ -33,11 +33,12 @@ class Prediction(NamedTuple):
     step_probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
     locations: torch.Tensor  # [B, T, 2] each glimpse's centre as (x, y) in [-1, 1], (-1, -1) the top-left corner
     pixels: torch.Tensor  # [B, T, 2] the same centre in pixels, (column, row) from the top-left corner
+    classes: tuple[str, ...] = ()  # the name of each class, by label (`Model.classes`)
 
     @property
     def names(self) -> list[str]:
-        """The predicted classes' names (MNIST: the digits)."""
-        return [str(int(label)) for label in self.labels]
+        """The predicted classes' names (MNIST: the digits; your own images: their folder names)."""
+        return [self.classes[int(label)] if self.classes else str(int(label)) for label in self.labels]
 
 
 class Model:
@@ -53,6 +54,11 @@ class Model:
     @property
     def image_size(self) -> int:
         return self.cfg.model.image_size
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The name of each class, by label: MNIST's digits, Fashion-MNIST's names, or your folders' names."""
+        return self.cfg.task.labels
 
     def __repr__(self) -> str:
         m = self.cfg.model
@@ -76,7 +82,8 @@ class Model:
         first = episodes[0]
         probs = torch.stack([F.softmax(ep.logits, dim=-1) for ep in episodes]).mean(0)
         return Prediction(labels=probs.argmax(-1), probs=probs, step_probs=F.softmax(first.step_logits, dim=-1),
-                          locations=first.locations, pixels=(first.locations + 1) * (self.image_size / 2))
+                          locations=first.locations, pixels=(first.locations + 1) * (self.image_size / 2),
+                          classes=self.classes)
 
     @torch.no_grad()
     def glimpses(self, images: Any) -> torch.Tensor:

@@ -27,6 +27,16 @@ class Train:
 
     preset: str = "mnist"
     """Experiment to run (see `ram presets`)."""
+    data: str | None = None
+    """Train the preset's recipe on other images: a folder (PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., or
+    PATH/<class>/... of which 20% of each class is held out for testing), an .npz (x_train, y_train, x_test, y_test,
+    optional classes), or a dataset by name (mnist, fashion). Grey or RGB, any size (see --image-size)."""
+    image_size: int | None = None
+    """--data: the side every image is brought to, scaled to fit keeping its aspect and padded with black. Default:
+    the larger side of the first training image."""
+    val_size: int | None = None
+    """Validation images taken from the end of the training set. Default: 10,000, or for --data PATH a sixth of the
+    training images, at most 10,000."""
     model: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] | None = None
     """Model family: RAM or a baseline (the paper's for classification; screen and random-agent for Catch)."""
     glimpses: int | None = None
@@ -113,7 +123,19 @@ class Train:
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      precision=self.precision, seed=self.seed, init=self.init, reward=self.reward, entropy_weight=self.entropy_weight)
         task = dict(train_size=self.train_size, epoch_games=self.epoch_games, val_games=self.val_games)
-        return presets.resolve(self.preset, task=task, model=model, train=train)
+        by_name = self.data in ("mnist", "fashion")
+        if by_name or self.data is None:
+            if self.image_size is not None:
+                raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
+            task |= dict(dataset=self.data, val_size=self.val_size)
+        cfg = presets.resolve(self.preset, task=task, model=model, train=train)
+        if self.data is None or by_name:
+            return cfg
+        from .data import images
+
+        _positive("image_size", self.image_size)
+        source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
+        return images.configure(cfg, source, val_size=self.val_size, progress=self.progress)
 
     def run(self) -> None:
         from .train import fit, resolve_device
@@ -352,7 +374,7 @@ class Viz:
             data = TaskData(cfg.task, seed=cfg.train.seed)
             split = data.test(self.seed) if self.split == "test" else data.val()
             seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
-            paths = render(model, split, self.out, n=self.n or 16, seed=self.seed)
+            paths = render(model, split, self.out, n=self.n or 16, seed=self.seed, classes=cfg.task.labels)
         else:  # a game has no data set: the games are played here
             seed_everything(self.seed)
             paths = render_catch(model, cfg, self.out, games=self.n or 4, seed=self.seed)
@@ -404,6 +426,24 @@ class Sweep:
 
 
 @dataclass
+class ExportFolder:
+    """Write a built-in dataset as a folder of PNGs, OUT/train/<class>/NNNNN.png and OUT/test/<class>/NNNNN.png with
+    the class names as folder names: the layout `ram train --data OUT` reads, for trying it on real images."""
+
+    out: Path
+    """The folder to make; it must not exist."""
+    dataset: Literal["fashion", "mnist"] = "fashion"
+    progress: bool = True
+
+    def run(self) -> None:
+        from .data import images, load
+
+        n = images.export_folder(load(self.dataset, progress=self.progress), images.BUILT_IN_CLASSES[self.dataset],
+                                 self.out, progress=self.progress)
+        print(f"wrote {n} images of {self.dataset} into {self.out}")
+
+
+@dataclass
 class Serve:
     """Start a page to play with on http://HOST:PORT: draw a digit and watch a model's glimpses, or watch the Catch
     agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
@@ -450,7 +490,8 @@ def _positive(name: str, value) -> None:
 
 
 COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
-            "results": Results, "viz": Viz, "sweep": Sweep, "serve": Serve}
+            "results": Results, "viz": Viz, "sweep": Sweep, "export-folder": ExportFolder,
+            "serve": Serve}
 
 
 def main(argv: list[str] | None = None) -> int:

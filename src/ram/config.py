@@ -43,14 +43,31 @@ def _check_types(cfg: Any) -> None:
             _require(isinstance(value, str), f.name, value, "must be a string")
         elif kind is bool:
             _require(isinstance(value, bool), f.name, value, "must be true or false")
+        elif kind == tuple[str, ...]:
+            _require(isinstance(value, tuple) and all(isinstance(v, str) for v in value), f.name, value,
+                     "must be a tuple of strings")
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+"""Fashion-MNIST's labels 0..9, by name."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """What the model sees: a dataset and how digits are placed on the canvas, or the game of Catch."""
+    """What the model sees: a dataset and how digits are placed on the canvas, your own images, or the game of Catch."""
 
-    dataset: Literal["mnist", "fashion", "catch"] = "mnist"
-    """mnist and fashion are classification; catch is the paper's game (`ram.envs.Catch`), played on the canvas."""
+    dataset: Literal["mnist", "fashion", "images", "catch"] = "mnist"
+    """mnist and fashion are classification; images are your own (`source`, `ram train --data PATH`); catch is the
+    paper's game (`ram.envs.Catch`), played on the canvas."""
+    source: str = ""
+    """images: the folder or .npz file they are read from (`ram.data.images`), as given to `ram train --data`."""
+    class_names: tuple[str, ...] = ()
+    """images: the name of each label, from the folder names or the .npz; () for mnist and fashion, whose names are
+    known (`labels`)."""
+    test_fraction: float = 0.2
+    """images in a folder with no train/ and test/: the share of each class held out for testing, drawn with a fixed
+    seed (the same images for every run on the same folder)."""
     canvas: int = 28
     """Side of the square image. 28 is the plain dataset; larger canvases place the digit at random. Catch: the
     screen (24 in the paper)."""
@@ -68,13 +85,27 @@ class TaskConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        _require(self.dataset in ("mnist", "fashion", "catch"), "dataset", self.dataset,
-                 "must be 'mnist', 'fashion' or 'catch'")
+        _require(self.dataset in ("mnist", "fashion", "images", "catch"), "dataset", self.dataset,
+                 "must be 'mnist', 'fashion', 'images' or 'catch'")
         _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
         _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
+        _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
+        _require((self.source != "") == (self.dataset == "images"), "source", self.source,
+                 "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")
         if self.dataset == "catch":
             _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
             return
+        if self.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
+            _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")
+            _require(len(set(self.class_names)) == len(self.class_names), "class_names", self.class_names,
+                     "must be distinct")
+            _require(self.canvas >= 1, "canvas", self.canvas, "must be >= 1")
+            _require(self.pieces == 0, "pieces", self.pieces, "clutter is cut from MNIST digits; your own images "
+                     "take none")
+            _require(self.val_size >= 1 and self.train_size >= 0, "val_size", self.val_size, "must be >= 1")
+            return
+        _require(self.class_names == (), "class_names", self.class_names,
+                 f"{self.dataset} names its own classes (see labels)")
         _require(self.canvas >= 28, "canvas", self.canvas, "must be at least 28, the digit size")
         _require(self.pieces >= 0, "pieces", self.pieces, "must be >= 0")
         _require(1 <= self.piece_size <= 28, "piece_size", self.piece_size, "must be in 1..28")
@@ -90,8 +121,17 @@ class TaskConfig:
         return self.dataset != "catch"
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """The name of each class, by label: your images' class names, Fashion-MNIST's, or MNIST's digits."""
+        if self.class_names:
+            return self.class_names
+        if self.dataset == "fashion":
+            return FASHION_CLASSES
+        return tuple(str(d) for d in range(10)) if self.classifies else ()
+
+    @property
     def name(self) -> str:
-        if not self.classifies:
+        if self.dataset in ("catch", "images"):
             return self.dataset
         if self.canvas == 28 and self.pieces == 0:
             return "centred"
@@ -290,12 +330,15 @@ class RunConfig:
             self.model.image_size,
             f"does not match the {self.task.canvas}x{self.task.canvas} images of the task",
         )
-        # Both datasets are 10 classes of grey images; other sizes would fail in the loss or the first layer.
-        _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
+        if self.task.dataset == "images":
+            self._validate_images()
+        else:  # MNIST, Fashion-MNIST and Catch are grey; the two datasets have 10 classes
+            _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
         if self.task.classifies:
             _require(self.model.kind not in ("screen", "random-agent"), "model", self.model.kind,
                      "is a Catch baseline; classifiers are ram, fc, convnet, random-glimpses")
-            _require(self.model.classes == 10, "classes", self.model.classes, f"{self.task.dataset} has 10 classes")
+            n = len(self.task.labels)
+            _require(self.model.classes == n, "classes", self.model.classes, f"{self.task.dataset} has {n} classes")
             _require(self.model.actions == 0, "actions", self.model.actions, f"{self.task.dataset} is classified, "
                      "not played: it takes no actions")
         else:
@@ -310,6 +353,17 @@ class RunConfig:
                      "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
         return self
 
+    def _validate_images(self) -> None:
+        """Your own images: grey or RGB, and every glimpse scale within the image, checked before any is decoded."""
+        m, side = self.model, self.task.canvas
+        _require(m.channels in (1, 3), "channels", m.channels, "your images are grey (1) or RGB (3)")
+        largest = m.patch_size * 2 ** (m.scales - 1)
+        if m.kind in ("ram", "random-glimpses"):
+            _require(largest <= side, "patch_size", m.patch_size,
+                     f"with scales = {m.scales}, the largest glimpse patch_size * 2**(scales - 1) = {largest} is "
+                     f"larger than the {side}x{side} images: use a smaller --patch-size or fewer --scales, or a "
+                     f"larger --image-size")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -317,9 +371,12 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         """The validated config of a to_dict() result; fields added since it was written take their defaults."""
         try:
+            task = d["task"]
+            if isinstance(task, dict) and isinstance(task.get("class_names"), list):  # JSON turned the tuple to a list
+                task = {**task, "class_names": tuple(task["class_names"])}
             cfg = cls(
                 preset=d["preset"],
-                task=TaskConfig(**d["task"]),
+                task=TaskConfig(**task),
                 model=ModelConfig(**d["model"]),
                 train=TrainConfig(**d["train"]),
             )

@@ -39,10 +39,18 @@ class Row:
     then: tuple[str, ...] = ()
     """`ram train` arguments of a second phase that starts from the first phase's weights (e.g. a narrower location
     std, which serves the one-episode protocol); () when the row trains in one phase."""
+    data: str = ""
+    """The folder of images the row trains on (`ram train --data`); "" for the preset's dataset."""
+    export: str = ""
+    """The built-in dataset `ram export-folder` writes into `data` when it is missing (a worked example of --data)."""
+    title: str = ""
+    """The task column; "" takes the preset's (TASK_TITLES)."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
         args = ["--preset", self.preset]
+        if self.data:
+            args += ["--data", self.data]
         if self.model != "ram":
             args += ["--model", self.model]
         own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
@@ -117,6 +125,8 @@ ROWS: list[Row] = [
     Row("catch", "catch", "ram", 23, seed_repo=SEED_002),
     Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head", epochs=30),
     Row("catch-random", "catch", "random-agent", 23, note="random moves", epochs=1),
+    Row("fashion-g6", "mnist", "ram", 6, data="data/fashion-images", export="fashion",
+        title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
 ]
 BY_NAME = {r.name: r for r in ROWS}
 
@@ -204,7 +214,7 @@ def table(results: dict[str, dict]) -> str:
         if averaged is not None and r.get("mc_samples") != 10:
             raise ValueError(f"results for {row.name}: averaged over {r.get('mc_samples')} episodes, the column says 10")
         lines.append(
-            f"| {TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
+            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
             f"{_fmt(averaged)} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
             f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_duration(r.get('train_seconds'))} |"
         )
@@ -227,6 +237,8 @@ def update_readme(readme: Path, results_dir: Path) -> bool:
 def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results") -> list[list[str]]:
     out = f"{out_root}/{row.name}"
     train = [["ram", "train", *row.train_args(), "--out", out]]
+    if row.export and not Path(row.data).exists():
+        train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     if row.then:
         first = f"{out}-phase1"
         train = [["ram", "train", *row.train_args(), "--out", first],

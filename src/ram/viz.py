@@ -62,6 +62,11 @@ class Trace(NamedTuple):
     patch_size: int
     scales: int
     lattice: Lattice | None = None  # a saccade model's windows (ram.policies.Lattice); None for any point
+    classes: tuple[str, ...] = ()  # the name of each class, by label; () draws the label numbers
+
+    def name(self, label: int) -> str:
+        """A class's name ("Sandal"), or its number when the trace has no names."""
+        return self.classes[label] if self.classes else str(label)
 
     @property
     def preds(self) -> torch.Tensor:
@@ -81,7 +86,7 @@ class Trace(NamedTuple):
 
     def title(self, i: int) -> str:
         known = int(self.labels[i]) >= 0
-        return f"pred {int(self.preds[i])}" + (f" / true {int(self.labels[i])}" if known else "")
+        return f"pred {self.name(int(self.preds[i]))}" + (f" / true {self.name(int(self.labels[i]))}" if known else "")
 
 
 def takes_glimpses(model: torch.nn.Module) -> bool:
@@ -90,12 +95,13 @@ def takes_glimpses(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def trace(model, images, labels=None) -> Trace:
+def trace(model, images, labels=None, classes: Sequence[str] = ()) -> Trace:
     """Run a glimpse model on images following its policy means.
 
     model: a network (images uint8 [B, H, W] or float [B, C, H, W]) or a `ram.load(...)` model (images in any form
     its predict() takes: numpy arrays, PIL images, tensors). labels: [B], or None for images nobody labelled (their
-    pictures are drawn in blue, not green or red). The model is run in eval mode with sample=False, so the picture
+    pictures are drawn in blue, not green or red). classes: the name of each label for the titles (a `ram.load`
+    model brings its own). The model is run in eval mode with sample=False, so the picture
     shows the deterministic policy; its mode is restored afterwards (this is called from training hooks).
 
         model = ram.load("mnist-g6"); ram.viz.save(ram.viz.tracks(ram.viz.trace(model, my_images)), "tracks.png")
@@ -103,7 +109,7 @@ def trace(model, images, labels=None) -> Trace:
     from .api import Model
 
     if isinstance(model, Model):
-        images, model = model.images(images), model.module
+        images, model, classes = model.images(images), model.module, classes or model.classes
     if not takes_glimpses(model):
         raise ConfigError(
             f"model = {model.cfg.kind!r}: it reads the whole image and takes no glimpses, so there is nothing to draw; "
@@ -126,6 +132,7 @@ def trace(model, images, labels=None) -> Trace:
         patch_size=model.cfg.patch_size,
         scales=model.cfg.scales,
         lattice=getattr(getattr(model, "policy", None), "lattice", None),
+        classes=tuple(classes),
     )
 
 
@@ -227,7 +234,8 @@ def _grid(t: Trace, n: int, cols: int | None, draw, *, bar: float = 0.0) -> Figu
         draw(ax, t, i)
         colour = _hue(t.verdict(i))
         _frame(ax, colour)
-        ax.set_title(t.title(i), color=colour, fontsize=10, fontweight="bold")
+        title = t.title(i)
+        ax.set_title(title, color=colour, fontsize=10 if len(title) <= 22 else 8, fontweight="bold")
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(left=0.02, right=0.98, bottom=(bar + 0.05) / height if bar else 0.02, top=1 - 0.35 / height,
                         wspace=0.08, hspace=0.3)
@@ -346,7 +354,7 @@ def glimpse_panels(t: Trace, *, n: int = 3) -> Figure:
             a.tick_params(length=0, pad=1)
             for side in ("top", "right", "left"):
                 a.spines[side].set_visible(False)
-            a.text(0.5, 0.97, f"{top}: {float(p[top]):.0%}", transform=a.transAxes, ha="center", va="top",
+            a.text(0.5, 0.97, f"{t.name(top)}: {float(p[top]):.0%}", transform=a.transAxes, ha="center", va="top",
                    fontsize=8, color=_hue(hit), fontweight="bold")
             a.set_ylim(0, 1.3)  # headroom for that label
     return fig
@@ -428,9 +436,9 @@ def frames(t: Trace, *, n: int = 4, zoom: int | None = None) -> list[Image.Image
             p = t.probs[i, step]
             guess = int(p.argmax())
             colour = _rgb255(_hue(t.verdict(i, guess)))
-            truth = f"   true {int(t.labels[i])}" if int(t.labels[i]) >= 0 else ""
+            truth = f"   true {t.name(int(t.labels[i]))}" if int(t.labels[i]) >= 0 else ""
             draw.text((left + 4, 3), f"glimpse {step + 1}/{T}{truth}", fill=(230, 230, 230), font=small)
-            draw.text((left + 4, 21), f"guess {guess}  ({float(p[guess]):.0%})", fill=colour, font=font)
+            draw.text((left + 4, 21), f"guess {t.name(guess)}  ({float(p[guess]):.0%})", fill=colour, font=font)
             # Drawn on the image alone, so boxes reaching past its edge are cut there and never cover the text.
             panel = big[i].copy()
             if t.lattice is not None:  # under the current window's box
@@ -727,15 +735,16 @@ def pick(split: Split, n: int, *, seed: int = 0) -> Split:
     return Split(split.images[index], split.labels[index])
 
 
-def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed: int = 0) -> list[Path]:
+def render(model: torch.nn.Module, split: Split, out: Path, *, n: int = 16, seed: int = 0,
+           classes: Sequence[str] = ()) -> list[Path]:
     """tracks.png (n images), glimpses.png (the first 3) and glimpses.gif (the first 4) into the folder out; for a
-    saccade model also saccades.png (the n images)."""
+    saccade model also saccades.png (the n images). classes: the name of each label, for the titles."""
     if n < 1:
         raise ConfigError(f"n = {n}: must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = pick(split, max(n, 4), seed=seed)
-    t = trace(model, images, labels)
+    t = trace(model, images, labels, classes)
     return [
         save(tracks(t, n=n), out / "tracks.png"),
         *([save(saccades(t, n=n), out / "saccades.png")] if t.lattice is not None else []),
@@ -761,7 +770,7 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
             save(curves(out / "metrics.csv"), curves_png)
         if event == "end" and takes_glimpses(model) and hasattr(task, "data"):  # a classification task's images
             test = task.data.test(0)
-            t = trace(model, test.images[:16], test.labels[:16])
+            t = trace(model, test.images[:16], test.labels[:16], task.cfg.task.labels)
             save(tracks(t), out / "tracks.png")
             if t.lattice is not None:
                 save(saccades(t), out / "saccades.png")

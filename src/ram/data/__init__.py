@@ -1,4 +1,5 @@
-"""Data for a task: the digits, a validation split from train, the test set, and freshly placed training batches.
+"""Data for a task: the digits (or your own images, `ram.data.images`), a validation split from train, the test set,
+and freshly placed training batches.
 
 Training draws new placements for every batch, from a generator seeded by (seed, epoch, batch), so a run resumed
 mid-epoch sees the same images it would have seen. Validation and test images are fixed functions of a seed: the
@@ -12,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..config import TaskConfig
+from ..config import ConfigError, TaskConfig
 from . import mnist
 from .mnist import DataError, Digits, data_dir, load
 from .tasks import generator, place
@@ -23,13 +24,13 @@ TRAIN, VAL, TEST = 1, 2, 3  # stream ids for seeding
 
 
 class Split(NamedTuple):
-    images: torch.Tensor  # uint8 [N, H, W]
+    images: torch.Tensor  # uint8 [N, H, W] (MNIST) or [N, C, H, W] (your own images, C = 1 or 3)
     labels: torch.Tensor  # int64 [N]
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, H, W] -> float32 [B, 1, H, W] in [0, 1]."""
-    return images[:, None].float().div_(255.0)
+    """uint8 [B, H, W] or [B, C, H, W] -> float32 [B, C, H, W] in [0, 1] (C = 1 for [B, H, W])."""
+    return (images[:, None] if images.dim() == 3 else images).float().div_(255.0)
 
 
 class TaskData:
@@ -37,8 +38,11 @@ class TaskData:
         task.validate()
         self.task = task
         self.seed = seed
-        d = digits if digits is not None else mnist.load(task.dataset, progress=progress)
+        d = digits if digits is not None else _load(task, progress=progress)
         n_train = d.train_images.shape[0] - task.val_size
+        if n_train < 1:
+            raise ConfigError(f"val_size = {task.val_size}: leaves none of the {d.train_images.shape[0]} training "
+                              f"images of {task.source or task.dataset} to train on")
         self._val_digits = Split(d.train_images[n_train:], d.train_labels[n_train:])
         n_train = min(task.train_size, n_train) if task.train_size else n_train
         self.train = Split(d.train_images[:n_train], d.train_labels[:n_train])
@@ -92,3 +96,11 @@ class TaskData:
             idx = order[b * batch_size : (b + 1) * batch_size]
             images = self._place(self.train.images[idx], generator(self.seed, TRAIN, epoch, b), idx)
             yield to_float(images), self.train.labels[idx]
+
+
+def _load(task: TaskConfig, *, progress: bool) -> Digits:
+    if task.dataset == "images":
+        from .images import open_task
+
+        return open_task(task, progress=progress)
+    return mnist.load(task.dataset, progress=progress)

@@ -45,10 +45,11 @@ def place(
 
     digits: uint8 [N, 28, 28]. pool: uint8 [M, 28, 28], the training digits clutter is cut from (default: digits).
     pool_index: [N] index of each digit inside the pool, so its clutter comes from *other* digits; None when the
-    digits are not in the pool (validation and test images). Returns uint8 [N, canvas, canvas].
+    digits are not in the pool (validation and test images). Returns uint8 [N, canvas, canvas]. Images already of
+    the canvas's side with no clutter are returned as they are (your own images: [N, C, canvas, canvas]).
     """
     N = digits.shape[0]
-    if canvas == DIGIT and pieces == 0:
+    if canvas == digits.shape[-1] and pieces == 0:
         return digits
     top = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)
     left = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)

@@ -1,0 +1,517 @@
+"""Your own images: a folder of class folders or an .npz file, decoded once into a uint8 cache on disk, read from there.
+
+Sources (`ram train --data PATH`)
+  folder  PATH/train/<class>/*.png|jpg|... and PATH/test/<class>/..., or PATH/<class>/... of which a fixed share of
+          each class (TaskConfig.test_fraction, 20%) is held out for testing, drawn with a fixed seed: the same
+          images for every run on the same folder. Classes are the folder names, sorted; images in subfolders of a
+          class folder belong to it; hidden files and files of other types are skipped.
+  npz     x_train, y_train, x_test, y_test, and optionally classes (one name per label; else "0".."K-1").
+          x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3.
+
+Every image is brought to size x size, `size` being --image-size or, by default, the larger side of the first training
+image (in sorted order): an image of another size is scaled to fit, keeping its aspect, and padded with black (the
+zeros the sensor reads off the image). Channels come from the data: grey when every image is grey, else RGB, grey
+images then converted (a notice names them).
+
+The cache, {data_dir()}/images/{name}-{key}/, holds train_x.npy, train_y.npy, test_x.npy, test_y.npy and meta.json;
+images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths, sizes and modification times of the
+files (of an .npz, its size and time), the image size and the test split: a changed folder is decoded again, an
+unchanged one never is. It is written into a temp folder renamed into place at the end, so it is complete or absent;
+a temp folder left by a killed process is removed by the next one. The arrays are opened with mmap_mode="r": a batch
+is read from disk (through the page cache, which the system frees under pressure) and memory grows with the batch,
+not the dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import filelock
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..config import FASHION_CLASSES, ConfigError, RunConfig, TaskConfig
+from .mnist import DataError, Digits, data_dir
+
+__all__ = ["Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_task", "with_channels"]
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+_FORMAT = 1  # bump when the cache's layout changes: old entries are then never read
+_SPLIT_STREAM = 0x5E7  # seed of the held-out test images of a flat folder
+_ORDER_STREAM = 0x0D3  # seed of the order the images are stored in
+_SHOWN = 5  # files named in a notice or an error about many
+
+
+class Source(NamedTuple):
+    """What a look at the files says, before any image is decoded."""
+
+    path: Path
+    kind: str  # "folder" or "npz"
+    classes: tuple[str, ...]
+    channels: int  # 1 (grey) or 3 (RGB)
+    size: int  # the side every image is brought to
+    size_from: str  # where size came from, for messages: "--image-size" or the first image's file
+    n_train: int
+    n_test: int
+    key: str  # the cache entry: {name}-{hash}
+    train: list[tuple[str, int]] = []  # folder: (relative path, label); empty when the cache has them
+    test: list[tuple[str, int]] = []
+    grey: list[str] = []  # folder: grey files among colour ones, converted to RGB
+
+    @property
+    def cache(self) -> Path:
+        return data_dir() / "images" / self.key
+
+
+def notice(message: str) -> None:
+    print(f"ram: notice: {message}", file=sys.stderr)
+
+
+def _few(files: list[str]) -> str:
+    more = f" and {len(files) - _SHOWN} more" if len(files) > _SHOWN else ""
+    return ", ".join(files[:_SHOWN]) + more
+
+
+# Looking at the files -------------------------------------------------------------------------------------------------
+
+def inspect(path: str | Path, *, size: int = 0, test_fraction: float = 0.2) -> Source:
+    """Classes, channels, image size and counts of a folder or an .npz, and its cache key, with no image decoded.
+
+    size = 0 takes the larger side of the first training image. Lists and stats every file and reads one header;
+    the channels of a folder not decoded yet stay 0 until `with_channels` reads every header. Raises DataError naming
+    the file or folder at fault.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data = {str(path)!r}: no such folder or file")
+    if path.is_file():
+        if path.suffix != ".npz":
+            raise DataError(f"data = {str(path)!r}: a file must be an .npz holding x_train, y_train, x_test, y_test")
+        return _inspect_npz(path, size=size)
+    return _inspect_folder(path, size=size, test_fraction=test_fraction)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _class_folders(root: Path) -> list[Path]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{root}: no class folders; expected {root}/<class>/*.png (or train/ and test/ of them)")
+    return folders
+
+
+def _listing(root: Path, folders: list[Path], classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    """(file, label) of every image under the class folders; an empty class folder is an error naming it."""
+    out = []
+    for folder in folders:
+        if folder.name not in classes:
+            raise DataError(f"{folder}: class {folder.name!r} is not among the training classes {', '.join(classes)}")
+        files = _images_in(folder)
+        if not files:
+            raise DataError(f"{folder}: an empty class folder (no {'/'.join(e[1:] for e in EXTENSIONS[:3])} images); "
+                            "remove it or add its images")
+        out += [(f, classes.index(folder.name)) for f in files]
+    return out
+
+
+def _held_out(listing: list[tuple[Path, int]], fraction: float) -> tuple[list, list]:
+    """A flat folder's (train, test): round(fraction * n) images of each class with n >= 2 for testing, drawn with a
+    fixed seed, so the same folder always gives the same split."""
+    gen = np.random.default_rng(_SPLIT_STREAM)
+    labels = np.array([label for _, label in listing])
+    test = np.zeros(len(listing), dtype=bool)
+    for label in np.unique(labels):
+        index = np.flatnonzero(labels == label)
+        k = min(len(index) - 1, max(1, round(fraction * len(index)))) if len(index) >= 2 else 0
+        test[gen.permutation(index)[:k]] = True
+    return [x for x, t in zip(listing, test) if not t], [x for x, t in zip(listing, test) if t]
+
+
+def _shuffled(items: list) -> list:
+    """items in a fixed random order: a folder lists its classes one after the other, and the validation images
+    (the end of the training set), --train-size (its start) and the pictures (the first test images) need them mixed."""
+    return [items[i] for i in np.random.default_rng(_ORDER_STREAM).permutation(len(items))]
+
+
+def _inspect_folder(root: Path, *, size: int, test_fraction: float) -> Source:
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    if (root / "train").is_dir() != (root / "test").is_dir():
+        have, lack = ("train", "test") if (root / "train").is_dir() else ("test", "train")
+        raise DataError(f"{root}: has {have}/ but no {lack}/; give both, or put the class folders in {root} itself "
+                        "to hold out 20% of each class for testing")
+    train_root = root / "train" if split else root
+    folders = _class_folders(train_root)
+    classes = tuple(f.name for f in folders)
+    if len(classes) < 2:
+        raise DataError(f"{train_root}: one class folder ({classes[0]!r}); a classifier needs at least 2")
+    train = _listing(train_root, folders, classes)
+    if split:
+        test = _listing(root / "test", _class_folders(root / "test"), classes)
+    else:
+        train, test = _held_out(train, test_fraction)
+    train, test = _shuffled(train), _shuffled(test)
+    train, test = ([(str(f.relative_to(root)), label) for f, label in files] for files in (train, test))
+    first = min(f for f, _ in train)  # in sorted order, not the stored one: what a user sees first
+    size_from = "--image-size"
+    if not size:
+        size, size_from = max(_header(root / first).size), f"the larger side of the first training image {first}"
+    digest = hashlib.sha256(json.dumps([_FORMAT, size, split or test_fraction]).encode())
+    for part, files in (("train", train), ("test", test)):
+        for rel_path, label in files:
+            st = (root / rel_path).stat()
+            digest.update(f"{part}\0{rel_path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    key = f"{root.resolve().name}-{digest.hexdigest()[:20]}"
+    source = Source(root, "folder", classes, 0, size, size_from, len(train), len(test), key, train, test)
+    meta = _meta(source.cache)
+    return source if meta is None else source._replace(channels=meta["channels"], train=[], test=[])
+
+
+_SCANNED: dict[str, tuple[int, list[str]]] = {}  # key -> (channels, grey files): read once per process
+
+
+def with_channels(source: Source, *, progress: bool = True) -> Source:
+    """The source with its channels: 1 if every image is grey, else 3, and the grey files to convert. Reads every
+    image's header the first time (an unreadable file fails here, naming it)."""
+    if source.channels:
+        return source
+    if source.key not in _SCANNED:
+        files = source.train + source.test
+        modes = [_header(source.path / f).mode for f, _ in tqdm(files, desc="read headers", unit="img",
+                                                                 disable=not progress, leave=False)]
+        grey = [f for (f, _), mode in zip(files, modes) if mode in GREY_MODES]
+        channels = 1 if len(grey) == len(files) else 3
+        _SCANNED[source.key] = channels, grey if channels == 3 else []
+    channels, grey = _SCANNED[source.key]
+    return source._replace(channels=channels, grey=grey)
+
+
+def _header(path: Path) -> Image.Image:
+    """The image's size and mode, read from its header; a DataError naming the file if it is not an image."""
+    try:
+        with Image.open(path) as image:
+            return image
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of each array in an .npz, read from the member headers without loading them."""
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith(".npy"):
+                    with z.open(name) as f:
+                        version = np.lib.format.read_magic(f)
+                        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                else np.lib.format.read_array_header_2_0)
+                        shape, _, dtype = read(f)
+                    out[name[:-4]] = (shape, dtype)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from None
+    return out
+
+
+def _layout(shape: tuple[int, ...], *, path: Path, name: str) -> tuple[int, int, int, bool]:
+    """(channels, height, width, channels last) of an image array's shape; a DataError naming the field if none fits."""
+    if len(shape) == 3:
+        return 1, shape[1], shape[2], False
+    if len(shape) == 4 and shape[-1] in (1, 3):
+        return shape[-1], shape[1], shape[2], True
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return shape[1], shape[2], shape[3], False
+    raise DataError(f"{path}: {name} has shape {shape}; expected [N, H, W], [N, H, W, C] or [N, C, H, W] with C 1 or 3")
+
+
+def _inspect_npz(path: Path, *, size: int) -> Source:
+    members = _npz_members(path)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in members]
+    if missing:
+        raise DataError(f"{path}: no {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test "
+                        f"(it holds {', '.join(members) or 'nothing'})")
+    layouts = {k: _layout(members[k][0], path=path, name=k) for k in ("x_train", "x_test")}
+    if layouts["x_train"][0] != layouts["x_test"][0]:
+        raise DataError(f"{path}: x_train has {layouts['x_train'][0]} channel(s), x_test {layouts['x_test'][0]}")
+    for part in ("train", "test"):
+        nx, ny = members[f"x_{part}"][0][0], members[f"y_{part}"][0]
+        if ny != (nx,):
+            raise DataError(f"{path}: x_{part} holds {nx} images but y_{part} has shape {ny}; expected ({nx},)")
+    if members["x_train"][0][0] == 0:
+        raise DataError(f"{path}: x_train holds no images")
+    size_from = "--image-size"
+    if not size:
+        size, size_from = max(layouts["x_train"][1:3]), "the larger side of x_train's images"
+    st = path.stat()
+    digest = hashlib.sha256(json.dumps([_FORMAT, size, st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:20]
+    key = f"{path.stem}-{digest}"
+    source = Source(path, "npz", (), layouts["x_train"][0], size, size_from, members["x_train"][0][0],
+                    members["x_test"][0][0], key)
+    meta = _meta(source.cache)
+    if meta is not None:
+        return source._replace(classes=tuple(meta["classes"]))
+    with np.load(path, allow_pickle=False) as z:
+        y_train, y_test = z["y_train"], z["y_test"]
+        names = _npz_classes(z, path)
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.size and not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: {name} has dtype {y.dtype}; labels must be integers 0..K-1")
+    k = len(names) if names else int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        bad = np.flatnonzero((y < 0) | (y >= k))
+        if bad.size:
+            why = f"the {k} classes named in classes" if names else "0..K-1"
+            raise DataError(f"{path}: {name}[{bad[0]}] = {y[bad[0]]} is out of range: labels must be in 0..{k - 1}, "
+                            f"{why} ({bad.size} such label(s))")
+    return source._replace(classes=names or tuple(str(c) for c in range(k)))
+
+
+def _npz_classes(z, path: Path) -> tuple[str, ...]:
+    if "classes" not in z.files:
+        return ()
+    try:
+        names = z["classes"]
+    except ValueError as e:  # an object array would need pickle, which is refused
+        raise DataError(f"{path}: classes must be an array of strings ({e})") from None
+    if names.ndim != 1 or names.dtype.kind not in "US" or len(names) < 2:
+        raise DataError(f"{path}: classes has shape {names.shape} and dtype {names.dtype}; expected at least 2 names")
+    return tuple(str(n) for n in names)
+
+
+def _meta(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# The run config -------------------------------------------------------------------------------------------------------
+
+def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None, progress: bool = True) -> RunConfig:
+    """`cfg`'s recipe trained on `source`: its classes, channels and image size in the config, validated.
+
+    val_size: validation images taken from the end of the training set; None takes a sixth of them, at most 10,000
+    (MNIST's 10,000 of 60,000). A glimpse larger than the images is an error naming both and where the size came from,
+    raised before any image but the first is read.
+    """
+    n = source.n_train
+    val = val_size if val_size is not None else min(10_000, n // 6)
+    if not 1 <= val < n:
+        raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training images of {source.path} less at "
+                          f"least one to train on" + ("" if val_size is not None else " (give --val-size)"))
+    task = dataclasses.replace(cfg.task, dataset="images", source=str(source.path), canvas=source.size,
+                               class_names=source.classes, val_size=val)
+    model = dataclasses.replace(cfg.model, image_size=source.size, channels=source.channels or 1,
+                                classes=len(source.classes))
+    try:
+        dataclasses.replace(cfg, task=task, model=model).validate()  # the glimpses fit, before the headers are read
+    except ConfigError as e:
+        raise ConfigError(f"{e} (image_size = {source.size}: {source.size_from})") from None
+    model = dataclasses.replace(model, channels=with_channels(source, progress=progress).channels)
+    return dataclasses.replace(cfg, task=task, model=model).validate()
+
+
+# Decoding into the cache ----------------------------------------------------------------------------------------------
+
+def load(source: Source, *, progress: bool = True) -> Digits:
+    """The source's images from its cache entry, decoding them into one first if there is none.
+
+    Returns uint8 [N, C, size, size] images and int64 [N] labels as tensors over read-only memory maps of the cache.
+    """
+    folder = source.cache
+    if _meta(folder) is None:
+        source = with_channels(source, progress=progress)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Two processes asking for the same folder at once: one decodes, the other then finds the entry.
+        with filelock.FileLock(folder.parent / f".{source.key}.lock"):
+            for stale in folder.parent.glob(f".tmp-{source.key}-*"):  # left by a process that was killed
+                shutil.rmtree(stale, ignore_errors=True)
+            if _meta(folder) is None:
+                _write(source, folder, progress=progress)
+        source = source._replace(channels=_meta(folder)["channels"])
+    return _open(folder, source)
+
+
+def _open(folder: Path, source: Source) -> Digits:
+    def array(name: str) -> torch.Tensor:
+        with warnings.catch_warnings():  # torch warns that the memory map is read-only; nothing here writes to it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="r"))
+
+    d = Digits(array("train_x"), array("train_y"), array("test_x"), array("test_y"))
+    if d.train_images.shape[1:] != (source.channels, source.size, source.size):
+        raise DataError(f"cache {folder}: images of shape {tuple(d.train_images.shape[1:])}, expected "
+                        f"{(source.channels, source.size, source.size)}; delete the folder to decode again")
+    return d
+
+
+def _write(source: Source, folder: Path, *, progress: bool) -> None:
+    """Decode every image into a temp folder beside `folder`, then rename it into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{source.key}-", dir=folder.parent))
+    try:
+        if source.kind == "npz":
+            notes = _write_npz(source, tmp, progress=progress)
+        else:
+            notes = _write_folder(source, tmp, progress=progress)
+        meta = {"format": _FORMAT, "source": str(source.path), "classes": list(source.classes),
+                "channels": source.channels, "size": source.size, "n_train": source.n_train,
+                "n_test": source.n_test, "notices": notes}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))  # last: an entry with meta.json is whole
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)  # a shared cache stays readable
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, folder)
+        print(f"ram: decoded {source.n_train + source.n_test} images of {source.path} into {folder}", file=sys.stderr)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def fit_image(image: Image.Image, size: int) -> Image.Image:
+    """image scaled to fit size x size keeping its aspect, centred on black: what training did to every image of
+    another size (`ram.load(run).predict(fit_image(Image.open(path).convert(mode), model.image_size))`)."""
+    w, h = image.size
+    if (w, h) == (size, size):
+        return image
+    scale = size / max(w, h)
+    image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    canvas = Image.new(image.mode, (size, size))
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return canvas
+
+
+def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
+    mode = "L" if source.channels == 1 else "RGB"
+    resized: list[str] = []
+    bar = tqdm(total=source.n_train + source.n_test, desc=f"decode {source.path.name}", unit="img",
+               disable=not progress)
+    with bar:
+        for part, files in (("train", source.train), ("test", source.test)):
+            x = np.lib.format.open_memmap(tmp / f"{part}_x.npy", mode="w+", dtype=np.uint8,
+                                          shape=(len(files), source.channels, source.size, source.size))
+            for i, (rel_path, _) in enumerate(files):
+                try:
+                    with Image.open(source.path / rel_path) as image:
+                        image.load()  # a truncated file fails here, not at the lazy open
+                        if image.size != (source.size, source.size):
+                            resized.append(rel_path)
+                        pixels = np.asarray(fit_image(image.convert(mode), source.size))
+                except (OSError, ValueError, Image.DecompressionBombError) as e:
+                    raise DataError(f"{source.path / rel_path}: cannot decode the image ({type(e).__name__}: {e})"
+                                    ) from None
+                x[i] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+                bar.update()
+            x.flush()
+            del x
+            np.save(tmp / f"{part}_y.npy", np.array([label for _, label in files], dtype=np.int64))
+    notes = []
+    if source.grey:
+        notes.append(f"{len(source.grey)} grey image(s) among colour ones, converted to RGB: {_few(source.grey)}")
+    if resized:
+        notes.append(f"{len(resized)} image(s) not {source.size}x{source.size}, scaled to fit keeping their aspect "
+                     f"and padded with black: {_few(resized)}")
+    for note in notes:
+        notice(note)
+    return notes
+
+
+def _write_npz(source: Source, tmp: Path, *, progress: bool) -> list[str]:
+    notes = []
+    with np.load(source.path, allow_pickle=False) as z:
+        for part in ("train", "test"):
+            x, name = z[f"x_{part}"], f"x_{part}"
+            channels, h, w, last = _layout(x.shape, path=source.path, name=name)
+            if x.dtype == np.uint8:
+                pass
+            elif np.issubdtype(x.dtype, np.floating):
+                if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+                    raise DataError(f"{source.path}: {name} holds floats in [{x.min():.3g}, {x.max():.3g}]; "
+                                    "expected 0..1 (or uint8 0..255)")
+                x = np.rint(x * 255).astype(np.uint8)
+            elif np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
+                x = x.astype(np.uint8)
+            else:
+                raise DataError(f"{source.path}: {name} has dtype {x.dtype}; expected uint8 0..255 or floats 0..1")
+            x = x.reshape(len(x), h, w, 1) if x.ndim == 3 else x if last else x.transpose(0, 2, 3, 1)  # [N, H, W, C]
+            order = np.random.default_rng(_ORDER_STREAM).permutation(len(x))  # mixed, as a folder's are
+            x = x[order]
+            out = np.lib.format.open_memmap(tmp / f"{part}_x.npy", mode="w+", dtype=np.uint8,
+                                            shape=(len(x), channels, source.size, source.size))
+            if (h, w) == (source.size, source.size):
+                out[:] = x.transpose(0, 3, 1, 2)
+            else:
+                mode = "L" if channels == 1 else "RGB"
+                for i in tqdm(range(len(x)), desc=f"resize {name}", unit="img", disable=not progress):
+                    fitted = np.asarray(fit_image(Image.fromarray(x[i, ..., 0] if channels == 1 else x[i], mode),
+                                             source.size))
+                    out[i] = fitted[None] if fitted.ndim == 2 else fitted.transpose(2, 0, 1)
+                notes.append(f"{name}: {h}x{w} images scaled to fit {source.size}x{source.size}, keeping their "
+                             "aspect, padded with black")
+            out.flush()
+            del out
+            np.save(tmp / f"{part}_y.npy", z[f"y_{part}"].astype(np.int64)[order])
+    for note in notes:
+        notice(note)
+    return notes
+
+
+# For a task -----------------------------------------------------------------------------------------------------------
+
+def open_task(task: TaskConfig, *, progress: bool = True) -> Digits:
+    """The images a run config names (dataset "images"), from the cache; the folder must still hold its classes."""
+    source = inspect(task.source, size=task.canvas, test_fraction=task.test_fraction)
+    if source.classes != task.class_names:
+        raise DataError(f"data = {task.source!r} now holds the classes {', '.join(source.classes)}; the run was made "
+                        f"with {', '.join(task.class_names)}")
+    return load(source, progress=progress)
+
+
+# A worked example -----------------------------------------------------------------------------------------------------
+
+def folder_name(name: str) -> str:
+    """A class name as a folder name ("T-shirt/top" -> "T-shirt-top")."""
+    return name.replace("/", "-").replace("\\", "-")
+
+
+def export_folder(images: Digits, classes: tuple[str, ...], out: Path, *, progress: bool = True) -> int:
+    """Write a dataset as out/train/<class>/NNNNN.png and out/test/<class>/NNNNN.png, the layout `ram train --data`
+    reads. Written into a temp folder renamed to `out` at the end. Returns the number of images written."""
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"out = {str(out)!r} already exists; remove it or pick another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    parts = (("train", images.train_images, images.train_labels), ("test", images.test_images, images.test_labels))
+    try:
+        with tqdm(total=sum(len(x) for _, x, _ in parts), desc=f"export {out.name}", unit="img",
+                  disable=not progress) as bar:
+            for part, x, y in parts:
+                for name in classes:
+                    (tmp / part / folder_name(name)).mkdir(parents=True)
+                for i, (image, label) in enumerate(zip(x.numpy(), y.tolist())):
+                    Image.fromarray(image).save(tmp / part / folder_name(classes[label]) / f"{i:05d}.png")
+                    bar.update()
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sum(len(x) for _, x, _ in parts)
+
+
+BUILT_IN_CLASSES = {"mnist": tuple(str(d) for d in range(10)), "fashion": FASHION_CLASSES}

@@ -1,0 +1,264 @@
+"""Your own images (`ram train --data PATH`): folders and .npz files, the on-disk cache, and the errors bad data gets.
+
+Every dataset here is a few tiny PNGs or arrays made in tmp_path; the one training run is a smoke run of one short
+epoch.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ram
+from ram.cli import Train, main
+from ram.config import ConfigError, RunConfig
+from ram.data import DataError, TaskData, to_float
+from ram.data import images as user
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Each test decodes into its own cache."""
+    monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(user, "_SCANNED", {})
+    return tmp_path / "cache" / "images"
+
+
+def png(path, size=(12, 12), mode="L", value=None, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = {"L": 1, "RGB": 3}[mode]
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    if value is not None:
+        pixels[:] = value
+    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(path)
+    return path
+
+
+def folder(root, classes=("cat", "dog", "owl"), train=6, test=2, **kw):
+    """root/train/<class>/i.png and root/test/<class>/i.png."""
+    for c, name in enumerate(classes):
+        for part, n in (("train", train), ("test", test)):
+            for i in range(n):
+                png(root / part / name / f"{i}.png", seed=hash((c, part, i)) % 1000, **kw)
+    return root
+
+
+def test_a_folder_is_decoded_once_into_a_memory_mapped_cache(tmp_path, cache, capsys):
+    root = folder(tmp_path / "pets", mode="RGB", size=(10, 10))
+    source = user.inspect(root)
+    assert (source.classes, source.size, source.n_train, source.n_test) == (("cat", "dog", "owl"), 10, 18, 6)
+    d = user.load(user.with_channels(source), progress=False)
+    assert d.train_images.shape == (18, 3, 10, 10) and d.train_images.dtype == torch.uint8  # [N, C, H, W]
+    assert sorted(d.train_labels.tolist()) == [0] * 6 + [1] * 6 + [2] * 6
+    assert isinstance(np.load(source.cache / "train_x.npy", mmap_mode="r"), np.memmap)
+    # stored in the right place: image k of the cache is the file it came from
+    rel, label = source.train[0]
+    assert int(d.train_labels[0]) == label
+    assert torch.equal(d.train_images[0], torch.from_numpy(np.asarray(Image.open(root / rel))).permute(2, 0, 1))
+    assert "decoded 24 images" in capsys.readouterr().err
+
+    again = user.inspect(root)  # unchanged: read from the cache, no image decoded
+    assert again.key == source.key and again.channels == 3
+    assert torch.equal(user.load(again, progress=False).train_images, d.train_images)
+    assert "decoded" not in capsys.readouterr().err
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [source.key]
+
+
+def test_a_changed_folder_is_decoded_again(tmp_path):
+    root = folder(tmp_path / "pets")
+    before = user.inspect(root)
+    user.load(user.with_channels(before), progress=False)
+    png(root / "train" / "cat" / "new.png", seed=99)
+    after = user.inspect(root)
+    assert after.key != before.key and after.n_train == before.n_train + 1
+    assert user.load(user.with_channels(after), progress=False).train_images.shape[0] == before.n_train + 1
+    assert user.inspect(root, size=16).key != after.key  # the image size is part of the key
+
+
+def test_a_flat_folder_holds_out_a_fifth_of_each_class_the_same_way_every_time(tmp_path):
+    root = tmp_path / "flat"
+    for name, n in (("a", 10), ("b", 5)):
+        for i in range(n):
+            png(root / name / f"{i}.png", seed=i)
+    source = user.inspect(root)
+    assert (source.n_train, source.n_test) == (12, 3)  # round(0.2 * 10) of a, round(0.2 * 5) of b
+    assert sorted(label for _, label in source.test) == [0, 0, 1]
+    assert user.inspect(root).test == source.test
+
+
+def test_a_decoding_error_names_the_file_and_leaves_no_cache(tmp_path, cache):
+    root = folder(tmp_path / "pets")
+    bad = root / "train" / "dog" / "3.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # the header reads, the pixels are cut off
+    source = user.with_channels(user.inspect(root))
+    with pytest.raises(DataError, match="dog/3.png"):
+        user.load(source, progress=False)
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []  # no entry, no temp folder
+
+
+def test_a_killed_decoding_leaves_a_temp_folder_the_next_one_removes(tmp_path, cache, monkeypatch):
+    root = folder(tmp_path / "pets")
+    source = user.with_channels(user.inspect(root))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill arrives midway; the temp folder is removed on the way out
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(user, "_write_folder", killed)
+        user.load(source, progress=False)
+    assert not source.cache.exists() and not list(cache.glob(".tmp-*"))
+    # A SIGKILL leaves its temp folder behind: it is never read, and the next decoding removes it.
+    stale = cache / f".tmp-{source.key}-dead"
+    (stale / "half").mkdir(parents=True)
+    user.load(source, progress=False)
+    assert not stale.exists() and (source.cache / "meta.json").is_file()
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    root = folder(tmp_path / "pets")
+    (root / "train" / "emu").mkdir()
+    with pytest.raises(DataError, match=r"train/emu: an empty class folder"):
+        user.inspect(root)
+
+
+def test_an_unreadable_image_is_named_before_any_decoding(tmp_path, cache):
+    root = folder(tmp_path / "pets")
+    (root / "test" / "owl" / "9.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match=r"owl/9.png: not a readable image"):
+        user.with_channels(user.inspect(root), progress=False)
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_a_grey_image_among_colour_ones_is_converted_with_a_notice_naming_it(tmp_path, capsys):
+    root = folder(tmp_path / "pets", mode="RGB")
+    png(root / "train" / "dog" / "grey.png", mode="L", value=200)
+    source = user.with_channels(user.inspect(root))
+    assert source.channels == 3 and source.grey == ["train/dog/grey.png"]
+    d = user.load(source, progress=False)
+    assert "1 grey image(s) among colour ones, converted to RGB: train/dog/grey.png" in capsys.readouterr().err
+    index = [f for f, _ in source.train].index("train/dog/grey.png")
+    assert d.train_images[index].unique().tolist() == [200]  # the same grey in all three channels
+
+
+def test_images_of_other_sizes_are_scaled_to_fit_keeping_their_aspect(tmp_path, capsys):
+    root = folder(tmp_path / "pets", size=(8, 8))  # the first image gives the size: 8
+    png(root / "train" / "owl" / "wide.png", size=(16, 4), value=255)
+    source = user.inspect(root)
+    assert source.size == 8 and "train/cat/0.png" in source.size_from
+    d = user.load(user.with_channels(source), progress=False)
+    wide = d.train_images[[f for f, _ in source.train].index("train/owl/wide.png"), 0]
+    assert wide[3:5].min() == 255 and wide[:3].max() == 0 and wide[5:].max() == 0  # 8x2 in the middle, black above
+    assert "train/owl/wide.png" in capsys.readouterr().err
+
+
+def test_a_glimpse_larger_than_the_images_is_refused_before_decoding(tmp_path, cache):
+    root = folder(tmp_path / "pets", size=(6, 6))
+    with pytest.raises(ConfigError) as e:  # the mnist preset reads 8x8 glimpses
+        Train(preset="mnist", data=str(root)).config()
+    message = str(e.value)
+    assert "patch_size = 8" in message and "image_size = 6" in message and "train/cat/0.png" in message
+    with pytest.raises(ConfigError, match=r"scales = 2.*= 12 is larger than the 8x8"):
+        Train(preset="mnist", data=str(root), image_size=8, patch_size=6, scales=2).config()
+    assert not cache.exists()
+
+
+def npz(path, **arrays):
+    rng = np.random.default_rng(0)
+    base = dict(x_train=rng.integers(0, 256, (12, 10, 10), dtype=np.uint8), y_train=np.arange(12) % 3,
+                x_test=rng.integers(0, 256, (6, 10, 10), dtype=np.uint8), y_test=np.arange(6) % 3)
+    np.savez(path, **{k: v for k, v in {**base, **arrays}.items() if v is not None})
+    return path
+
+
+def test_an_npz_gives_its_classes_and_channels(tmp_path):
+    x = np.random.default_rng(1).random((12, 3, 9, 12)).astype(np.float32)  # [N, C, H, W] floats, not square
+    path = npz(tmp_path / "shapes.npz", x_train=x, x_test=x[:6], classes=np.array(["ring", "bar", "dot"]))
+    source = user.inspect(path)
+    assert (source.classes, source.channels, source.size) == (("ring", "bar", "dot"), 3, 12)
+    d = user.load(source, progress=False)
+    assert d.train_images.shape == (12, 3, 12, 12) and d.test_images.shape == (6, 3, 12, 12)
+    assert sorted(d.train_labels.tolist()) == sorted((np.arange(12) % 3).tolist())
+    assert user.inspect(tmp_path / npz(tmp_path / "plain.npz").name).classes == ("0", "1", "2")
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(y_train=np.array([0, 1, 2, 3] * 3), classes=np.array(["a", "b", "c"])),
+     r"y_train\[3\] = 3 is out of range: labels must be in 0..2"),
+    (dict(y_test=np.array([0, 1, -1, 0, 1, 2])), r"y_test\[2\] = -1 is out of range"),
+    (dict(y_train=np.arange(11) % 3), r"x_train holds 12 images but y_train has shape \(11,\)"),
+    (dict(x_test=None), r"no x_test"),
+    (dict(x_train=np.zeros((12, 10, 10, 2), np.uint8)), r"x_train has shape \(12, 10, 10, 2\)"),
+    (dict(x_train=np.full((12, 10, 10), 2.0)), r"x_train holds floats in \[2, 2\]"),
+])
+def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
+    path = npz(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message) as e:
+        user.load(user.inspect(path), progress=False)
+    assert "bad.npz" in str(e.value)
+    assert not cache.exists() or [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_data_by_name_is_the_dataset_the_preset_would_name():
+    assert Train(preset="mnist", data="fashion").config().task.dataset == "fashion"
+    cfg = Train(preset="fashion", data="mnist").config()
+    assert cfg.task.dataset == "mnist" and cfg.task.labels[5] == "5"
+    assert Train(preset="fashion").config().task.labels[5] == "Sandal"
+    with pytest.raises(ConfigError, match="image_size = 32: only with --data PATH"):
+        Train(preset="mnist", data="mnist", image_size=32).config()
+
+
+def test_the_config_keeps_the_class_names_through_json(tmp_path):
+    cfg = Train(preset="mnist", data=str(folder(tmp_path / "pets", mode="RGB")), glimpses=2).config()
+    assert (cfg.task.class_names, cfg.model.channels, cfg.model.classes) == (("cat", "dog", "owl"), 3, 3)
+    assert (cfg.task.val_size, cfg.task.dataset) == (3, "images")  # a sixth of the 18 training images
+    again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and isinstance(again.task.class_names, tuple)
+
+
+def test_task_data_reads_colour_batches_from_the_cache(tmp_path):
+    cfg = Train(preset="mnist", data=str(folder(tmp_path / "pets", mode="RGB", size=(10, 10))), glimpses=2).config()
+    data = TaskData(cfg.task, seed=0, progress=False)
+    images, labels = next(data.train_batches(0, 4))
+    assert images.shape == (4, 3, 10, 10) and images.dtype == torch.float32 and labels.shape == (4,)
+    assert data.val().images.shape == (3, 3, 10, 10) and data.test().images.shape == (6, 3, 10, 10)
+    assert to_float(data.test().images).shape == (6, 3, 10, 10)
+
+
+def test_train_eval_viz_and_load_a_run_on_a_folder_of_colour_pngs(tmp_path, capsys):
+    root = folder(tmp_path / "pets", mode="RGB", size=(16, 16))
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "2", "--epochs", "1",
+                 "--hidden", "16", "--what-size", "8", "--glimpse-size", "16",
+                 "--batch-size", "5", "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    model = ram.load(out)
+    assert model.classes == ("cat", "dog", "owl") and model.cfg.model.channels == 3
+    prediction = model.predict(np.asarray(Image.open(root / "test" / "owl" / "0.png")))
+    assert prediction.names[0] in model.classes
+    assert main(["eval", "--checkpoint", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["n"] == 6
+    assert main(["viz", "--checkpoint", str(out), "--out", str(tmp_path / "pictures"), "--n", "2"]) == 0
+    trace = ram.viz.trace(model, np.asarray(Image.open(root / "test" / "dog" / "1.png")), labels=[1])
+    assert trace.title(0).endswith("/ true dog")
+
+
+def test_an_export_folder_is_what_train_reads(tmp_path):
+    digits = ram.data.Digits(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 1, 0]),
+                             torch.zeros(2, 28, 28, dtype=torch.uint8), torch.tensor([1, 0]))
+    out = tmp_path / "export"
+    assert user.export_folder(digits, ("T-shirt/top", "Bag"), out, progress=False) == 6
+    assert sorted(os.listdir(out / "train")) == ["Bag", "T-shirt-top"]
+    assert user.inspect(out).classes == ("Bag", "T-shirt-top")
+    with pytest.raises(DataError, match="already exists"):
+        user.export_folder(digits, ("a", "b"), out, progress=False)
+
+
+def test_the_fashion_row_exports_its_folder_before_training(tmp_path, monkeypatch):
+    from ram.results import BY_NAME, reproduce_commands
+
+    monkeypatch.chdir(tmp_path)  # no data/fashion-images here
+    commands = reproduce_commands(BY_NAME["fashion-g6"])
+    assert commands[0] == ["ram", "export-folder", "--dataset", "fashion", "--out", "data/fashion-images"]
+    assert commands[1][:6] == ["ram", "train", "--preset", "mnist", "--data", "data/fashion-images"]
