@@ -76,6 +76,31 @@ def test_stop_gradients():
             assert grad is None or grad.abs().sum() == 0, name
 
 
+@pytest.mark.parametrize("core", ["rnn", "lstm", "gru"])  # rnn and lstm run the fused loop, gru the plain one
+def test_the_means_episodes_cross_entropy_trains_the_classifier_path_only(core):
+    """means_weight adds the cross-entropy of an episode along the policy means: it reaches the classifier, core and
+    glimpse net, and neither the policy (the means are detached) nor the baseline."""
+    from ram.config import TrainConfig
+    from ram.tasks import classification_loss
+
+    torch.manual_seed(0)
+    model = RAM(small(core=core))
+    images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    with_means = TrainConfig(means_weight=1.0, rl_weight=0.0)
+    torch.manual_seed(1)
+    plain = classification_loss(model, images, labels, TrainConfig(rl_weight=0.0))
+    torch.manual_seed(1)
+    both = classification_loss(model, images, labels, with_means)
+    extra = both.classify - plain.classify
+    expected = torch.nn.functional.cross_entropy(model(images, sample=False).logits, labels)
+    assert torch.allclose(extra, expected, atol=1e-5)
+    for name, grad in grads(model, extra).items():
+        if name.startswith(("classifier", "core", "glimpse_net")):
+            assert nonzero(grad), name
+        else:
+            assert grad is None or grad.abs().sum() == 0, name
+
+
 def test_reinforce_sign():
     """A rewarded action above the baseline has its log-probability pushed up."""
     log_probs = torch.zeros(2, 1, requires_grad=True)

@@ -83,6 +83,8 @@ class Train:
     clip_grad: float | None = None
     rl_weight: float | None = None
     """Weight of the REINFORCE term in the hybrid loss (1 in the presets)."""
+    means_weight: float | None = None
+    """Weight of a cross-entropy on one more episode per image along the policy means (0 in the presets)."""
     precision: Literal["fp32", "bf16"] | None = None
     """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
     seed: int | None = None
@@ -120,7 +122,7 @@ class Train:
                      init_downsample=self.init_downsample, dropout=self.dropout, glimpse_net=self.glimpse_net,
                      reinforce_core=self.reinforce_core, detach_location=self.detach_location, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
-                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
+                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight, means_weight=self.means_weight,
                      precision=self.precision, seed=self.seed, init=self.init, reward=self.reward, entropy_weight=self.entropy_weight)
         task = dict(train_size=self.train_size, epoch_games=self.epoch_games, val_games=self.val_games)
         by_name = self.data in ("mnist", "fashion")

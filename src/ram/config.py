@@ -271,6 +271,10 @@ class TrainConfig:
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
+    means_weight: float = 0.0
+    """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
+    core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
+    sampled episodes only: the means are detached). 0: off."""
     entropy_weight: float = 0.0
     """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
     on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
@@ -301,6 +305,8 @@ class TrainConfig:
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(math.isfinite(self.means_weight) and self.means_weight >= 0, "means_weight", self.means_weight,
+                 "must be >= 0")
         _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
                  self.entropy_weight, "must be >= 0")
         _require(self.reward in ("correct", "prob"), "reward", self.reward, "must be 'correct' or 'prob'")

@@ -125,13 +125,21 @@ def test_report(
 
 def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, tc: TrainConfig, *,
                         baseline: str = "state") -> Losses:
-    """The hybrid loss of a batch with M Monte-Carlo copies of each image, in the recipe's precision."""
+    """The hybrid loss of a batch with M Monte-Carlo copies of each image, in the recipe's precision; with
+    means_weight, plus the cross-entropy of one episode of each image along the policy means."""
+    one, one_labels = images, labels
     if tc.mc_samples > 1:
         images, labels = images.repeat(tc.mc_samples, 1, 1, 1), labels.repeat(tc.mc_samples)
     with _autocast(images.device, tc.precision):
         episode = model(images, sample=True)
-    return hybrid(_float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
-                  entropy_weight=tc.entropy_weight)
+    losses = hybrid(_float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
+                    entropy_weight=tc.entropy_weight)
+    if tc.means_weight > 0:
+        with _autocast(images.device, tc.precision):
+            along = model(one, sample=False).logits.float()
+        means = tc.means_weight * F.cross_entropy(along, one_labels)
+        losses = losses._replace(total=losses.total + means, classify=losses.classify + means)
+    return losses
 
 
 @contextlib.contextmanager
