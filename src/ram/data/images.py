@@ -61,7 +61,7 @@ class Source(NamedTuple):
     path: Path
     kind: str  # "folder" or "npz"
     classes: tuple[str, ...]
-    channels: int  # 1 (grey) or 3 (RGB)
+    channels: int  # 1 (grey) or 3 (RGB); 0 for a folder until `with_channels` has read its headers
     size: int  # the side every image is brought to
     size_from: str  # where size came from, for messages: "--image-size" or the first image's file
     n_train: int
