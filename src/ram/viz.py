@@ -770,7 +770,8 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
             save(curves(out / "metrics.csv"), curves_png)
         if event == "end" and takes_glimpses(model) and hasattr(task, "data"):  # a classification task's images
             test = task.data.test(0)
-            t = trace(model, test.images[:16], test.labels[:16], task.cfg.task.labels)
+            names = task.cfg.task.labels if hasattr(task, "cfg") else ()  # a task that knows its class names
+            t = trace(model, test.images[:16], test.labels[:16], names)
             save(tracks(t), out / "tracks.png")
             if t.lattice is not None:
                 save(saccades(t), out / "saccades.png")
