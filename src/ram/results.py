@@ -39,9 +39,6 @@ class Row:
     preset's (off)."""
     seed_repo: float | None = None
     """The founding repository's own number for the row (seed 000's hard attention, seed 002's Catch)."""
-    then: tuple[str, ...] = ()
-    """`ram train` arguments of a second phase that starts from the first phase's weights (e.g. a narrower location
-    std, which serves the one-episode protocol); () when the row trains in one phase."""
     data: str = ""
     """The folder of images the row trains on (`ram train --data`); "" for the preset's dataset."""
     export: str = ""
@@ -64,16 +61,11 @@ class Row:
                 args += [flag, str(value)]
         return args
 
-    def phase_args(self, first_phase: str) -> list[str]:
-        """The second phase's `ram train` arguments, starting from the weights in `first_phase`."""
-        return [*self.train_args(), *self.then, "--init", first_phase]
-
     def config(self) -> RunConfig:
-        """The config `ram train` builds from the row's arguments: the one its shipped weights must carry (but for
-        `init`, which names where a second phase read its first phase's weights)."""
+        """The config `ram train` builds from `train_args()`: the one the row's shipped weights must carry."""
         from .cli import Train
 
-        return tyro.cli(Train, args=self.phase_args("") if self.then else self.train_args()).config()
+        return tyro.cli(Train, args=self.train_args()).config()
 
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
@@ -246,8 +238,4 @@ def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = 
     train = [["ram", "train", *row.train_args(), "--out", out]]
     if row.export and not Path(row.data).exists():
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
-    if row.then:
-        first = f"{out}-phase1"
-        train = [["ram", "train", *row.train_args(), "--out", first],
-                 ["ram", "train", *row.phase_args(first), "--out", out]]
     return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"]]
