@@ -94,7 +94,7 @@ SEED_002 = 100 - 89.0
 ROWS: list[Row] = [
     _ram("mnist", 2, 6.27, 3.79),
     _ram("mnist", 3, None, 1.51, means_weight=1.0),
-    _ram("mnist", 4, 1.73, 1.54),
+    _ram("mnist", 4, 1.73, 1.54, means_weight=1.0),
     _ram("mnist", 5, None, 1.34),
     _ram("mnist", 6, 1.29, 1.12),
     _ram("mnist", 7, None, 1.07),
