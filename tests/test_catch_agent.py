@@ -143,6 +143,7 @@ def test_ram_train_and_eval_play_catch_from_the_command_line(tmp_path, capsys):
     assert result["n"] == 200 and result["test_seed"] == 1
     assert result["error"] == pytest.approx(100 - result["catch_rate"])
     assert 0 <= result["catch_rate_sampled"] <= 100
+    assert result["protocol"] == "one game per ball along the policies' modes"
     assert main(["eval", "--checkpoint", str(out), "--episodes", "0"]) == 2
     assert "episodes = 0: must be > 0" in capsys.readouterr().err
 

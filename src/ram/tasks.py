@@ -255,7 +255,8 @@ class CatchGame:
         modes = catch_rate(model, sample=False, **common)
         with seeded(seed):
             sampled = catch_rate(model, sample=True, **common)
-        return {**modes, "catch_rate_sampled": sampled["catch_rate"]}
+        return {**modes, "protocol": "one game per ball along the policies' modes",
+                "catch_rate_sampled": sampled["catch_rate"]}
 
 
 def make_task(cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True) -> Task:
