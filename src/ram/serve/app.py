@@ -46,10 +46,6 @@ from .images import BadImage, decode, prepare
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
 MAX_SEED = 2**31 - 1
-CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "fashion": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"],
-}
 # The page and everything it loads come from this server: the browser refuses anything else.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
@@ -282,14 +278,8 @@ def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dic
         "image": png(image), "image_size": model.image_size, "patch_size": m.patch_size, "scales": m.scales,
         "mode": "sampled" if sampled else "means", "seed": seed, "steps": steps,
         "probs": out.probs[0].tolist(), "label": int(out.labels[0]),
-        "classes": class_names(model.cfg),
+        "classes": list(model.cfg.task.labels),
     }
-
-
-def class_names(cfg: RunConfig) -> list[str]:
-    """The name of each class, by label."""
-    names = getattr(cfg.task, "labels", None)  # TaskConfig.labels, where this version of ram.config has it
-    return list(names) if names else CLASS_NAMES.get(cfg.task.dataset, [str(k) for k in range(cfg.model.classes)])
 
 
 def game(module: torch.nn.Module, cfg: RunConfig, *, sampled: bool, seed: int) -> dict[str, Any]:
