@@ -65,7 +65,13 @@ def test_the_table_says_when_a_row_was_trained_wider_than_the_paper():
     assert wide.what_size == 256  # shipped with the wider glimpse network
     lines = table({wide.name: result, paper.name: result}).splitlines()[2:]
     assert "RAM, 6 glimpses |" in lines[0]
-    assert "RAM, 6 glimpses, glimpse net 256/512 |" in lines[1]
+    assert "RAM, 6 glimpses, glimpse net 256/512, trained along its means too |" in lines[1]
+
+
+def test_the_table_and_the_replay_say_when_a_row_was_trained_along_its_means():
+    row = BY_NAME["mnist-g3"]
+    assert row.train_args()[-2:] == ["--means-weight", "1.0"] and row.config().train.means_weight == 1.0
+    assert "RAM, 3 glimpses, trained along its means too |" in table({row.name: {"error": 1.35}}).splitlines()[2]
 
 
 def test_the_table_names_a_core_other_than_the_papers():
