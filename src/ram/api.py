@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import sensor
 from .config import ConfigError, RunConfig
-from .hub import load_checkpoint, load_pretrained, manifest
+from .hub import load_named
 from .tasks import seeded
 
 
@@ -98,16 +98,8 @@ class Model:
 
 def load(name_or_folder: str | Path) -> Model:
     """A shipped model by name (`ram eval --pretrained NAME`) or a run folder written by `ram train`."""
-    path = Path(name_or_folder)
-    if path.is_dir():
-        module, cfg = load_checkpoint(path)
-        return Model(module, cfg, str(path))
-    name = str(name_or_folder)
-    if name in manifest():
-        module, cfg = load_pretrained(name)
-        return Model(module, cfg, name)
-    raise ConfigError(f"{name!r} is neither a run folder nor a shipped model; shipped models are "
-                      f"{', '.join(manifest()) or 'none'}")
+    module, cfg = load_named(name_or_folder)
+    return Model(module, cfg, str(name_or_folder))
 
 
 def as_batch(images: Any, *, size: int, channels: int) -> torch.Tensor:

@@ -5,7 +5,6 @@ Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -439,9 +438,10 @@ class ExportFolder:
     progress: bool = True
 
     def run(self) -> None:
+        from .config import TaskConfig
         from .data import images, load
 
-        n = images.export_folder(load(self.dataset, progress=self.progress), images.BUILT_IN_CLASSES[self.dataset],
+        n = images.export_folder(load(self.dataset, progress=self.progress), TaskConfig(dataset=self.dataset).labels,
                                  self.out, progress=self.progress)
         print(f"wrote {n} images of {self.dataset} into {self.out}")
 

@@ -84,6 +84,16 @@ def load_run(*, checkpoint: Path | None = None, pretrained: str | None = None) -
     return model, cfg, str(checkpoint)
 
 
+def load_named(name_or_folder: str | Path) -> tuple[torch.nn.Module, RunConfig]:
+    """A run folder written by `ram train`, or else a shipped model by name: (model in eval mode, its config)."""
+    if Path(name_or_folder).is_dir():
+        return load_checkpoint(Path(name_or_folder))
+    if str(name_or_folder) in manifest():
+        return load_pretrained(str(name_or_folder))
+    raise ConfigError(f"{str(name_or_folder)!r} is neither a run folder nor a shipped model; shipped models are "
+                      f"{', '.join(manifest()) or 'none'}")
+
+
 _RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases")
 
 

@@ -259,11 +259,10 @@ def fit(
 def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     """The weights `init` names (a shipped model or a run folder), checked against this run's network before any
     data is loaded."""
-    from .hub import load_run
+    from .hub import load_named
 
-    source = Path(cfg.train.init)
     try:
-        base, _, _ = load_run(**({"checkpoint": source} if source.is_dir() else {"pretrained": cfg.train.init}))
+        base, _ = load_named(cfg.train.init)
     except (ConfigError, ckpt.CheckpointError) as e:
         raise ConfigError(f"init = {cfg.train.init!r}: {e}") from None
     weights = base.state_dict()

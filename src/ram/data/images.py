@@ -24,6 +24,7 @@ not the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -42,7 +43,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..config import FASHION_CLASSES, ConfigError, RunConfig, TaskConfig
+from ..config import ConfigError, RunConfig, TaskConfig
 from .mnist import DataError, Digits, data_dir
 
 __all__ = ["Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_task", "with_channels"]
@@ -362,8 +363,7 @@ def _open(folder: Path, source: Source) -> Digits:
 
 def _write(source: Source, folder: Path, *, progress: bool) -> None:
     """Decode every image into a temp folder beside `folder`, then rename it into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{source.key}-", dir=folder.parent))
-    try:
+    with _renamed_into_place(folder, prefix=f".tmp-{source.key}-") as tmp:
         if source.kind == "npz":
             notes = _write_npz(source, tmp, progress=progress)
         else:
@@ -374,9 +374,18 @@ def _write(source: Source, folder: Path, *, progress: bool) -> None:
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))  # last: an entry with meta.json is whole
         for f in tmp.iterdir():
             os.chmod(f, 0o644)  # a shared cache stays readable
+    print(f"ram: decoded {source.n_train + source.n_test} images of {source.path} into {folder}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _renamed_into_place(target: Path, *, prefix: str):
+    """A temp folder beside `target`, renamed to it when the block ends and removed if the block fails (or the
+    process is interrupted), so `target` is whole or absent."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        yield tmp
         os.chmod(tmp, 0o755)
-        os.replace(tmp, folder)
-        print(f"ram: decoded {source.n_train + source.n_test} images of {source.path} into {folder}", file=sys.stderr)
+        os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -393,6 +402,11 @@ def fit_image(image: Image.Image, size: int) -> Image.Image:
     canvas = Image.new(image.mode, (size, size))
     canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
     return canvas
+
+
+def _channels_first(pixels: np.ndarray) -> np.ndarray:
+    """A PIL image's pixels, [H, W] (grey) or [H, W, C], as the cache lays them out: [C, H, W]."""
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
@@ -414,7 +428,7 @@ def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
                 except (OSError, ValueError, Image.DecompressionBombError) as e:
                     raise DataError(f"{source.path / rel_path}: cannot decode the image ({type(e).__name__}: {e})"
                                     ) from None
-                x[i] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+                x[i] = _channels_first(pixels)
                 bar.update()
             x.flush()
             del x
@@ -459,7 +473,7 @@ def _write_npz(source: Source, tmp: Path, *, progress: bool) -> list[str]:
                 for i in tqdm(range(len(x)), desc=f"resize {name}", unit="img", disable=not progress):
                     fitted = np.asarray(fit_image(Image.fromarray(x[i, ..., 0] if channels == 1 else x[i], mode),
                                              source.size))
-                    out[i] = fitted[None] if fitted.ndim == 2 else fitted.transpose(2, 0, 1)
+                    out[i] = _channels_first(fitted)
                 notes.append(f"{name}: {h}x{w} images scaled to fit {source.size}x{source.size}, keeping their "
                              "aspect, padded with black")
             out.flush()
@@ -495,23 +509,15 @@ def export_folder(images: Digits, classes: tuple[str, ...], out: Path, *, progre
     if out.exists():
         raise DataError(f"out = {str(out)!r} already exists; remove it or pick another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     parts = (("train", images.train_images, images.train_labels), ("test", images.test_images, images.test_labels))
-    try:
-        with tqdm(total=sum(len(x) for _, x, _ in parts), desc=f"export {out.name}", unit="img",
-                  disable=not progress) as bar:
-            for part, x, y in parts:
-                for name in classes:
-                    (tmp / part / folder_name(name)).mkdir(parents=True)
-                for i, (image, label) in enumerate(zip(x.numpy(), y.tolist())):
-                    Image.fromarray(image).save(tmp / part / folder_name(classes[label]) / f"{i:05d}.png")
-                    bar.update()
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _renamed_into_place(out, prefix=f".{out.name}.") as tmp, \
+            tqdm(total=sum(len(x) for _, x, _ in parts), desc=f"export {out.name}", unit="img",
+                 disable=not progress) as bar:
+        for part, x, y in parts:
+            for name in classes:
+                (tmp / part / folder_name(name)).mkdir(parents=True)
+            for i, (image, label) in enumerate(zip(x.numpy(), y.tolist())):
+                Image.fromarray(image).save(tmp / part / folder_name(classes[label]) / f"{i:05d}.png")
+                bar.update()
     return sum(len(x) for _, x, _ in parts)
 
-
-BUILT_IN_CLASSES = {"mnist": tuple(str(d) for d in range(10)), "fashion": FASHION_CLASSES}

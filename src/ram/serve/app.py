@@ -77,8 +77,7 @@ def _about(cfg: RunConfig) -> str:
     m, t = cfg.model, cfg.task
     if not t.classifies:
         return f"Catch on a {t.canvas}x{t.canvas} screen, {m.glimpses} glimpses"
-    placing = "centred" if t.canvas == 28 and not t.pieces else (
-        f"cluttered {t.canvas}x{t.canvas}" if t.pieces else f"translated {t.canvas}x{t.canvas}")
+    placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
     policy = "saccades" if m.policy == "saccade" else "glimpses"
     return f"{t.dataset} {placing}, {m.glimpses} {policy}"
 
