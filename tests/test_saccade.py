@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ram import sensor
-from ram.config import ModelConfig
+from ram.config import ConfigError, ModelConfig
 from ram.losses import hybrid, reward
 from ram.model import RAM
 from ram.policies import MOVES, Categorical, InitialWindow, Lattice, Saccade
@@ -161,6 +161,25 @@ def test_dropout_is_on_in_training_and_off_in_eval():
     assert not torch.equal(model.policy.moves(h), model.policy.moves(h))  # a new dropout mask each call
     model.eval()
     assert torch.equal(model.policy.moves(h), model.policy.moves(h))
+
+
+@pytest.mark.parametrize("policy", ["saccade", "gaussian"])
+def test_state_dropout_reaches_the_classifier_only_in_training(policy):
+    """state_dropout masks the core state where the classifier reads it: in training the same episode's logits
+    change with the mask while its path does not; in eval() it is off."""
+    cfg = saccade_cfg(state_dropout=0.5, dropout=0.0) if policy == "saccade" else ModelConfig(
+        image_size=28, glimpses=3, patch_size=4, scales=1, hidden=24, state_dropout=0.5)
+    model = RAM(cfg)
+    images = torch.rand(8, 1, 28, 28)
+    model.train()
+    a = model(images, sample=False)
+    b = model(images, sample=False)
+    assert torch.equal(a.locations, b.locations) and not torch.equal(a.logits, b.logits)
+    model.eval()
+    a, b = model(images, sample=False), model(images, sample=False)
+    assert torch.equal(a.logits, b.logits)
+    with pytest.raises(ConfigError, match="state_dropout = 1: must be in"):
+        ModelConfig(state_dropout=1).validate()
 
 
 def test_the_core_reads_the_raw_patch_with_or_without_its_location():

@@ -1,10 +1,13 @@
-"""Task builders (translated, cluttered) and the split/seed rules, on synthetic digits."""
+"""Task builders (translated, cluttered, shifted) and the split/seed rules, on synthetic digits."""
 
 import torch
 
 from ram.config import TaskConfig
 from ram.data import Digits, TaskData
-from ram.data.tasks import generator, place
+import pytest
+
+from ram.config import ConfigError
+from ram.data.tasks import generator, place, shift
 
 
 def synthetic_digits(n_train=300, n_test=50) -> Digits:
@@ -89,3 +92,53 @@ def test_validation_comes_from_the_end_of_train():
     data = TaskData(TaskConfig(canvas=28, val_size=100), seed=0, digits=digits)
     assert torch.equal(data.val().images, digits.train_images[200:])
     assert data.train.images.shape[0] == 200
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_a_shift_moves_each_image_whole_within_its_bound(channels):
+    """Every shifted image is its original moved by one (dy, dx) in [-2, 2]^2 with black filled in; all 25 moves
+    occur; grey [N, H, W] and RGB [N, C, H, W] alike."""
+    g = torch.Generator().manual_seed(1)
+    shape = (400, 12, 12) if channels is None else (400, channels, 12, 12)
+    images = torch.randint(1, 256, shape, generator=g, dtype=torch.uint8)  # no black pixel: the fill shows
+    moved = shift(images, 2, gen=generator(0))
+    assert moved.shape == images.shape and moved.dtype == torch.uint8
+    seen = set()
+    for before, after in zip(images, moved):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(after, _moved(before, dy, dx))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 25
+
+
+def _moved(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """image shifted down by dy and right by dx, black where nothing moved in."""
+    out = torch.zeros_like(image)
+    H, W = image.shape[-2:]
+    out[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        image[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+def test_shift_reaches_training_batches_only_and_resumes_the_same():
+    digits = synthetic_digits()
+    plain = TaskData(TaskConfig(canvas=28, val_size=100), seed=0, digits=digits)
+    shifted = TaskData(TaskConfig(canvas=28, val_size=100, shift=3), seed=0, digits=digits)
+    assert torch.equal(shifted.val().images, plain.val().images)
+    assert torch.equal(shifted.test().images, plain.test().images)
+    (x, y), (x_plain, y_plain) = next(shifted.train_batches(0, 64)), next(plain.train_batches(0, 64))
+    assert torch.equal(y, y_plain) and not torch.equal(x, x_plain)
+    assert (x == 0).sum() > (x_plain == 0).sum()  # black came in from the borders
+    again = list(shifted.train_batches(0, 64, start=1))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(again, list(shifted.train_batches(0, 64))[1:]))
+
+
+@pytest.mark.parametrize("task, message", [
+    (dict(shift=-1), "shift = -1: must be >= 0"),
+    (dict(shift=28), "shift = 28: must be smaller than the canvas 28"),
+    (dict(dataset="catch", canvas=24, shift=1), "shift = 1: moves still images"),
+])
+def test_a_bad_shift_is_named(task, message):
+    with pytest.raises(ConfigError, match=message):
+        TaskConfig(**task).validate()

@@ -74,6 +74,9 @@ class TaskConfig:
     pieces: int = 0
     """Clutter: random 8x8 crops of other training digits added to each image."""
     piece_size: int = 8
+    shift: int = 0
+    """Training images only: each batch moves every image by a fresh random whole number of pixels in [-shift, shift]
+    along each axis, filling with black (augmentation; validation and test images stay where they are)."""
     val_size: int = 10_000
     """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
     train_size: int = 0
@@ -89,11 +92,14 @@ class TaskConfig:
                  "must be 'mnist', 'fashion', 'images' or 'catch'")
         _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
         _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
+        _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
+        _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift, f"must be smaller than the canvas {self.canvas}")
         _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
         _require((self.source != "") == (self.dataset == "images"), "source", self.source,
                  "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")
         if self.dataset == "catch":
             _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
+            _require(self.shift == 0, "shift", self.shift, "moves still images; a game of Catch takes none")
             return
         if self.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
             _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")
@@ -182,6 +188,9 @@ class ModelConfig:
     dropout: float = 0.0
     """Probability of dropping a unit at the input of the initial-location network and after the move network's
     hidden layer (seed 000: 0.7). Off in eval()."""
+    state_dropout: float = 0.0
+    """Probability of dropping a unit of the core state where the classifier reads it (the policies and baseline
+    read it whole). Off in eval()."""
     glimpse_net: Literal["ram", "pixels", "pixels+where"] = "ram"
     """What enters the core. ram: the paper's glimpse network of patches and location. pixels: the raw patches,
     flattened (seed 000). pixels+where: the raw patches and the location (x, y)."""
@@ -237,6 +246,7 @@ class ModelConfig:
         _require(self.baseline in ("state", "scalar", "batch", "copies"), "baseline", self.baseline,
                  "must be one of state, scalar, batch, copies")
         _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        _require(0 <= self.state_dropout < 1, "state_dropout", self.state_dropout, "must be in [0, 1)")
         _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
         _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
         _require(self.classes > 0 or self.actions > 0, "classes", self.classes,

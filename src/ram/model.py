@@ -69,6 +69,7 @@ class RAM(nn.Module):
         self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline, "batch": lambda: None,
                          "copies": lambda: None}[cfg.baseline]()
         self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
+        self.drop_state = nn.Dropout(cfg.state_dropout)  # where the classifier reads the core state
         self.act = CategoricalPolicy(hidden_size=cfg.hidden, n=cfg.actions) if cfg.actions else None
 
     fused = True
@@ -144,7 +145,8 @@ class RAM(nn.Module):
             entropies.append(entropy)
             locations.append(loc)
         hs = torch.stack(hs, dim=1)  # [B, T, hidden]
-        step_logits = self.classifier(hs) if self.classifier is not None else hs.new_zeros(B, cfg.glimpses, 0)
+        step_logits = (self.classifier(self.drop_state(hs)) if self.classifier is not None
+                       else hs.new_zeros(B, cfg.glimpses, 0))
         return Episode(
             logits=step_logits[:, -1],
             step_logits=step_logits,
@@ -171,7 +173,7 @@ class RAM(nn.Module):
         before = self.baseline(loop.hs[:-1].detach()).squeeze(-1)  # [T-1, B]
         baselines = torch.cat((self.baseline.bias.expand(1, B), before))
         # classifier(hs) as W hs^T: MKL is 2x faster with 10 rows than with 10 columns.
-        hs = loop.hs.reshape(-1, cfg.hidden)
+        hs = self.drop_state(loop.hs).reshape(-1, cfg.hidden)
         step_logits = torch.addmm(self.classifier.bias[:, None], self.classifier.weight, hs.t()).t()
         step_logits = step_logits.view(-1, B, cfg.classes)  # [T, B, classes]
         return Episode(

@@ -71,3 +71,22 @@ def place(
         out.scatter_add_(1, at, crops.reshape(N, -1).to(torch.int16))
         out.clamp_(max=255)
     return out.to(torch.uint8).view(N, canvas, canvas)
+
+
+def shift(images: torch.Tensor, most: int, *, gen: torch.Generator) -> torch.Tensor:
+    """Move each image by its own random (dy, dx), each a whole number in [-most, most], filling with black.
+
+    images: uint8 [N, H, W] or [N, C, H, W]; returns the same shape and dtype.
+    """
+    if most == 0:
+        return images
+    N, H, W = images.shape[0], images.shape[-2], images.shape[-1]
+    padded = torch.nn.functional.pad(images, (most, most, most, most))  # zeros around every image
+    top = torch.randint(0, 2 * most + 1, (N,), generator=gen)
+    left = torch.randint(0, 2 * most + 1, (N,), generator=gen)
+    rows = (top[:, None] + torch.arange(H))[:, :, None]  # [N, H, 1]
+    cols = (left[:, None] + torch.arange(W))[:, None, :]  # [N, 1, W]
+    n = torch.arange(N)[:, None, None]
+    if images.dim() == 3:
+        return padded[n, rows, cols]
+    return padded[n, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # the indexed axes come first: [N, H, W, C]
