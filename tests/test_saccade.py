@@ -180,6 +180,8 @@ def test_state_dropout_reaches_the_classifier_only_in_training(policy):
     assert torch.equal(a.logits, b.logits)
     with pytest.raises(ConfigError, match="state_dropout = 1: must be in"):
         ModelConfig(state_dropout=1).validate()
+    with pytest.raises(ConfigError, match="state_dropout = 0.5: drops the state a classifier reads"):
+        ModelConfig(classes=0, actions=3, state_dropout=0.5).validate()
 
 
 def test_the_core_reads_the_raw_patch_with_or_without_its_location():

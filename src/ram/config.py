@@ -247,6 +247,8 @@ class ModelConfig:
                  "must be one of state, scalar, batch, copies")
         _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
         _require(0 <= self.state_dropout < 1, "state_dropout", self.state_dropout, "must be in [0, 1)")
+        _require(self.state_dropout == 0 or self.classes > 0, "state_dropout", self.state_dropout,
+                 "drops the state a classifier reads; a model with no classes (Catch) has none")
         _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
         _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
         _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
