@@ -122,13 +122,15 @@ class Train:
         model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
                      pool=self.pool, std=self.std, core=self.core, hidden=self.hidden, what_size=self.what_size,
                      glimpse_size=self.glimpse_size, policy=self.policy, saccade_step=self.saccade_step,
-                     init_downsample=self.init_downsample, dropout=self.dropout, state_dropout=self.state_dropout, glimpse_net=self.glimpse_net,
-                     reinforce_core=self.reinforce_core, detach_location=self.detach_location, baseline=self.baseline)
+                     init_downsample=self.init_downsample, dropout=self.dropout, state_dropout=self.state_dropout,
+                     glimpse_net=self.glimpse_net, reinforce_core=self.reinforce_core,
+                     detach_location=self.detach_location, baseline=self.baseline)
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      means_weight=self.means_weight, precision=self.precision, seed=self.seed, init=self.init,
                      reward=self.reward, entropy_weight=self.entropy_weight)
-        task = dict(shift=self.shift, train_size=self.train_size, epoch_games=self.epoch_games, val_games=self.val_games)
+        task = dict(shift=self.shift, train_size=self.train_size, epoch_games=self.epoch_games,
+                    val_games=self.val_games)
         by_name = self.data in ("mnist", "fashion")
         if by_name or self.data is None:
             if self.image_size is not None:

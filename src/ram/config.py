@@ -93,7 +93,8 @@ class TaskConfig:
         _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
         _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
         _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
-        _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift, f"must be smaller than the canvas {self.canvas}")
+        _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift,
+                 f"must be smaller than the canvas {self.canvas}")
         _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
         _require((self.source != "") == (self.dataset == "images"), "source", self.source,
                  "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")

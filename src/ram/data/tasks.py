@@ -86,7 +86,6 @@ def shift(images: torch.Tensor, most: int, *, gen: torch.Generator) -> torch.Ten
     left = torch.randint(0, 2 * most + 1, (N,), generator=gen)
     rows = (top[:, None] + torch.arange(H))[:, :, None]  # [N, H, 1]
     cols = (left[:, None] + torch.arange(W))[:, None, :]  # [N, 1, W]
-    n = torch.arange(N)[:, None, None]
-    if images.dim() == 3:
-        return padded[n, rows, cols]
-    return padded[n, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # the indexed axes come first: [N, H, W, C]
+    # The indexed axes come first: [N, H, W] for grey, [N, H, W, C] for [N, C, H, W].
+    moved = padded[torch.arange(N)[:, None, None], ..., rows, cols]
+    return moved if images.dim() == 3 else moved.permute(0, 3, 1, 2).contiguous()
