@@ -2,8 +2,8 @@
 and freshly placed training batches.
 
 Training draws new placements (and, with `TaskConfig.shift`, new shifts) for every batch, from a generator seeded by
-(seed, epoch, batch), so a run resumed mid-epoch sees the same images it would have seen. Validation and test images are fixed functions of a seed: the
-test set of translated and cluttered tasks is redrawn by `ram eval --seed S`.
+(seed, epoch, batch), so a run resumed mid-epoch sees the same images it would have seen. Validation and test images
+are fixed functions of a seed: the test set of translated and cluttered tasks is redrawn by `ram eval --seed S`.
 """
 
 from __future__ import annotations
