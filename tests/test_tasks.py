@@ -1,4 +1,4 @@
-"""Task builders (translated, cluttered, shifted) and the split/seed rules, on synthetic digits."""
+"""Task builders (translated, cluttered, shifted, distorted) and the split/seed rules, on synthetic digits."""
 
 import torch
 
@@ -7,7 +7,7 @@ from ram.data import Digits, TaskData
 import pytest
 
 from ram.config import ConfigError
-from ram.data.tasks import generator, place, shift
+from ram.data.tasks import generator, place, shift, warp
 
 
 def synthetic_digits(n_train=300, n_test=50) -> Digits:
@@ -138,7 +138,48 @@ def test_shift_reaches_training_batches_only_and_resumes_the_same():
     (dict(shift=-1), "shift = -1: must be >= 0"),
     (dict(shift=28), "shift = 28: must be smaller than the canvas 28"),
     (dict(dataset="catch", canvas=24, shift=1), "shift = 1: moves still images"),
+    (dict(rotate=-5), "rotate = -5: must be in \\[0, 180\\] degrees"),
+    (dict(rotate=float("nan")), "rotate = nan: must be in"),
+    (dict(scale=1.0), "scale = 1.0: must be in \\[0, 1\\)"),
+    (dict(dataset="catch", canvas=24, scale=0.1), "scale = 0.1: distorts still images"),
 ])
 def test_a_bad_shift_is_named(task, message):
     with pytest.raises(ConfigError, match=message):
         TaskConfig(**task).validate()
+
+
+def _centroid(images: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W] -> [N, 2] (row, column) centre of mass, measured from the image centre."""
+    H, W = images.shape[-2:]
+    rows = torch.arange(H, dtype=torch.float32) - (H - 1) / 2
+    cols = torch.arange(W, dtype=torch.float32) - (W - 1) / 2
+    mass = images.sum((1, 2, 3))
+    return torch.stack([(images.sum((1, 3)) * rows).sum(1), (images.sum((1, 2)) * cols).sum(1)], 1) / mass[:, None]
+
+
+def test_a_warp_turns_and_resizes_each_image_about_its_centre_within_its_bounds():
+    """A blob 8 pixels right of the centre lands at its own angle within +-20 degrees and its own distance within
+    8 * [0.8, 1.2]; both signs of angle and both sides of 1 occur; the same generator gives the same images."""
+    blob = torch.zeros(1, 1, 28, 28)
+    blob[..., 13:15, 21:23] = 1.0  # centre (0.0, 8.0) from the image centre (13.5, 13.5)
+    images = blob.repeat(300, 1, 1, 1)
+    out = warp(images, 20, 0.2, gen=generator(3))
+    assert out.shape == images.shape and torch.equal(out, warp(images, 20, 0.2, gen=generator(3)))
+    assert torch.equal(images, blob.repeat(300, 1, 1, 1))  # the input is not touched
+    row, col = _centroid(out).unbind(1)
+    angle, radius = torch.rad2deg(torch.atan2(row, col)), torch.hypot(row, col) / 8.0
+    assert angle.abs().max() <= 20.5 and radius.min() >= 0.8 - 0.02 and radius.max() <= 1.2 + 0.02
+    assert angle.min() < -10 and angle.max() > 10 and radius.min() < 0.9 and radius.max() > 1.1
+    assert warp(images, 0, 0.0, gen=generator(3)) is images  # off: no work, no copy
+
+
+def test_distortions_reach_training_batches_only_and_resume_the_same():
+    digits = synthetic_digits()
+    plain = TaskData(TaskConfig(canvas=28, val_size=100), seed=0, digits=digits)
+    warped = TaskData(TaskConfig(canvas=28, val_size=100, rotate=10, scale=0.1), seed=0, digits=digits)
+    assert torch.equal(warped.val().images, plain.val().images)
+    assert torch.equal(warped.test().images, plain.test().images)
+    (x, y), (x_plain, y_plain) = next(warped.train_batches(0, 64)), next(plain.train_batches(0, 64))
+    assert torch.equal(y, y_plain) and x.shape == x_plain.shape and not torch.allclose(x, x_plain, atol=0.05)
+    again = list(warped.train_batches(0, 64, start=1))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(again, list(warped.train_batches(0, 64))[1:]))

@@ -66,6 +66,10 @@ class Train:
     """Dropout on the core state where the classifier reads it (the mnist-saccade preset: 0.5)."""
     shift: int | None = None
     """Move each training image by a random whole number of pixels up to this, along each axis (augmentation)."""
+    rotate: float | None = None
+    """Turn each training image by a random angle up to this many degrees either way (augmentation)."""
+    scale: float | None = None
+    """Resize each training image by a random factor in [1 - scale, 1 + scale] (augmentation)."""
     glimpse_net: Literal["ram", "pixels", "pixels+where"] | None = None
     """What enters the core: RAM's glimpse network, the raw patch (seed 000), or the raw patch and its location."""
     reinforce_core: bool | None = None
@@ -129,7 +133,7 @@ class Train:
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      means_weight=self.means_weight, precision=self.precision, seed=self.seed, init=self.init,
                      reward=self.reward, entropy_weight=self.entropy_weight)
-        task = dict(shift=self.shift, train_size=self.train_size, epoch_games=self.epoch_games,
+        task = dict(shift=self.shift, rotate=self.rotate, scale=self.scale, train_size=self.train_size, epoch_games=self.epoch_games,
                     val_games=self.val_games)
         by_name = self.data in ("mnist", "fashion")
         if by_name or self.data is None:

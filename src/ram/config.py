@@ -77,6 +77,12 @@ class TaskConfig:
     shift: int = 0
     """Training images only: each batch moves every image by a fresh random whole number of pixels in [-shift, shift]
     along each axis, filling with black (augmentation; validation and test images stay where they are)."""
+    rotate: float = 0.0
+    """Training images only: each batch turns every image about its centre by a fresh random angle in [-rotate,
+    rotate] degrees (bilinear, black filled in), after the shift."""
+    scale: float = 0.0
+    """Training images only: each batch resizes every image about its centre by a fresh random factor in
+    [1 - scale, 1 + scale], with the rotation."""
     val_size: int = 10_000
     """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
     train_size: int = 0
@@ -95,12 +101,16 @@ class TaskConfig:
         _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
         _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift,
                  f"must be smaller than the canvas {self.canvas}")
+        _require(0 <= self.rotate <= 180, "rotate", self.rotate, "must be in [0, 180] degrees")
+        _require(0 <= self.scale < 1, "scale", self.scale, "must be in [0, 1)")
         _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
         _require((self.source != "") == (self.dataset == "images"), "source", self.source,
                  "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")
         if self.dataset == "catch":
             _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
             _require(self.shift == 0, "shift", self.shift, "moves still images; a game of Catch takes none")
+            _require(self.rotate == 0 and self.scale == 0, "rotate" if self.rotate else "scale",
+                     self.rotate or self.scale, "distorts still images; a game of Catch takes none")
             return
         if self.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
             _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")

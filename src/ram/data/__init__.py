@@ -1,9 +1,10 @@
 """Data for a task: the digits (or your own images, `ram.data.images`), a validation split from train, the test set,
 and freshly placed training batches.
 
-Training draws new placements (and, with `TaskConfig.shift`, new shifts) for every batch, from a generator seeded by
-(seed, epoch, batch), so a run resumed mid-epoch sees the same images it would have seen. Validation and test images
-are fixed functions of a seed: the test set of translated and cluttered tasks is redrawn by `ram eval --seed S`.
+Training draws new placements (and, with `TaskConfig.shift`, `rotate` and `scale`, new shifts and distortions) for
+every batch, from a generator seeded by (seed, epoch, batch), so a run resumed mid-epoch sees the same images it would
+have seen. Validation and test images are fixed functions of a seed: the test set of translated and cluttered tasks
+is redrawn by `ram eval --seed S`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from ..config import ConfigError, TaskConfig
 from . import mnist
 from .mnist import DataError, Digits, data_dir, load
-from .tasks import generator, place, shift
+from .tasks import generator, place, shift, warp
 
 __all__ = ["DataError", "Digits", "Split", "TaskData", "data_dir", "load", "place", "to_float"]
 
@@ -96,7 +97,7 @@ class TaskData:
             idx = order[b * batch_size : (b + 1) * batch_size]
             gen = generator(self.seed, TRAIN, epoch, b)
             images = shift(self._place(self.train.images[idx], gen, idx), self.task.shift, gen=gen)
-            yield to_float(images), self.train.labels[idx]
+            yield warp(to_float(images), self.task.rotate, self.task.scale, gen=gen), self.train.labels[idx]
 
 
 def _load(task: TaskConfig, *, progress: bool) -> Digits:

@@ -89,3 +89,22 @@ def shift(images: torch.Tensor, most: int, *, gen: torch.Generator) -> torch.Ten
     # The indexed axes come first: [N, H, W] for grey, [N, H, W, C] for [N, C, H, W].
     moved = padded[torch.arange(N)[:, None, None], ..., rows, cols]
     return moved if images.dim() == 3 else moved.permute(0, 3, 1, 2).contiguous()
+
+
+def warp(images: torch.Tensor, rotate: float, scale: float, *, gen: torch.Generator) -> torch.Tensor:
+    """Turn each image about its centre by its own random angle in [-rotate, rotate] degrees and resize it by its own
+    factor in [1 - scale, 1 + scale], bilinear, filling with black (Simard et al. 2003's affine distortions).
+
+    images: float [N, C, H, W]; returns a new tensor of the same shape.
+    """
+    if rotate == 0 and scale == 0:
+        return images
+    N = images.shape[0]
+    angle = torch.deg2rad(torch.empty(N).uniform_(-rotate, rotate, generator=gen))
+    factor = torch.empty(N).uniform_(1 - scale, 1 + scale, generator=gen)
+    # affine_grid maps output to input coordinates: the inverse of "turn by angle, grow by factor".
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    zero = torch.zeros(N)
+    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
