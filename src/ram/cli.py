@@ -133,8 +133,8 @@ class Train:
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      means_weight=self.means_weight, precision=self.precision, seed=self.seed, init=self.init,
                      reward=self.reward, entropy_weight=self.entropy_weight)
-        task = dict(shift=self.shift, rotate=self.rotate, scale=self.scale, train_size=self.train_size, epoch_games=self.epoch_games,
-                    val_games=self.val_games)
+        task = dict(shift=self.shift, rotate=self.rotate, scale=self.scale, train_size=self.train_size,
+                    epoch_games=self.epoch_games, val_games=self.val_games)
         by_name = self.data in ("mnist", "fashion")
         if by_name or self.data is None:
             if self.image_size is not None:

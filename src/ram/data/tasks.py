@@ -95,7 +95,7 @@ def warp(images: torch.Tensor, rotate: float, scale: float, *, gen: torch.Genera
     """Turn each image about its centre by its own random angle in [-rotate, rotate] degrees and resize it by its own
     factor in [1 - scale, 1 + scale], bilinear, filling with black (Simard et al. 2003's affine distortions).
 
-    images: float [N, C, H, W]; returns a new tensor of the same shape.
+    images: float [N, C, H, W]; returns a new tensor of the same shape (the input itself when both bounds are 0).
     """
     if rotate == 0 and scale == 0:
         return images
