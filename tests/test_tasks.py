@@ -121,17 +121,19 @@ def _moved(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def test_shift_reaches_training_batches_only_and_resumes_the_same():
+@pytest.mark.parametrize("augment", [dict(shift=3), dict(rotate=10, scale=0.1)])
+def test_augmentation_reaches_training_batches_only_and_resumes_the_same(augment):
     digits = synthetic_digits()
     plain = TaskData(TaskConfig(canvas=28, val_size=100), seed=0, digits=digits)
-    shifted = TaskData(TaskConfig(canvas=28, val_size=100, shift=3), seed=0, digits=digits)
-    assert torch.equal(shifted.val().images, plain.val().images)
-    assert torch.equal(shifted.test().images, plain.test().images)
-    (x, y), (x_plain, y_plain) = next(shifted.train_batches(0, 64)), next(plain.train_batches(0, 64))
-    assert torch.equal(y, y_plain) and not torch.equal(x, x_plain)
-    assert (x == 0).sum() > (x_plain == 0).sum()  # black came in from the borders
-    again = list(shifted.train_batches(0, 64, start=1))
-    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(again, list(shifted.train_batches(0, 64))[1:]))
+    moved = TaskData(TaskConfig(canvas=28, val_size=100, **augment), seed=0, digits=digits)
+    assert torch.equal(moved.val().images, plain.val().images)
+    assert torch.equal(moved.test().images, plain.test().images)
+    (x, y), (x_plain, y_plain) = next(moved.train_batches(0, 64)), next(plain.train_batches(0, 64))
+    assert torch.equal(y, y_plain) and x.shape == x_plain.shape and not torch.allclose(x, x_plain, atol=0.05)
+    if "shift" in augment:
+        assert (x == 0).sum() > (x_plain == 0).sum()  # black came in from the borders
+    again = list(moved.train_batches(0, 64, start=1))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(again, list(moved.train_batches(0, 64))[1:]))
 
 
 @pytest.mark.parametrize("task, message", [
@@ -143,7 +145,7 @@ def test_shift_reaches_training_batches_only_and_resumes_the_same():
     (dict(scale=1.0), "scale = 1.0: must be in \\[0, 1\\)"),
     (dict(dataset="catch", canvas=24, scale=0.1), "scale = 0.1: distorts still images"),
 ])
-def test_a_bad_shift_is_named(task, message):
+def test_a_bad_augmentation_is_named(task, message):
     with pytest.raises(ConfigError, match=message):
         TaskConfig(**task).validate()
 
@@ -171,15 +173,3 @@ def test_a_warp_turns_and_resizes_each_image_about_its_centre_within_its_bounds(
     assert angle.abs().max() <= 20.5 and radius.min() >= 0.8 - 0.02 and radius.max() <= 1.2 + 0.02
     assert angle.min() < -10 and angle.max() > 10 and radius.min() < 0.9 and radius.max() > 1.1
     assert warp(images, 0, 0.0, gen=generator(3)) is images  # off: no work, no copy
-
-
-def test_distortions_reach_training_batches_only_and_resume_the_same():
-    digits = synthetic_digits()
-    plain = TaskData(TaskConfig(canvas=28, val_size=100), seed=0, digits=digits)
-    warped = TaskData(TaskConfig(canvas=28, val_size=100, rotate=10, scale=0.1), seed=0, digits=digits)
-    assert torch.equal(warped.val().images, plain.val().images)
-    assert torch.equal(warped.test().images, plain.test().images)
-    (x, y), (x_plain, y_plain) = next(warped.train_batches(0, 64)), next(plain.train_batches(0, 64))
-    assert torch.equal(y, y_plain) and x.shape == x_plain.shape and not torch.allclose(x, x_plain, atol=0.05)
-    again = list(warped.train_batches(0, 64, start=1))
-    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(again, list(warped.train_batches(0, 64))[1:]))

@@ -109,8 +109,8 @@ class TaskConfig:
         if self.dataset == "catch":
             _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
             _require(self.shift == 0, "shift", self.shift, "moves still images; a game of Catch takes none")
-            _require(self.rotate == 0 and self.scale == 0, "rotate" if self.rotate else "scale",
-                     self.rotate or self.scale, "distorts still images; a game of Catch takes none")
+            _require(self.rotate == 0, "rotate", self.rotate, "distorts still images; a game of Catch takes none")
+            _require(self.scale == 0, "scale", self.scale, "distorts still images; a game of Catch takes none")
             return
         if self.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
             _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")
