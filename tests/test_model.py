@@ -101,6 +101,25 @@ def test_the_means_episodes_cross_entropy_trains_the_classifier_path_only(core):
             assert grad is None or grad.abs().sum() == 0, name
 
 
+@pytest.mark.parametrize("core", ["rnn", "lstm"])
+def test_the_earlier_guesses_cross_entropy_is_their_mean_and_trains_the_classifier_path_only(core):
+    """step_weight adds the mean cross-entropy of the guesses after glimpses 1..T-1. It reaches the classifier, core
+    and glimpse net, and neither the policy nor the baseline; the reward stays the final guess's."""
+    torch.manual_seed(0)
+    model = RAM(small(core=core))
+    ep = model(torch.rand(8, 1, 28, 28))
+    labels = torch.randint(0, 10, (8,))
+    plain, stepped = hybrid(ep, labels), hybrid(ep, labels, step_weight=0.5)
+    ce = [torch.nn.functional.cross_entropy(ep.step_logits[:, t], labels) for t in range(2)]
+    assert torch.allclose(stepped.classify - plain.classify, 0.5 * (ce[0] + ce[1]) / 2, atol=1e-6)
+    assert torch.equal(stepped.reward, plain.reward) and torch.equal(stepped.reinforce, plain.reinforce)
+    for name, grad in grads(model, stepped.classify - plain.classify).items():
+        if name.startswith(("classifier", "core", "glimpse_net")):
+            assert nonzero(grad), name
+        else:
+            assert grad is None or grad.abs().sum() == 0, name
+
+
 def test_reinforce_sign():
     """A rewarded action above the baseline has its log-probability pushed up."""
     log_probs = torch.zeros(2, 1, requires_grad=True)

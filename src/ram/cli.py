@@ -92,6 +92,8 @@ class Train:
     """Weight of the REINFORCE term in the hybrid loss (1 in the presets)."""
     means_weight: float | None = None
     """Weight of a cross-entropy on one more episode per image along the policy means (0 in the presets)."""
+    step_weight: float | None = None
+    """Weight of the mean cross-entropy of the guesses after each earlier glimpse (0 in the presets)."""
     precision: Literal["fp32", "bf16"] | None = None
     """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
     seed: int | None = None
@@ -132,7 +134,7 @@ class Train:
         train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
                      epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
                      means_weight=self.means_weight, precision=self.precision, seed=self.seed, init=self.init,
-                     reward=self.reward, entropy_weight=self.entropy_weight)
+                     reward=self.reward, entropy_weight=self.entropy_weight, step_weight=self.step_weight)
         task = dict(shift=self.shift, rotate=self.rotate, scale=self.scale, train_size=self.train_size,
                     epoch_games=self.epoch_games, val_games=self.val_games)
         by_name = self.data in ("mnist", "fashion")

@@ -298,6 +298,9 @@ class TrainConfig:
     """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
     core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
     sampled episodes only: the means are detached). 0: off."""
+    step_weight: float = 0.0
+    """Weight of the mean cross-entropy of the classifier's guesses after glimpses 1..T-1, beside the final guess's:
+    every step's state is taught to hold what it has read so far. 0: off (RAM trains on the final guess only)."""
     entropy_weight: float = 0.0
     """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
     on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
@@ -329,6 +332,8 @@ class TrainConfig:
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
         _require(math.isfinite(self.means_weight) and self.means_weight >= 0, "means_weight", self.means_weight,
+                 "must be >= 0")
+        _require(math.isfinite(self.step_weight) and self.step_weight >= 0, "step_weight", self.step_weight,
                  "must be >= 0")
         _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
                  self.entropy_weight, "must be >= 0")

@@ -68,9 +68,15 @@ def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, c
 
 
 def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
-           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0) -> Losses:
-    """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit."""
+           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0) -> Losses:
+    """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit. With
+    step_weight, plus that times the mean cross-entropy of the guesses after each earlier glimpse (the reward is still
+    the final guess's)."""
     classify = F.cross_entropy(episode.logits, labels)
+    if step_weight and episode.step_logits.shape[1] > 1:
+        earlier = episode.step_logits[:, :-1]  # [B, T-1, classes]
+        classify = classify + step_weight * F.cross_entropy(earlier.flatten(0, 1),
+                                                            labels.repeat_interleave(earlier.shape[1]))
     r = reward(episode.logits, labels, reward_kind)
     rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     success = (episode.logits.argmax(1) == labels).float()

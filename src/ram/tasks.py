@@ -133,7 +133,7 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
     with _autocast(images.device, tc.precision):
         episode = model(images, sample=True)
     losses = hybrid(_float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
-                    entropy_weight=tc.entropy_weight)
+                    entropy_weight=tc.entropy_weight, step_weight=tc.step_weight)
     if tc.means_weight > 0:
         with _autocast(images.device, tc.precision):
             along = model(one, sample=False).logits.float()
