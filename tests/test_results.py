@@ -79,4 +79,4 @@ def test_the_table_names_a_core_other_than_the_papers():
     assert lstm.core == "lstm" and lstm.config().model.core == "lstm"  # shipped with an LSTM core
     assert "--core lstm" in " ".join(lstm.train_args())
     line = table({lstm.name: {"error": 2.2, "epochs": 250}}).splitlines()[2]
-    assert "RAM, 8 glimpses, glimpse net 256/512, LSTM core |" in line
+    assert "RAM, 8 glimpses, glimpse net 256/512, LSTM core" in line

@@ -107,7 +107,7 @@ ROWS: list[Row] = [
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
     _ram("mnist-cluttered", 4, None, 4.96, means_weight=1.0, **WIDE),
     _ram("mnist-cluttered", 6, None, 4.08, core="lstm", means_weight=1.0, **WIDE),
-    _ram("mnist-cluttered", 8, 5.23, 4.04, core="lstm", **WIDE),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, core="lstm", means_weight=1.0, **WIDE),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
