@@ -1,5 +1,6 @@
 """The Catch agent: RAM with a move head, trained through the same fit() as the classifiers."""
 
+import dataclasses
 import json
 import math
 
@@ -57,6 +58,20 @@ def test_catch_needs_the_core_to_learn_from_reinforce():
                              train=cfg.train)
     with pytest.raises(ConfigError, match="^glimpses = 5: a game on a 12x12 screen lasts 11 steps"):
         wrong_length.validate()
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("means_weight", 1.0, "catch has no classification loss for the means copy"),
+    ("step_weight", 0.3, "catch has no guess after each glimpse"),
+    ("reward", "prob", "catch's reward is the game's"),
+])
+def test_catch_refuses_the_settings_of_the_classification_loss(field, value, words):
+    cfg = tiny_catch()
+    cfg.validate()  # the same run with the setting left alone is fine
+    bad = RunConfig(preset="catch", task=cfg.task, model=cfg.model,
+                    train=dataclasses.replace(cfg.train, **{field: value}))
+    with pytest.raises(ConfigError, match=f"^{field} = {value!r}: {words}"):
+        bad.validate()
 
 
 def test_move_log_probs_match_torch_distributions():

@@ -385,6 +385,14 @@ class RunConfig:
                      "one glimpse and one move each")
             _require(self.model.reinforce_core, "reinforce_core", False,
                      "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
+            # The settings of the classification loss have nothing to act on in a game: refuse them, not ignore them.
+            t = self.train
+            _require(t.means_weight == 0, "means_weight", t.means_weight,
+                     "catch has no classification loss for the means copy to add to")
+            _require(t.step_weight == 0, "step_weight", t.step_weight,
+                     "catch has no guess after each glimpse to add a loss on")
+            _require(t.reward == "correct", "reward", t.reward,
+                     "catch's reward is the game's: 1 for a caught ball, else 0")
         return self
 
     def _validate_images(self) -> None:
