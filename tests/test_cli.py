@@ -151,3 +151,46 @@ def test_every_ram_command_in_the_readme_parses():
     for args in commands:
         parsed = tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="ram", args=args)
         assert isinstance(parsed, tuple(COMMANDS.values())), args
+
+
+def test_every_flag_named_after_a_config_field_reaches_the_config():
+    """Train's flags are forwarded by name: each one, set to a value its preset does not have, arrives in its section
+    (image_size and val_size have their own tests with --data)."""
+    import dataclasses
+    import typing
+
+    from ram import presets
+    from ram.cli import Train
+
+    def tries(name, type_, preset):
+        """(section, value) pairs for --name that differ from the preset's value."""
+        cfg = presets.get(preset)
+        for section in ("task", "model", "train"):
+            if name in {f.name for f in dataclasses.fields(getattr(cfg, section))}:
+                old = getattr(getattr(cfg, section), name)
+                members = [a for a in typing.get_args(typing.get_args(type_)[0]) if a != old]  # a Literal's others
+                if isinstance(old, bool):
+                    members = [not old]
+                elif isinstance(old, (int, float)) and not members:
+                    members = [old + 1, old * 0.5 + 0.25, old * 0.5]
+                elif isinstance(old, str) and not members:
+                    members = ["mnist"]  # --init: a shipped model's name
+                return [(section, value) for value in members]
+        return []
+
+    forwarded = set()
+    for name, type_ in typing.get_type_hints(Train).items():
+        if name in ("image_size", "val_size"):
+            continue
+        candidates = [(p, s, v) for p in ("mnist-saccade", "mnist", "catch") for s, v in tries(name, type_, p)]
+        for preset, section, value in candidates:
+            try:
+                cfg = Train(preset=preset, **{name: value}).config()
+            except Exception:  # a value this preset refuses: try the next
+                continue
+            assert getattr(getattr(cfg, section), name) == value, name
+            forwarded.add(name)
+            break
+        else:
+            assert not candidates, f"no value of --{name} other than the presets' could be tried: {candidates}"
+    assert len(forwarded) >= 38, sorted(forwarded)  # the three sections' flags: a broken forward shows here

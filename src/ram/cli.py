@@ -5,6 +5,7 @@ Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import tyro
 
 from . import presets
 from .checkpoint import CheckpointError
-from .config import ConfigError, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from .data import DataError
 from .train import TrainingError
 
@@ -125,18 +126,9 @@ class Train:
     progress: bool = True
 
     def config(self) -> RunConfig:
-        model = dict(kind=self.model, glimpses=self.glimpses, patch_size=self.patch_size, scales=self.scales,
-                     pool=self.pool, std=self.std, core=self.core, hidden=self.hidden, what_size=self.what_size,
-                     glimpse_size=self.glimpse_size, policy=self.policy, saccade_step=self.saccade_step,
-                     init_downsample=self.init_downsample, dropout=self.dropout, state_dropout=self.state_dropout,
-                     glimpse_net=self.glimpse_net, reinforce_core=self.reinforce_core,
-                     detach_location=self.detach_location, baseline=self.baseline)
-        train = dict(lr=self.lr, lr_min=self.lr_min, optimizer=self.optimizer, batch_size=self.batch_size,
-                     epochs=self.epochs, mc_samples=self.mc_samples, clip_grad=self.clip_grad, rl_weight=self.rl_weight,
-                     means_weight=self.means_weight, precision=self.precision, seed=self.seed, init=self.init,
-                     reward=self.reward, entropy_weight=self.entropy_weight, step_weight=self.step_weight)
-        task = dict(shift=self.shift, rotate=self.rotate, scale=self.scale, train_size=self.train_size,
-                    epoch_games=self.epoch_games, val_games=self.val_games)
+        model = self._overrides(ModelConfig) | dict(kind=self.model)
+        train = self._overrides(TrainConfig)
+        task = self._overrides(TaskConfig)
         by_name = self.data in ("mnist", "fashion")
         if by_name or self.data is None:
             if self.image_size is not None:
@@ -150,6 +142,12 @@ class Train:
         _positive("image_size", self.image_size)
         source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
         return images.configure(cfg, source, val_size=self.val_size, progress=self.progress)
+
+    def _overrides(self, section: type) -> dict:
+        """The flags named after fields of a config section, so that a new field needs one flag and no list to keep
+        in step. image_size and val_size are left out: with --data PATH they size your own images instead."""
+        names = {f.name for f in dataclasses.fields(section)} & {f.name for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in names - {"image_size", "val_size"}}
 
     def run(self) -> None:
         from .train import fit, resolve_device
