@@ -1,6 +1,8 @@
 """The `ram` command end to end, in-process, on small synthetic digits (the real-data path is tested in test_data_*)."""
 
+import csv
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -44,7 +46,12 @@ def test_train_then_eval_json(tiny_digits, tmp_path, capsys):
     assert code == 0
     for name in ("config.json", "metrics.csv", "model.safetensors", "last.pt", "test.json"):
         assert (out / name).is_file(), name
-    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == 2  # 2 epochs
+    # RAM's Gaussian has a fixed std: its entropy per decision is a constant, 2 * (log std + log sqrt(2 pi e))
+    std = json.loads((out / "config.json").read_text())["model"]["std"]
+    assert float(rows[0]["entropy"]) == pytest.approx(2 * (math.log(std) + 0.5 * math.log(2 * math.pi * math.e)),
+                                                      abs=1e-4)
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

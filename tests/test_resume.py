@@ -276,3 +276,21 @@ def test_sigkill_at_each_kill_point_then_resume_ends_bit_identical(ram, referenc
     assert result.returncode == 0, result.stderr
     assert f"resuming {out} at step {loop['step']} (epoch 2, batch {loop['batch']})" in result.stderr
     assert_same_run(reference.result(), out)
+
+
+def test_metrics_of_a_run_resumed_by_a_newer_version_keep_every_column(tmp_path):
+    """A run started before a column existed (entropy) and resumed after: the old rows leave it blank."""
+    from ram.train import _write_metrics
+
+    _write_metrics(tmp_path / "metrics.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "entropy": 1.2}])
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines == ["epoch,loss,entropy", "1,0.5,", "2,0.4,1.2"]
+
+
+def test_a_model_that_decides_nothing_logs_no_entropy():
+    from ram.losses import mean_entropy
+    from ram.model import Episode
+
+    none = torch.zeros(3, 0)
+    ep = Episode(*(none,) * len(Episode._fields))
+    assert math.isnan(mean_entropy(ep))  # written as a blank cell, not as a made-up 0

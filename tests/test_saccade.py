@@ -210,3 +210,23 @@ def test_every_reward_and_baseline_trains_either_policy(policy, reward_kind, bas
     policy_grads = [p.grad for n, p in model.named_parameters() if n.startswith("policy.")]
     assert policy_grads and all(g is not None for g in policy_grads)
     assert (model.baseline is None) == (baseline == "batch")
+
+
+def test_the_logged_entropy_is_the_policies_mean_entropy_per_decision():
+    """metrics.csv's entropy column: the initial window's two heads at step 0 and the moves' softmax after, averaged
+    over batch and steps; it reaches 0 when a policy always makes the same choice (its collapse)."""
+    torch.manual_seed(0)
+    model = RAM(saccade_cfg(glimpses=3, dropout=0.0))
+    images, labels = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    ep = model(images)
+    pooled = torch.nn.functional.max_pool2d(images, 4)
+    heads = model.policy.initial(pooled).view(4, 2, 13)
+    first = sum(torch.distributions.Categorical(logits=heads[:, k]).entropy() for k in (0, 1))
+    torch.testing.assert_close(ep.entropies[:, 0], first)
+    losses = hybrid(ep, labels, baseline="batch")
+    torch.testing.assert_close(losses.entropy, ep.entropies.mean())
+    assert 0 < losses.entropy < 2 * torch.log(torch.tensor(13.0))  # below the most a step can have
+    with torch.no_grad():  # a policy that always picks the same move has no entropy left
+        model.policy.moves[-1].bias.copy_(torch.tensor([1e4, 0, 0, 0, 0, 0, 0, 0]))
+        model.policy.moves[-1].weight.zero_()
+    assert model(images).entropies[:, 1:].abs().max() < 1e-6

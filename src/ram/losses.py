@@ -24,6 +24,14 @@ class Losses(NamedTuple):
     baseline: torch.Tensor
     reward: torch.Tensor  # [B] the reward REINFORCE was given
     success: torch.Tensor  # [B] 1 where the episode succeeded: a right final guess, a caught ball
+    entropy: torch.Tensor  # [] the policies' mean entropy per decision (nan without decisions): near 0, collapsed
+
+
+def mean_entropy(episode: Episode) -> torch.Tensor:
+    """The policies' entropy per step, averaged over the batch and the episode: how far they are from always making
+    the same choice. nan for a model that decides nothing (fc, convnet)."""
+    e = episode.entropies.detach()
+    return e.mean() if e.numel() else e.new_full((), float("nan"))
 
 
 def reward(logits: torch.Tensor, labels: torch.Tensor, kind: str = "correct") -> torch.Tensor:
@@ -81,7 +89,7 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
     rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     success = (episode.logits.argmax(1) == labels).float()
     return Losses(total=classify + rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base, reward=r,
-                  success=success)
+                  success=success, entropy=mean_entropy(episode))
 
 
 def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state", copies: int = 1,
@@ -89,4 +97,4 @@ def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, bas
     """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision, plus the baseline's fit."""
     rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     return Losses(total=rl_weight * rl + base, classify=rl.new_zeros(()), reinforce=rl, baseline=base,
-                  reward=rewards, success=(rewards > 0).float())
+                  reward=rewards, success=(rewards > 0).float(), entropy=mean_entropy(episode))

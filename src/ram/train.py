@@ -192,7 +192,8 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    # Every column any row has, in order: a run resumed by a newer version adds columns its first rows lack.
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(key for row in rows for key in row)), restval="")
     writer.writeheader()
     writer.writerows(rows)
     ckpt.atomic_write(path, buf.getvalue().encode())
@@ -325,7 +326,7 @@ def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch
     return state
 
 
-_SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success")
+_SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success", "entropy")
 
 
 @dataclass
@@ -395,7 +396,7 @@ class _Run:
         # One host sync for all the step's numbers (each .item() is one on a GPU).
         total, norm_value, *rest = torch.stack([
             losses.total, norm, losses.classify, losses.reinforce, losses.baseline, losses.reward.mean(),
-            losses.success.mean(),
+            losses.success.mean(), losses.entropy,
         ]).detach().tolist()
         if not (math.isfinite(total) and math.isfinite(norm_value)):
             raise TrainingError(
@@ -448,6 +449,7 @@ class _Run:
             "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
             **{key: round(sums[key] / n, 5) for key in ("loss", "classify", "reinforce", "baseline", "reward")},
             "train_error": round(100 * (1 - sums["success"] / n), 3),
+            "entropy": "" if math.isnan(sums["entropy"]) else round(sums["entropy"] / n, 5),
             "val_error": val["error"], "seconds": round(sums["seconds"], 2),
             "img_per_s": round(sums["images"] / max(sums["seconds"], 1e-9), 1),
         }

@@ -667,7 +667,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
-    """Losses (total, classify, reinforce, baseline), train and validation error, and reward against epoch.
+    """Losses (total, classify, reinforce, baseline), train and validation error, and reward (with the policies'
+    entropy where the run logged it) against epoch.
 
     metrics: the rows of a run's metrics.csv (dicts; values may be strings) or the path of that file.
     """
@@ -701,8 +702,14 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
             lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
     ax_err.set_title("error (%)")
     ax_err.legend(fontsize=8)
-    ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6)
+    ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6, label="reward")
     ax_rew.set_title("reward (mean, sampled episodes)")
+    if all(r.get("entropy") not in (None, "") for r in rows):  # runs before the column, and fc/convnet, lack it
+        # A policy whose entropy falls to ~0 early always makes the same choices: it has stopped exploring.
+        ax_ent = ax_rew.twinx()
+        ax_ent.plot(epoch, column("entropy"), color="tab:purple", linewidth=1.2, linestyle="--")
+        ax_ent.set_ylabel("policy entropy per decision (dashed)", fontsize=8, color="tab:purple")
+        ax_ent.set_ylim(bottom=0)
     for ax in (ax_loss, ax_err, ax_rew):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -788,7 +795,7 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
 SCALARS = (
     ("loss/total", "loss"), ("loss/classify", "classify"), ("loss/reinforce", "reinforce"),
     ("loss/baseline", "baseline"), ("reward/mean", "reward"), ("error/train", "train_error"),
-    ("error/val", "val_error"), ("perf/img_per_s", "img_per_s"), ("lr", "lr"),
+    ("error/val", "val_error"), ("policy/entropy", "entropy"), ("perf/img_per_s", "img_per_s"), ("lr", "lr"),
 )
 
 
@@ -814,7 +821,7 @@ def tensorboard_hook(out: Path, *, n: int = 8):
         if event == "epoch":
             step = int(row["epoch"])
             for tag, key in SCALARS:
-                if key in row:
+                if row.get(key) not in (None, ""):  # a model without decisions has no entropy
                     writer.add_scalar(tag, float(row[key]), step)
             if takes_glimpses(model) and hasattr(task, "data"):
                 try:
