@@ -294,3 +294,21 @@ def test_a_model_that_decides_nothing_logs_no_entropy():
     none = torch.zeros(3, 0)
     ep = Episode(*(none,) * len(Episode._fields))
     assert math.isnan(mean_entropy(ep))  # written as a blank cell, not as a made-up 0
+
+
+def test_an_epoch_resumed_from_sums_without_entropy_leaves_its_entropy_blank(digits, tmp_path, fast):
+    """A run saved mid-epoch by a version that did not sum the entropy: that epoch's cell is blank, not the average
+    of a part of the epoch; the next epoch has it again."""
+    cfg = small_config(TASKS["centred"])
+    data = TaskData(cfg.task, seed=cfg.train.seed, digits=digits)
+    out = tmp_path / "run"
+    with killed_before_write(4), pytest.raises(Killed):  # config.json, steps 1-3 of epoch 1, then killed
+        fit(cfg, out, data=data, progress=False, checkpoint_every=0.0)
+    saved = ckpt.load_state(out / "last.pt")
+    assert saved["loop"]["batch"] == 3 and "entropy" in saved["loop"]["sums"]
+    del saved["loop"]["sums"]["entropy"]  # as the older version wrote it
+    ckpt.save_state(out / "last.pt", saved)
+    fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["entropy"] == "" for r in rows] == [True, False]
+    assert math.isfinite(float(rows[1]["entropy"]))
