@@ -411,9 +411,11 @@ class _Run:
         state, dist, tc = self.state, self.dist, self.cfg.train
         epoch = state["epoch"]
         self.model.train()
-        sums = {**dict.fromkeys(_SUMS, 0.0), "n": 0, "images": 0, "seconds": 0.0, **(state["sums"] or {})}
-        if state["sums"] and "entropy" not in state["sums"]:  # saved mid-epoch by a version that did not sum it
-            sums["entropy"] = math.nan  # the epoch's row leaves it blank rather than average a part of the epoch
+        saved = state["sums"] or {}
+        # A sum the saved ones lack (saved mid-epoch by a version without that column) is unknown for this epoch:
+        # nan, so its row does not average a part of the epoch.
+        unknown = math.nan if saved else 0.0
+        sums = {**dict.fromkeys(_SUMS, unknown), "n": 0, "images": 0, "seconds": 0.0, **saved}
         bar = tqdm(total=self.steps_per_epoch, initial=state["batch"] // dist.world,
                    desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (self.progress and dist.main), leave=False,
                    unit="batch")

@@ -702,7 +702,7 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
             lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
     ax_err.set_title("error (%)")
     ax_err.legend(fontsize=8)
-    ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6, label="reward")
+    ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6)
     ax_rew.set_title("reward (mean, sampled episodes)")
     if all(r.get("entropy") not in (None, "") for r in rows):  # runs before the column, and fc/convnet, lack it
         # A policy whose entropy falls to ~0 early always makes the same choices: it has stopped exploring.
