@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import warnings
+
+import torch
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned = False
@@ -27,3 +30,24 @@ def tune_malloc(threshold: int = 1 << 28) -> bool:
     except (OSError, AttributeError):  # not glibc (musl, ...)
         return False
     return _tuned
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run on this device's own instructions. A CPU without them (AVX2 only, no AVX-512 or
+    AMX) emulates bf16: a training step of the 60x60 rows' wide glimpse network with an LSTM took 12x as long in bf16
+    as in fp32 on such a CPU (results/NOTES.md, session 19)."""
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: nothing to say
+        return True
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Warn, before any work starts, when a run asks for bf16 on a CPU that would only emulate it."""
+    if precision == "bf16" and not native_bf16(device):
+        warnings.warn(
+            f"precision = 'bf16': this CPU has no native bfloat16 ({torch.backends.cpu.get_cpu_capability()}), so "
+            "bf16 is emulated and trains many times slower than fp32; pass --precision fp32 for speed (numbers "
+            "differ slightly from a bf16 run's)", RuntimeWarning, stacklevel=2)

@@ -33,7 +33,7 @@ from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
 from .model import build_model
-from .speed import tune_malloc
+from .speed import check_precision, tune_malloc
 from .tasks import Task, make_task
 
 
@@ -224,6 +224,8 @@ def fit(
     out = Path(out)
     dist = Distributed.from_env()
     dev = _set_up(device, threads, dist)
+    if dist.main:
+        check_precision(cfg.train.precision, dev)
     _check_out(out, resume)
     saved = _resume_state(out, cfg) if resume else None
     tc = cfg.train
