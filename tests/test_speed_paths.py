@@ -232,7 +232,7 @@ def test_bf16_training_steps_track_float32(tmp_path):
 
 
 def test_bf16_on_a_cpu_without_native_bf16_is_warned_about_before_any_work(tmp_path, monkeypatch):
-    """A CPU with no bfloat16 instructions emulates bf16 many times slower than fp32 (12x measured on an AVX2 CPU):
+    """A CPU with no bfloat16 instructions emulates bf16 many times slower than fp32 (15-21x measured on an AVX2 CPU):
     fit() says so, naming the setting, before it touches the run folder; fp32, or a CPU with bf16, passes silently."""
     import warnings
 
