@@ -5,10 +5,12 @@ import json
 import math
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import tyro
 
 import ram.data.mnist
 from ram.cli import Train, main
@@ -127,6 +129,24 @@ def test_reproduce_dry_run_prints_commands(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert shlex.split(lines[0])[:6] == ["ram", "train", "--preset", "mnist-translated", "--glimpses", "8"]
     assert "results/mnist-translated-g8.json" in lines[1]
+
+
+def test_reproduce_trains_in_the_precision_asked_for_and_otherwise_the_rows(capsys):
+    """`--precision fp32` replaces a bf16 row's arithmetic (for a CPU without bfloat16) and leaves the rest of its
+    recipe; without it the row's own precision stays, and a row with none gets the one asked for."""
+    from ram.results import BY_NAME
+
+    def train_args(*flags):
+        assert main(["reproduce", "mnist-translated-g8", "--dry-run", *flags]) == 0
+        return shlex.split(capsys.readouterr().out.splitlines()[0])[2:]
+
+    own, fp32 = train_args(), train_args("--precision", "fp32")
+    assert own.count("--precision") == 1 and own[own.index("--precision") + 1] == "bf16"
+    assert fp32.count("--precision") == 1 and fp32[fp32.index("--precision") + 1] == "fp32"
+    cfg, row = tyro.cli(Train, args=fp32[:-2]).config(), BY_NAME["mnist-translated-g8"].config()
+    assert cfg.train.precision == "fp32" and cfg.model == row.model and cfg.train == replace(row.train, precision="fp32")
+    assert main(["reproduce", "mnist-g6", "--dry-run", "--precision", "bf16"]) == 0
+    assert "--precision bf16" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_ci_runs_the_readme_test_command():

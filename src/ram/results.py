@@ -233,9 +233,21 @@ def update_readme(readme: Path, results_dir: Path) -> bool:
     return new != text
 
 
-def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results") -> list[list[str]]:
+def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results",
+                       precision: str | None = None) -> list[list[str]]:
+    """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
+    on a CPU that only emulates bf16)."""
     out = f"{out_root}/{row.name}"
-    train = [["ram", "train", *row.train_args(), "--out", out]]
+    args = row.train_args()
+    if precision is not None:
+        args = [*_without(args, "--precision"), "--precision", precision]
+    train = [["ram", "train", *args, "--out", out]]
     if row.export and not Path(row.data).exists():
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"]]
+
+
+def _without(args: list[str], flag: str) -> list[str]:
+    """args with `flag VALUE` taken out."""
+    i = args.index(flag) if flag in args else len(args)
+    return args[:i] + args[i + 2:]
