@@ -44,6 +44,7 @@ BAD_TRAIN_FLAGS = [
     (["--glimpse-size", "-3"], "glimpse_size = -3: must be >= 1"),
     (["--rl-weight", "-0.5"], "rl_weight = -0.5: must be >= 0"),
     (["--step-weight", "nan"], "step_weight = nan: must be >= 0"),
+    (["--ema", "1"], "ema = 1.0: must be in [0, 1)"),
     (["--scales", "9"], "scales = 9: must be in 1..8"),
     (["--seed", "-1"], "seed = -1: must be in 0..2**63-1"),
     (["--seed", str(2**64)], f"seed = {2**64}: must be in 0..2**63-1"),

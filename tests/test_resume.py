@@ -57,8 +57,10 @@ def assert_same_run(reference: Path, run: Path) -> None:
     for name in ref_w:
         assert torch.equal(ref_w[name], run_w[name]), f"model.safetensors: {name} differs"
     ref, got = ckpt.load_state(reference / "last.pt"), ckpt.load_state(run / "last.pt")
-    for part in ("config", "model", "optimizer", "rng"):
-        _assert_equal(ref[part], got[part], f"last.pt {part}")
+    assert ref.keys() == got.keys()
+    for part in ("config", "model", "optimizer", "rng", "average"):
+        if part in ref:
+            _assert_equal(ref[part], got[part], f"last.pt {part}")
     ref_loop, got_loop = dict(ref["loop"]), dict(got["loop"])
     _assert_equal(_untimed(ref_loop.pop("history")), _untimed(got_loop.pop("history")), "last.pt history")
     ref_loop.pop("elapsed"), got_loop.pop("elapsed")
@@ -145,6 +147,40 @@ def test_crash_before_every_write_then_resume_is_bit_identical(digits, tmp_path,
         # Resumed with other checkpoint timing (never mid-epoch): timing must not change the maths.
         fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
         assert_same_run(reference, out)
+
+
+def test_the_weights_average_is_kept_and_resumed_exactly(digits, tmp_path, monkeypatch, fast):
+    """With --ema D the kept weights are the moving average of every step's weights (avg = D avg + (1 - D) w, the
+    first step's weights to start), not the last step's; a run killed mid-epoch resumes it bit for bit."""
+    from dataclasses import replace
+
+    cfg = small_config(TASKS["centred"])
+    cfg = replace(cfg, train=replace(cfg.train, epochs=1, ema=0.6))
+    data = TaskData(cfg.task, seed=cfg.train.seed, digits=digits)
+    steps, real = [], train_module.train_step
+
+    def recorded(model, *args, **kwargs):
+        out = real(model, *args, **kwargs)
+        steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(train_module, "train_step", recorded)
+    fit(cfg, tmp_path / "reference", data=data, progress=False, checkpoint_every=math.inf)
+    assert len(steps) == 4
+    average = steps[0]
+    for w in steps[1:]:
+        average = {k: 0.6 * average[k] + 0.4 * w[k] for k in w}
+    kept = load_file(tmp_path / "reference" / "model.safetensors")  # epoch 1 always improves on no epoch
+    for k, w in steps[-1].items():
+        torch.testing.assert_close(kept[k], average[k], rtol=1e-6, atol=1e-7)
+        assert not torch.equal(kept[k], w), k  # not the last step's weights
+    assert "average" in ckpt.load_state(tmp_path / "reference" / "last.pt")
+
+    out = tmp_path / "run"
+    with killed_before_write(3), pytest.raises(Killed):  # config.json and steps 1-2, then killed
+        fit(cfg, out, data=data, progress=False, checkpoint_every=0.0)
+    fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
+    assert_same_run(tmp_path / "reference", out)
 
 
 @pytest.mark.parametrize("sabotage", ["rng not restored", "batches restart at 0"])

@@ -97,6 +97,9 @@ class Train:
     """Weight of the mean cross-entropy of the guesses after each earlier glimpse (0 in the presets)."""
     precision: Literal["fp32", "bf16"] | None = None
     """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
+    ema: float | None = None
+    """Decay of a moving average of the weights that is validated, kept and tested instead of the last step's (0 in
+    the presets: off)."""
     seed: int | None = None
     init: str | None = None
     """Start from these weights: a shipped model's name or a run folder with the same network (a second phase of

@@ -304,6 +304,10 @@ class TrainConfig:
     entropy_weight: float = 0.0
     """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
     on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, updated after every step (Polyak averaging). The
+    average, not the last step's weights, is validated, kept as the best weights and tested: it smooths the
+    step-to-step jitter of a policy trained on a noisy reward. 0: off."""
     reward: Literal["correct", "prob"] = "correct"
     """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
     predicted class when it is right, else 0."""
@@ -337,6 +341,7 @@ class TrainConfig:
                  "must be >= 0")
         _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
                  self.entropy_weight, "must be >= 0")
+        _require(math.isfinite(self.ema) and 0 <= self.ema < 1, "ema", self.ema, "must be in [0, 1)")
         _require(self.reward in ("correct", "prob"), "reward", self.reward, "must be 'correct' or 'prob'")
         _require(self.precision in ("fp32", "bf16"), "precision", self.precision, "must be 'fp32' or 'bf16'")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
@@ -237,12 +238,13 @@ def fit(
     if start_from is not None:
         model.load_state_dict(start_from)
     optimizer = make_optimizer(model, tc)
+    average = weight_average(model, tc.ema)
     steps_per_epoch = task.batches_per_epoch(tc.batch_size) // dist.world
     total_steps = steps_per_epoch * tc.epochs
     fused.configure_compile(total_steps, dev)  # RAM_COMPILE: compile the RAM loop for long CPU runs
-    state = _start(out, cfg, saved, model, optimizer, dist)
-    run = _Run(cfg=cfg, out=out, dist=dist, dev=dev, task=task, model=model, optimizer=optimizer, state=state,
-               total_steps=total_steps, steps_per_epoch=steps_per_epoch, progress=progress,
+    state = _start(out, cfg, saved, model, optimizer, dist, average)
+    run = _Run(cfg=cfg, out=out, dist=dist, dev=dev, task=task, model=model, average=average, optimizer=optimizer,
+               state=state, total_steps=total_steps, steps_per_epoch=steps_per_epoch, progress=progress,
                checkpoint_every=checkpoint_every, detect_anomaly=detect_anomaly, hooks=hooks or [])
     result: dict[str, Any] = {}
     with torch.autograd.set_detect_anomaly(detect_anomaly):
@@ -304,9 +306,15 @@ def _check_out(out: Path, resume: bool) -> None:
         raise ckpt.CheckpointError(f"out = {str(out)!r} already holds a run: pass --resume to continue it, or pick another --out")
 
 
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the model's weights (a copy, updated by `update_parameters`); None for 0."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
+
+
 def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch.nn.Module,
-           optimizer: torch.optim.Optimizer, dist: "Distributed") -> dict[str, Any]:
-    """The loop state: restored from last.pt (weights, optimiser, RNG streams) or new, with config.json written."""
+           optimizer: torch.optim.Optimizer, dist: "Distributed", average: AveragedModel | None) -> dict[str, Any]:
+    """The loop state: restored from last.pt (weights, their average, optimiser, RNG streams) or new, with
+    config.json written."""
     if saved is None:
         if dist.world > 1:
             seed_everything(rank_seed(cfg.train.seed, dist.rank))  # per-rank sampling noise
@@ -318,6 +326,8 @@ def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch
     try:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if average is not None:
+            average.load_state_dict(saved["average"])
         _set_rng_state(saved["rng"][dist.rank] if dist.world > 1 else saved["rng"])
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
         raise ckpt.CheckpointError(f"checkpoint {out / 'last.pt'} does not fit this run: {e}") from None
@@ -341,6 +351,8 @@ class _Run:
     dev: torch.device
     task: Task
     model: torch.nn.Module
+    average: AveragedModel | None
+    """The weights' moving average (--ema), or None."""
     optimizer: torch.optim.Optimizer
     state: dict[str, Any]
     total_steps: int
@@ -359,6 +371,11 @@ class _Run:
             # weights stay equal (checked at every epoch end); the effective batch is world * batch_size.
             self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
         self.last_save = time.monotonic()
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The weights that are validated, kept as the best and tested: the average with --ema, else the model."""
+        return self.model if self.average is None else self.average.module
 
     def save_last(self) -> None:
         state, dist = self.state, self.dist
@@ -379,6 +396,7 @@ class _Run:
             ckpt.save_state(self.out / "last.pt", {
                 "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rng": rng, "loop": state,
+                **({"average": self.average.state_dict()} if self.average is not None else {}),
             })
         self.last_save = time.monotonic()
 
@@ -395,6 +413,8 @@ class _Run:
                 raise
             raise TrainingError(f"anomaly detected at step {state['step']} (epoch {epoch + 1}, batch "
                                 f"{state['batch'] + 1}): {e} {_kept(self.out)}") from None
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         # One host sync for all the step's numbers (each .item() is one on a GPU).
         total, norm_value, *rest = torch.stack([
             losses.total, norm, losses.classify, losses.reinforce, losses.baseline, losses.reward.mean(),
@@ -448,7 +468,7 @@ class _Run:
         if dist.world > 1:
             sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
             _check_in_sync(self.model, state["step"])
-        val = self.task.validate(self.model, self.dev)
+        val = self.task.validate(self.kept, self.dev)
         n = max(sums["n"], 1)
         lr = learning_rate(tc, state["step"] - 1, self.total_steps)  # of the last step, even when resumed at the end
         row = {
@@ -467,13 +487,13 @@ class _Run:
             state["best_val_error"] = val["error"]
         if dist.main:
             if improved:
-                ckpt.export_model(self.out, self.model, self.cfg)
+                ckpt.export_model(self.out, self.kept, self.cfg)
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
                            f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s")
             for hook in self.hooks:
-                hook("epoch", model=self.model, task=self.task, row=row, out=self.out)
+                hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)
         self.save_last()
 
     def final_report(self) -> dict[str, Any]:
