@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ram import checkpoint as ckpt
 from ram import hub, presets
@@ -56,3 +57,35 @@ def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkey
     assert entry["phases"] == [{"epochs": 100, "train_seconds": 500.0}, {"epochs": 20, "train_seconds": 100.0}]
     assert entry["epochs"] == 120 and entry["train_seconds"] == 600.0
     assert hub.run_info(pretrained="tiny")["phases"] == entry["phases"]
+
+
+def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_and_the_manifest(tmp_path, monkeypatch):
+    """`ram reproduce` of a two-phase row starts phase 2 from phase 1's run folder: the final test.json and the
+    shipped entry count both phases, and a phase 1 of two phases itself counts three."""
+    from dataclasses import replace
+
+    from ram.data import Digits, TaskData
+    from ram.train import fit
+
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
+    first = tmp_path / "first"
+    cfg = presets.resolve("mnist", model={"glimpses": 1, "hidden": 8}, train={"epochs": 1})
+    ckpt.export_model(first, build_model(cfg.model), cfg)
+    (first / "test.json").write_text(json.dumps({"error": 3.0, "epochs": 100, "train_seconds": 500.0}))
+    assert hub.training_phases(str(first), {"epochs": 2, "train_seconds": 9.0}) == [
+        {"epochs": 100, "train_seconds": 500.0}, {"epochs": 2, "train_seconds": 9.0}]
+    assert hub.training_phases("", {"epochs": 2, "train_seconds": 9.0}) == [{"epochs": 2, "train_seconds": 9.0}]
+
+    g = torch.Generator().manual_seed(0)
+    digits = Digits(torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8, generator=g),
+                    torch.randint(0, 10, (80,), generator=g),
+                    torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=g),
+                    torch.randint(0, 10, (20,), generator=g))
+    second_cfg = replace(cfg, task=replace(cfg.task, val_size=20),
+                         train=replace(cfg.train, init=str(first), batch_size=30, eval_mc_samples=0))
+    result = fit(second_cfg, tmp_path / "second", data=TaskData(second_cfg.task, seed=0, digits=digits),
+                 progress=False)
+    assert result["phases"][0] == {"epochs": 100, "train_seconds": 500.0} and result["phases"][1]["epochs"] == 1
+    entry = hub.publish(tmp_path / "second", "two")
+    assert entry["phases"] == result["phases"] and entry["epochs"] == 101
+    assert [p["epochs"] for p in hub.training_phases(str(tmp_path / "second"), {"epochs": 5})] == [100, 1, 5]

@@ -2,7 +2,7 @@
 
 import json
 
-from ram.results import BY_NAME, END, START, Row, table, update_readme
+from ram.results import BY_NAME, END, START, Row, _model, reproduce_commands, table, update_readme
 
 
 def test_table_rows_come_from_result_files(tmp_path):
@@ -80,3 +80,20 @@ def test_the_table_names_a_core_other_than_the_papers():
     assert "--core lstm" in " ".join(lstm.train_args())
     line = table({lstm.name: {"error": 2.2, "epochs": 250}}).splitlines()[2]
     assert "RAM, 8 glimpses, glimpse net 256/512, LSTM core" in line
+
+
+def test_a_two_phase_row_replays_both_phases_the_second_from_the_firsts_weights():
+    then = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
+    row = Row("x", "mnist-saccade", "ram", 20, then=then)
+    first, second, evaluate = reproduce_commands(row, precision="fp32")
+    assert first[:2] == second[:2] == ["ram", "train"] and first[-2:] == ["--out", "runs/x-phase1"]
+    assert second[second.index("--init") + 1] == "runs/x-phase1" and second[-2:] == ["--out", "runs/x"]
+    assert evaluate[:4] == ["ram", "eval", "--checkpoint", "runs/x"]
+    assert all(c[c.index("--precision") + 1] == "fp32" for c in (first, second))
+    one, two = row.configs()
+    assert (one.train.epochs, one.train.means_weight, one.train.init) == (30, 0.0, "")
+    assert two == row.config() and two.train.init == "runs/x-phase1"
+    assert (two.train.epochs, two.train.lr, two.train.lr_min, two.train.means_weight) == (3, 1e-4, 1e-6, 1.0)
+    assert two.model == one.model
+    assert _model(row).endswith("LSTM of 512, then 3 epochs at lr 0.0001 along its modes too")
+    assert _model(BY_NAME["mnist-g3"]).endswith("trained along its means too")  # one phase: nothing added

@@ -112,6 +112,14 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
     return {}
 
 
+def training_phases(init: str, own: dict) -> list[dict]:
+    """The {epochs, train_seconds} of each phase of training behind weights that started from `init` (a shipped
+    model's name or a run folder with a test.json, itself perhaps of several phases) and then trained for `own`: a
+    row's cost is all its phases'. [own] when `init` is empty or says nothing."""
+    base = manifest().get(init) or (run_info(Path(init)) if init and Path(init).is_dir() else None)
+    return [*base.get("phases", [{k: base.get(k) for k in own}]), own] if base else [own]
+
+
 def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256.
 
@@ -126,10 +134,7 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     data = ckpt.weights_bytes(model.half(), cfg) if float16 else (folder / "model.safetensors").read_bytes()
     entries = manifest()
     own = {k: test.get(k) for k in ("epochs", "train_seconds")}
-    phases = [own]
-    if cfg.train.init in entries:  # a second phase from a shipped model: the row's cost is both phases'
-        base = entries[cfg.train.init]
-        phases = [*base.get("phases", [{k: base.get(k) for k in own}]), own]
+    phases = training_phases(cfg.train.init, own)
     ckpt.atomic_write(target, data)
     entries[name] = {
         "file": target.name,

@@ -45,6 +45,9 @@ class Row:
     """The built-in dataset `ram export-folder` writes into `data` when it is missing (a worked example of --data)."""
     title: str = ""
     """The task column; "" takes the preset's (TASK_TITLES)."""
+    then: tuple[str, ...] = ()
+    """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
+    weights (`--init`); () trains in one phase."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
@@ -61,11 +64,23 @@ class Row:
                 args += [flag, str(value)]
         return args
 
-    def config(self) -> RunConfig:
-        """The config `ram train` builds from `train_args()`: the one the row's shipped weights must carry."""
+    def phases(self, out_root: str = "runs") -> list[tuple[list[str], str]]:
+        """(`ram train` arguments, run folder) of each phase; the last phase's folder holds the row's weights."""
+        out = f"{out_root}/{self.name}"
+        if not self.then:
+            return [(self.train_args(), out)]
+        first = f"{out}-phase1"
+        return [(self.train_args(), first), ([*self.train_args(), *self.then, "--init", first], out)]
+
+    def configs(self) -> list[RunConfig]:
+        """The config `ram train` builds for each phase."""
         from .cli import Train
 
-        return tyro.cli(Train, args=self.train_args()).config()
+        return [tyro.cli(Train, args=args).config() for args, _ in self.phases()]
+
+    def config(self) -> RunConfig:
+        """The last phase's config: the one the row's shipped weights must carry."""
+        return self.configs()[-1]
 
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
@@ -169,10 +184,19 @@ def _model(row: Row) -> str:
     if row.model != "ram":
         return row.note or row.model
     if row.preset == "mnist-saccade":
-        return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512"
+        return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512{_second_phase(row, 'modes')}"
     if row.preset == "catch":
         return f"RAM, {row.glimpses} glimpses and moves, LSTM core"
-    return f"RAM, {row.glimpses} glimpses{_architecture(row)}"
+    return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_second_phase(row, 'means')}"
+
+
+def _second_phase(row: Row, path: str) -> str:
+    """", then 3 epochs at lr 0.0001 along its modes too" for a row trained in two phases; "" for one."""
+    if not row.then:
+        return ""
+    first, last = (cfg.train for cfg in row.configs())
+    along = f" along its {path} too" if last.means_weight and not first.means_weight else ""
+    return f", then {last.epochs} epochs at lr {last.lr:g}{along}"
 
 
 def _architecture(row: Row) -> str:
@@ -237,11 +261,11 @@ def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = 
                        precision: str | None = None) -> list[list[str]]:
     """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
     on a CPU that only emulates bf16)."""
-    out = f"{out_root}/{row.name}"
-    args = row.train_args()
+    phases = row.phases(out_root)
     if precision is not None:
-        args = [*_without(args, "--precision"), "--precision", precision]
-    train = [["ram", "train", *args, "--out", out]]
+        phases = [([*_without(args, "--precision"), "--precision", precision], out) for args, out in phases]
+    train = [["ram", "train", *args, "--out", out] for args, out in phases]
+    out = phases[-1][1]
     if row.export and not Path(row.data).exists():
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"]]

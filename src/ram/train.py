@@ -505,6 +505,12 @@ class _Run:
         result = describe(cfg, test, checkpoint=str(out), test_seed=0)
         result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
                       best_val_error=state["best_val_error"])
+        if cfg.train.init:  # a later phase: what the weights it started from cost as well
+            from .hub import training_phases
+
+            phases = training_phases(cfg.train.init, {k: result[k] for k in ("epochs", "train_seconds")})
+            if len(phases) > 1:
+                result["phases"] = phases
         ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
         for hook in self.hooks:
             hook("end", model=best, task=self.task, row=state["history"][-1], out=out)
