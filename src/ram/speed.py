@@ -1,4 +1,5 @@
-"""Process-level settings that make CPU training faster without changing any number it computes."""
+"""CPU training speed: process-level settings that make it faster without changing any number it computes, and a
+warning for a precision the CPU can only emulate."""
 
 from __future__ import annotations
 
