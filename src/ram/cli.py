@@ -83,7 +83,11 @@ class Train:
     """Classification reward: 1 for a right guess (RAM), or the probability of the right guess (seed 000)."""
     lr: float | None = None
     lr_min: float | None = None
+    schedule: Literal["cosine", "constant"] | None = None
+    """Learning rate: cosine from --lr down to --lr-min over the run (the presets), or constant at --lr."""
     optimizer: Literal["adam", "sgd"] | None = None
+    momentum: float | None = None
+    """SGD's momentum (0.9 in the presets)."""
     batch_size: int | None = None
     epochs: int | None = None
     mc_samples: int | None = None
