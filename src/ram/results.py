@@ -92,9 +92,9 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
 
 
 WIDER = {"what_size": 256, "glimpse_size": 512}
-"""The glimpse network twice the paper's width (session 8)."""
+"""The glimpse network twice the paper's width (session 8); the 4-glimpse 60x60 rows train it in fp32 (session 20)."""
 WIDE = {"precision": "bf16", **WIDER}
-"""Session 8's recipe for the 60x60 and 100x100 rows: the wider glimpse network, trained in bf16."""
+"""Session 8's recipe for the other 60x60 and the 100x100 rows: the wider glimpse network, trained in bf16."""
 
 
 def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
