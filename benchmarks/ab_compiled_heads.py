@@ -12,14 +12,14 @@ import statistics
 import time
 
 import torch
+from bench import paused_runs
 
 from ram import fused, losses, train
 from ram.data import TaskData
-from ram.model import RAM, build_model
+from ram.model import RAM
+from ram.models import build_model
 from ram.presets import resolve
 from ram.speed import tune_malloc
-
-from bench import paused_runs
 
 
 def main() -> None:

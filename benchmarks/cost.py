@@ -54,7 +54,8 @@ from bench import _busy_seconds, paused_runs  # noqa: E402
 
 from ram import hub, results  # noqa: E402
 from ram.config import ModelConfig  # noqa: E402
-from ram.model import RAM, build_model  # noqa: E402
+from ram.model import RAM  # noqa: E402
+from ram.models import build_model  # noqa: E402
 
 matplotlib.use("Agg")
 

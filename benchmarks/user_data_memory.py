@@ -17,8 +17,7 @@ import json
 from pathlib import Path
 
 from ram import presets
-from ram.data import TaskData, to_float
-from ram.data import images
+from ram.data import TaskData, images, to_float
 
 
 def status() -> dict[str, int]:

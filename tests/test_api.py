@@ -12,7 +12,7 @@ import ram
 from ram import checkpoint as ckpt
 from ram import sensor
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig
-from ram.model import build_model
+from ram.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from ram import checkpoint as ckpt
 from ram import presets
 from ram.cli import main
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
-from ram.model import build_model
+from ram.models import build_model
 from ram.presets import PRESETS
 from ram.train import _rng_state, make_optimizer
 

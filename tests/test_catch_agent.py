@@ -6,17 +6,18 @@ import math
 
 import pytest
 import torch
+from test_resume import assert_same_run, fast, killed_before_write  # noqa: F401 - fast is a fixture
 
 from ram.cli import main
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from ram.data.tasks import generator
 from ram.envs import CatchBatch
 from ram.losses import copies_baseline, game
-from ram.model import RAM, build_model
+from ram.model import RAM
+from ram.models import build_model
 from ram.policies import Categorical
 from ram.tasks import CatchGame, catch_rate
 from ram.train import fit
-from test_resume import assert_same_run, fast, killed_before_write  # noqa: F401 - fast is a fixture
 
 
 def tiny_catch(**train) -> RunConfig:

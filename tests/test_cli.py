@@ -5,6 +5,7 @@ import json
 import math
 import re
 import shlex
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import torch
 import tyro
 
 import ram.data.mnist
-from ram.cli import Train, main
+from ram.cli import Train, main, parse
+from ram.config import ConfigError
 from ram.data import Digits
+from ram.flags import defaults, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,12 +94,12 @@ def test_eval_json_names_both_protocols(tiny_digits, tmp_path, capsys):
 
 def test_init_starts_from_a_run_and_refuses_another_network(tiny_digits, tmp_path, capsys):
     from ram.checkpoint import load_weights
-    from ram.model import build_model
+    from ram.models import build_model
     from ram.train import _initial_weights
 
     first = tmp_path / "first"
     main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(first), "--no-progress"])
-    cfg = Train(glimpses=2, std=0.03, init=str(first)).config()
+    cfg = recipe(glimpses=2, std=0.03, init=str(first)).config()
     model = build_model(cfg.model)
     load_weights(model, first / "model.safetensors")
     start = _initial_weights(cfg)
@@ -143,7 +146,7 @@ def test_reproduce_trains_in_the_precision_asked_for_and_otherwise_the_rows(caps
     own, fp32 = train_args(), train_args("--precision", "fp32")
     assert own.count("--precision") == 1 and own[own.index("--precision") + 1] == "bf16"
     assert fp32.count("--precision") == 1 and fp32[fp32.index("--precision") + 1] == "fp32"
-    cfg, row = tyro.cli(Train, args=fp32[:-2]).config(), BY_NAME["mnist-translated-g8"].config()
+    cfg, row = parse(["train", *fp32[:-2]]).config(), BY_NAME["mnist-translated-g8"].config()
     assert cfg.train.precision == "fp32" and cfg.model == row.model and cfg.train == replace(row.train, precision="fp32")
     assert main(["reproduce", "mnist-g6", "--dry-run", "--precision", "bf16"]) == 0
     assert "--precision bf16" in capsys.readouterr().out.splitlines()[0]
@@ -157,16 +160,13 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_size_and_loss_flags_reach_the_config():
-    from ram.cli import Train
-
-    cfg = Train(preset="mnist-translated", hidden=64, rl_weight=0.5, precision="bf16").config()
+    cfg = recipe("mnist-translated", hidden=64, rl_weight=0.5, precision="bf16").config()
     assert cfg.model.hidden == 64 and cfg.train.rl_weight == 0.5 and cfg.train.precision == "bf16"
     assert cfg.model.scales == 3  # the rest is the preset's
 
 
 def test_every_ram_command_in_the_readme_parses():
     """The README's commands are what a new user types first: each must be a valid command line (parsed, not run)."""
-    import tyro
 
     from ram.cli import COMMANDS
 
@@ -176,48 +176,49 @@ def test_every_ram_command_in_the_readme_parses():
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("ram ")]
     assert len(commands) >= 10
     for args in commands:
-        parsed = tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="ram", args=args)
+        parsed = parse(args)
         assert isinstance(parsed, tuple(COMMANDS.values())), args
 
 
-def test_every_flag_named_after_a_config_field_reaches_the_config():
-    """Train's flags are forwarded by name: each one, set to a value its preset does not have, arrives in its section
-    (image_size and val_size have their own tests with --data)."""
+def test_every_config_field_is_one_flag_and_reaches_the_config():
+    """The config dataclasses are the schema: every field a user may set is a flag of `ram train` under its own
+    name (the model kind as --model), declared once, and a value given on the command line arrives in its section.
+    The fields that follow from the data (canvas, channels, classes, ...) are set by the preset or --data only."""
     import dataclasses
     import typing
 
     from ram import presets
-    from ram.cli import Train
 
-    def tries(name, type_, preset):
-        """(section, value) pairs for --name that differ from the preset's value."""
-        cfg = presets.get(preset)
-        for section in ("task", "model", "train"):
-            if name in {f.name for f in dataclasses.fields(getattr(cfg, section))}:
-                old = getattr(getattr(cfg, section), name)
-                members = [a for a in typing.get_args(typing.get_args(type_)[0]) if a != old]  # a Literal's others
-                if isinstance(old, bool):
-                    members = [not old]
-                elif isinstance(old, (int, float)) and not members:
-                    members = [old + 1, old * 0.5 + 0.25, old * 0.5]
-                elif isinstance(old, str) and not members:
-                    members = ["mnist"]  # --init: a shipped model's name
-                return [(section, value) for value in members]
-        return []
-
-    forwarded = set()
-    for name, type_ in typing.get_type_hints(Train).items():
-        if name in ("image_size", "val_size"):
-            continue
-        candidates = [(p, s, v) for p in ("mnist-saccade", "mnist", "catch") for s, v in tries(name, type_, p)]
-        for preset, section, value in candidates:
-            try:
-                cfg = Train(preset=preset, **{name: value}).config()
-            except Exception:  # a value this preset refuses: try the next
+    derived = {"preset", "dataset", "source", "class_names", "canvas", "val_size", "image_size", "channels", "classes",
+               "actions"}
+    with warnings.catch_warnings():  # get_parser is deprecated in tyro 1.0, and the one way to list the flags
+        warnings.simplefilter("ignore", DeprecationWarning)
+        parser = tyro.extras.get_parser(Train, default=defaults(Train, []))
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    assert len(flags) == len(set(flags)), [f for f in flags if flags.count(f) > 1]  # no flag declared twice
+    reached = set()
+    for section in ("task", "model", "train"):
+        for f in dataclasses.fields(getattr(presets.get("mnist"), section)):
+            if f.name in derived:
+                assert f"--{f.name.replace('_', '-')}" not in flags or f.name in ("image_size", "val_size"), f.name
                 continue
-            assert getattr(getattr(cfg, section), name) == value, name
-            forwarded.add(name)
-            break
-        else:
-            assert not candidates, f"no value of --{name} other than the presets' could be tried: {candidates}"
-    assert len(forwarded) >= 38, sorted(forwarded)  # the three sections' flags: a broken forward shows here
+            flag = "--model" if f.name == "kind" else f"--{f.name.replace('_', '-')}"
+            assert flag in flags, flag
+            for preset in ("mnist", "mnist-saccade", "catch"):
+                old = getattr(getattr(presets.get(preset), section), f.name)
+                kind = typing.get_type_hints(type(getattr(presets.get(preset), section)))[f.name]
+                choices = [c for c in typing.get_args(kind) if c != old] if typing.get_origin(kind) is typing.Literal \
+                    else [not old] if isinstance(old, bool) else [old + 1, old * 0.5] if isinstance(old, (int, float)) \
+                    else ["mnist-g6"]
+                for value in choices:
+                    try:
+                        cfg = parse(["train", "--preset", preset, flag, str(value)]).config()
+                    except (ConfigError, SystemExit):  # a value this preset refuses: try the next
+                        continue
+                    assert getattr(getattr(cfg, section), f.name) == value, (flag, value)
+                    reached.add(f.name)
+                    break
+                if f.name in reached:
+                    break
+            assert f.name in reached, f"no value of {flag} could be set on any preset"
+    assert len(reached) >= 45, sorted(reached)

@@ -19,7 +19,7 @@ from cost import count_flops, sensor_flops  # noqa: E402
 
 from ram import sensor  # noqa: E402
 from ram.config import ModelConfig  # noqa: E402
-from ram.model import build_model  # noqa: E402
+from ram.models import build_model  # noqa: E402
 
 SMALL = ModelConfig(glimpses=3, patch_size=4, scales=3, what_size=8, where_size=8, glimpse_size=16, hidden=16,
                     image_size=60)

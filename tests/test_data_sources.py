@@ -26,7 +26,6 @@ import torch
 from ram.data import mnist
 from ram.data.mnist import FILES, DataError
 
-
 _BAD_GZ = gzip.compress(b"not mnist", mtime=0)  # fixed mtime: same bytes, same MD5 every time
 
 

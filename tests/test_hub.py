@@ -8,7 +8,7 @@ import torch
 
 from ram import checkpoint as ckpt
 from ram import hub, presets
-from ram.model import build_model
+from ram.models import build_model
 
 
 @pytest.mark.parametrize("test_json, protocol", [

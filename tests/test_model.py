@@ -5,7 +5,8 @@ import torch
 
 from ram.config import ConfigError, ModelConfig
 from ram.losses import hybrid, reinforce
-from ram.model import RAM, build_model
+from ram.model import RAM
+from ram.models import build_model
 
 
 def small(**kw) -> ModelConfig:

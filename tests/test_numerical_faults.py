@@ -1,5 +1,5 @@
 """A NaN or Inf in the loss, the gradients or the weights stops training, naming the step, and keeps the last good
-checkpoint on disk byte for byte. Faults are injected into the loss (ram.tasks.hybrid) at a chosen step of a real run
+checkpoint on disk byte for byte. Faults are injected into the loss (ram.tasks.classify.hybrid) at a chosen step of a real run
 through `ram.cli.main`.
 """
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from ram import checkpoint as ckpt
-from ram import tasks as tasks_module
 from ram import train as train_module
 from ram.cli import main
+from ram.tasks import classify as tasks_module
 
 # 1024 images in batches of 64: 16 steps an epoch.
 TRAIN = ["train", "--preset", "mnist", "--epochs", "2", "--glimpses", "2", "--batch-size", "64", "--threads", "1",

@@ -2,7 +2,16 @@
 
 import json
 
-from ram.results import BY_NAME, END, START, Row, _model, reproduce_commands, table, update_readme
+from ram.results import (
+    BY_NAME,
+    END,
+    START,
+    Row,
+    _model,
+    reproduce_commands,
+    table,
+    update_readme,
+)
 
 
 def test_table_rows_come_from_result_files(tmp_path):

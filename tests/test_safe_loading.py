@@ -21,7 +21,7 @@ from ram import checkpoint as ckpt
 from ram import hub
 from ram.cli import main
 from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
-from ram.model import build_model
+from ram.models import build_model
 from ram.train import _rng_state, make_optimizer
 
 SRC = Path(__file__).parents[1] / "src" / "ram"

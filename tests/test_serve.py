@@ -23,15 +23,16 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
+from starlette.testclient import TestClient  # noqa: E402
+
 import ram  # noqa: E402
-from ram.cli import main  # noqa: E402
 from ram import checkpoint as ckpt  # noqa: E402
+from ram.cli import main  # noqa: E402
 from ram.config import ModelConfig, RunConfig, TaskConfig  # noqa: E402
-from ram.model import build_model  # noqa: E402
+from ram.models import build_model  # noqa: E402
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from ram.serve.images import BadImage, decode, mnist_digit, on_canvas, prepare  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
 
 torch.set_num_threads(1)
 STATIC = Path(serve_app.__file__).parent / "static"

@@ -5,7 +5,8 @@ import torch
 
 from ram.config import ModelConfig, TrainConfig
 from ram.losses import hybrid
-from ram.model import RAM, build_model
+from ram.model import RAM
+from ram.models import build_model
 from ram.tasks import classification_loss
 from ram.train import make_optimizer, train_step
 

@@ -1,12 +1,10 @@
 """Task builders (translated, cluttered, shifted, distorted) and the split/seed rules, on synthetic digits."""
 
+import pytest
 import torch
 
-from ram.config import TaskConfig
+from ram.config import ConfigError, TaskConfig
 from ram.data import Digits, TaskData
-import pytest
-
-from ram.config import ConfigError
 from ram.data.tasks import generator, place, shift, warp
 
 

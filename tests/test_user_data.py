@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 import ram
-from ram.cli import Train, main
+from ram.cli import main
 from ram.config import ConfigError, RunConfig
 from ram.data import DataError, TaskData, to_float
 from ram.data import images as user
+from ram.flags import recipe
 
 
 @pytest.fixture(autouse=True)
@@ -157,11 +158,11 @@ def test_images_of_other_sizes_are_scaled_to_fit_keeping_their_aspect(tmp_path, 
 def test_a_glimpse_larger_than_the_images_is_refused_before_decoding(tmp_path, cache):
     root = folder(tmp_path / "pets", size=(6, 6))
     with pytest.raises(ConfigError) as e:  # the mnist preset reads 8x8 glimpses
-        Train(preset="mnist", data=str(root)).config()
+        recipe("mnist", data=str(root)).config()
     message = str(e.value)
     assert "patch_size = 8" in message and "image_size = 6" in message and "train/cat/0.png" in message
     with pytest.raises(ConfigError, match=r"scales = 2.*= 12 is larger than the 8x8"):
-        Train(preset="mnist", data=str(root), image_size=8, patch_size=6, scales=2).config()
+        recipe("mnist", data=str(root), image_size=8, patch_size=6, scales=2).config()
     assert not cache.exists()
 
 
@@ -202,16 +203,16 @@ def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
 
 
 def test_data_by_name_is_the_dataset_the_preset_would_name():
-    assert Train(preset="mnist", data="fashion").config().task.dataset == "fashion"
-    cfg = Train(preset="fashion", data="mnist").config()
+    assert recipe("mnist", data="fashion").config().task.dataset == "fashion"
+    cfg = recipe("fashion", data="mnist").config()
     assert cfg.task.dataset == "mnist" and cfg.task.labels[5] == "5"
-    assert Train(preset="fashion").config().task.labels[5] == "Sandal"
+    assert recipe("fashion").config().task.labels[5] == "Sandal"
     with pytest.raises(ConfigError, match="image_size = 32: only with --data PATH"):
-        Train(preset="mnist", data="mnist", image_size=32).config()
+        recipe("mnist", data="mnist", image_size=32).config()
 
 
 def test_the_config_keeps_the_class_names_through_json(tmp_path):
-    cfg = Train(preset="mnist", data=str(folder(tmp_path / "pets", mode="RGB")), glimpses=2).config()
+    cfg = recipe("mnist", data=str(folder(tmp_path / "pets", mode="RGB")), glimpses=2).config()
     assert (cfg.task.class_names, cfg.model.channels, cfg.model.classes) == (("cat", "dog", "owl"), 3, 3)
     assert (cfg.task.val_size, cfg.task.dataset) == (3, "images")  # a sixth of the 18 training images
     again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
@@ -219,7 +220,7 @@ def test_the_config_keeps_the_class_names_through_json(tmp_path):
 
 
 def test_task_data_reads_colour_batches_from_the_cache(tmp_path):
-    cfg = Train(preset="mnist", data=str(folder(tmp_path / "pets", mode="RGB", size=(10, 10))), glimpses=2).config()
+    cfg = recipe("mnist", data=str(folder(tmp_path / "pets", mode="RGB", size=(10, 10))), glimpses=2).config()
     data = TaskData(cfg.task, seed=0, progress=False)
     images, labels = next(data.train_batches(0, 4))
     assert images.shape == (4, 3, 10, 10) and images.dtype == torch.float32 and labels.shape == (4,)

@@ -14,8 +14,10 @@ from ram import viz
 from ram.checkpoint import export_model
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig
 from ram.data import Digits, Split
-from ram.model import RAM, build_model
+from ram.model import RAM
+from ram.models import build_model
 from ram.sensor import glimpse
+from ram.tasks import Classification
 
 T, S, G = 3, 2, 8  # glimpses, scales, patch size of the tiny model
 
@@ -195,11 +197,9 @@ class FakeData:
     val = test
 
 
-class FakeTask:
-    """What the hooks read of a classification task: its images."""
-
-    def __init__(self, data: FakeData):
-        self.data = data
+def FakeTask(data: FakeData, model: ModelConfig | None = None) -> Classification:
+    """A classification task of the tiny model on a handful of images, without loading MNIST."""
+    return Classification(RunConfig(model=model or tiny()), data=data)
 
 
 def test_run_pictures_hook_writes_curves_and_tracks(tmp_path):
@@ -223,7 +223,8 @@ def test_run_pictures_hook_turns_failures_into_warnings(tmp_path):
     # whole-image models get no tracks, and no warning either
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        viz.run_pictures_hook("end", model=build_model(tiny(kind="convnet")), task=FakeTask(FakeData()), row={}, out=tmp_path)
+        viz.run_pictures_hook("end", model=build_model(tiny(kind="convnet")),
+                                task=FakeTask(FakeData(), tiny(kind="convnet")), row={}, out=tmp_path)
 
 
 def test_tensorboard_hook_writes_namespaced_scalars_and_tracks(tmp_path):

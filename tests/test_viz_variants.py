@@ -17,6 +17,7 @@ from ram.model import RAM
 from ram.policies import Lattice
 from ram.sensor import glimpse
 from ram.tasks import CatchGame
+from ram.tasks.catch import play
 
 T = 5  # glimpses of the tiny saccade model
 
@@ -142,7 +143,7 @@ def test_play_catch_records_the_screens_the_agent_saw():
     """Replaying the recorded moves in the same games gives the same screens and the same outcome."""
     cfg = catch_config()
     model = catch_model(cfg).train()
-    g = viz.play_catch(model, cfg, games=3, seed=5)
+    g = play(model, cfg, n=3, seed=5)
     assert model.training
     assert g.frames.shape == (3, 24, 1, 24, 24) and g.locations.shape == (3, 23, 2) and g.moves.shape == (3, 23)
     world = CatchBatch(3, size=24, generator=torch.Generator().manual_seed(5))
@@ -155,7 +156,7 @@ def test_play_catch_records_the_screens_the_agent_saw():
 
 def test_render_catch_writes_a_gif_of_every_step_and_a_still_per_game(tmp_path):
     cfg = catch_config()
-    paths = viz.render_catch(catch_model(cfg), cfg, tmp_path, games=3, seed=1)
+    paths = viz.render_catch(play(catch_model(cfg), cfg, n=3, seed=1), tmp_path)
     assert [p.name for p in paths] == ["catch.gif", "catch-0.png", "catch-1.png", "catch-2.png"]
     gif = Image.open(tmp_path / "catch.gif")
     durations = [f.info["duration"] for f in ImageSequence.Iterator(gif)]
@@ -166,7 +167,7 @@ def test_render_catch_writes_a_gif_of_every_step_and_a_still_per_game(tmp_path):
 
 def test_catch_frames_draw_the_screen_the_boxes_of_every_scale_and_the_outcome():
     cfg = catch_config()
-    g = viz.play_catch(catch_model(cfg), cfg, games=2, seed=2)
+    g = play(catch_model(cfg), cfg, n=2, seed=2)
     z = 8
     shots = viz.catch_frames(g, zoom=z)
     assert len(shots) == 24
@@ -191,7 +192,7 @@ def test_catch_frames_draw_the_screen_the_boxes_of_every_scale_and_the_outcome()
 
 def test_catch_still_fades_the_past_and_draws_the_gaze_track():
     cfg = catch_config()
-    g = viz.play_catch(catch_model(cfg), cfg, games=1, seed=0)
+    g = play(catch_model(cfg), cfg, n=1, seed=0)
     fig = viz.catch_still(g, 0)
     ax = fig.axes[0]
     shown = ax.images[0].get_array() ** 2  # the recency image, before its square-root scale

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from . import sensor
 from .config import ConfigError, RunConfig
+from .data.tasks import seeded
 from .hub import load_named
-from .tasks import seeded
 
 
 class Prediction(NamedTuple):

@@ -48,6 +48,10 @@ class FullyConnected(nn.Module):
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         return _whole_image_episode(self.net(images))
 
+    def matmul_shape(self) -> tuple[int, int]:
+        """The hidden layer's 256 x 256 (`ram bench`)."""
+        return 256, 256
+
 
 class ConvNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -64,6 +68,10 @@ class ConvNet(nn.Module):
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         return _whole_image_episode(self.head(self.features(images)))
+
+    def matmul_shape(self) -> tuple[int, int]:
+        """The size of the fully connected layer's output, as for fc (`ram bench`)."""
+        return 256, 256
 
 
 class Uniform:
@@ -98,6 +106,9 @@ class Centre(Uniform):
 
 class Unlearned(nn.Module):
     """A location policy with nothing to learn: every decision is `kind(h)` (Uniform, Centre), whatever the state."""
+
+    fuses = False
+    lattice = None
 
     def __init__(self, kind: type):
         super().__init__()
@@ -150,8 +161,3 @@ class RandomAgent(RandomGlimpses):
         super().__init__(cfg)
         self.act = UniformMoves(cfg.actions)
 
-
-def build(cfg: ModelConfig) -> nn.Module:
-    models = {"fc": FullyConnected, "convnet": ConvNet, "random-glimpses": RandomGlimpses, "screen": WholeScreen,
-              "random-agent": RandomAgent}
-    return models[cfg.kind](cfg)

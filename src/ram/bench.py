@@ -2,8 +2,9 @@
 (for Catch: games per second, each game 23 glimpses and moves).
 
 FLOPs per image come from torch's FlopCounterMode on one eager training step, so the achieved GFLOP/s shows the gap
-to the machine's matmul rate, measured in the same process on the RAM core's matmul shape (batch x (glimpse + hidden)
-@ (glimpse + hidden) x hidden, in the training precision; 256 x 256 for the baselines): FLOPs per image at that rate
+to the machine's matmul rate, measured in the same process on the RAM core's matmul shape (each model's
+`matmul_shape`: batch x (glimpse + hidden) @ (glimpse + hidden) x hidden for the glimpse models, 256 x 256 for fc and
+the convnet, in the training precision): FLOPs per image at that rate
 is the floor no implementation of the same maths can beat on this machine. The RAM loop runs compiled when training
 would compile it (see `ram.fused`): by default when the timed budget (seconds * repeats) is at least 10 s; the
 one-off compile time is reported, not timed.
@@ -21,10 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import fused
 from .config import RunConfig
-from .data import to_float
-from .model import build_model
+from .models import build_model
 from .speed import tune_malloc
-from .tasks import Classification, catch_rate, make_task, predict
+from .tasks import make_task
 from .train import make_optimizer, resolve_device, seed_everything, train_step
 
 
@@ -101,23 +101,10 @@ def run(
     def step() -> int:
         return train_on(next_batch())
 
-    if isinstance(task, Classification):
-        val = task.data.val()
-        eval_images = to_float(val.images[:batch_size]).to(dev)
-        big_eval = to_float(val.images[: tc.eval_batch_size]).to(dev)  # the batch `evaluate` runs at
+    eval_step = task.probe(model, batch_size, dev)
+    big_eval_step = task.probe(model, tc.eval_batch_size, dev)  # the batch evaluation runs at
 
-        def eval_step(images=eval_images) -> int:
-            predict(model, images).sum().item()
-            return images.shape[0]
-    else:
-        big_eval = torch.empty(tc.eval_batch_size)
-
-        def eval_step(images=torch.empty(batch_size)) -> int:
-            catch_rate(model, games=images.shape[0], size=cfg.task.canvas, seed=0, stream=0, sample=False,
-                       batch_size=images.shape[0], device=dev)
-            return images.shape[0]
-
-    first = next(task.train_batches(0, batch_size))
+    first, *other_shapes = task.warm_batches(batch_size)
     fused.set_compile(False)  # count FLOPs eagerly: a dispatch mode cannot see inside compiled code
     with FlopCounterMode(display=False) as counter:
         train_on(first)
@@ -126,13 +113,11 @@ def run(
     compiled = fused.set_compile(_want_compile(compile, seconds, repeats)) and getattr(model, "uses_fused_loop", False)
     start = time.perf_counter()
     step()
-    if isinstance(task, Classification):
-        ragged = task.data.train.images.shape[0] % batch_size  # each epoch's last batch is another shape to compile
-        if ragged:
-            images, labels = first
-            train_on((images[:ragged], labels[:ragged]))
+    for batch in other_shapes:  # e.g. each epoch's ragged last batch: another shape to compile
+        train_on(batch)
     model.eval()
-    eval_step(), eval_step(big_eval)
+    eval_step()
+    big_n = big_eval_step()
     model.train()
     compile_seconds = time.perf_counter() - start
 
@@ -141,10 +126,9 @@ def run(
     model.eval()
     _timed(eval_step, min(1.0, seconds / 2))
     eval_rates = [n / t for n, t in (_timed(eval_step, seconds / 2) for _ in range(repeats))]
-    big_rates = [n / t for n, t in (_timed(lambda: eval_step(big_eval), seconds / 2) for _ in range(repeats))]
+    big_rates = [n / t for n, t in (_timed(big_eval_step, seconds / 2) for _ in range(repeats))]
     train = statistics.median(train_rates)
-    m = cfg.model
-    inner, cols = (m.core_input + m.hidden, m.hidden) if m.kind == "ram" else (256, 256)
+    inner, cols = model.matmul_shape()
     rate = matmul_rate(batch_size, inner, cols, device=dev,
                        dtype=torch.bfloat16 if tc.precision == "bf16" else torch.float32)
     return {
@@ -159,7 +143,7 @@ def run(
         "compile_seconds": round(compile_seconds, 1) if compiled else 0.0,
         "train_images_per_s": round(train, 1),
         "eval_images_per_s": round(statistics.median(eval_rates), 1),
-        f"eval_images_per_s_batch_{big_eval.shape[0]}": round(statistics.median(big_rates), 1),
+        f"eval_images_per_s_batch_{big_n}": round(statistics.median(big_rates), 1),
         "train_runs": [round(r, 1) for r in train_rates],
         "train_mflop_per_image": round(flops_per_image / 1e6, 3),
         "train_gflop_per_s": round(train * flops_per_image / 1e9, 2),

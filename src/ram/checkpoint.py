@@ -158,12 +158,6 @@ def read_config(folder: Path) -> RunConfig:
         raise CheckpointError(f"{path} is not a valid run config: {e}") from None
 
 
-def read_weights(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file (or of its bytes, already read), checked against the SHA-256 in its metadata
-    when there is one, and refused when any is NaN or infinite."""
-    return _read_weights(path, data)[0]
-
-
 def _read_weights(path: Path, data: bytes | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         raw = Path(path).read_bytes() if data is None else data

@@ -5,117 +5,27 @@ Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import tyro
 
 from . import presets
 from .checkpoint import CheckpointError
-from .config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from .config import ConfigError, ModelKind, TaskConfig
 from .data import DataError
+from .flags import Recipe, defaults
 from .train import TrainingError
 
 
 @dataclass
-class Train:
+class Train(Recipe):
     """Train a model on a preset, evaluate it on the test set, and write a run folder."""
 
-    preset: str = "mnist"
-    """Experiment to run (see `ram presets`)."""
-    data: str | None = None
-    """Train the preset's recipe on other images: a folder (PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., or
-    PATH/<class>/... of which 20% of each class is held out for testing), an .npz (x_train, y_train, x_test, y_test,
-    optional classes), or a dataset by name (mnist, fashion). Grey or RGB, any size (see --image-size)."""
-    image_size: int | None = None
-    """--data: the side every image is brought to, scaled to fit keeping its aspect and padded with black. Default:
-    the larger side of the first training image."""
-    val_size: int | None = None
-    """Validation images taken from the end of the training set. Default: 10,000, or for --data PATH a sixth of the
-    training images, at most 10,000."""
-    model: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] | None = None
-    """Model family: RAM or a baseline (the paper's for classification; screen and random-agent for Catch)."""
-    glimpses: int | None = None
-    patch_size: int | None = None
-    """Side of the smallest glimpse patch, in pixels."""
-    scales: int | None = None
-    """Patches per glimpse, each twice the side of the last."""
-    pool: Literal["mean", "max"] | None = None
-    """How the sensor shrinks a coarse scale: mean (the paper) or max (seed 002's Catch)."""
-    std: float | None = None
-    """Standard deviation of the location policy."""
-    core: Literal["rnn", "lstm", "gru"] | None = None
-    hidden: int | None = None
-    """Units of the recurrent core (the paper: 256)."""
-    what_size: int | None = None
-    """Units of h_g, the glimpse network's reading of the patches (the paper: 128)."""
-    glimpse_size: int | None = None
-    """Units of g, the glimpse feature fed to the core (the paper: 256)."""
-    policy: Literal["gaussian", "saccade"] | None = None
-    """Location policy: RAM's Gaussian, or seed 000's discrete saccades on a lattice."""
-    saccade_step: int | None = None
-    """Saccade policy: pixels per move, the lattice's stride (seed 000: 2)."""
-    init_downsample: int | None = None
-    """Saccade policy: max-pooling factor of the image the initial-location network reads (seed 000: 4)."""
-    dropout: float | None = None
-    """Saccade policy: dropout probability in its networks (seed 000: 0.7)."""
-    state_dropout: float | None = None
-    """Dropout on the core state where the classifier reads it (the mnist-saccade preset: 0.5)."""
-    shift: int | None = None
-    """Move each training image by a random whole number of pixels up to this, along each axis (augmentation)."""
-    rotate: float | None = None
-    """Turn each training image by a random angle up to this many degrees either way (augmentation)."""
-    scale: float | None = None
-    """Resize each training image by a random factor in [1 - scale, 1 + scale] (augmentation)."""
-    glimpse_net: Literal["ram", "pixels", "pixels+where"] | None = None
-    """What enters the core: RAM's glimpse network, the raw patch (seed 000), or the raw patch and its location."""
-    reinforce_core: bool | None = None
-    """REINFORCE's gradient also reaches the core and glimpse net (RAM: off)."""
-    detach_location: bool | None = None
-    """With --reinforce-core, keep the location policy's REINFORCE gradient out of the core (Catch: on)."""
-    baseline: Literal["state", "scalar", "batch"] | None = None
-    """Reward baseline: RAM's learned b(h_t), one learned number, or the batch's mean reward."""
-    reward: Literal["correct", "prob"] | None = None
-    """Classification reward: 1 for a right guess (RAM), or the probability of the right guess (seed 000)."""
-    lr: float | None = None
-    lr_min: float | None = None
-    schedule: Literal["cosine", "constant"] | None = None
-    """Learning rate: cosine from --lr down to --lr-min over the run (the presets), or constant at --lr."""
-    optimizer: Literal["adam", "sgd"] | None = None
-    momentum: float | None = None
-    """SGD's momentum (0.9 in the presets)."""
-    batch_size: int | None = None
-    epochs: int | None = None
-    mc_samples: int | None = None
-    """Monte-Carlo copies of each image per training step."""
-    clip_grad: float | None = None
-    rl_weight: float | None = None
-    """Weight of the REINFORCE term in the hybrid loss (1 in the presets)."""
-    means_weight: float | None = None
-    """Weight of a cross-entropy on one more episode per image along the policy means (0 in the presets)."""
-    step_weight: float | None = None
-    """Weight of the mean cross-entropy of the guesses after each earlier glimpse (0 in the presets)."""
-    precision: Literal["fp32", "bf16"] | None = None
-    """Training arithmetic: bf16 runs the glimpse network and core in bfloat16 (mixed precision)."""
-    ema: float | None = None
-    """Decay of a moving average of the weights that is validated, kept and tested instead of the last step's (0 in
-    the presets: off)."""
-    seed: int | None = None
-    init: str | None = None
-    """Start from these weights: a shipped model's name or a run folder with the same network (a second phase of
-    training, e.g. `--init mnist-g6 --std 0.03`)."""
-    train_size: int | None = None
-    """Train on the first N training images only (0: all). For smoke tests and quick experiments."""
-    epoch_games: int | None = None
-    """Catch: games per epoch (the preset: 22,400, seed 002's 350 batches of 64)."""
-    val_games: int | None = None
-    """Catch: games played along the policies' modes after each epoch to choose the best weights."""
-    entropy_weight: float | None = None
-    """Bonus for the entropy of the policies' choices (0 in the classification presets)."""
     out: Path | None = None
     """Run folder (default runs/PRESET-gG-sSEED)."""
     device: str = "auto"
@@ -132,34 +42,10 @@ class Train:
     """Also log scalars and pictures for TensorBoard into OUT/tensorboard."""
     progress: bool = True
 
-    def config(self) -> RunConfig:
-        model = self._overrides(ModelConfig) | dict(kind=self.model)
-        train = self._overrides(TrainConfig)
-        task = self._overrides(TaskConfig)
-        by_name = self.data in ("mnist", "fashion")
-        if by_name or self.data is None:
-            if self.image_size is not None:
-                raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
-            task |= dict(dataset=self.data, val_size=self.val_size)
-        cfg = presets.resolve(self.preset, task=task, model=model, train=train)
-        if self.data is None or by_name:
-            return cfg
-        from .data import images
-
-        _positive("image_size", self.image_size)
-        source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
-        return images.configure(cfg, source, val_size=self.val_size, progress=self.progress)
-
-    def _overrides(self, section: type) -> dict:
-        """The flags named after fields of a config section, so that a new field needs one flag and no list to keep
-        in step. image_size and val_size are left out: with --data PATH they size your own images instead."""
-        names = {f.name for f in dataclasses.fields(section)} & {f.name for f in dataclasses.fields(self)}
-        return {name: getattr(self, name) for name in names - {"image_size", "val_size"}}
-
     def run(self) -> None:
         from .train import fit, resolve_device
 
-        cfg = self.config()
+        cfg = self.config(progress=self.progress)
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
@@ -178,10 +64,10 @@ class Train:
             pass
         result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
                      checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
-        if result and "catch_rate" in result:
-            print(f"caught {result['catch_rate']:.2f}% of {result['n']} balls; run folder {out}")
-        elif result:
-            print(f"test error {result['error']:.2f}% on {result['n']} images; run folder {out}")
+        if result:
+            from .tasks import make_task
+
+            print(f"{make_task(cfg, progress=False).headline(result)}; run folder {out}")
 
 
 @dataclass
@@ -222,35 +108,19 @@ class Eval:
             raise ConfigError(f"seed = {self.seed}: must be >= 0")
         device = resolve_device(self.device)
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
-        if cfg.task.classifies and self.episodes is not None:
-            raise ConfigError(f"episodes = {self.episodes}: only a game is played for a number of episodes; "
-                              f"{cfg.preset} is evaluated on its whole {self.split} set")
-        if not cfg.task.classifies and self.mc_samples is not None:
-            raise ConfigError(f"mc_samples = {self.mc_samples}: Catch reports the catch rate along the policies' modes "
-                              "and with sampled moves; set the number of games with --episodes")
-        model.to(device)
         task = make_task(cfg, progress=not self.json)
+        task.check_report(mc_samples=self.mc_samples, episodes=self.episodes, split=self.split)
+        model.to(device)
         seed_everything(self.seed)
         metrics = task.report(model, split=self.split, seed=self.seed, device=device, progress=not self.json,
-                              mc_samples=self.mc_samples, episodes=self.episodes or 1000, batch_size=self.batch_size)
+                              mc_samples=self.mc_samples, episodes=self.episodes, batch_size=self.batch_size)
         result = describe(cfg, metrics, checkpoint=source, test_seed=self.seed, split=self.split,
                           **run_info(self.checkpoint, self.pretrained))
         if self.out_file:
             from .checkpoint import atomic_write
 
             atomic_write(self.out_file, (json.dumps(result, indent=2) + "\n").encode())
-        if self.json:
-            print(json.dumps(result))
-        elif "catch_rate" in metrics:
-            print(f"{cfg.preset} {cfg.model.kind}: caught {metrics['catch_rate']:.2f}% of {metrics['n']} balls "
-                  f"({self.split} games, seed {self.seed}, policies' modes); with sampled moves and glimpses: "
-                  f"{metrics['catch_rate_sampled']:.2f}%")
-        else:
-            line = (f"{cfg.preset} {cfg.model.kind} g{cfg.model.glimpses}: {self.split} error {metrics['error']:.2f}% "
-                    f"({metrics['n']} images, seed {self.seed}, {metrics['protocol']})")
-            if "error_averaged" in metrics:
-                line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
-            print(line)
+        print(json.dumps(result) if self.json else task.summary(metrics, split=self.split, seed=self.seed))
 
 
 @dataclass
@@ -259,7 +129,7 @@ class Bench:
     at batch 128."""
 
     preset: str = "mnist"
-    model: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] | None = None
+    model: ModelKind | None = None
     """A baseline instead of the preset's model (e.g. --preset catch --model screen)."""
     json: bool = False
     device: str = "auto"
@@ -296,9 +166,11 @@ class Presets:
     """List the named experiments."""
 
     def run(self) -> None:
+        from .policies import POLICIES
+
         for name, (cfg, about) in presets.PRESETS.items():
             m, t = cfg.model, cfg.train
-            policy = f"std {m.std}" if m.policy == "gaussian" else f"saccades of {m.saccade_step} px"
+            policy = POLICIES[m.policy].describe(m)
             print(f"{name:<22} {about}\n{'':<22} {policy}, {t.optimizer} lr {t.lr}->{t.lr_min} {t.schedule}, "
                   f"batch {t.batch_size}, M {t.mc_samples}, {t.epochs} epochs")
 
@@ -382,24 +254,18 @@ class Viz:
             raise ConfigError(f"n = {self.n}: must be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed = {self.seed}: must be >= 0")
-        from .data import TaskData
         from .hub import load_run
+        from .tasks import make_task
         from .train import seed_everything
-        from .viz import render, render_catch
 
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
-        if cfg.model.kind not in ("ram", "random-glimpses"):
+        if not cfg.model.about.drawn:
             field, value = ("pretrained", self.pretrained) if self.pretrained else ("checkpoint", str(self.checkpoint))
             raise ConfigError(f"{field} = {value!r}: a {cfg.model.kind} model reads the whole image and takes no "
                               "glimpses, so there is nothing to draw; viz needs a ram or random-glimpses model")
-        if cfg.task.classifies:
-            data = TaskData(cfg.task, seed=cfg.train.seed)
-            split = data.test(self.seed) if self.split == "test" else data.val()
-            seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
-            paths = render(model, split, self.out, n=self.n or 16, seed=self.seed, classes=cfg.task.labels)
-        else:  # a game has no data set: the games are played here
-            seed_everything(self.seed)
-            paths = render_catch(model, cfg, self.out, games=self.n or 4, seed=self.seed)
+        task = make_task(cfg)
+        seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
+        paths = task.draw(model, self.out, n=self.n, seed=self.seed, split=self.split)
         for path in paths:
             print(path)
 
@@ -458,7 +324,6 @@ class ExportFolder:
     progress: bool = True
 
     def run(self) -> None:
-        from .config import TaskConfig
         from .data import images, load
 
         n = images.export_folder(load(self.dataset, progress=self.progress), TaskConfig(dataset=self.dataset).labels,
@@ -517,12 +382,22 @@ COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "r
             "serve": Serve}
 
 
+def parse(argv: Sequence[str]):
+    """The command argv names, parsed. `ram train`'s flags take their defaults from the preset it names."""
+    train = [] if not argv or argv[0] != "train" else list(argv[1:])
+    commands = [
+        Annotated[cls, tyro.conf.subcommand(name=name, default=defaults(Train, train) if cls is Train else None)]
+        for name, cls in COMMANDS.items()
+    ]
+    return tyro.cli(Union[tuple(commands)], prog="ram", args=argv,  # noqa: UP007 - a Union of a tuple of types
+                    description="Recurrent Attention Model (Mnih et al. 2014)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = tyro.extras.subcommand_cli_from_dict(
-        COMMANDS, prog="ram", args=argv, description="Recurrent Attention Model (Mnih et al. 2014)"
-    )
-    command = next(name for name, cls in COMMANDS.items() if isinstance(args, cls))
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "ram"
     try:
+        args = parse(argv)
         args.run()
     except (ConfigError, CheckpointError, DataError, TrainingError) as e:
         print(f"ram {command}: error: {e}", file=sys.stderr)

@@ -1,4 +1,6 @@
-"""Run configuration: what data, which model, how to train. Frozen dataclasses, validated where they are made.
+"""Run configuration: what data, which model, how to train. Frozen dataclasses, validated where they are made,
+and the schema of `ram train`'s flags (ram.flags). The tasks register here what their configs need (`register_task`),
+and what each kind of model is lives in one table (`KINDS`).
 
 A run is fully described by a `RunConfig`; it is written next to every run and into every checkpoint, so a model is
 rebuilt from its checkpoint and never from the command line.
@@ -11,7 +13,9 @@ import functools
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Protocol
+
+import tyro
 
 
 class ConfigError(ValueError):
@@ -53,22 +57,91 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 """Fashion-MNIST's labels 0..9, by name."""
 
 
+class TaskRules(Protocol):
+    """What the config asks of a task (`ram.tasks`): the datasets it serves and the checks its settings need."""
+
+    datasets: tuple[str, ...]
+    classifies: bool
+
+    @staticmethod
+    def check_task(task: "TaskConfig") -> None:
+        """Raise ConfigError for a setting of the task section this task cannot use."""
+
+    @staticmethod
+    def check_run(cfg: "RunConfig") -> None:
+        """Raise ConfigError for a model or recipe this task cannot train."""
+
+    @staticmethod
+    def labels(task: "TaskConfig") -> tuple[str, ...]: ...
+
+    @staticmethod
+    def title(task: "TaskConfig") -> str: ...
+
+
+TASKS: dict[str, TaskRules] = {}
+"""Each dataset name -> the task that learns it. Filled by `register_task` as ram.tasks is imported (ram's
+__init__ imports it), so the config knows every task without importing one."""
+
+
+def register_task(task: type) -> type:
+    """Class decorator: the task serves `task.datasets`. A new task is one module with one such class."""
+    for name in task.datasets:
+        if name in TASKS and TASKS[name] is not task:
+            raise ValueError(f"dataset {name!r} is served by {TASKS[name].__name__} already")
+        TASKS[name] = task
+    return task
+
+
+def task_of(dataset: str) -> TaskRules:
+    """The task that learns `dataset`; a ConfigError naming the known ones if none."""
+    if dataset not in TASKS:
+        _require(False, "dataset", dataset, f"must be one of {', '.join(sorted(TASKS))}")
+    return TASKS[dataset]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a model kind is, asked in one place (`ModelConfig.about`) rather than listed in every file."""
+
+    glimpses: bool
+    """It reads the image through the glimpse loop, one glimpse a step (its episodes have T locations)."""
+    drawn: bool
+    """Where it looks is worth drawing: its glimpses go where a policy (learned or random) puts them."""
+    classifies: bool
+    """It classifies images."""
+    plays: bool
+    """It plays a game (an action head)."""
+
+
+KINDS: dict[str, Kind] = {
+    "ram": Kind(glimpses=True, drawn=True, classifies=True, plays=True),
+    "fc": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
+    "convnet": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
+    "random-glimpses": Kind(glimpses=True, drawn=True, classifies=True, plays=False),
+    "screen": Kind(glimpses=True, drawn=False, classifies=False, plays=True),
+    "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True),
+}
+ModelKind = Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"]
+"""The kinds by name, for the command line's choices (the same names as KINDS)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
     """What the model sees: a dataset and how digits are placed on the canvas, your own images, or the game of Catch."""
 
-    dataset: Literal["mnist", "fashion", "images", "catch"] = "mnist"
-    """mnist and fashion are classification; images are your own (`source`, `ram train --data PATH`); catch is the
-    paper's game (`ram.envs.Catch`), played on the canvas."""
-    source: str = ""
+    dataset: tyro.conf.Suppress[str] = "mnist"
+    """What is learned, by the name a task registers (`register_task`): mnist and fashion are classification;
+    images are your own (`source`, `ram train --data PATH`); catch is the paper's game (`ram.envs.Catch`), played on
+    the canvas."""
+    source: tyro.conf.Suppress[str] = ""
     """images: the folder or .npz file they are read from (`ram.data.images`), as given to `ram train --data`."""
-    class_names: tuple[str, ...] = ()
+    class_names: tyro.conf.Suppress[tuple[str, ...]] = ()
     """images: the name of each label, from the folder names or the .npz; () for mnist and fashion, whose names are
     known (`labels`)."""
     test_fraction: float = 0.2
     """images in a folder with no train/ and test/: the share of each class held out for testing, drawn with a fixed
     seed (the same images for every run on the same folder)."""
-    canvas: int = 28
+    canvas: tyro.conf.Suppress[int] = 28
     """Side of the square image. 28 is the plain dataset; larger canvases place the digit at random. Catch: the
     screen (24 in the paper)."""
     pieces: int = 0
@@ -83,7 +156,7 @@ class TaskConfig:
     scale: float = 0.0
     """Training images only: each batch resizes every image about its centre by a fresh random factor in
     [1 - scale, 1 + scale], with the rotation."""
-    val_size: int = 10_000
+    val_size: tyro.conf.Suppress[int] = 10_000
     """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
     train_size: int = 0
     """Train on the first N training images only; 0 uses all of them. For smoke tests and quick experiments."""
@@ -94,8 +167,7 @@ class TaskConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        _require(self.dataset in ("mnist", "fashion", "images", "catch"), "dataset", self.dataset,
-                 "must be 'mnist', 'fashion', 'images' or 'catch'")
+        task = task_of(self.dataset)
         _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
         _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
         _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
@@ -106,53 +178,23 @@ class TaskConfig:
         _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
         _require((self.source != "") == (self.dataset == "images"), "source", self.source,
                  "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")
-        if self.dataset == "catch":
-            _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
-            _require(self.shift == 0, "shift", self.shift, "moves still images; a game of Catch takes none")
-            _require(self.rotate == 0, "rotate", self.rotate, "distorts still images; a game of Catch takes none")
-            _require(self.scale == 0, "scale", self.scale, "distorts still images; a game of Catch takes none")
-            return
-        if self.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
-            _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")
-            _require(len(set(self.class_names)) == len(self.class_names), "class_names", self.class_names,
-                     "must be distinct")
-            _require(self.canvas >= 1, "canvas", self.canvas, "must be >= 1")
-            _require(self.pieces == 0, "pieces", self.pieces, "clutter is cut from MNIST digits; your own images "
-                     "take none")
-            _require(self.val_size >= 1 and self.train_size >= 0, "val_size", self.val_size, "must be >= 1")
-            return
-        _require(self.class_names == (), "class_names", self.class_names,
-                 f"{self.dataset} names its own classes (see labels)")
-        _require(self.canvas >= 28, "canvas", self.canvas, "must be at least 28, the digit size")
-        _require(self.pieces >= 0, "pieces", self.pieces, "must be >= 0")
-        _require(1 <= self.piece_size <= 28, "piece_size", self.piece_size, "must be in 1..28")
-        _require(self.piece_size <= self.canvas, "piece_size", self.piece_size, f"is larger than the canvas {self.canvas}")
-        _require(0 < self.val_size < 60_000, "val_size", self.val_size, "must be in 1..59999")
-        n_train = 60_000 - self.val_size
-        _require(0 <= self.train_size <= n_train, "train_size", self.train_size,
-                 f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {self.val_size})")
+        task.check_task(self)
 
     @property
     def classifies(self) -> bool:
         """Classification of images (a label per image), rather than a game with a reward at its end."""
-        return self.dataset != "catch"
+        return task_of(self.dataset).classifies
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """The name of each class, by label: your images' class names, Fashion-MNIST's, or MNIST's digits."""
-        if self.class_names:
-            return self.class_names
-        if self.dataset == "fashion":
-            return FASHION_CLASSES
-        return tuple(str(d) for d in range(10)) if self.classifies else ()
+        """The name of each class, by label (your images' class names, Fashion-MNIST's, MNIST's digits); () for a
+        task with no classes."""
+        return task_of(self.dataset).labels(self)
 
     @property
     def name(self) -> str:
-        if self.dataset in ("catch", "images"):
-            return self.dataset
-        if self.canvas == 28 and self.pieces == 0:
-            return "centred"
-        return "cluttered" if self.pieces else "translated"
+        """What the images are, in a word: centred, translated, cluttered, images, catch."""
+        return task_of(self.dataset).title(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,12 +206,13 @@ class ModelConfig:
     `actions=3` adds the move head that plays Catch.
     """
 
-    kind: Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"] = "ram"
+    kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "ram"
     """ram, or a baseline: fc, convnet and random-glimpses classify; screen (a glimpse of the whole frame every step)
     and random-agent (uniform moves) play Catch."""
-    image_size: int = 28
-    channels: int = 1
-    classes: int = 10
+    image_size: tyro.conf.Suppress[int] = 28
+    """Side of the square images (the task's canvas)."""
+    channels: tyro.conf.Suppress[int] = 1
+    classes: tyro.conf.Suppress[int] = 10
     glimpses: int = 6
     patch_size: int = 8
     scales: int = 1
@@ -212,14 +255,19 @@ class ModelConfig:
     detach_location: bool = False
     """With reinforce_core, the location policy still reads a detached state: the core then learns from the moves'
     REINFORCE and the baseline's regression, not from the locations', whose gradient (scaled by 1/std^2) is large
-    and noisy. Catch: without it the moves never left chance in 190k games; with it they did after 80k."""
+    and noisy (Catch needs it: results/NOTES.md)."""
     baseline: Literal["state", "scalar", "batch", "copies"] = "state"
     """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
     number (seed 002). batch: the batch's mean reward (seed 000). copies: the mean reward of the other Monte-Carlo
     copies of the same image or game (needs mc_samples > 1). batch and copies have nothing to learn."""
-    actions: int = 0
+    actions: tyro.conf.Suppress[int] = 0
     """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
     right); 0 for classification."""
+
+    @property
+    def about(self) -> Kind:
+        """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
+        return KINDS[self.kind]
 
     @property
     def glimpse_pixels(self) -> int:
@@ -235,8 +283,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        kinds = ("ram", "fc", "convnet", "random-glimpses", "screen", "random-agent")
-        _require(self.kind in kinds, "model", self.kind, f"must be one of {', '.join(kinds)}")
+        _require(self.kind in KINDS, "model", self.kind, f"must be one of {', '.join(KINDS)}")
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
         _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
         for name in ("what_size", "where_size", "glimpse_size", "hidden", "channels", "image_size"):
@@ -351,7 +398,7 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    preset: str = "mnist"
+    preset: tyro.conf.Suppress[str] = "mnist"
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -369,47 +416,12 @@ class RunConfig:
             self.model.image_size,
             f"does not match the {self.task.canvas}x{self.task.canvas} images of the task",
         )
-        if self.task.dataset == "images":
-            self._validate_images()
-        else:  # MNIST, Fashion-MNIST and Catch are grey; the two datasets have 10 classes
-            _require(self.model.channels == 1, "channels", self.model.channels, f"{self.task.dataset} images are grey")
-        if self.task.classifies:
-            _require(self.model.kind not in ("screen", "random-agent"), "model", self.model.kind,
-                     "is a Catch baseline; classifiers are ram, fc, convnet, random-glimpses")
-            n = len(self.task.labels)
-            _require(self.model.classes == n, "classes", self.model.classes, f"{self.task.dataset} has {n} classes")
-            _require(self.model.actions == 0, "actions", self.model.actions, f"{self.task.dataset} is classified, "
-                     "not played: it takes no actions")
-        else:
-            _require(self.model.kind in ("ram", "screen", "random-agent"), "model", self.model.kind,
-                     "cannot play catch; players are ram, screen, random-agent")
-            _require(self.model.classes == 0, "classes", self.model.classes, "catch has no classes")
-            _require(self.model.actions == 3, "actions", self.model.actions, "catch has 3 moves: left, stay, right")
-            _require(self.model.glimpses == self.task.canvas - 1, "glimpses", self.model.glimpses,
-                     f"a game on a {self.task.canvas}x{self.task.canvas} screen lasts {self.task.canvas - 1} steps, "
-                     "one glimpse and one move each")
-            _require(self.model.reinforce_core, "reinforce_core", False,
-                     "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
-            # The settings of the classification loss have nothing to act on in a game: refuse them, not ignore them.
-            t = self.train
-            _require(t.means_weight == 0, "means_weight", t.means_weight,
-                     "catch has no classification loss for the means copy to add to")
-            _require(t.step_weight == 0, "step_weight", t.step_weight,
-                     "catch has no guess after each glimpse to add a loss on")
-            _require(t.reward == "correct", "reward", t.reward,
-                     "catch's reward is the game's: 1 for a caught ball, else 0")
+        if self.model.baseline == "copies":
+            _require(self.train.mc_samples > 1, "baseline", "copies",
+                     f"is the mean reward of the other Monte-Carlo copies; mc_samples = {self.train.mc_samples} "
+                     "leaves none (set mc_samples >= 2)")
+        task_of(self.task.dataset).check_run(self)
         return self
-
-    def _validate_images(self) -> None:
-        """Your own images: grey or RGB, and every glimpse scale within the image, checked before any is decoded."""
-        m, side = self.model, self.task.canvas
-        _require(m.channels in (1, 3), "channels", m.channels, "your images are grey (1) or RGB (3)")
-        largest = m.patch_size * 2 ** (m.scales - 1)
-        if m.kind in ("ram", "random-glimpses"):
-            _require(largest <= side, "patch_size", m.patch_size,
-                     f"with scales = {m.scales}, the largest glimpse patch_size * 2**(scales - 1) = {largest} is "
-                     f"larger than the {side}x{side} images: use a smaller --patch-size or fewer --scales, or a "
-                     f"larger --image-size")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

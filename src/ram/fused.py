@@ -246,20 +246,21 @@ def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
 def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
     """Run the glimpse loop of a RAM with a ReLU RNN or LSTM core and a Gaussian policy. padded from
     `sensor.pad_images`."""
-    cfg, gn, core, policy = model.cfg, model.glimpse_net, model.core, model.policy
+    cfg, gn, core = model.cfg, model.glimpse_net, model.core
+    Wp, bp, std = model.policy.fused_weights()
     B, _, H, W = padded.shape
     geo = Geometry(glimpses=cfg.glimpses, pad=pad, size=cfg.patch_size, scales=cfg.scales, height=H - 2 * pad,
                    width=W - 2 * pad)
     noise = None
     if sample:  # drawn step by step, as GaussianPolicy draws it, so that both loops see the same samples
         noise = torch.stack([torch.randn(B, 2, dtype=padded.dtype, device=padded.device)
-                             for _ in range(cfg.glimpses)]).mul_(policy.std)
+                             for _ in range(cfg.glimpses)]).mul_(std)
     # Under autocast the loop casts exactly what it computes in low precision, so autocast is off inside it.
     dtype = loop_dtype(padded.device, padded.dtype)
     with torch.autocast(padded.device.type, enabled=False):
         Wc, bc = core.one_linear()
         hs, means, raws, locs = _FusedEpisode.apply(
             padded, noise, geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias, gn.where.weight,
-            gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, policy.mean.weight, policy.mean.bias,
+            gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, Wp, bp,
         )
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

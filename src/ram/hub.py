@@ -10,7 +10,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import ConfigError, RunConfig
-from .model import build_model
+from .models import build_model
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 

@@ -76,10 +76,14 @@ def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, c
 
 
 def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
-           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0) -> Losses:
+           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0,
+           means_logits: torch.Tensor | None = None, means_weight: float = 0.0) -> Losses:
     """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit. With
     step_weight, plus that times the mean cross-entropy of the guesses after each earlier glimpse (the reward is still
-    the final guess's)."""
+    the final guess's). With means_weight, plus that times the cross-entropy of means_logits [B0, classes], the final
+    guesses of one more episode of each image along the policy means (the first B0 of the labels, copy 0 of each
+    image): it trains the classifier, core and glimpse net on the path the one-episode protocol reads, while the
+    policy still learns from REINFORCE on the sampled episodes only."""
     classify = F.cross_entropy(episode.logits, labels)
     if step_weight and episode.step_logits.shape[1] > 1:
         earlier = episode.step_logits[:, :-1]  # [B, T-1, classes]
@@ -88,8 +92,12 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
     r = reward(episode.logits, labels, reward_kind)
     rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
     success = (episode.logits.argmax(1) == labels).float()
-    return Losses(total=classify + rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base, reward=r,
-                  success=success, entropy=mean_entropy(episode))
+    total = classify + rl_weight * rl + base
+    if means_logits is not None and means_weight > 0:
+        means = means_weight * F.cross_entropy(means_logits, labels[: means_logits.shape[0]])
+        total, classify = total + means, classify + means
+    return Losses(total=total, classify=classify, reinforce=rl, baseline=base, reward=r, success=success,
+                  entropy=mean_entropy(episode))
 
 
 def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state", copies: int = 1,

@@ -9,8 +9,9 @@ from torch import nn
 
 from . import fused, sensor
 from .config import ModelConfig
+from .envs.world import Still, World
 from .nets import GlimpseNet, Pixels, ScalarBaseline, make_core
-from .policies import CategoricalPolicy, Gaussian, GaussianPolicy, SaccadePolicy
+from .policies import POLICIES, CategoricalPolicy
 
 
 class Episode(NamedTuple):
@@ -25,19 +26,6 @@ class Episode(NamedTuple):
     means: torch.Tensor  # [B, T, 2] the location policy's means (for discrete policies, the location of the mode)
     moves: torch.Tensor  # [B, T] int64 the move made after each glimpse (Catch), [B, 0] for a classifier
     entropies: torch.Tensor  # [B, T] entropy of the policies' distributions at step t (location and move)
-
-
-class Still:
-    """A world that does not change while the model looks at it: the images of a classification task."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images  # [B, C, H, W]
-
-    def observe(self) -> torch.Tensor:
-        return self.images
-
-    def act(self, moves: torch.Tensor) -> None:
-        raise TypeError("a still image takes no moves: this model has an action head but its world is an image")
 
 
 class RAM(nn.Module):
@@ -58,14 +46,7 @@ class RAM(nn.Module):
         else:
             self.glimpse_net = Pixels(where=cfg.glimpse_net == "pixels+where")
         self.core = make_core(cfg.core, input_size=cfg.core_input, hidden_size=cfg.hidden)
-        if cfg.policy == "saccade":
-            self.policy = SaccadePolicy(
-                hidden_size=cfg.hidden, policy_hidden=cfg.policy_hidden, image_size=cfg.image_size,
-                channels=cfg.channels, patch=cfg.patch_size, step=cfg.saccade_step, downsample=cfg.init_downsample,
-                dropout=cfg.dropout,
-            )
-        else:
-            self.policy = GaussianPolicy(hidden_size=cfg.hidden, std=cfg.std)
+        self.policy = POLICIES[cfg.policy].from_config(cfg)
         self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline, "batch": lambda: None,
                          "copies": lambda: None}[cfg.baseline]()
         self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
@@ -82,9 +63,13 @@ class RAM(nn.Module):
         """The fused loop covers the paper's classifier (glimpse network, Gaussian policy on a detached state,
         a state baseline) with the cores that say how it runs them (`fused_cell`: the ReLU RNN and the LSTM)."""
         cfg = self.cfg
-        return (self.fused and hasattr(self.core, "fused_cell") and type(self.policy) is GaussianPolicy
+        return (self.fused and hasattr(self.core, "fused_cell") and self.policy.fuses
                 and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core and cfg.pool == "mean"
                 and self.act is None and self.classifier is not None)
+
+    def matmul_shape(self) -> tuple[int, int]:
+        """(inner, columns) of the matmul that dominates a step: the core's [g_t, h_{t-1}] @ W (`ram bench`)."""
+        return self.cfg.core_input + self.cfg.hidden, self.cfg.hidden
 
     def forward(self, inputs, *, sample: bool = True) -> Episode:
         """inputs: images [B, C, H, W] in [0, 1], or a world to play in (see `play`). sample=False follows the
@@ -103,7 +88,7 @@ class RAM(nn.Module):
         actor-critic's shared trunk."""
         return h if self.cfg.reinforce_core else h.detach()
 
-    def play(self, world, *, sample: bool = True) -> Episode:
+    def play(self, world: World, *, sample: bool = True) -> Episode:
         """One episode of T glimpses in `world` (`observe() -> frame [B, C, H, W]`, `act(moves [B])`).
         sample=False takes every policy's mode (deterministic evaluation)."""
         cfg = self.cfg
@@ -179,19 +164,11 @@ class RAM(nn.Module):
         return Episode(
             logits=step_logits[-1],
             step_logits=step_logits.transpose(0, 1),
-            log_probs=self.policy.log_prob(loop.raws, loop.means).t(),
+            log_probs=self.policy.distribution(loop.means).log_prob(loop.raws).t(),
             baselines=baselines.t(),
             locations=loop.locations.transpose(0, 1),
             means=loop.means.transpose(0, 1),
             moves=torch.zeros(B, 0, dtype=torch.long, device=loop.hs.device),
-            entropies=Gaussian(loop.means, self.policy.std).entropy().t(),  # fixed std: a constant
+            entropies=self.policy.distribution(loop.means).entropy().t(),  # fixed std: a constant
         )
 
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The model named by cfg.kind. Every model returns an `Episode`."""
-    if cfg.kind == "ram":
-        return RAM(cfg)
-    from . import baselines  # the paper's comparison models
-
-    return baselines.build(cfg)

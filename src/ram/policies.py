@@ -11,6 +11,10 @@ as (x, y) in [-1, 1], so the episode loop treats every location policy alike:
 - `SaccadePolicy`: seed 000's hard attention, one step in one of 8 directions on a lattice of windows, the first
   window chosen by an initial-location network on a downsized image.
 - `CategoricalPolicy`: a softmax over a few moves (Catch's left, stay, right).
+
+What the rest of the house needs to know of a location policy is asked of it, never of its class: `fuses` (whether
+`ram.fused`'s loop runs it, through `fused_weights`), `lattice` (the windows a discrete policy lands on, None for any
+point) and `describe(cfg)` (a few words for `ram presets`). `POLICIES` builds one from `ModelConfig.policy`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import ModelConfig
 
 
 class Gaussian:
@@ -54,10 +60,31 @@ class GaussianPolicy(nn.Module):
     image, so a policy that drifts cannot park every glimpse in a corner outside it.
     """
 
+    fuses = True
+    """`ram.fused` runs this policy inside its loop (`fused_weights`)."""
+    lattice = None
+    """Any point of the image: no lattice of windows."""
+
     def __init__(self, *, hidden_size: int, std: float):
         super().__init__()
         self.std = std
         self.mean = nn.Linear(hidden_size, 2)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> "GaussianPolicy":
+        return cls(hidden_size=cfg.hidden, std=cfg.std)
+
+    @staticmethod
+    def describe(cfg: ModelConfig) -> str:
+        return f"std {cfg.std}"
+
+    def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(W [2, hidden], b [2], std): the mean is tanh(W h + b), the sample the mean plus std times a normal draw."""
+        return self.mean.weight, self.mean.bias, self.std
+
+    def distribution(self, mean: torch.Tensor) -> Gaussian:
+        """The distribution of given means [..., 2] (the fused loop's)."""
+        return Gaussian(mean, self.std)
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Gaussian:
         """h [B, hidden] -> the distribution of the next location (the previous one does not matter)."""
@@ -67,9 +94,6 @@ class GaussianPolicy(nn.Module):
         """The first location comes from the policy on the initial (zero) state, so it is learned too."""
         return self(h)
 
-    def log_prob(self, raw: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """log N(raw; mean, std^2 I) of unclamped samples [..., 2] -> [...]."""
-        return Gaussian(mean, self.std).log_prob(raw)
 
 
 class Lattice:
@@ -165,6 +189,8 @@ class SaccadePolicy(nn.Module):
       the lattice's rows and one over its columns.
     """
 
+    fuses = False
+
     def __init__(self, *, hidden_size: int, policy_hidden: int, image_size: int, channels: int, patch: int, step: int,
                  downsample: int, dropout: float):
         super().__init__()
@@ -174,6 +200,16 @@ class SaccadePolicy(nn.Module):
                                    nn.Linear(policy_hidden, len(MOVES)))
         pooled = channels * (image_size // downsample) ** 2
         self.initial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(pooled, 2 * self.lattice.n))
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> "SaccadePolicy":
+        return cls(hidden_size=cfg.hidden, policy_hidden=cfg.policy_hidden, image_size=cfg.image_size,
+                   channels=cfg.channels, patch=cfg.patch_size, step=cfg.saccade_step, downsample=cfg.init_downsample,
+                   dropout=cfg.dropout)
+
+    @staticmethod
+    def describe(cfg: ModelConfig) -> str:
+        return f"saccades of {cfg.saccade_step} px"
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Saccade:
         """h [B, hidden], previous location [B, 2] on the lattice -> the distribution of the next move."""
@@ -194,3 +230,7 @@ class CategoricalPolicy(nn.Module):
 
     def forward(self, h: torch.Tensor) -> Categorical:
         return Categorical(self.logits(h))
+
+
+POLICIES: dict[str, type] = {"gaussian": GaussianPolicy, "saccade": SaccadePolicy}
+"""The location policies by `ModelConfig.policy`."""

@@ -4,16 +4,14 @@ A preset is the recipe of its rows of the paper's tables (`ram reproduce`): the 
 trained with the config `ram train --preset NAME --glimpses G` gives (the manifest holds each one's config), plus the
 row's own flags where it has any (`ram.results.ROWS`; `ram reproduce ROW --dry-run` prints them: a longer schedule,
 bf16 and a glimpse network twice the paper's width, `ram.results.WIDE`, or an LSTM core). How each recipe was found is
-in results/NOTES.md. On the 60x60 and 100x100 canvases the location std is 0.2 (0.1 on 28x28): a 15-epoch probe on
-translated MNIST gave 6.05% validation error against 7.04% with 0.1 and 7.04% with 0.3.
+in results/NOTES.md (the location std of 0.2 on the 60x60 and 100x100 canvases among them).
 
 mnist-saccade is seed 000's model and loss (prob reward, batch-mean baseline, REINFORCE at 1e-3 reaching the LSTM),
 trained at batch 32 for 30 epochs with the lattice location fed to the core beside the patch, training digits shifted
-by up to 2 pixels and dropout 0.5 on the state the classifier reads (without the last two it memorised its training
-set: results/NOTES.md, session 14). catch is seed 002's
-agent (6x6 glimpses, 3 scales, LSTM of 256, std 0.25) with what made it learn on this machine: the max-pooled retina,
-the location policy off the core's gradient, the baseline's regression training the core, REINFORCE at 0.1 and an
-entropy bonus (results/NOTES.md, session 12).
+by up to 2 pixels and dropout 0.5 on the state the classifier reads (without the last two it memorises its training
+set). catch is seed 002's agent (6x6 glimpses, 3 scales, LSTM of 256, std 0.25) with what makes it learn: the
+max-pooled retina, the location policy off the core's gradient, the baseline's regression training the core,
+REINFORCE at 0.1 and an entropy bonus.
 """
 
 from __future__ import annotations

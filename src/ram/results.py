@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
-
+from . import flags
 from .config import ModelConfig, RunConfig
 
 
@@ -74,9 +73,7 @@ class Row:
 
     def configs(self) -> list[RunConfig]:
         """The config `ram train` builds for each phase."""
-        from .cli import Train
-
-        return [tyro.cli(Train, args=args).config() for args, _ in self.phases()]
+        return [flags.parse(args).config() for args, _ in self.phases()]
 
     def config(self) -> RunConfig:
         """The last phase's config: the one the row's shipped weights must carry."""

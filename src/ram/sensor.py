@@ -18,16 +18,6 @@ import torch
 import torch.nn.functional as F
 
 
-def check_geometry(*, size: int, scales: int, height: int, width: int) -> None:
-    """Raise ValueError naming the field and the value if the sensor cannot read such an image."""
-    if size < 1:
-        raise ValueError(f"patch size must be >= 1, got {size}")
-    if scales < 1:
-        raise ValueError(f"scales must be >= 1, got {scales}")
-    if size > min(height, width):
-        raise ValueError(f"patch size {size} is larger than the {height}x{width} image")
-
-
 def pad_images(
     images: torch.Tensor, *, size: int, scales: int, locations_in_range: bool = False
 ) -> tuple[torch.Tensor, int]:
@@ -147,3 +137,15 @@ def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: in
     locations = locations.clamp(-bound, bound)
     return read(padded.contiguous(), pad, locations.to(images.dtype), size=size, scales=scales, height=H, width=W,
                 pool=pool)
+
+
+def boxes(locations: torch.Tensor, *, patch_size: int, scales: int, height: int, width: int) -> torch.Tensor:
+    """The squares the sensor reads: locations [..., 2] -> int64 [..., scales, 3] as (x0, y0, side) in pixels.
+
+    Computed exactly as `read` does, so a box is the set of pixels the model saw at that scale.
+    """
+    scale = torch.tensor([width / 2, height / 2], dtype=locations.dtype)
+    centre = torch.floor((locations + 1) * scale + 0.5).long()  # [..., 2]
+    sides = patch_size * 2 ** torch.arange(scales)  # [scales]
+    corner = centre[..., None, :] - (sides // 2)[:, None]  # [..., scales, 2]
+    return torch.cat([corner, sides[:, None].expand_as(corner[..., :1])], dim=-1)

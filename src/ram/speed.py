@@ -35,9 +35,7 @@ def tune_malloc(threshold: int = 1 << 28) -> bool:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 matmuls run on this device's own instructions. A CPU without them (AVX2 only, no AVX-512 or
-    AMX) emulates bf16: on such a CPU a training step (batch 128, one thread) took 15x as long in bf16 as in fp32 for
-    the mnist preset, and 21x for the translated rows' wide glimpse network with an LSTM (results/NOTES.md, session
-    19)."""
+    AMX) emulates bf16, many times slower than fp32 (results/NOTES.md measures it)."""
     if device.type != "cpu":
         return True
     try:

@@ -57,7 +57,9 @@ def _storage(optuna, url: str):
     with warnings.catch_warnings():  # heartbeats are "experimental" in optuna since 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry  # optuna >= 4.9
+            from optuna.storages import (
+                RetryHeartbeatStaleTrialCallback as Retry,  # optuna >= 4.9
+            )
             callback = {"heartbeat_stale_trial_callback": Retry(max_retry=3)}
         except ImportError:
             from optuna.storages import RetryFailedTrialCallback as Retry

@@ -1,4 +1,5 @@
-"""Training and evaluation loops. No model maths here: that lives in model.py and losses.py.
+"""`fit`: one training loop for every task, and its run folder. It never asks which task it runs: the task
+(`ram.tasks`) brings its batches, loss, validation and report; the model maths lives in model.py and losses.py.
 
 A run folder holds:
   config.json        the resolved RunConfig (the model is rebuilt from it)
@@ -33,7 +34,7 @@ from .config import ConfigError, RunConfig, TrainConfig
 from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
-from .model import build_model
+from .models import build_model
 from .speed import check_precision, tune_malloc
 from .tasks import Task, make_task
 
@@ -579,7 +580,7 @@ def describe(cfg: RunConfig, metrics: dict[str, Any], **extra: Any) -> dict[str,
         **metrics,
         "preset": cfg.preset,
         "model": cfg.model.kind,
-        "glimpses": cfg.model.glimpses if cfg.model.kind in ("ram", "random-glimpses", "screen") else 0,
+        "glimpses": cfg.model.glimpses if cfg.model.about.glimpses else 0,
         "task": cfg.task.name,
         "canvas": cfg.task.canvas,
         "dataset": cfg.task.dataset,

@@ -8,7 +8,8 @@ Geometry follows ram.sensor. Scale k of a glimpse at (x, y) is the square of sid
 pixel is (round(u) - s // 2, round(v) - s // 2), with (u, v) = ((x + 1) / 2 * W, (y + 1) / 2 * H). Images are drawn
 with pixel j spanning [j, j + 1) (`extent=(0, W, H, 0)`), so that square is exactly the rectangle (x0, y0, s, s).
 A saccade model's glimpse is one window of its lattice (`windows`), the same square. A game of Catch is drawn from
-the `Game` its agent played, as a GIF of the screens and a still per game.
+the `ram.envs.Recording` of the games its agent played (`ram.tasks.catch.play`), as a GIF of the screens and a still
+per game. Which pictures a task's run gets is the task's to say (`ram.tasks`); this module only draws.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from . import sensor
 from .checkpoint import atomic_write
 from .config import ConfigError
 from .data import Split, to_float
-from .envs import CatchBatch
+from .envs import MOVES, Recording
 from .policies import Lattice
-from .tasks import CatchGame
+from .sensor import boxes
 
 RIGHT = (0.13, 0.75, 0.22)  # boxes, titles and frames of a right guess
 WRONG = (0.9, 0.12, 0.12)  # ... and of a wrong one
@@ -89,11 +90,6 @@ class Trace(NamedTuple):
         return f"pred {self.name(int(self.preds[i]))}" + (f" / true {self.name(int(self.labels[i]))}" if known else "")
 
 
-def takes_glimpses(model: torch.nn.Module) -> bool:
-    """fc and convnet read the whole image: they have no locations to draw."""
-    return getattr(model.cfg, "kind", "ram") in ("ram", "random-glimpses")
-
-
 @torch.no_grad()
 def trace(model, images, labels=None, classes: Sequence[str] = ()) -> Trace:
     """Run a glimpse model on images following its policy means.
@@ -110,7 +106,7 @@ def trace(model, images, labels=None, classes: Sequence[str] = ()) -> Trace:
 
     if isinstance(model, Model):
         images, model, classes = model.images(images), model.module, classes or model.classes
-    if not takes_glimpses(model):
+    if not model.cfg.about.drawn:
         raise ConfigError(
             f"model = {model.cfg.kind!r}: it reads the whole image and takes no glimpses, so there is nothing to draw; "
             "pictures need a ram or random-glimpses model"
@@ -131,21 +127,9 @@ def trace(model, images, labels=None, classes: Sequence[str] = ()) -> Trace:
         probs=F.softmax(ep.step_logits.float(), dim=-1).cpu(),
         patch_size=model.cfg.patch_size,
         scales=model.cfg.scales,
-        lattice=getattr(getattr(model, "policy", None), "lattice", None),
+        lattice=model.policy.lattice,
         classes=tuple(classes),
     )
-
-
-def boxes(locations: torch.Tensor, *, patch_size: int, scales: int, height: int, width: int) -> torch.Tensor:
-    """The squares the sensor reads: locations [..., 2] -> int64 [..., scales, 3] as (x0, y0, side) in pixels.
-
-    Computed exactly as ram.sensor.read does, so a box is the set of pixels the model saw at that scale.
-    """
-    scale = torch.tensor([width / 2, height / 2], dtype=locations.dtype)
-    centre = torch.floor((locations + 1) * scale + 0.5).long()  # [..., 2]
-    sides = patch_size * 2 ** torch.arange(scales)  # [scales]
-    corner = centre[..., None, :] - (sides // 2)[:, None]  # [..., scales, 2]
-    return torch.cat([corner, sides[:, None].expand_as(corner[..., :1])], dim=-1)
 
 
 def windows(locations: torch.Tensor, lattice: Lattice) -> torch.Tensor:
@@ -472,72 +456,10 @@ def animate(t: Trace, path: Path, *, n: int = 4, zoom: int | None = None, step_m
 
 # Catch ---------------------------------------------------------------------------------------------------------------
 
-MOVES = ("left", "stay", "right")  # a Catch move's name, by its index
-
-
-class Game(NamedTuple):
-    """Games of Catch an agent played, on the CPU, ready to draw. B games, T glimpses, each followed by a move."""
-
-    frames: torch.Tensor  # float [B, T + 1, 1, H, W]: the screen before each glimpse, then the final one
-    locations: torch.Tensor  # [B, T, 2] (x, y) in [-1, 1], where each glimpse was read
-    moves: torch.Tensor  # int64 [B, T] the move made after each glimpse (0 left, 1 stay, 2 right)
-    caught: torch.Tensor  # bool [B]
-    patch_size: int
-    scales: int
-
-
-class _Recorder:
-    """A world that keeps every frame it shows the episode loop: the screens the agent saw, in order."""
-
-    def __init__(self, world):
-        self.world = world
-        self.frames: list[torch.Tensor] = []  # each [B, C, H, W]
-
-    def observe(self) -> torch.Tensor:
-        frame = self.world.observe()
-        self.frames.append(frame)
-        return frame
-
-    def act(self, moves: torch.Tensor) -> None:
-        self.world.act(moves)
-
-
-@torch.no_grad()
-def play_catch(model: torch.nn.Module, cfg, *, games: int = 4, seed: int = 0, sample: bool = False) -> Game:
-    """Play `games` games of Catch on cfg.task.canvas (a RunConfig's), their starts drawn from `seed`, following
-    every policy's mode (sample=True: sampling glimpses and moves from torch's global generator). As `trace`, the
-    model runs in eval mode and its mode is restored."""
-    if cfg.task.classifies:
-        raise ConfigError(f"dataset = {cfg.task.dataset!r}: only a Catch agent (dataset 'catch') plays games")
-    if not takes_glimpses(model):
-        raise ConfigError(f"model = {model.cfg.kind!r}: it reads the whole screen and takes no glimpses, so there is "
-                          "nothing to draw; pictures need a ram or random-glimpses model")
-    if games < 1:
-        raise ConfigError(f"games = {games}: must be >= 1")
-    device = next(model.parameters()).device
-    world = CatchBatch(games, size=cfg.task.canvas, generator=torch.Generator().manual_seed(seed), device=device)
-    world.reset()
-    recorder = _Recorder(world)
-    was_training = model.training
-    model.eval()
-    try:
-        ep = model.play(recorder, sample=sample)
-    finally:
-        model.train(was_training)
-    return Game(
-        frames=torch.stack(recorder.frames, dim=1).float().cpu(),
-        locations=ep.locations.float().cpu(),
-        moves=ep.moves.cpu(),
-        caught=(world.reward > 0).cpu(),
-        patch_size=model.cfg.patch_size,
-        scales=model.cfg.scales,
-    )
-
-
 CATCH_HEADER, CATCH_FOOTER = 24, 34  # pixels of text above and below each game's screen in a GIF frame
 
 
-def catch_frames(g: Game, *, zoom: int = 8, cols: int = 4) -> list[Image.Image]:
+def catch_frames(g: Recording, *, zoom: int = 8, cols: int = 4) -> list[Image.Image]:
     """T + 1 RGB frames with the games in a grid of `cols` columns, each screen upscaled `zoom` times.
 
     Frame t < T shows screen t with the boxes of every scale of glimpse t (finest thick) and, below it, the move the
@@ -590,7 +512,7 @@ def catch_frames(g: Game, *, zoom: int = 8, cols: int = 4) -> list[Image.Image]:
     return out
 
 
-def catch_still(g: Game, i: int, *, decay: float = 0.8) -> Figure:
+def catch_still(g: Recording, i: int, *, decay: float = 0.8) -> Figure:
     """Game i as seed 002 draws it: its screens weighted by recency, decay**age, and over them the gaze track, the
     glimpse centres joined in order, coloured first (dark violet) to last (yellow), the first ringed in cyan. The title
     says caught (green) or missed (red).
@@ -623,14 +545,12 @@ def catch_still(g: Game, i: int, *, decay: float = 0.8) -> Figure:
     return fig
 
 
-def render_catch(model: torch.nn.Module, cfg, out: Path, *, games: int = 4, seed: int = 0) -> list[Path]:
-    """catch.gif (the games in a grid, a frame per step) and catch-I.png (one still per game) into the folder out,
-    for `games` games whose starts are drawn from `seed`, played along the policies' modes."""
-    g = play_catch(model, cfg, games=games, seed=seed)
+def render_catch(g: Recording, out: Path) -> list[Path]:
+    """catch.gif (the games in a grid, a frame per step) and catch-I.png (one still per game) into the folder out."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     gif = _write_gif(catch_frames(g), out / "catch.gif", step_ms=300, hold_ms=2500)
-    return [gif, *(save(catch_still(g, i), out / f"catch-{i}.png") for i in range(games))]
+    return [gif, *(save(catch_still(g, i), out / f"catch-{i}.png") for i in range(g.moves.shape[0]))]
 
 
 def learning_curve(metrics: Path | str | Sequence[dict[str, Any]], *, batch_size: int) -> tuple[Figure, str]:
@@ -765,9 +685,9 @@ CURVES_EVERY_S = 30.0
 
 def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str, Any], out: Path, **_) -> None:
     """A `fit` hook. After an epoch: curves.png from metrics.csv, at most every CURVES_EVERY_S seconds (drawing
-    takes a fraction of a second, a real cost next to short epochs). At the end: curves.png, and the best model's
-    tracks.png on 16 test images (a saccade model's saccades.png too), or a Catch agent's catch.gif and catch-I.png
-    of 4 games. A failure to draw is a warning, never the end of a training run.
+    takes a fraction of a second, a real cost next to short epochs). At the end: curves.png, and the task's own
+    pictures of the best model (`Task.end_pictures`: a classifier's tracks.png, a Catch agent's games and learning
+    curve). A failure to draw is a warning, never the end of a training run.
     """
     out = Path(out)
     curves_png = out / "curves.png"
@@ -775,19 +695,8 @@ def run_pictures_hook(event: str, *, model: torch.nn.Module, task, row: dict[str
         fresh = curves_png.is_file() and time.time() - curves_png.stat().st_mtime < CURVES_EVERY_S
         if (out / "metrics.csv").is_file() and (event == "end" or not fresh):
             save(curves(out / "metrics.csv"), curves_png)
-        if event == "end" and takes_glimpses(model) and hasattr(task, "data"):  # a classification task's images
-            test = task.data.test(0)
-            names = task.cfg.task.labels if hasattr(task, "cfg") else ()  # a task that knows its class names
-            t = trace(model, test.images[:16], test.labels[:16], names)
-            save(tracks(t), out / "tracks.png")
-            if t.lattice is not None:
-                save(saccades(t), out / "saccades.png")
-        if event == "end" and isinstance(task, CatchGame) and (out / "metrics.csv").is_file():
-            figure, numbers = learning_curve(out / "metrics.csv", batch_size=task.cfg.train.batch_size)
-            save(figure, out / "learning-curve.png")
-            atomic_write(out / "learning-curve.csv", numbers.encode())
-        if event == "end" and takes_glimpses(model) and isinstance(task, CatchGame):
-            render_catch(model, task.cfg, out)
+        if event == "end":
+            task.end_pictures(model, out)
     except Exception as e:  # noqa: BLE001 - pictures are extras; the weights and metrics are already saved
         warnings.warn(f"pictures for {out} ({event}) failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
 
@@ -823,15 +732,12 @@ def tensorboard_hook(out: Path, *, n: int = 8):
             for tag, key in SCALARS:
                 if row.get(key) not in (None, ""):  # a model without decisions has no entropy
                     writer.add_scalar(tag, float(row[key]), step)
-            if takes_glimpses(model) and hasattr(task, "data"):
-                try:
-                    # Validation images: the test set is kept for final numbers.
-                    val = task.data.val()
-                    fig = tracks(trace(model, val.images[:n], val.labels[:n]), n=n, cols=n // 2 or 1)
+            try:
+                fig = task.val_figure(model, n)  # None for a task with no picture of its validation inputs
+                if fig is not None:
                     writer.add_image("pictures/tracks", to_array(fig), step, dataformats="HWC")
-                except Exception as e:  # noqa: BLE001 - as in run_pictures_hook
-                    warnings.warn(f"tensorboard picture failed: {type(e).__name__}: {e}", RuntimeWarning,
-                                  stacklevel=2)
+            except Exception as e:  # noqa: BLE001 - as in run_pictures_hook
+                warnings.warn(f"tensorboard picture failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
             writer.flush()
         elif event == "end":
             writer.close()

@@ -1,10 +1,13 @@
 """Task builders: place 28x28 digits on a larger canvas, optionally with clutter. Vectorised, no loop per image.
+And the seeds every draw is made from: a generator per (seed, stream, ...) and a seeded block of torch's global one.
 
 All images stay uint8 until a batch is fed to the model: clutter is added in int16 and clipped to 255, which is
 "add, then clip to [0, 1]" in pixel units.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -22,6 +25,15 @@ def stream_seed(*parts: int) -> int:
 
 def generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(*parts))
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """torch's global generator seeded for a block (the sampled glimpses and moves of an evaluation), and the
+    caller's stream given back afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _square_index(top: torch.Tensor, left: torch.Tensor, side: int, row_stride: int) -> torch.Tensor:

@@ -31,6 +31,10 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be an int >= 2 (the paddle is 2 pixels wide), got {size!r}")
 
 
+MOVES = ("left", "stay", "right")
+"""A move's name, by its index."""
+
+
 class CatchBatch:
     """N games of Catch at once, their state as tensors on `device`; the caller loops over the `steps` moves.
 

@@ -37,10 +37,11 @@ from .. import sensor
 from ..api import Model
 from ..config import ConfigError, RunConfig
 from ..data import TaskData, mnist
-from ..envs import CatchBatch
+from ..envs import MOVES, CatchBatch
 from ..hub import load_checkpoint, load_pretrained, manifest
+from ..sensor import boxes
 from ..tasks import seeded
-from ..viz import MOVES, boxes, play_catch, takes_glimpses
+from ..tasks.catch import drawn_games, play
 from .images import BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
@@ -67,7 +68,7 @@ class Entry:
 
     def describe(self) -> dict[str, Any]:
         m, t = self.cfg.model, self.cfg.task
-        return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else "catch",
+        return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
                 "image_size": m.image_size, "glimpses": m.glimpses, "patch_size": m.patch_size, "scales": m.scales,
                 "pool": m.pool, "policy": m.policy, "canvas": t.canvas, "pieces": t.pieces,
                 "test_error": self.test_error}
@@ -95,7 +96,7 @@ class Models:
         self._pools: dict[tuple, torch.Tensor | None] = {}
         if checkpoint is not None:
             module, cfg = load_checkpoint(checkpoint)
-            if not takes_glimpses(module):
+            if not cfg.model.about.drawn:
                 raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model reads the whole image "
                                   "and takes no glimpses, so the page has nothing to show; give a ram model's run")
             name = f"run:{Path(checkpoint).name}"
@@ -103,7 +104,7 @@ class Models:
             self._modules[name] = module
         for name, e in manifest().items():
             cfg = RunConfig.from_dict(e["config"])
-            if cfg.model.kind in ("ram", "random-glimpses"):
+            if cfg.model.about.drawn:
                 self.entries[name] = Entry(name, cfg, _about(cfg), e.get("test_error"))
 
     def entry(self, name: str, *, task: str) -> Entry:
@@ -285,10 +286,9 @@ def game(module: torch.nn.Module, cfg: RunConfig, *, sampled: bool, seed: int) -
     """One game of Catch, its start drawn from `seed` as `ram viz` draws its first game's: the start state (for a
     person to play the same game), T + 1 frames (0/1, [H][W]), and each step's glimpse squares and move."""
     size, m = cfg.task.canvas, cfg.model
-    start = CatchBatch(1, size=size, generator=torch.Generator().manual_seed(seed))
-    start.reset()  # the draws play_catch's world makes from the same seed
+    start = drawn_games(1, size=size, seed=seed)  # the start play() draws from the same seed
     with seeded(seed):
-        g = play_catch(module, cfg, games=1, seed=seed, sample=sampled)
+        g = play(module, cfg, n=1, seed=seed, sample=sampled)
     squares = boxes(g.locations[0], patch_size=m.patch_size, scales=m.scales, height=size, width=size)
     pixels = (g.locations[0] + 1) * (size / 2)
     return {

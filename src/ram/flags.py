@@ -1,0 +1,101 @@
+"""The config flags of `ram train`: a preset, then any field of its config by the field's own name.
+
+The config dataclasses are the schema. tyro reads their fields, types and docstrings, so a field is declared once and
+is a flag (`--glimpses`, `--what-size`, `--lr`) with its help text, and the preset's value is the flag's default:
+`ram train --preset mnist-translated --help` shows that preset's numbers. The model kind is `--model`. Fields that
+follow from the data (the canvas, channels, classes) are set by the preset or `--data`, not by a flag
+(`tyro.conf.Suppress` in ram.config).
+
+Parsing takes two steps: `--preset` is read first, since the preset gives every other flag its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import tyro
+
+from . import presets
+from .config import ConfigError, RunConfig
+
+# Nested config sections lend their fields to the command line without a prefix (--glimpses, not --model.glimpses),
+# and their booleans take a value (--reinforce-core True), as a preset's default may be either.
+Section = Annotated[RunConfig, tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff]
+
+
+@dataclass
+class Recipe:
+    """What to train: a preset, its config's fields by name, and your own images."""
+
+    preset: str = "mnist"
+    """Experiment to run (see `ram presets`); its settings are every other flag's default."""
+    data: str | None = None
+    """Train the preset's recipe on other images: a folder (PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., or
+    PATH/<class>/... of which 20% of each class is held out for testing), an .npz (x_train, y_train, x_test, y_test,
+    optional classes), or a dataset by name (mnist, fashion). Grey or RGB, any size (see --image-size)."""
+    image_size: int | None = None
+    """--data: the side every image is brought to, scaled to fit keeping its aspect and padded with black. Default:
+    the larger side of the first training image."""
+    val_size: int | None = None
+    """Validation images taken from the end of the training set. Default: 10,000, or for --data PATH a sixth of the
+    training images, at most 10,000."""
+    settings: Section = field(default_factory=RunConfig)
+    """The preset's config with the flags' changes (each field is its own flag)."""
+
+    def config(self, *, progress: bool = True) -> RunConfig:
+        """The validated config: the preset's, with the flags' changes, trained on --data if given (progress: a bar
+        while your images' channels are read)."""
+        cfg = dataclasses.replace(self.settings, preset=self.preset)
+        by_name = self.data in ("mnist", "fashion")
+        if by_name or self.data is None:
+            if self.image_size is not None:
+                raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
+            task = dataclasses.replace(cfg.task, dataset=self.data or cfg.task.dataset,
+                                       val_size=cfg.task.val_size if self.val_size is None else self.val_size)
+            return dataclasses.replace(cfg, task=task).validate()
+        from .data import images
+
+        if self.image_size is not None and not self.image_size > 0:
+            raise ConfigError(f"image_size = {self.image_size!r}: must be > 0")
+        cfg = cfg.validate()
+        source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
+        return images.configure(cfg, source, val_size=self.val_size, progress=progress)
+
+
+def preset_in(args: Sequence[str]) -> str:
+    """The --preset named in args (the last one, as argparse takes it), or the default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--preset", default=Recipe.preset)
+    known, _ = parser.parse_known_args(list(args))
+    return known.preset
+
+
+def defaults(cls: type, args: Sequence[str]):
+    """An instance of cls (Recipe or a subclass) holding the defaults of the preset args name: unknown presets are
+    refused here, with the valid names."""
+    name = preset_in(args)
+    return cls(preset=name, settings=presets.get(name))
+
+
+def parse(args: Sequence[str]) -> Recipe:
+    """`ram train`'s config flags -> a Recipe (call .config() for the validated RunConfig)."""
+    return tyro.cli(Recipe, args=list(args), default=defaults(Recipe, args))
+
+
+def recipe(preset: str = "mnist", *, data: str | None = None, image_size: int | None = None,
+           val_size: int | None = None, **fields) -> Recipe:
+    """A Recipe from Python, as its flags would give it: recipe("mnist-translated", hidden=64, lr=3e-4). Each keyword
+    is a config field's name, found in its section (task, model or train); kind is the model family (--model)."""
+    cfg = presets.get(preset)
+    sections = {name: {} for name in ("task", "model", "train")}
+    for name, value in fields.items():
+        owner = [s for s in sections if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
+        if not owner:
+            raise ConfigError(f"{name} = {value!r}: not a field of the task, model or train config")
+        sections[owner[0]][name] = value
+    settings = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in sections.items()})
+    return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, settings=settings)

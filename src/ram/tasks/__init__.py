@@ -1,0 +1,120 @@
+"""What `fit` trains on: one module per task behind one protocol, and the registry that finds a config's task.
+
+- `classify.Classification`: images and labels (MNIST, Fashion-MNIST, your own images); the hybrid loss; error in %.
+- `catch.CatchGame`: batches of games of Catch played in `ram.envs.CatchBatch`; REINFORCE on the end-of-game reward;
+  the catch rate in %.
+
+A task is a class decorated with `ram.config.register_task` that names the datasets it serves and implements `Task`:
+its batches, loss, validation and report; the checks its config needs; the lines the CLI prints; its pictures; its
+benchmark probe; and how its episodes are seeded. The trainer, the CLI, viz, bench and the page call the protocol
+and never ask which task it is. Adding a task is one module like `catch.py` and one import line below (the
+README's "Adding a task").
+
+(How digits are placed on a canvas is ram.data.tasks; this package is about what is learned from them.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ..config import RunConfig, TaskConfig, task_of
+from ..losses import Losses
+from .common import seeded
+
+
+class Task(Protocol):
+    datasets: tuple[str, ...]
+    """The values of `TaskConfig.dataset` this task learns."""
+    classifies: bool
+    """It labels still images (`ram.load(...).predict` and the page's drawing pad can use it)."""
+
+    def __init__(self, cfg: RunConfig, *, data: Any = None, progress: bool = True): ...
+
+    # The config (static: the config is checked before a task is made) ----------------------------------------------
+    @staticmethod
+    def check_task(task: TaskConfig) -> None:
+        """ConfigError for a setting of the task section this task cannot use."""
+
+    @staticmethod
+    def check_run(cfg: RunConfig) -> None:
+        """ConfigError for a model or recipe this task cannot train (refused, never silently ignored)."""
+
+    @staticmethod
+    def labels(task: TaskConfig) -> tuple[str, ...]:
+        """The name of each class, by label; () for a task without classes."""
+
+    @staticmethod
+    def title(task: TaskConfig) -> str:
+        """What the inputs are, in a word (results' "task" field)."""
+
+    # Training ----------------------------------------------------------------------------------------------------------
+    def batches_per_epoch(self, batch_size: int) -> int: ...
+
+    def train_batches(self, epoch: int, batch_size: int, *, start: int = 0,
+                      shard: tuple[int, int] = (0, 1)) -> Iterator[Any]:
+        """The epoch's batches from batch `start` on; a data-parallel rank takes every world-th one. Seeded by
+        (seed, epoch, batch), so a run resumed mid-epoch sees what it would have seen."""
+
+    def episodes(self, batch: Any) -> int:
+        """Images or games in a batch, for the img/s column."""
+
+    def loss(self, model: torch.nn.Module, batch: Any, device: torch.device) -> Losses: ...
+
+    def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        """Numbers on the validation split; "error" (%, lower is better) chooses the best weights."""
+
+    # Reporting ---------------------------------------------------------------------------------------------------------
+    def check_report(self, *, mc_samples: int | None, episodes: int | None, split: str) -> None:
+        """ConfigError for an option of `ram eval` this task has no use for."""
+
+    def report(self, model: torch.nn.Module, *, split: str = "test", seed: int = 0, device=None,
+               progress: bool = False, mc_samples: int | None = None, episodes: int | None = None,
+               batch_size: int | None = None) -> dict[str, Any]:
+        """The reported numbers, as `ram eval --json` prints them."""
+
+    def summary(self, metrics: dict[str, Any], *, split: str, seed: int) -> str:
+        """The line `ram eval` prints for a report."""
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        """The report in a few words, for the end of `ram train`."""
+
+    # Pictures and benchmarks ---------------------------------------------------------------------------------------------
+    def draw(self, model: torch.nn.Module, out: Path, *, n: int | None, seed: int, split: str) -> list[Path]:
+        """`ram viz`: the task's pictures of a model into the folder out; the paths written."""
+
+    def end_pictures(self, model: torch.nn.Module, out: Path) -> None:
+        """The pictures a finished run folder gets beside curves.png."""
+
+    def val_figure(self, model: torch.nn.Module, n: int):
+        """A matplotlib Figure of the model on n validation inputs for TensorBoard, or None."""
+
+    def warm_batches(self, batch_size: int) -> list[Any]:
+        """Training batches of every shape an epoch has, to compile before timing (`ram bench`)."""
+
+    def probe(self, model: torch.nn.Module, batch_size: int, device: torch.device) -> Callable[[], int]:
+        """One evaluation step on `batch_size` inputs, as evaluation runs it; returns the inputs it took."""
+
+
+# The tasks register themselves (ram.config.register_task) as they are imported.
+from . import catch, classify  # noqa: E402
+from .catch import CatchGame, catch_rate  # noqa: E402
+from .classify import (  # noqa: E402
+    Classification,
+    classification_loss,
+    evaluate,
+    predict,
+    test_report,
+)
+
+
+def make_task(cfg: RunConfig, *, data: Any = None, progress: bool = True) -> Task:
+    """The task of cfg.task.dataset, ready to train or report."""
+    return task_of(cfg.task.dataset)(cfg, data=data, progress=progress)
+
+
+__all__ = ["CatchGame", "Classification", "Task", "catch", "catch_rate", "classification_loss", "classify",
+           "evaluate", "make_task", "predict", "seeded", "test_report"]

@@ -1,0 +1,267 @@
+"""Classification of still images: MNIST on its canvases, Fashion-MNIST, and your own images (`ram train --data`).
+
+Freshly placed training batches, the hybrid loss with M Monte-Carlo copies of each image, and error in %: one
+episode along the policy means (the headline, and what chooses the best weights), and the average of M sampled
+episodes beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import (
+    ConfigError,
+    RunConfig,
+    TaskConfig,
+    TrainConfig,
+    _require,
+    register_task,
+)
+from ..data import Split, TaskData, to_float
+from ..losses import Losses, hybrid
+from .common import autocast, float32, seeded
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+"""Fashion-MNIST's labels 0..9, by name."""
+
+# Sampled episodes predict() runs at once: 100 copies of 1,000 100x100 images ran out of 24 GB.
+MAX_EPISODES = 10_000
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, images: torch.Tensor, *, mc_samples: int = 0, max_episodes: int = MAX_EPISODES
+) -> torch.Tensor:
+    """Class probabilities [B, classes] for float images [B, C, H, W].
+
+    mc_samples = 0 follows the policy means (deterministic); M > 0 averages the class probabilities of M sampled
+    episodes of each image. The M copies run in groups of at most max_episodes episodes (one group when B * M fits).
+    """
+    if mc_samples <= 0:
+        return F.softmax(model(images, sample=False).logits, dim=1)
+    B = images.shape[0]
+    per_group = max(1, max_episodes // B)
+    probs = []
+    for start in range(0, mc_samples, per_group):
+        copies = min(per_group, mc_samples - start)
+        logits = model(images.repeat(copies, 1, 1, 1), sample=True).logits
+        probs.append(F.softmax(logits, dim=1).view(copies, B, -1))
+    return torch.cat(probs).mean(0)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, split: Split, *, batch_size: int = 1000, mc_samples: int = 0, device=None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Error and accuracy (%) of a model on a split."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = 0
+    n = split.images.shape[0]
+    for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
+        images = to_float(split.images[i : i + batch_size]).to(device)
+        probs = predict(model, images, mc_samples=mc_samples)
+        correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
+    model.train(was_training)
+    accuracy = 100.0 * correct / n
+    return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
+
+
+ONE_EPISODE = "one episode along the policy means"
+
+
+def test_report(
+    model: torch.nn.Module, split: Split, *, mc_samples: int, seed: int, batch_size: int = 1000, device=None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The reported numbers. The headline "error" is the paper's protocol and cost: one episode of T glimpses per
+    image, along the policy means (the protocol validation chooses the best weights by). With mc_samples M > 0,
+    "error_averaged" is the error of the class probabilities of M seeded sampled episodes averaged: M x T glimpses."""
+    one = evaluate(model, split, batch_size=batch_size, device=device, progress=progress)
+    report = {**one, "protocol": ONE_EPISODE, "mc_samples": mc_samples}
+    if mc_samples > 0:
+        with seeded(seed):  # the same sampled episodes on every run of the same command
+            averaged = evaluate(model, split, batch_size=batch_size, mc_samples=mc_samples, device=device,
+                                progress=progress)
+        report |= {"error_averaged": averaged["error"],
+                   "averaged_protocol": f"class probabilities of {mc_samples} sampled episodes averaged"}
+    return report
+
+
+def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, tc: TrainConfig, *,
+                        baseline: str = "state") -> Losses:
+    """The hybrid loss of a batch with M Monte-Carlo copies of each image, in the recipe's precision; with
+    means_weight, one more episode of each image along the policy means adds its cross-entropy."""
+    one = images
+    if tc.mc_samples > 1:
+        images, labels = images.repeat(tc.mc_samples, 1, 1, 1), labels.repeat(tc.mc_samples)
+    with autocast(images.device, tc.precision):
+        episode = model(images, sample=True)
+    means_logits = None
+    if tc.means_weight > 0:
+        with autocast(images.device, tc.precision):
+            means_logits = model(one, sample=False).logits.float()
+    return hybrid(float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
+                  copies=tc.mc_samples, entropy_weight=tc.entropy_weight, step_weight=tc.step_weight,
+                  means_logits=means_logits, means_weight=tc.means_weight)
+
+
+def _digits(task: TaskConfig) -> tuple[str, ...]:
+    return tuple(str(d) for d in range(10))
+
+
+@register_task
+class Classification:
+    """Images and labels: freshly placed training batches, the hybrid loss with M Monte-Carlo copies, error in %."""
+
+    datasets = ("mnist", "fashion", "images")
+    classifies = True
+
+    def __init__(self, cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.data = data or TaskData(cfg.task, seed=cfg.train.seed, progress=progress)
+
+    # The config ------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def check_task(t: TaskConfig) -> None:
+        if t.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
+            _require(len(t.class_names) >= 2, "class_names", t.class_names, "a classifier needs at least 2")
+            _require(len(set(t.class_names)) == len(t.class_names), "class_names", t.class_names, "must be distinct")
+            _require(t.canvas >= 1, "canvas", t.canvas, "must be >= 1")
+            _require(t.pieces == 0, "pieces", t.pieces, "clutter is cut from MNIST digits; your own images take none")
+            _require(t.val_size >= 1 and t.train_size >= 0, "val_size", t.val_size, "must be >= 1")
+            return
+        _require(t.class_names == (), "class_names", t.class_names, f"{t.dataset} names its own classes (see labels)")
+        _require(t.canvas >= 28, "canvas", t.canvas, "must be at least 28, the digit size")
+        _require(t.pieces >= 0, "pieces", t.pieces, "must be >= 0")
+        _require(1 <= t.piece_size <= 28, "piece_size", t.piece_size, "must be in 1..28")
+        _require(t.piece_size <= t.canvas, "piece_size", t.piece_size, f"is larger than the canvas {t.canvas}")
+        _require(0 < t.val_size < 60_000, "val_size", t.val_size, "must be in 1..59999")
+        n_train = 60_000 - t.val_size
+        _require(0 <= t.train_size <= n_train, "train_size", t.train_size,
+                 f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {t.val_size})")
+
+    @staticmethod
+    def check_run(cfg: RunConfig) -> None:
+        m, t = cfg.model, cfg.task
+        if t.dataset == "images":  # grey or RGB, and every glimpse scale within the image, before any is decoded
+            _require(m.channels in (1, 3), "channels", m.channels, "your images are grey (1) or RGB (3)")
+            largest = m.patch_size * 2 ** (m.scales - 1)
+            if m.about.glimpses:
+                _require(largest <= t.canvas, "patch_size", m.patch_size,
+                         f"with scales = {m.scales}, the largest glimpse patch_size * 2**(scales - 1) = {largest} is "
+                         f"larger than the {t.canvas}x{t.canvas} images: use a smaller --patch-size or fewer "
+                         "--scales, or a larger --image-size")
+        else:  # MNIST and Fashion-MNIST are grey
+            _require(m.channels == 1, "channels", m.channels, f"{t.dataset} images are grey")
+        _require(m.about.classifies, "model", m.kind, "is a Catch baseline; classifiers are "
+                 "ram, fc, convnet, random-glimpses")
+        n = len(t.labels)
+        _require(m.classes == n, "classes", m.classes, f"{t.dataset} has {n} classes")
+        _require(m.actions == 0, "actions", m.actions, f"{t.dataset} is classified, not played: it takes no actions")
+
+    @staticmethod
+    def labels(t: TaskConfig) -> tuple[str, ...]:
+        if t.class_names:
+            return t.class_names
+        return FASHION_CLASSES if t.dataset == "fashion" else _digits(t)
+
+    @staticmethod
+    def title(t: TaskConfig) -> str:
+        if t.dataset == "images":
+            return "images"
+        if t.canvas == 28 and t.pieces == 0:
+            return "centred"
+        return "cluttered" if t.pieces else "translated"
+
+    # Training --------------------------------------------------------------------------------------------------------
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return self.data.batches_per_epoch(batch_size)
+
+    def train_batches(self, epoch, batch_size, *, start=0, shard=(0, 1)):
+        return self.data.train_batches(epoch, batch_size, start=start, shard=shard)
+
+    def episodes(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, model: torch.nn.Module, batch, device: torch.device) -> Losses:
+        images, labels = (t.to(device) for t in batch)
+        return classification_loss(model, images, labels, self.cfg.train, baseline=self.cfg.model.baseline)
+
+    def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        return evaluate(model, self.data.val(), batch_size=self.cfg.train.eval_batch_size, device=device)
+
+    # Reporting -------------------------------------------------------------------------------------------------------
+    def check_report(self, *, mc_samples=None, episodes=None, split="test") -> None:
+        if episodes is not None:
+            raise ConfigError(f"episodes = {episodes}: only a game is played for a number of episodes; "
+                              f"{self.cfg.preset} is evaluated on its whole {split} set")
+
+    def report(self, model, *, split="test", seed=0, device=None, progress=False, mc_samples=None, episodes=None,
+               batch_size=None) -> dict[str, Any]:
+        tc = self.cfg.train
+        mc_samples = tc.eval_mc_samples if mc_samples is None else mc_samples
+        images = self.data.test(seed) if split == "test" else self.data.val()
+        return test_report(model, images, mc_samples=mc_samples, seed=seed, batch_size=batch_size or tc.eval_batch_size,
+                           device=device, progress=progress)
+
+    def summary(self, metrics, *, split, seed) -> str:
+        m = self.cfg.model
+        line = (f"{self.cfg.preset} {m.kind} g{m.glimpses}: {split} error {metrics['error']:.2f}% "
+                f"({metrics['n']} images, seed {seed}, {metrics['protocol']})")
+        if "error_averaged" in metrics:
+            line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
+        return line
+
+    def headline(self, metrics) -> str:
+        return f"test error {metrics['error']:.2f}% on {metrics['n']} images"
+
+    # Pictures and benchmarks -----------------------------------------------------------------------------------------
+    def draw(self, model, out: Path, *, n=None, seed=0, split="test") -> list[Path]:
+        from .. import viz
+
+        images = self.data.test(seed) if split == "test" else self.data.val()
+        return viz.render(model, images, out, n=n or 16, seed=seed, classes=self.cfg.task.labels)
+
+    def end_pictures(self, model, out: Path) -> None:
+        """tracks.png of the best model on 16 test images (a saccade model's saccades.png too)."""
+        if not self.cfg.model.about.drawn:
+            return
+        from .. import viz
+
+        test = self.data.test(0)
+        t = viz.trace(model, test.images[:16], test.labels[:16], self.cfg.task.labels)
+        viz.save(viz.tracks(t), Path(out) / "tracks.png")
+        if t.lattice is not None:
+            viz.save(viz.saccades(t), Path(out) / "saccades.png")
+
+    def val_figure(self, model, n: int):
+        if not self.cfg.model.about.drawn:
+            return None
+        from .. import viz
+
+        val = self.data.val()  # validation images: the test set is kept for final numbers
+        return viz.tracks(viz.trace(model, val.images[:n], val.labels[:n]), n=n, cols=n // 2 or 1)
+
+    def warm_batches(self, batch_size: int) -> list[Any]:
+        """The first batch, and a batch of the size each epoch's ragged last batch has."""
+        first = next(self.train_batches(0, batch_size))
+        ragged = self.data.train.images.shape[0] % batch_size
+        return [first, *([(first[0][:ragged], first[1][:ragged])] if ragged else [])]
+
+    def probe(self, model, batch_size: int, device: torch.device):
+        images = to_float(self.data.val().images[:batch_size]).to(device)
+
+        def step() -> int:
+            predict(model, images).sum().item()
+            return images.shape[0]
+
+        return step

@@ -1,0 +1,19 @@
+"""What every task's loss and report share: the training arithmetic, and seeded sampling."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.tasks import seeded
+
+__all__ = ["autocast", "float32", "seeded"]
+
+
+def autocast(device: torch.device, precision: str):
+    """The recipe's training arithmetic: bf16 under torch.autocast, else the model's own."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def float32(episode):
+    """The losses run in float32 whatever the loop computed in."""
+    return type(episode)(*(t.float() if t.is_floating_point() else t for t in episode))

@@ -1,0 +1,60 @@
+"""The seams: one table of model kinds, one registry of policies and of tasks, and the bugs found while making them."""
+
+import dataclasses
+import typing
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ram import presets
+from ram.config import KINDS, ConfigError, ModelConfig, ModelKind, TrainConfig
+from ram.losses import hybrid
+from ram.model import RAM
+from ram.models import MODELS
+from ram.policies import POLICIES
+from ram.tasks import classification_loss
+
+
+def test_every_kind_is_named_once_and_built_by_the_registry():
+    assert set(typing.get_args(ModelKind)) == set(KINDS) == set(MODELS)
+    policies = typing.get_args(typing.get_type_hints(ModelConfig)["policy"])
+    assert set(policies) == set(POLICIES)
+    for name, kind in KINDS.items():  # a kind that plays has an action head; one that is drawn has a policy
+        assert kind.classifies or kind.plays, name
+
+
+def test_a_copies_baseline_needs_copies_and_then_gives_a_finite_loss():
+    """baseline "copies" subtracts the mean reward of the other Monte-Carlo copies: with one copy there are none (it
+    divided by zero: every baseline was NaN), and with two the loss is finite and differs from the batch mean's."""
+    cfg = presets.get("mnist")
+    with pytest.raises(ConfigError, match="baseline = 'copies': .* mc_samples = 1 leaves none"):
+        dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, baseline="copies")).validate()
+    torch.manual_seed(0)
+    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32, baseline="copies"))
+    images, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    tc = TrainConfig(mc_samples=2)
+    losses = classification_loss(model, images, labels, tc, baseline="copies")
+    assert torch.isfinite(losses.total) and torch.isfinite(losses.reinforce)
+
+
+def test_catch_refuses_monte_carlo_copies_it_would_ignore():
+    cfg = presets.get("catch")
+    with pytest.raises(ConfigError, match="mc_samples = 2: catch plays each batch's games once"):
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mc_samples=2)).validate()
+
+
+def test_the_means_copy_is_part_of_the_hybrid_loss():
+    """means_weight adds its cross-entropy to the total and to the classification term, inside losses.hybrid (it
+    was patched on afterwards), on the first copy's labels."""
+    torch.manual_seed(0)
+    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32))
+    images, labels = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    episode = model(images.repeat(2, 1, 1, 1))
+    means = model(images, sample=False).logits
+    plain = hybrid(episode, labels.repeat(2))
+    with_means = hybrid(episode, labels.repeat(2), means_logits=means, means_weight=0.5)
+    extra = 0.5 * F.cross_entropy(means, labels)
+    assert torch.allclose(with_means.total, plain.total + extra)
+    assert torch.allclose(with_means.classify, plain.classify + extra)
+    assert torch.equal(with_means.reinforce, plain.reinforce)
