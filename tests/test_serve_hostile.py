@@ -2,14 +2,42 @@
 fix. Most go through Starlette's TestClient or call the app as uvicorn would; the timeouts need a real uvicorn server,
 started in a thread on a free loopback port with short limits."""
 
+import io
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from PIL import EpsImagePlugin, Image
 
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
+from ram.serve.app import create_app  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+LOCAL = "http://127.0.0.1:8000"  # where `ram serve` is by default, and the Host its requests name
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    with TestClient(create_app(), base_url=LOCAL) as c:
+        yield c
+
+
+def image_file(image: Image.Image, form: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=form)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def no_ghostscript(monkeypatch):
+    """Pillow's EPS plug-in renders through Ghostscript, which runs the PostScript it is given: here that fails the
+    test instead (whether or not this machine has Ghostscript)."""
+    def ran(*args, **kwargs):
+        raise AssertionError("Pillow handed the upload to Ghostscript")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ran)
 
 
 # ---- dependencies ---------------------------------------------------------------------------------------------------
@@ -23,3 +51,16 @@ def test_the_dependencies_leave_out_the_versions_the_review_named():
     wanted = {r.name: r.specifier for r in named}
     assert not wanted["starlette"].contains("1.1.0") and wanted["starlette"].contains("1.2.0")
     assert not wanted["pillow"].contains("10.2.0") and wanted["pillow"].contains("10.3.0")
+
+
+# ---- decoding -------------------------------------------------------------------------------------------------------
+
+def test_an_eps_upload_never_reaches_pillow_s_eps_plugin(client, no_ghostscript):
+    answer = client.post("/api/classify?model=mnist-g6", content=image_file(Image.new("L", (28, 28)), "EPS"))
+    assert answer.status_code == 422 and "PNG, JPEG, GIF, BMP, WebP or TIFF" in answer.json()["error"]
+
+
+def test_an_image_pillow_cannot_make_grey_gets_a_422_naming_its_mode(client):
+    lab = image_file(Image.new("LAB", (28, 28)), "TIFF")  # Pillow converts LAB to RGB, not to grey
+    answer = client.post("/api/classify?model=mnist-g6", content=lab)
+    assert answer.status_code == 422 and "mode LAB" in answer.json()["error"]

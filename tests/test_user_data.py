@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
 import ram
 from ram.cli import Train, main
@@ -115,6 +115,18 @@ def test_a_killed_decoding_leaves_a_temp_folder_the_next_one_removes(tmp_path, c
     (stale / "half").mkdir(parents=True)
     user.load(source, progress=False)
     assert not stale.exists() and (source.cache / "meta.json").is_file()
+
+
+def test_only_the_named_image_formats_are_decoded(tmp_path, monkeypatch):
+    """A .png that holds PostScript: Pillow's EPS plug-in would hand it to Ghostscript, which runs it."""
+    def ran(*args, **kwargs):
+        raise AssertionError("Pillow handed the file to Ghostscript")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ran)
+    root = folder(tmp_path / "pets")
+    Image.new("L", (12, 12)).save(root / "train" / "dog" / "0.png", format="EPS")
+    with pytest.raises(DataError, match=r"dog/0\.png: .*PNG, JPEG, GIF, BMP, WebP or TIFF"):
+        user.load(user.with_channels(user.inspect(root)), progress=False)
 
 
 def test_an_empty_class_folder_is_named(tmp_path):

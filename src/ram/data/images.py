@@ -4,7 +4,8 @@ Sources (`ram train --data PATH`)
   folder  PATH/train/<class>/*.png|jpg|... and PATH/test/<class>/..., or PATH/<class>/... of which a fixed share of
           each class (TaskConfig.test_fraction, 20%) is held out for testing, drawn with a fixed seed: the same
           images for every run on the same folder. Classes are the folder names, sorted; images in subfolders of a
-          class folder belong to it; hidden files and files of other types are skipped.
+          class folder belong to it; hidden files and files of other types are skipped. Only PNG, JPEG, GIF, BMP,
+          WebP and TIFF are decoded (FORMATS), whatever a file's extension says.
   npz     x_train, y_train, x_test, y_test, and optionally classes (one name per label; else "0".."K-1").
           x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3.
 
@@ -40,14 +41,19 @@ from typing import NamedTuple
 import filelock
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..config import ConfigError, RunConfig, TaskConfig
 from .mnist import DataError, Digits, data_dir
 
-__all__ = ["Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_task", "with_channels"]
+__all__ = ["FORMATS", "Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_image", "open_task",
+           "with_channels"]
 
+# The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
+# outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # FORMATS, for messages
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _FORMAT = 1  # bump when the cache's layout changes: old entries are then never read
@@ -202,11 +208,19 @@ def with_channels(source: Source, *, progress: bool = True) -> Source:
     return source._replace(channels=channels, grey=grey)
 
 
+def open_image(fp) -> Image.Image:
+    """Pillow's lazy open of a file or a file object (the header only, pixels on load()), in FORMATS alone: anything
+    else raises PIL.UnidentifiedImageError, as a file that is no image does."""
+    return Image.open(fp, formats=FORMATS)
+
+
 def _header(path: Path) -> Image.Image:
     """The image's size and mode, read from its header; a DataError naming the file if it is not an image."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
@@ -420,7 +434,7 @@ def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
                                           shape=(len(files), source.channels, source.size, source.size))
             for i, (rel_path, _) in enumerate(files):
                 try:
-                    with Image.open(source.path / rel_path) as image:
+                    with open_image(source.path / rel_path) as image:
                         image.load()  # a truncated file fails here, not at the lazy open
                         if image.size != (source.size, source.size):
                             resized.append(rel_path)
