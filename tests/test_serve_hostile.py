@@ -2,6 +2,7 @@
 fix. Most go through Starlette's TestClient or call the app as uvicorn would; the timeouts need a real uvicorn server,
 started in a thread on a free loopback port with short limits."""
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from PIL import EpsImagePlugin, Image
 
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
+from ram.serve import app as serve_app  # noqa: E402
+from ram.serve import images as serve_images  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -64,3 +67,10 @@ def test_an_image_pillow_cannot_make_grey_gets_a_422_naming_its_mode(client):
     lab = image_file(Image.new("LAB", (28, 28)), "TIFF")  # Pillow converts LAB to RGB, not to grey
     answer = client.post("/api/classify?model=mnist-g6", content=lab)
     assert answer.status_code == 422 and "mode LAB" in answer.json()["error"]
+
+
+# ---- the JSON endpoint ----------------------------------------------------------------------------------------------
+
+def test_json_nested_too_deep_gets_a_400(client):
+    answer = client.post("/api/catch/step", content=b"[" * 2040, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "nested" in answer.json()["error"]

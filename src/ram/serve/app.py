@@ -181,10 +181,13 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
 
     async def catch_step(request: Request):
         entry = models.entry(request.query_params.get("model", "catch"), task="catch")
+        expected = "send {\"state\": {...}, \"move\": 0, 1 or 2}"
         try:
             body = json.loads(await _body(request, 4096))
         except ValueError:
-            raise Rejected(400, "the body is not JSON: send {\"state\": {...}, \"move\": 0, 1 or 2}") from None
+            raise Rejected(400, f"the body is not JSON: {expected}") from None
+        except RecursionError:  # the parser recurses once per level: 2,000 "[" exhaust Python's stack
+            raise Rejected(400, f"the body's JSON is nested too deep: {expected}") from None
         return JSONResponse(step(body, size=entry.cfg.task.canvas))
 
     async def rejected(request: Request, exc: Exception):
