@@ -7,8 +7,9 @@
 
 Stateless: a request carries everything it needs (the image, a model's name, a seed, a game's state), so tabs share
 nothing but the loaded models. A model's name is looked up among the shipped ones and the one run folder given on the
-command line, never opened as a path. Inference runs under one lock, as sampled episodes seed torch's global generator
-(`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk.
+command line, never opened as a path. Decoding, inference and a game's step run in worker threads, so that the event
+loop stays free to answer every other request; inference runs under one lock, as sampled episodes seed torch's global
+generator (`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .images import BadImage, decode, prepare
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
 MAX_SEED = 2**31 - 1
+DECODERS = 2  # uploads decoded at once
 # The page and everything it loads come from this server: the browser refuses anything else.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
@@ -139,6 +141,8 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
     """The app. default: the model the page opens with (a shipped name; the run folder's when `checkpoint` is given;
     else mnist-g6). Raises ConfigError for an unknown name or a run folder the page cannot show."""
     models = Models(checkpoint=checkpoint)
+    # Decoding takes the CPU: more decodings at once than cores only hold more decoded images in memory.
+    decoders = threading.BoundedSemaphore(DECODERS)
     if default is None:
         default = next(iter(models.entries)) if checkpoint is not None else "mnist-g6"
     if default not in models.entries:
@@ -154,9 +158,11 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         entry = models.entry(request.query_params.get("model", default), task="classify")
         sampled = _mode(request)
         seed = _int(request, "seed", 0, 0, MAX_SEED)
-        ink = decode(await _body(request, max_body))
+        data = await _body(request, max_body)
 
         def run() -> dict[str, Any]:
+            with decoders:
+                ink = decode(data)
             with models.lock:
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
                 image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
@@ -188,7 +194,7 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
             raise Rejected(400, f"the body is not JSON: {expected}") from None
         except RecursionError:  # the parser recurses once per level: 2,000 "[" exhaust Python's stack
             raise Rejected(400, f"the body's JSON is nested too deep: {expected}") from None
-        return JSONResponse(step(body, size=entry.cfg.task.canvas))
+        return JSONResponse(await run_in_threadpool(step, body, size=entry.cfg.task.canvas))
 
     async def rejected(request: Request, exc: Exception):
         if isinstance(exc, BadImage):
