@@ -4,6 +4,10 @@ started in a thread on a free loopback port with short limits."""
 
 import asyncio
 import io
+import select
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ pytest.importorskip("starlette", reason="the serve extra is not installed: pip i
 
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve import images as serve_images  # noqa: E402
+from ram.serve import server  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -101,3 +106,99 @@ def test_work_runs_off_the_event_loop(client, monkeypatch, name, path, body):
     monkeypatch.setattr(serve_app, name, spy)
     assert client.post(path, **body).status_code == 200
     assert where == ["a worker thread"]
+
+
+# ---- timeouts and bounds --------------------------------------------------------------------------------------------
+
+SHORT = 2.0  # the live server's deadlines for headers and bodies, in seconds
+LIMIT = 6  # and its bound on connections
+
+
+@pytest.fixture(scope="module")
+def live():
+    """`ram serve`'s uvicorn server with short deadlines and a low bound, in a thread on a free loopback port: its
+    address."""
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    running = uvicorn.Server(server.config(create_app(body_timeout=SHORT), header_timeout=SHORT,
+                                           max_connections=LIMIT))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not running.started:
+        assert thread.is_alive(), "the server did not start"
+        time.sleep(0.01)
+    yield sock.getsockname()
+    running.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def until_closed(sock: socket.socket, *, trickle: bool, guard: float = 30.0) -> bytes | None:
+    """What the server sent on `sock` until it closed it, sending a byte every 0.1 s if `trickle` (as a slow client
+    does, to keep an idle timer from firing); None if it was still open after `guard` seconds."""
+    received, deadline = b"", time.monotonic() + guard
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.1)[0]:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                return received
+            if not data:
+                return received
+            received += data
+        elif trickle:
+            try:
+                sock.send(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                return received
+    return None
+
+
+def test_headers_that_never_end_are_cut_off(live):
+    """300 connections that sent part of their headers stayed open: now each has SHORT seconds to send them all."""
+    with socket.create_connection(live) as sock:
+        sock.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert until_closed(sock, trickle=True) == b""
+
+
+def test_a_body_that_never_ends_gets_a_408(live):
+    """30 requests that declared 2 MB and sent 4 bytes stayed open: now the body has SHORT seconds to arrive."""
+    with socket.create_connection(live) as sock:
+        sock.sendall(b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                     b"Content-Length: 2000000\r\n\r\n\x89PNG")
+        answer = until_closed(sock, trickle=True)
+    assert answer is not None and answer.startswith(b"HTTP/1.1 408") and b"took over 2 s" in answer
+
+
+def test_connections_beyond_the_bound_get_a_503(live):
+    held = [socket.create_connection(live) for _ in range(LIMIT)]
+    try:
+        with socket.create_connection(live) as sock:
+            sock.sendall(b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = until_closed(sock, trickle=False)
+    finally:
+        for s in held:
+            s.close()
+    assert answer is not None and answer.startswith(b"HTTP/1.1 503")
+
+
+def test_a_client_that_leaves_mid_upload_is_no_error():
+    """An upload cut off by its client raised ClientDisconnect out of the app, which uvicorn logs with a traceback."""
+    app = create_app()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/classify", "raw_path": b"/api/classify", "root_path": "", "query_string": b"model=mnist-g6",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/octet-stream"),
+                         (b"content-length", b"1000")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    messages = iter([{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start"

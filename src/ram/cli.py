@@ -489,7 +489,7 @@ class Serve:
         try:
             import uvicorn
 
-            from .serve import create_app
+            from .serve import create_app, server
         except ImportError as e:
             raise ConfigError(f"serve needs the serve extra ({e}): pip install -e \".[serve]\"") from None
         app = create_app(default=self.pretrained, checkpoint=self.checkpoint)
@@ -504,7 +504,7 @@ class Serve:
             raise ConfigError(f"host/port = {self.host}:{self.port}: cannot listen there ({e.strerror or e})") from None
         shown = f"[{self.host}]" if family == socket.AF_INET6 else self.host
         print(f"ram serve: http://{shown}:{self.port}/ (Ctrl-C stops)", flush=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(server.config(app)).run(sockets=[sock])
 
 
 def _positive(name: str, value) -> None:

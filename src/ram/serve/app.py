@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import torch
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -46,6 +47,7 @@ from .images import BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
+BODY_TIMEOUT = 20.0  # seconds for a body to arrive once its headers have: 2 MB at 1 Mbit/s takes 17
 MAX_SEED = 2**31 - 1
 DECODERS = 2  # uploads decoded at once
 # The page and everything it loads come from this server: the browser refuses anything else.
@@ -137,9 +139,11 @@ class Models:
         return self._pools[key]
 
 
-def create_app(*, default: str | None = None, checkpoint: Path | None = None, max_body: int = MAX_BODY) -> Starlette:
+def create_app(*, default: str | None = None, checkpoint: Path | None = None, max_body: int = MAX_BODY,
+               body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The app. default: the model the page opens with (a shipped name; the run folder's when `checkpoint` is given;
-    else mnist-g6). Raises ConfigError for an unknown name or a run folder the page cannot show."""
+    else mnist-g6). A body larger than `max_body` bytes, or slower to arrive than `body_timeout` seconds, is refused.
+    Raises ConfigError for an unknown name or a run folder the page cannot show."""
     models = Models(checkpoint=checkpoint)
     # Decoding takes the CPU: more decodings at once than cores only hold more decoded images in memory.
     decoders = threading.BoundedSemaphore(DECODERS)
@@ -158,7 +162,7 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         entry = models.entry(request.query_params.get("model", default), task="classify")
         sampled = _mode(request)
         seed = _int(request, "seed", 0, 0, MAX_SEED)
-        data = await _body(request, max_body)
+        data = await _body(request, max_body, body_timeout)
 
         def run() -> dict[str, Any]:
             with decoders:
@@ -189,7 +193,7 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         entry = models.entry(request.query_params.get("model", "catch"), task="catch")
         expected = "send {\"state\": {...}, \"move\": 0, 1 or 2}"
         try:
-            body = json.loads(await _body(request, 4096))
+            body = json.loads(await _body(request, 4096, body_timeout))
         except ValueError:
             raise Rejected(400, f"the body is not JSON: {expected}") from None
         except RecursionError:  # the parser recurses once per level: 2,000 "[" exhaust Python's stack
@@ -201,7 +205,14 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
             return JSONResponse({"error": str(exc)}, status_code=422)
         if isinstance(exc, HTTPException):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        # The rest of a body refused part-way is never read, so the connection cannot carry another request.
+        unread = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=unread)
+
+    async def gone(request: Request, exc: ClientDisconnect):
+        """A client that left before its body was read: nobody is there to read an answer, and it is no error of the
+        server's (left to Starlette, it is logged with a traceback)."""
+        return JSONResponse({"error": "the client left before its request was read"}, status_code=400)
 
     routes = [
         Route("/", index),
@@ -212,20 +223,25 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={Rejected: rejected, BadImage: rejected,
-                                                        HTTPException: rejected})
+                                                        HTTPException: rejected, ClientDisconnect: gone})
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request's body, refused with 413 as soon as it is known to pass `limit` bytes: from its Content-Length
-    before reading anything, else while it streams in."""
+async def _body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to pass `limit` bytes (from its Content-Length
+    before reading anything, else while it streams in), and with 408 if it has not all come within `timeout`
+    seconds: a client that declares 2 MB and sends 4 bytes would otherwise hold its connection for ever."""
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         raise Rejected(413, f"the upload is {length} bytes; at most {limit:,} are accepted")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Rejected(413, f"the upload is over {limit:,} bytes; at most {limit:,} are accepted")
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Rejected(413, f"the upload is over {limit:,} bytes; at most {limit:,} are accepted")
+    except TimeoutError:
+        raise Rejected(408, f"the body took over {timeout:g} s to arrive ({len(body):,} bytes came)") from None
     return bytes(body)
 
 
