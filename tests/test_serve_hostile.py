@@ -18,6 +18,9 @@ pytest.importorskip("starlette", reason="the serve extra is not installed: pip i
 
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve import images as serve_images  # noqa: E402
+from ram import checkpoint as ckpt  # noqa: E402
+from ram.config import ModelConfig, RunConfig  # noqa: E402
+from ram.model import build_model  # noqa: E402
 from ram.serve import server  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
@@ -202,3 +205,14 @@ def test_a_client_that_leaves_mid_upload_is_no_error():
 
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start"
+
+
+# ---- origins ---------------------------------------------------------------------------------------------------------
+
+def test_the_model_list_does_not_show_where_the_run_folder_is(tmp_path):
+    folder = tmp_path / "my-run"
+    small = RunConfig(model=ModelConfig(glimpses=3, hidden=8))
+    ckpt.export_model(folder, build_model(small.model), small)
+    with TestClient(create_app(checkpoint=folder), base_url=LOCAL) as c:
+        listing = c.get("/api/models").text
+    assert "run:my-run" in listing and str(tmp_path) not in listing

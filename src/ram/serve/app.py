@@ -103,7 +103,8 @@ class Models:
                 raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model reads the whole image "
                                   "and takes no glimpses, so the page has nothing to show; give a ram model's run")
             name = f"run:{Path(checkpoint).name}"
-            self.entries[name] = Entry(name, cfg, f"{_about(cfg)} (run folder {checkpoint})")
+            # The folder's name, not its path: the page may be shown to others, and the list to other sites.
+            self.entries[name] = Entry(name, cfg, f"{_about(cfg)} (run folder {Path(checkpoint).name})")
             self._modules[name] = module
         for name, e in manifest().items():
             cfg = RunConfig.from_dict(e["config"])
