@@ -4,6 +4,7 @@ started in a thread on a free loopback port with short limits."""
 
 import asyncio
 import io
+import json
 import select
 import socket
 import threading
@@ -207,7 +208,49 @@ def test_a_client_that_leaves_mid_upload_is_no_error():
     assert sent[0]["type"] == "http.response.start"
 
 
-# ---- origins ---------------------------------------------------------------------------------------------------------
+# ---- origins --------------------------------------------------------------------------------------------------------
+
+def test_a_loopback_server_answers_only_its_own_host_names(client):
+    """DNS rebinding: a page on evil.example, its name re-pointed at 127.0.0.1, reaches the server with Host:
+    evil.example. On a loopback address only this machine's names are answered; served to the network, any."""
+    assert client.get("/api/models", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/api/models", headers={"Host": "evil.example:8000"}).status_code == 400
+    for name in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
+        assert client.get("/api/models", headers={"Host": name}).status_code == 200, name
+    with TestClient(create_app(host="0.0.0.0"), base_url="http://evil.example") as anywhere:
+        assert anywhere.get("/api/models").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/static/index.html", "/static/app.js", "/api/models", "/nowhere"])
+def test_every_answer_says_nosniff_and_every_page_its_csp(client, path):
+    """/static/index.html came without the CSP /, had, and no answer set frame-ancestors (the page framed by another
+    site, for clickjacking) or nosniff (a response read as another type than it says)."""
+    answer = client.get(path)
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    if answer.headers["content-type"].startswith("text/html"):
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+MOVE = {"state": STATE, "move": 1}
+
+
+def test_a_page_elsewhere_cannot_post(client):
+    """A browser names the page's origin on every cross-origin POST; another site's is refused before any work."""
+    for origin in ("http://evil.example", "http://127.0.0.1:9999", "null"):
+        answer = client.post("/api/catch/step", json=MOVE, headers={"Origin": origin})
+        assert answer.status_code == 403 and origin in answer.json()["error"], origin
+    assert client.post("/api/catch/step", json=MOVE, headers={"Origin": LOCAL}).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+                                  "multipart/form-data; boundary=x"])
+def test_a_post_any_page_could_send_unasked_is_refused(client, kind):
+    """The content types of a CORS simple request, which a page on any site may send without asking the server
+    first: a text/plain body that holds JSON was played."""
+    answer = client.post("/api/catch/step", content=json.dumps(MOVE), headers={"Content-Type": kind})
+    assert answer.status_code == 415 and kind.split(";")[0] in answer.json()["error"]
+
 
 def test_the_model_list_does_not_show_where_the_run_folder_is(tmp_path):
     folder = tmp_path / "my-run"

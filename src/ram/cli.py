@@ -492,7 +492,7 @@ class Serve:
             from .serve import create_app, server
         except ImportError as e:
             raise ConfigError(f"serve needs the serve extra ({e}): pip install -e \".[serve]\"") from None
-        app = create_app(default=self.pretrained, checkpoint=self.checkpoint)
+        app = create_app(default=self.pretrained, checkpoint=self.checkpoint, host=self.host)
         # Bind here rather than in uvicorn, so that a port in use is reported like any other bad setting.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

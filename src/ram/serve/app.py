@@ -30,6 +30,8 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -43,6 +45,7 @@ from ..envs import CatchBatch
 from ..hub import load_checkpoint, load_pretrained, manifest
 from ..tasks import seeded
 from ..viz import MOVES, boxes, play_catch, takes_glimpses
+from .guard import SameOrigin, SecurityHeaders, allowed_hosts
 from .images import BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
@@ -50,8 +53,6 @@ MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about
 BODY_TIMEOUT = 20.0  # seconds for a body to arrive once its headers have: 2 MB at 1 Mbit/s takes 17
 MAX_SEED = 2**31 - 1
 DECODERS = 2  # uploads decoded at once
-# The page and everything it loads come from this server: the browser refuses anything else.
-CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
 
 class Rejected(Exception):
@@ -140,11 +141,12 @@ class Models:
         return self._pools[key]
 
 
-def create_app(*, default: str | None = None, checkpoint: Path | None = None, max_body: int = MAX_BODY,
-               body_timeout: float = BODY_TIMEOUT) -> Starlette:
+def create_app(*, default: str | None = None, checkpoint: Path | None = None, host: str = "127.0.0.1",
+               max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The app. default: the model the page opens with (a shipped name; the run folder's when `checkpoint` is given;
-    else mnist-g6). A body larger than `max_body` bytes, or slower to arrive than `body_timeout` seconds, is refused.
-    Raises ConfigError for an unknown name or a run folder the page cannot show."""
+    else mnist-g6). host: the address it is served on, which decides the Host names it answers (`guard`). A body
+    larger than `max_body` bytes, or slower to arrive than `body_timeout` seconds, is refused. Raises ConfigError for
+    an unknown name or a run folder the page cannot show."""
     models = Models(checkpoint=checkpoint)
     # Decoding takes the CPU: more decodings at once than cores only hold more decoded images in memory.
     decoders = threading.BoundedSemaphore(DECODERS)
@@ -154,7 +156,7 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         raise ConfigError(f"pretrained = {default!r}: unknown; shipped models are {', '.join(manifest())}")
 
     async def index(request: Request):
-        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def list_models(request: Request):
         return JSONResponse({"default": default, "models": [e.describe() for e in models.entries.values()]})
@@ -223,8 +225,11 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         Route("/api/catch/step", catch_step, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={Rejected: rejected, BadImage: rejected,
-                                                        HTTPException: rejected, ClientDisconnect: gone})
+    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
+                  Middleware(SameOrigin)]
+    return Starlette(routes=routes, middleware=middleware,
+                     exception_handlers={Rejected: rejected, BadImage: rejected, HTTPException: rejected,
+                                         ClientDisconnect: gone})
 
 
 async def _body(request: Request, limit: int, timeout: float) -> bytes:
