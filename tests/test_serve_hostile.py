@@ -259,3 +259,13 @@ def test_the_model_list_does_not_show_where_the_run_folder_is(tmp_path):
     with TestClient(create_app(checkpoint=folder), base_url=LOCAL) as c:
         listing = c.get("/api/models").text
     assert "run:my-run" in listing and str(tmp_path) not in listing
+
+
+# ---- text -----------------------------------------------------------------------------------------------------------
+
+def test_the_model_list_says_what_each_model_reads(client):
+    """fashion-g6 was described as "images images 28x28": a model of a folder's images is named by its folder."""
+    about = {m["name"]: m["about"] for m in client.get("/api/models").json()["models"]}
+    assert about["fashion-g6"] == "fashion-images (10 classes) 28x28, 6 glimpses"
+    assert about["mnist-cluttered-g6"] == "mnist cluttered 60x60, 6 glimpses"
+    assert about["mnist-g6"] == "mnist centred, 6 glimpses"

@@ -82,8 +82,10 @@ def _about(cfg: RunConfig) -> str:
     m, t = cfg.model, cfg.task
     if not t.classifies:
         return f"Catch on a {t.canvas}x{t.canvas} screen, {m.glimpses} glimpses"
-    placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
     policy = "saccades" if m.policy == "saccade" else "glimpses"
+    if t.dataset == "images":  # a folder or .npz of one's own: its name, not its path
+        return f"{Path(t.source).stem} ({len(t.class_names)} classes) {t.canvas}x{t.canvas}, {m.glimpses} {policy}"
+    placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
     return f"{t.dataset} {placing}, {m.glimpses} {policy}"
 
 
