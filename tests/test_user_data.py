@@ -204,6 +204,10 @@ def test_an_npz_gives_its_classes_and_channels(tmp_path):
     (dict(x_test=None), r"no x_test"),
     (dict(x_train=np.zeros((12, 10, 10, 2), np.uint8)), r"x_train has shape \(12, 10, 10, 2\)"),
     (dict(x_train=np.full((12, 10, 10), 2.0)), r"x_train holds floats in \[2, 2\]"),
+    (dict(x_train=np.full((12, 10, 10), None)), r"x_train has dtype object; expected uint8"),
+    (dict(x_test=np.full((6, 10, 10), "a")), r"x_test has dtype <U1; expected uint8"),
+    (dict(y_train=np.array([0, 1, 2] * 4, dtype=object)), r"y_train has dtype object; labels must be integers"),
+    (dict(y_test=np.zeros(6)), r"y_test has dtype float64; labels must be integers"),
 ])
 def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
     path = npz(tmp_path / "bad.npz", **arrays)

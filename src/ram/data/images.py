@@ -7,7 +7,8 @@ Sources (`ram train --data PATH`)
           class folder belong to it; hidden files and files of other types are skipped. Only PNG, JPEG, GIF, BMP,
           WebP and TIFF are decoded (FORMATS), whatever a file's extension says.
   npz     x_train, y_train, x_test, y_test, and optionally classes (one name per label; else "0".."K-1").
-          x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3.
+          x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3; y: integers.
+          Arrays of other dtypes (objects, which would need pickle, strings) are refused by name.
 
 Every image is brought to size x size, `size` being --image-size or, by default, the larger side of the first training
 image (in sorted order): an image of another size is scaled to fit, keeping its aspect, and padded with black (the
@@ -29,6 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -260,6 +262,12 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     if missing:
         raise DataError(f"{path}: no {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test "
                         f"(it holds {', '.join(members) or 'nothing'})")
+    for name in ("x_train", "x_test", "y_train", "y_test"):  # from the headers: an object array cannot be loaded
+        shape, dtype = members[name]
+        kinds, expected = ("iuf", "expected uint8 0..255 or floats 0..1") if name[0] == "x" else (
+            "iu", "labels must be integers 0..K-1")
+        if dtype.hasobject or (dtype.kind not in kinds and math.prod(shape)):
+            raise DataError(f"{path}: {name} has dtype {dtype}; {expected}")
     layouts = {k: _layout(members[k][0], path=path, name=k) for k in ("x_train", "x_test")}
     if layouts["x_train"][0] != layouts["x_test"][0]:
         raise DataError(f"{path}: x_train has {layouts['x_train'][0]} channel(s), x_test {layouts['x_test'][0]}")
@@ -283,9 +291,6 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     with np.load(path, allow_pickle=False) as z:
         y_train, y_test = z["y_train"], z["y_test"]
         names = _npz_classes(z, path)
-    for name, y in (("y_train", y_train), ("y_test", y_test)):
-        if y.size and not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{path}: {name} has dtype {y.dtype}; labels must be integers 0..K-1")
     k = len(names) if names else int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         bad = np.flatnonzero((y < 0) | (y >= k))
