@@ -217,6 +217,18 @@ def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
     assert not cache.exists() or [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+    """Names in Latin-1, as old cameras and zip files write them: the cache key was built from them as UTF-8."""
+    root = folder(tmp_path / "pets")
+    try:
+        png(root / "train" / "cat" / os.fsdecode(b"caf\xe9.png"))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    source = user.with_channels(user.inspect(root))
+    assert source.n_train == 19 and user.inspect(root).key == source.key
+    assert user.load(source, progress=False).train_images.shape[0] == 19
+
+
 def test_data_by_name_is_the_dataset_the_preset_would_name():
     assert Train(preset="mnist", data="fashion").config().task.dataset == "fashion"
     cfg = Train(preset="fashion", data="mnist").config()

@@ -16,12 +16,12 @@ zeros the sensor reads off the image). Channels come from the data: grey when ev
 images then converted (a notice names them).
 
 The cache, {data_dir()}/images/{name}-{key}/, holds train_x.npy, train_y.npy, test_x.npy, test_y.npy and meta.json;
-images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths, sizes and modification times of the
-files (of an .npz, its size and time), the image size and the test split: a changed folder is decoded again, an
-unchanged one never is. It is written into a temp folder renamed into place at the end, so it is complete or absent;
-a temp folder left by a killed process is removed by the next one. The arrays are opened with mmap_mode="r": a batch
-is read from disk (through the page cache, which the system frees under pressure) and memory grows with the batch,
-not the dataset.
+images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths (a name that is not UTF-8 as its
+bytes), sizes and modification times of the files (of an .npz, its size and time), the image size and the test split:
+a changed folder is decoded again, an unchanged one never is. It is written into a temp folder renamed into place at
+the end, so it is complete or absent; a temp folder left by a killed process is removed by the next one. The arrays
+are opened with mmap_mode="r": a batch is read from disk (through the page cache, which the system frees under
+pressure) and memory grows with the batch, not the dataset.
 """
 
 from __future__ import annotations
@@ -184,7 +184,9 @@ def _inspect_folder(root: Path, *, size: int, test_fraction: float) -> Source:
     for part, files in (("train", train), ("test", test)):
         for rel_path, label in files:
             st = (root / rel_path).stat()
-            digest.update(f"{part}\0{rel_path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            # fsencode: a name that is not UTF-8 (Latin-1 from an old camera) is kept as its bytes, not refused
+            digest.update(part.encode() + b"\0" + os.fsencode(rel_path)
+                          + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     key = f"{root.resolve().name}-{digest.hexdigest()[:20]}"
     source = Source(root, "folder", classes, 0, size, size_from, len(train), len(test), key, train, test)
     meta = _meta(source.cache)
