@@ -229,6 +229,20 @@ def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
     assert user.load(source, progress=False).train_images.shape[0] == 19
 
 
+@pytest.mark.parametrize("kind", ["folder", "npz"])
+def test_a_huge_first_image_needs_an_explicit_image_size(tmp_path, cache, kind):
+    """The image size comes from the first image: a 2000x1 one sorted first would make every image 2000x2000."""
+    if kind == "folder":
+        data = folder(tmp_path / "pets")
+        png(data / "train" / "cat" / "0.png", size=(2000, 1))
+    else:
+        data = npz(tmp_path / "wide.npz", x_train=np.zeros((12, 1, 2000), np.uint8))
+    with pytest.raises(DataError, match=r"2000x2000, over 1024.*--image-size"):
+        user.inspect(data)
+    assert user.inspect(data, size=32).size == 32
+    assert not cache.exists()
+
+
 def test_data_by_name_is_the_dataset_the_preset_would_name():
     assert Train(preset="mnist", data="fashion").config().task.dataset == "fashion"
     cfg = Train(preset="fashion", data="mnist").config()

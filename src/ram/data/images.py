@@ -11,9 +11,9 @@ Sources (`ram train --data PATH`)
           Arrays of other dtypes (objects, which would need pickle, strings) are refused by name.
 
 Every image is brought to size x size, `size` being --image-size or, by default, the larger side of the first training
-image (in sorted order): an image of another size is scaled to fit, keeping its aspect, and padded with black (the
-zeros the sensor reads off the image). Channels come from the data: grey when every image is grey, else RGB, grey
-images then converted (a notice names them).
+image (in sorted order; above MAX_SIDE, 1024, only an explicit --image-size will do): an image of another size is
+scaled to fit, keeping its aspect, and padded with black (the zeros the sensor reads off the image). Channels come from
+the data: grey when every image is grey, else RGB, grey images then converted (a notice names them).
 
 The cache, {data_dir()}/images/{name}-{key}/, holds train_x.npy, train_y.npy, test_x.npy, test_y.npy and meta.json;
 images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths (a name that is not UTF-8 as its
@@ -62,6 +62,7 @@ _FORMAT = 1  # bump when the cache's layout changes: old entries are then never 
 _SPLIT_STREAM = 0x5E7  # seed of the held-out test images of a flat folder
 _ORDER_STREAM = 0x0D3  # seed of the order the images are stored in
 _SHOWN = 5  # files named in a notice or an error about many
+MAX_SIDE = 1024  # the largest image size taken from the data; above it, --image-size must say so
 
 
 class Source(NamedTuple):
@@ -179,7 +180,9 @@ def _inspect_folder(root: Path, *, size: int, test_fraction: float) -> Source:
     first = min(f for f, _ in train)  # in sorted order, not the stored one: what a user sees first
     size_from = "--image-size"
     if not size:
-        size, size_from = max(_header(root / first).size), f"the larger side of the first training image {first}"
+        width, height = _header(root / first).size
+        size, size_from = max(width, height), f"the larger side of the first training image {first}"
+        _bounded(size, f"{root / first}: the first training image is {width}x{height}")
     digest = hashlib.sha256(json.dumps([_FORMAT, size, split or test_fraction]).encode())
     for part, files in (("train", train), ("test", test)):
         for rel_path, label in files:
@@ -282,6 +285,7 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     size_from = "--image-size"
     if not size:
         size, size_from = max(layouts["x_train"][1:3]), "the larger side of x_train's images"
+        _bounded(size, f"{path}: x_train's images are {layouts['x_train'][1]}x{layouts['x_train'][2]} (HxW)")
     st = path.stat()
     digest = hashlib.sha256(json.dumps([_FORMAT, size, st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:20]
     key = f"{path.stem}-{digest}"
@@ -301,6 +305,14 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
             raise DataError(f"{path}: {name}[{bad[0]}] = {y[bad[0]]} is out of range: labels must be in 0..{k - 1}, "
                             f"{why} ({bad.size} such label(s))")
     return source._replace(classes=names or tuple(str(c) for c in range(k)))
+
+
+def _bounded(size: int, what: str) -> None:
+    """A DataError if `size`, taken from the data (`what` says where), is above MAX_SIDE: one wide image sorted first
+    would bring every image to its size (a 4000x1 PNG turned a 20 KB folder into a 153 MB cache)."""
+    if size > MAX_SIDE:
+        raise DataError(f"{what}, and every image would be brought to {size}x{size}, over {MAX_SIDE}x{MAX_SIDE}; "
+                        "give the size to bring them to with --image-size (e.g. --image-size 64)")
 
 
 def _npz_classes(z, path: Path) -> tuple[str, ...]:
