@@ -6,6 +6,7 @@ epoch.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -241,6 +242,16 @@ def test_a_huge_first_image_needs_an_explicit_image_size(tmp_path, cache, kind):
         user.inspect(data)
     assert user.inspect(data, size=32).size == 32
     assert not cache.exists()
+
+
+def test_the_cache_checks_free_disk_space_before_writing(tmp_path, cache, monkeypatch):
+    root = folder(tmp_path / "pets", size=(10, 10))
+    source = user.with_channels(user.inspect(root))  # 24 grey 10x10 images: 24 x (100 + 8) bytes with their labels
+    nearly_full = shutil.disk_usage(tmp_path)._replace(free=2000)
+    monkeypatch.setattr(user.shutil, "disk_usage", lambda path: nearly_full)
+    with pytest.raises(DataError, match=r"take 2,592 bytes.* 2,000 are free there.*RAM_DATA_DIR"):
+        user.load(source, progress=False)
+    assert [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_data_by_name_is_the_dataset_the_preset_would_name():

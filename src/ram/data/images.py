@@ -18,10 +18,10 @@ the data: grey when every image is grey, else RGB, grey images then converted (a
 The cache, {data_dir()}/images/{name}-{key}/, holds train_x.npy, train_y.npy, test_x.npy, test_y.npy and meta.json;
 images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths (a name that is not UTF-8 as its
 bytes), sizes and modification times of the files (of an .npz, its size and time), the image size and the test split:
-a changed folder is decoded again, an unchanged one never is. It is written into a temp folder renamed into place at
-the end, so it is complete or absent; a temp folder left by a killed process is removed by the next one. The arrays
-are opened with mmap_mode="r": a batch is read from disk (through the page cache, which the system frees under
-pressure) and memory grows with the batch, not the dataset.
+a changed folder is decoded again, an unchanged one never is. Free disk space is checked before it is written, into a
+temp folder renamed into place at the end, so it is complete or absent; a temp folder left by a killed process is
+removed by the next one. The arrays are opened with mmap_mode="r": a batch is read from disk (through the page cache,
+which the system frees under pressure) and memory grows with the batch, not the dataset.
 """
 
 from __future__ import annotations
@@ -395,7 +395,15 @@ def _open(folder: Path, source: Source) -> Digits:
 
 
 def _write(source: Source, folder: Path, *, progress: bool) -> None:
-    """Decode every image into a temp folder beside `folder`, then rename it into place."""
+    """Decode every image into a temp folder beside `folder`, then rename it into place; a DataError before anything
+    is written if the disk has not the room."""
+    n = source.n_train + source.n_test
+    need = n * (source.channels * source.size**2 + 8)  # uint8 pixels and an int64 label per image
+    free = shutil.disk_usage(folder.parent).free
+    if need > free:
+        raise DataError(f"cache {folder.parent}: the {n:,} images of {source.path} take {need:,} bytes "
+                        f"({need / 2**20:,.1f} MB) decoded to {source.channels}x{source.size}x{source.size}, and "
+                        f"{free:,} are free there; free some space, or set RAM_DATA_DIR to a folder on a larger disk")
     with _renamed_into_place(folder, prefix=f".tmp-{source.key}-") as tmp:
         if source.kind == "npz":
             notes = _write_npz(source, tmp, progress=progress)
