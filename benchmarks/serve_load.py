@@ -202,8 +202,8 @@ def main() -> None:
             lines += [row(r, name, t, args.seconds) for name, t in tallies.items()]
             lines.append(f"| {r} | all clients | {answered:,} | {answered / args.seconds:.1f} | | | |")
             failures += [m for t in tallies.values() for m in t.messages]
-        lines += ["", "server RSS MB: " + ", ".join([f"warm {memory[0]:.0f}"] + [f"after round {i} {m:.0f}"
-                                                                                   for i, m in enumerate(memory[1:], 1)])]
+        after = [f"after round {i} {m:.0f}" for i, m in enumerate(memory[1:], 1)]
+        lines += ["", "server RSS MB: " + ", ".join([f"warm {memory[0]:.0f}", *after])]
         if failures:
             lines += ["", "first failures:"] + [f"  {m}" for m in failures[:10]]
         print("\n".join(lines))

@@ -17,11 +17,10 @@ from PIL import EpsImagePlugin, Image
 
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
-from ram.serve import app as serve_app  # noqa: E402
-from ram.serve import images as serve_images  # noqa: E402
 from ram import checkpoint as ckpt  # noqa: E402
 from ram.config import ModelConfig, RunConfig  # noqa: E402
 from ram.model import build_model  # noqa: E402
+from ram.serve import app as serve_app  # noqa: E402
 from ram.serve import server  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
@@ -223,8 +222,8 @@ def test_a_loopback_server_answers_only_its_own_host_names(client):
 
 @pytest.mark.parametrize("path", ["/", "/static/index.html", "/static/app.js", "/api/models", "/nowhere"])
 def test_every_answer_says_nosniff_and_every_page_its_csp(client, path):
-    """/static/index.html came without the CSP /, had, and no answer set frame-ancestors (the page framed by another
-    site, for clickjacking) or nosniff (a response read as another type than it says)."""
+    """/static/index.html came without the CSP that / had, and no answer set frame-ancestors (against the page framed by
+    another site, for clickjacking) or nosniff (against an answer read as another type than it says)."""
     answer = client.get(path)
     assert answer.headers["x-content-type-options"] == "nosniff"
     if answer.headers["content-type"].startswith("text/html"):

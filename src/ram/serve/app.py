@@ -9,7 +9,8 @@ Stateless: a request carries everything it needs (the image, a model's name, a s
 nothing but the loaded models. A model's name is looked up among the shipped ones and the one run folder given on the
 command line, never opened as a path. Decoding, inference and a game's step run in worker threads, so that the event
 loop stays free to answer every other request; inference runs under one lock, as sampled episodes seed torch's global
-generator (`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk.
+generator (`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk. Other sites
+are kept out by `guard`'s middleware, and `server` runs the app on uvicorn with deadlines and a bound on connections.
 """
 
 from __future__ import annotations
