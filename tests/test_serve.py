@@ -36,6 +36,7 @@ from ram.serve.images import BadImage, decode, mnist_digit, on_canvas, prepare  
 
 torch.set_num_threads(1)
 STATIC = Path(serve_app.__file__).parent / "static"
+LOCAL = "http://127.0.0.1:8000"  # a loopback server answers its own Host names alone
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:
@@ -76,7 +77,7 @@ def png_header(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    with TestClient(create_app(max_body=200_000)) as c:
+    with TestClient(create_app(max_body=200_000), base_url=LOCAL) as c:
         yield c
 
 
@@ -200,7 +201,7 @@ def test_a_run_folder_is_offered_and_opened_with(tmp_path):
     folder = tmp_path / "my-run"
     small = RunConfig(model=ModelConfig(glimpses=3, hidden=8))
     ckpt.export_model(folder, build_model(small.model), small)
-    with TestClient(create_app(checkpoint=folder)) as c:
+    with TestClient(create_app(checkpoint=folder), base_url=LOCAL) as c:
         listing = c.get("/api/models").json()
         assert listing["default"] == "run:my-run" and "mnist-g6" in {m["name"] for m in listing["models"]}
         answer = c.post("/api/classify", content=drawing()).json()
@@ -213,7 +214,7 @@ def test_with_no_digits_cached_clutter_is_cut_from_the_drawing_and_nothing_is_wr
     """With no MNIST in the data cache, clutter is cut from the drawn digit: nothing is fetched or written."""
     monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RAM_MNIST_MIRRORS", "")
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(), base_url=LOCAL) as c:
         answer = c.post("/api/classify?model=mnist-cluttered-g6&seed=1", content=drawing("zero"))
     assert answer.status_code == 200
     assert list(tmp_path.iterdir()) == []

@@ -6,11 +6,12 @@ epoch.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
 import ram
 from ram.cli import main
@@ -118,6 +119,18 @@ def test_a_killed_decoding_leaves_a_temp_folder_the_next_one_removes(tmp_path, c
     assert not stale.exists() and (source.cache / "meta.json").is_file()
 
 
+def test_only_the_named_image_formats_are_decoded(tmp_path, monkeypatch):
+    """A .png that holds PostScript: Pillow's EPS plug-in would hand it to Ghostscript, which runs it."""
+    def ran(*args, **kwargs):
+        raise AssertionError("Pillow handed the file to Ghostscript")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ran)
+    root = folder(tmp_path / "pets")
+    Image.new("L", (12, 12)).save(root / "train" / "dog" / "0.png", format="EPS")
+    with pytest.raises(DataError, match=r"dog/0\.png: .*PNG, JPEG, GIF, BMP, WebP or TIFF"):
+        user.load(user.with_channels(user.inspect(root)), progress=False)
+
+
 def test_an_empty_class_folder_is_named(tmp_path):
     root = folder(tmp_path / "pets")
     (root / "train" / "emu").mkdir()
@@ -193,6 +206,10 @@ def test_an_npz_gives_its_classes_and_channels(tmp_path):
     (dict(x_test=None), r"no x_test"),
     (dict(x_train=np.zeros((12, 10, 10, 2), np.uint8)), r"x_train has shape \(12, 10, 10, 2\)"),
     (dict(x_train=np.full((12, 10, 10), 2.0)), r"x_train holds floats in \[2, 2\]"),
+    (dict(x_train=np.full((12, 10, 10), None)), r"x_train has dtype object; expected uint8"),
+    (dict(x_test=np.full((6, 10, 10), "a")), r"x_test has dtype <U1; expected uint8"),
+    (dict(y_train=np.array([0, 1, 2] * 4, dtype=object)), r"y_train has dtype object; labels must be integers"),
+    (dict(y_test=np.zeros(6)), r"y_test has dtype float64; labels must be integers"),
 ])
 def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
     path = npz(tmp_path / "bad.npz", **arrays)
@@ -200,6 +217,42 @@ def test_bad_npz_data_is_named(tmp_path, cache, arrays, message):
         user.load(user.inspect(path), progress=False)
     assert "bad.npz" in str(e.value)
     assert not cache.exists() or [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+    """Names in Latin-1, as old cameras and zip files write them: the cache key was built from them as UTF-8."""
+    root = folder(tmp_path / "pets")
+    try:
+        png(root / "train" / "cat" / os.fsdecode(b"caf\xe9.png"))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    source = user.with_channels(user.inspect(root))
+    assert source.n_train == 19 and user.inspect(root).key == source.key
+    assert user.load(source, progress=False).train_images.shape[0] == 19
+
+
+@pytest.mark.parametrize("kind", ["folder", "npz"])
+def test_a_huge_first_image_needs_an_explicit_image_size(tmp_path, cache, kind):
+    """The image size comes from the first image: a 2000x1 one sorted first would make every image 2000x2000."""
+    if kind == "folder":
+        data = folder(tmp_path / "pets")
+        png(data / "train" / "cat" / "0.png", size=(2000, 1))
+    else:
+        data = npz(tmp_path / "wide.npz", x_train=np.zeros((12, 1, 2000), np.uint8))
+    with pytest.raises(DataError, match=r"2000x2000, over 1024.*--image-size"):
+        user.inspect(data)
+    assert user.inspect(data, size=32).size == 32
+    assert not cache.exists()
+
+
+def test_the_cache_checks_free_disk_space_before_writing(tmp_path, cache, monkeypatch):
+    root = folder(tmp_path / "pets", size=(10, 10))
+    source = user.with_channels(user.inspect(root))  # 24 grey 10x10 images: 24 x (100 + 8) bytes with their labels
+    nearly_full = shutil.disk_usage(tmp_path)._replace(free=2000)
+    monkeypatch.setattr(user.shutil, "disk_usage", lambda path: nearly_full)
+    with pytest.raises(DataError, match=r"take 2,592 bytes.* 2,000 are free there.*RAM_DATA_DIR"):
+        user.load(source, progress=False)
+    assert [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_data_by_name_is_the_dataset_the_preset_would_name():

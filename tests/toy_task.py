@@ -54,6 +54,10 @@ class Squares:
     def title(t: TaskConfig) -> str:
         return "squares"
 
+    @staticmethod
+    def about(cfg: RunConfig) -> str:
+        return f"squares, {cfg.model.glimpses} glimpses"
+
     def batches_per_epoch(self, batch_size: int) -> int:
         return -(-self.cfg.task.train_size // batch_size)
 

@@ -354,10 +354,10 @@ class Serve:
         try:
             import uvicorn
 
-            from .serve import create_app
+            from .serve import create_app, server
         except ImportError as e:
             raise ConfigError(f"serve needs the serve extra ({e}): pip install -e \".[serve]\"") from None
-        app = create_app(default=self.pretrained, checkpoint=self.checkpoint)
+        app = create_app(default=self.pretrained, checkpoint=self.checkpoint, host=self.host)
         # Bind here rather than in uvicorn, so that a port in use is reported like any other bad setting.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -369,7 +369,7 @@ class Serve:
             raise ConfigError(f"host/port = {self.host}:{self.port}: cannot listen there ({e.strerror or e})") from None
         shown = f"[{self.host}]" if family == socket.AF_INET6 else self.host
         print(f"ram serve: http://{shown}:{self.port}/ (Ctrl-C stops)", flush=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(server.config(app)).run(sockets=[sock])
 
 
 def _positive(name: str, value) -> None:

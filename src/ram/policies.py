@@ -62,6 +62,8 @@ class GaussianPolicy(nn.Module):
 
     fuses = True
     """`ram.fused` runs this policy inside its loop (`fused_weights`)."""
+    noun = "glimpses"
+    """What its decisions are called (`ram serve`'s model list)."""
     lattice = None
     """Any point of the image: no lattice of windows."""
 
@@ -190,6 +192,7 @@ class SaccadePolicy(nn.Module):
     """
 
     fuses = False
+    noun = "saccades"
 
     def __init__(self, *, hidden_size: int, policy_hidden: int, image_size: int, channels: int, patch: int, step: int,
                  downsample: int, dropout: float):

@@ -4,22 +4,24 @@ Sources (`ram train --data PATH`)
   folder  PATH/train/<class>/*.png|jpg|... and PATH/test/<class>/..., or PATH/<class>/... of which a fixed share of
           each class (TaskConfig.test_fraction, 20%) is held out for testing, drawn with a fixed seed: the same
           images for every run on the same folder. Classes are the folder names, sorted; images in subfolders of a
-          class folder belong to it; hidden files and files of other types are skipped.
+          class folder belong to it; hidden files and files of other types are skipped. Only PNG, JPEG, GIF, BMP,
+          WebP and TIFF are decoded (FORMATS), whatever a file's extension says.
   npz     x_train, y_train, x_test, y_test, and optionally classes (one name per label; else "0".."K-1").
-          x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3.
+          x: uint8 (0-255) or float (0-1), [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3; y: integers.
+          Arrays of other dtypes (objects, which would need pickle, strings) are refused by name.
 
 Every image is brought to size x size, `size` being --image-size or, by default, the larger side of the first training
-image (in sorted order): an image of another size is scaled to fit, keeping its aspect, and padded with black (the
-zeros the sensor reads off the image). Channels come from the data: grey when every image is grey, else RGB, grey
-images then converted (a notice names them).
+image (in sorted order; above MAX_SIDE, 1024, only an explicit --image-size will do): an image of another size is
+scaled to fit, keeping its aspect, and padded with black (the zeros the sensor reads off the image). Channels come from
+the data: grey when every image is grey, else RGB, grey images then converted (a notice names them).
 
 The cache, {data_dir()}/images/{name}-{key}/, holds train_x.npy, train_y.npy, test_x.npy, test_y.npy and meta.json;
-images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths, sizes and modification times of the
-files (of an .npz, its size and time), the image size and the test split: a changed folder is decoded again, an
-unchanged one never is. It is written into a temp folder renamed into place at the end, so it is complete or absent;
-a temp folder left by a killed process is removed by the next one. The arrays are opened with mmap_mode="r": a batch
-is read from disk (through the page cache, which the system frees under pressure) and memory grows with the batch,
-not the dataset.
+images are uint8 [N, C, H, W], labels int64 [N]. key hashes the relative paths (a name that is not UTF-8 as its
+bytes), sizes and modification times of the files (of an .npz, its size and time), the image size and the test split:
+a changed folder is decoded again, an unchanged one never is. Free disk space is checked before it is written, into a
+temp folder renamed into place at the end, so it is complete or absent; a temp folder left by a killed process is
+removed by the next one. The arrays are opened with mmap_mode="r": a batch is read from disk (through the page cache,
+which the system frees under pressure) and memory grows with the batch, not the dataset.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -40,20 +43,26 @@ from typing import NamedTuple
 import filelock
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..config import ConfigError, RunConfig, TaskConfig
 from .mnist import DataError, Digits, data_dir
 
-__all__ = ["Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_task", "with_channels"]
+__all__ = ["FORMATS", "Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_image", "open_task",
+           "with_channels"]
 
+# The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
+# outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # FORMATS, for messages
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _FORMAT = 1  # bump when the cache's layout changes: old entries are then never read
 _SPLIT_STREAM = 0x5E7  # seed of the held-out test images of a flat folder
 _ORDER_STREAM = 0x0D3  # seed of the order the images are stored in
 _SHOWN = 5  # files named in a notice or an error about many
+MAX_SIDE = 1024  # the largest image size taken from the data; above it, --image-size must say so
 
 
 class Source(NamedTuple):
@@ -171,12 +180,16 @@ def _inspect_folder(root: Path, *, size: int, test_fraction: float) -> Source:
     first = min(f for f, _ in train)  # in sorted order, not the stored one: what a user sees first
     size_from = "--image-size"
     if not size:
-        size, size_from = max(_header(root / first).size), f"the larger side of the first training image {first}"
+        width, height = _header(root / first).size
+        size, size_from = max(width, height), f"the larger side of the first training image {first}"
+        _bounded(size, f"{root / first}: the first training image is {width}x{height}")
     digest = hashlib.sha256(json.dumps([_FORMAT, size, split or test_fraction]).encode())
     for part, files in (("train", train), ("test", test)):
         for rel_path, label in files:
             st = (root / rel_path).stat()
-            digest.update(f"{part}\0{rel_path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            # fsencode: a name that is not UTF-8 (Latin-1 from an old camera) is kept as its bytes, not refused
+            digest.update(part.encode() + b"\0" + os.fsencode(rel_path)
+                          + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     key = f"{root.resolve().name}-{digest.hexdigest()[:20]}"
     source = Source(root, "folder", classes, 0, size, size_from, len(train), len(test), key, train, test)
     meta = _meta(source.cache)
@@ -202,11 +215,19 @@ def with_channels(source: Source, *, progress: bool = True) -> Source:
     return source._replace(channels=channels, grey=grey)
 
 
+def open_image(fp) -> Image.Image:
+    """Pillow's lazy open of a file or a file object (the header only, pixels on load()), in FORMATS alone: anything
+    else raises PIL.UnidentifiedImageError, as a file that is no image does."""
+    return Image.open(fp, formats=FORMATS)
+
+
 def _header(path: Path) -> Image.Image:
     """The image's size and mode, read from its header; a DataError naming the file if it is not an image."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
@@ -246,6 +267,12 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     if missing:
         raise DataError(f"{path}: no {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test "
                         f"(it holds {', '.join(members) or 'nothing'})")
+    for name in ("x_train", "x_test", "y_train", "y_test"):  # from the headers: an object array cannot be loaded
+        shape, dtype = members[name]
+        kinds, expected = ("iuf", "expected uint8 0..255 or floats 0..1") if name[0] == "x" else (
+            "iu", "labels must be integers 0..K-1")
+        if dtype.hasobject or (dtype.kind not in kinds and math.prod(shape)):
+            raise DataError(f"{path}: {name} has dtype {dtype}; {expected}")
     layouts = {k: _layout(members[k][0], path=path, name=k) for k in ("x_train", "x_test")}
     if layouts["x_train"][0] != layouts["x_test"][0]:
         raise DataError(f"{path}: x_train has {layouts['x_train'][0]} channel(s), x_test {layouts['x_test'][0]}")
@@ -258,6 +285,7 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     size_from = "--image-size"
     if not size:
         size, size_from = max(layouts["x_train"][1:3]), "the larger side of x_train's images"
+        _bounded(size, f"{path}: x_train's images are {layouts['x_train'][1]}x{layouts['x_train'][2]} (HxW)")
     st = path.stat()
     digest = hashlib.sha256(json.dumps([_FORMAT, size, st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:20]
     key = f"{path.stem}-{digest}"
@@ -269,9 +297,6 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
     with np.load(path, allow_pickle=False) as z:
         y_train, y_test = z["y_train"], z["y_test"]
         names = _npz_classes(z, path)
-    for name, y in (("y_train", y_train), ("y_test", y_test)):
-        if y.size and not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{path}: {name} has dtype {y.dtype}; labels must be integers 0..K-1")
     k = len(names) if names else int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         bad = np.flatnonzero((y < 0) | (y >= k))
@@ -280,6 +305,14 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
             raise DataError(f"{path}: {name}[{bad[0]}] = {y[bad[0]]} is out of range: labels must be in 0..{k - 1}, "
                             f"{why} ({bad.size} such label(s))")
     return source._replace(classes=names or tuple(str(c) for c in range(k)))
+
+
+def _bounded(size: int, what: str) -> None:
+    """A DataError if `size`, taken from the data (`what` says where), is above MAX_SIDE: one wide image sorted first
+    would bring every image to its size (a 4000x1 PNG turned a 20 KB folder into a 153 MB cache)."""
+    if size > MAX_SIDE:
+        raise DataError(f"{what}, and every image would be brought to {size}x{size}, over {MAX_SIDE}x{MAX_SIDE}; "
+                        "give the size to bring them to with --image-size (e.g. --image-size 64)")
 
 
 def _npz_classes(z, path: Path) -> tuple[str, ...]:
@@ -362,7 +395,15 @@ def _open(folder: Path, source: Source) -> Digits:
 
 
 def _write(source: Source, folder: Path, *, progress: bool) -> None:
-    """Decode every image into a temp folder beside `folder`, then rename it into place."""
+    """Decode every image into a temp folder beside `folder`, then rename it into place; a DataError before anything
+    is written if the disk has not the room."""
+    n = source.n_train + source.n_test
+    need = n * (source.channels * source.size**2 + 8)  # uint8 pixels and an int64 label per image
+    free = shutil.disk_usage(folder.parent).free
+    if need > free:
+        raise DataError(f"cache {folder.parent}: the {n:,} images of {source.path} take {need:,} bytes "
+                        f"({need / 2**20:,.1f} MB) decoded to {source.channels}x{source.size}x{source.size}, and "
+                        f"{free:,} are free there; free some space, or set RAM_DATA_DIR to a folder on a larger disk")
     with _renamed_into_place(folder, prefix=f".tmp-{source.key}-") as tmp:
         if source.kind == "npz":
             notes = _write_npz(source, tmp, progress=progress)
@@ -420,7 +461,7 @@ def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
                                           shape=(len(files), source.channels, source.size, source.size))
             for i, (rel_path, _) in enumerate(files):
                 try:
-                    with Image.open(source.path / rel_path) as image:
+                    with open_image(source.path / rel_path) as image:
                         image.load()  # a truncated file fails here, not at the lazy open
                         if image.size != (source.size, source.size):
                             resized.append(rel_path)

@@ -7,8 +7,10 @@
 
 Stateless: a request carries everything it needs (the image, a model's name, a seed, a game's state), so tabs share
 nothing but the loaded models. A model's name is looked up among the shipped ones and the one run folder given on the
-command line, never opened as a path. Inference runs under one lock, as sampled episodes seed torch's global generator
-(`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk.
+command line, never opened as a path. Decoding, inference and a game's step run in worker threads, so that the event
+loop stays free to answer every other request; inference runs under one lock, as sampled episodes seed torch's global
+generator (`tasks.seeded`), which must not interleave between requests. Nothing is ever written to disk. Other sites
+are kept out by `guard`'s middleware, and `server` runs the app on uvicorn with deadlines and a bound on connections.
 """
 
 from __future__ import annotations
@@ -22,33 +24,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import torch
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import sensor
 from ..api import Model
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, task_of
 from ..data import TaskData, mnist
 from ..envs import MOVES, CatchBatch
 from ..hub import load_checkpoint, load_pretrained, manifest
 from ..sensor import boxes
 from ..tasks import seeded
 from ..tasks.catch import drawn_games, play
+from .guard import SameOrigin, SecurityHeaders, allowed_hosts
 from .images import BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
+BODY_TIMEOUT = 20.0  # seconds for a body to arrive once its headers have: 2 MB at 1 Mbit/s takes 17
 MAX_SEED = 2**31 - 1
-# The page and everything it loads come from this server: the browser refuses anything else.
-CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
+DECODERS = 2  # uploads decoded at once
 
 
 class Rejected(Exception):
@@ -74,15 +80,6 @@ class Entry:
                 "test_error": self.test_error}
 
 
-def _about(cfg: RunConfig) -> str:
-    m, t = cfg.model, cfg.task
-    if not t.classifies:
-        return f"Catch on a {t.canvas}x{t.canvas} screen, {m.glimpses} glimpses"
-    placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
-    policy = "saccades" if m.policy == "saccade" else "glimpses"
-    return f"{t.dataset} {placing}, {m.glimpses} {policy}"
-
-
 class Models:
     """The models the page may ask for by name: the shipped ones (loaded on first use) and a `ram train` run folder.
 
@@ -100,12 +97,13 @@ class Models:
                 raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model reads the whole image "
                                   "and takes no glimpses, so the page has nothing to show; give a ram model's run")
             name = f"run:{Path(checkpoint).name}"
-            self.entries[name] = Entry(name, cfg, f"{_about(cfg)} (run folder {checkpoint})")
+            # The folder's name, not its path: the page may be shown to others, and the list to other sites.
+            self.entries[name] = Entry(name, cfg, f"{task_of(cfg.task.dataset).about(cfg)} (run folder {Path(checkpoint).name})")
             self._modules[name] = module
         for name, e in manifest().items():
             cfg = RunConfig.from_dict(e["config"])
             if cfg.model.about.drawn:
-                self.entries[name] = Entry(name, cfg, _about(cfg), e.get("test_error"))
+                self.entries[name] = Entry(name, cfg, task_of(cfg.task.dataset).about(cfg), e.get("test_error"))
 
     def entry(self, name: str, *, task: str) -> Entry:
         """The model called `name` (a Rejected 404 naming the known ones if none), which must do `task`."""
@@ -136,17 +134,22 @@ class Models:
         return self._pools[key]
 
 
-def create_app(*, default: str | None = None, checkpoint: Path | None = None, max_body: int = MAX_BODY) -> Starlette:
+def create_app(*, default: str | None = None, checkpoint: Path | None = None, host: str = "127.0.0.1",
+               max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The app. default: the model the page opens with (a shipped name; the run folder's when `checkpoint` is given;
-    else mnist-g6). Raises ConfigError for an unknown name or a run folder the page cannot show."""
+    else mnist-g6). host: the address it is served on, which decides the Host names it answers (`guard`). A body
+    larger than `max_body` bytes, or slower to arrive than `body_timeout` seconds, is refused. Raises ConfigError for
+    an unknown name or a run folder the page cannot show."""
     models = Models(checkpoint=checkpoint)
+    # Decoding takes the CPU: more decodings at once than cores only hold more decoded images in memory.
+    decoders = threading.BoundedSemaphore(DECODERS)
     if default is None:
         default = next(iter(models.entries)) if checkpoint is not None else "mnist-g6"
     if default not in models.entries:
         raise ConfigError(f"pretrained = {default!r}: unknown; shipped models are {', '.join(manifest())}")
 
     async def index(request: Request):
-        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def list_models(request: Request):
         return JSONResponse({"default": default, "models": [e.describe() for e in models.entries.values()]})
@@ -155,9 +158,11 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         entry = models.entry(request.query_params.get("model", default), task="classify")
         sampled = _mode(request)
         seed = _int(request, "seed", 0, 0, MAX_SEED)
-        ink = decode(await _body(request, max_body))
+        data = await _body(request, max_body, body_timeout)
 
         def run() -> dict[str, Any]:
+            with decoders:
+                ink = decode(data)
             with models.lock:
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
                 image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
@@ -182,18 +187,28 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
 
     async def catch_step(request: Request):
         entry = models.entry(request.query_params.get("model", "catch"), task="catch")
+        expected = "send {\"state\": {...}, \"move\": 0, 1 or 2}"
         try:
-            body = json.loads(await _body(request, 4096))
+            body = json.loads(await _body(request, 4096, body_timeout))
         except ValueError:
-            raise Rejected(400, "the body is not JSON: send {\"state\": {...}, \"move\": 0, 1 or 2}") from None
-        return JSONResponse(step(body, size=entry.cfg.task.canvas))
+            raise Rejected(400, f"the body is not JSON: {expected}") from None
+        except RecursionError:  # the parser recurses once per level: 2,000 "[" exhaust Python's stack
+            raise Rejected(400, f"the body's JSON is nested too deep: {expected}") from None
+        return JSONResponse(await run_in_threadpool(step, body, size=entry.cfg.task.canvas))
 
     async def rejected(request: Request, exc: Exception):
         if isinstance(exc, BadImage):
             return JSONResponse({"error": str(exc)}, status_code=422)
         if isinstance(exc, HTTPException):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        # The rest of a body refused part-way is never read, so the connection cannot carry another request.
+        unread = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=unread)
+
+    async def gone(request: Request, exc: ClientDisconnect):
+        """A client that left before its body was read: nobody is there to read an answer, and it is no error of the
+        server's (left to Starlette, it is logged with a traceback)."""
+        return JSONResponse({"error": "the client left before its request was read"}, status_code=400)
 
     routes = [
         Route("/", index),
@@ -203,21 +218,29 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ma
         Route("/api/catch/step", catch_step, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={Rejected: rejected, BadImage: rejected,
-                                                        HTTPException: rejected})
+    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
+                  Middleware(SameOrigin)]
+    return Starlette(routes=routes, middleware=middleware,
+                     exception_handlers={Rejected: rejected, BadImage: rejected, HTTPException: rejected,
+                                         ClientDisconnect: gone})
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request's body, refused with 413 as soon as it is known to pass `limit` bytes: from its Content-Length
-    before reading anything, else while it streams in."""
+async def _body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to pass `limit` bytes (from its Content-Length
+    before reading anything, else while it streams in), and with 408 if it has not all come within `timeout`
+    seconds: a client that declares 2 MB and sends 4 bytes would otherwise hold its connection for ever."""
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         raise Rejected(413, f"the upload is {length} bytes; at most {limit:,} are accepted")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Rejected(413, f"the upload is over {limit:,} bytes; at most {limit:,} are accepted")
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Rejected(413, f"the upload is over {limit:,} bytes; at most {limit:,} are accepted")
+    except TimeoutError:
+        raise Rejected(408, f"the body took over {timeout:g} s to arrive ({len(body):,} bytes came)") from None
     return bytes(body)
 
 

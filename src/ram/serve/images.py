@@ -1,4 +1,5 @@
-"""People's images for the page: an upload decoded with limits, a drawing made to look like an MNIST digit, and that
+"""People's images for the page: an upload decoded with limits (and in the formats the data loader reads,
+`ram.data.images.FORMATS`, alone), a drawing made to look like an MNIST digit, and that
 digit put on a model's canvas by the project's own placement code (`ram.data.tasks.place`).
 
 Everything here is a pure function of its arguments (the clutter of a placement comes from the seed it is given), and
@@ -14,6 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..config import TaskConfig
+from ..data.images import FORMAT_NAMES, open_image
 from ..data.tasks import DIGIT, generator, place
 
 MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
@@ -34,11 +36,11 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not data:
         raise BadImage("the upload is empty: draw a digit or drop an image file")
     try:
-        image = Image.open(io.BytesIO(data))  # parses the header only
+        image = open_image(io.BytesIO(data))  # parses the header only
     except Image.DecompressionBombError as e:
         raise BadImage(f"the image is too large: {e}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise BadImage("the upload is not an image (PNG, JPEG, GIF, BMP or WebP are read)") from None
+        raise BadImage(f"the upload is not an image (only {FORMAT_NAMES} are read)") from None
     width, height = image.size
     if width * height > max_pixels:
         raise BadImage(f"the image is {width}x{height} pixels; at most {max_pixels:,} pixels are read "
@@ -49,6 +51,16 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise BadImage(f"the {image.format or 'image'} file is damaged or truncated ({e})") from None
+    try:
+        return _ink(image)
+    except ValueError as e:  # a mode Pillow has no conversion for, such as LAB to grey
+        raise BadImage(f"the {image.format} image is in mode {image.mode}, which is not read here ({e}); save it as "
+                       "greyscale or RGB") from None
+
+
+def _ink(image: Image.Image) -> np.ndarray:
+    """A decoded image -> uint8 [H, W], the ink bright: its opacity if it has transparent pixels, else its grey
+    levels, inverted when its border is bright."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         alpha = np.asarray(image.convert("RGBA"))[..., 3]
         if alpha.min() < 255:

@@ -51,6 +51,10 @@ class Task(Protocol):
     def title(task: TaskConfig) -> str:
         """What the inputs are, in a word (results' "task" field)."""
 
+    @staticmethod
+    def about(cfg: RunConfig) -> str:
+        """A model of this task in a few words (the page's model list)."""
+
     # Training ----------------------------------------------------------------------------------------------------------
     def batches_per_epoch(self, batch_size: int) -> int: ...
 

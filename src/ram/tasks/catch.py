@@ -132,6 +132,10 @@ class CatchGame:
     def title(t: TaskConfig) -> str:
         return "catch"
 
+    @staticmethod
+    def about(cfg: RunConfig) -> str:
+        return f"Catch on a {cfg.task.canvas}x{cfg.task.canvas} screen, {cfg.model.glimpses} glimpses"
+
     # Training --------------------------------------------------------------------------------------------------------
     def batches_per_epoch(self, batch_size: int) -> int:
         return -(-self.cfg.task.epoch_games // batch_size)

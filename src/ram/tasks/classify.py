@@ -24,6 +24,7 @@ from ..config import (
 )
 from ..data import Split, TaskData, to_float
 from ..losses import Losses, hybrid
+from ..policies import POLICIES
 from .common import autocast, float32, seeded
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -181,6 +182,15 @@ class Classification:
         if t.canvas == 28 and t.pieces == 0:
             return "centred"
         return "cluttered" if t.pieces else "translated"
+
+    @staticmethod
+    def about(cfg: RunConfig) -> str:
+        m, t = cfg.model, cfg.task
+        looks = f"{m.glimpses} {POLICIES[m.policy].noun}"
+        if t.dataset == "images":  # a folder or .npz of one's own: its name, not its path
+            return f"{Path(t.source).stem} ({len(t.class_names)} classes) {t.canvas}x{t.canvas}, {looks}"
+        placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
+        return f"{t.dataset} {placing}, {looks}"
 
     # Training --------------------------------------------------------------------------------------------------------
     def batches_per_epoch(self, batch_size: int) -> int:

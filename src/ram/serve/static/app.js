@@ -68,7 +68,8 @@ const classify = {
     $("view").dataset.state = "waiting";
     try {
       const result = await api(`/api/classify?${params}`, {
-        method: "POST", body: this.source, headers: { "Content-Type": this.source.type || "application/octet-stream" },
+        // The server reads the format from the bytes; a file's own type (text/plain for a .txt) could be refused.
+        method: "POST", body: this.source, headers: { "Content-Type": "application/octet-stream" },
       });
       if (request !== this.request) return;
       showError("");
