@@ -1,16 +1,20 @@
-"""Wall time for a training run to first reach given validation errors, read from its metrics.csv.
+"""Time to accuracy of a training run: its wall time, what it ran on, and when validation first reached a target.
 
-    ram train --preset mnist --out runs/tta          # the default recipe, on an otherwise idle machine
-    python benchmarks/time_to_accuracy.py runs/tta --targets 1.5 1.2
+    python benchmarks/time_to_accuracy.py ~/ram-runs/c100-g8                 # the row's paper number as the target
+    python benchmarks/time_to_accuracy.py runs/tta --targets 1.5 1.2         # or targets of your own (val error, %)
 
-The run may be stopped once the last target is reached: the schedule is the full run's either way, and `ram train
---resume` finishes it later. Seconds are the sum of the epoch rows' `seconds` (training and validation of each epoch).
+Works on a finished run or one still training (it reads metrics.csv). The target defaults to the paper's number for
+the results row whose recipe the run's config.json is (paper B, or A where B has none). Seconds are the training time
+of the epochs (training and validation) summed over every piece of a run resumed across sessions (metrics.csv's
+total_seconds, or the sum of its seconds column for runs written before that column). What it ran on comes from
+test.json when the run has finished, else from this machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -19,26 +23,68 @@ def first_reached(rows: list[dict[str, str]], target: float) -> tuple[int, float
     """(epoch, cumulative seconds) of the first epoch whose validation error is <= target, or None."""
     elapsed = 0.0
     for row in rows:
-        elapsed += float(row["seconds"])
+        elapsed = float(row["total_seconds"]) if row.get("total_seconds") else elapsed + float(row["seconds"])
         if float(row["val_error"]) <= target:
             return int(row["epoch"]), elapsed
+    return None
+
+
+def row_of(folder: Path):
+    """The results row whose `ram train` command gives this run's config (precision aside), or None."""
+    from ram.checkpoint import read_config
+    from ram.results import ROWS
+
+    cfg = read_config(folder)
+    for row in ROWS:
+        try:
+            own = row.config()
+        except Exception:  # noqa: BLE001 - a row whose data this machine lacks cannot be matched
+            continue
+        if [d for d in own.differences(cfg) if not d.startswith(("train.precision", "preset"))] == []:
+            return row
     return None
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a run folder written by ram train")
-    p.add_argument("--targets", type=float, nargs="+", default=[1.5, 1.2], help="validation errors in %%")
+    p.add_argument("--targets", type=float, nargs="+", help="validation errors in %% (default: the row's paper number)")
     args = p.parse_args()
     metrics = args.run / "metrics.csv"
     if not metrics.is_file():
         print(f"run = {str(args.run)!r}: no metrics.csv there (is it a ram train run folder?)", file=sys.stderr)
         return 2
     rows = list(csv.DictReader(metrics.open()))
+    targets = args.targets
+    if not targets:
+        row = row_of(args.run)
+        paper = None if row is None else row.paper_b if row.paper_b is not None else row.paper_a
+        if paper is None:
+            print(f"run = {str(args.run)!r}: its config is no results row's with a paper number; give --targets",
+                  file=sys.stderr)
+            return 2
+        print(f"row {row.name}: paper {paper}%")
+        targets = [paper]
+    test = args.run / "test.json"
+    if test.is_file():
+        done = json.loads(test.read_text())
+        machine, state = done.get("machine", {}), f"finished, test error {done['error']}%"
+    else:
+        import torch
+
+        from ram.speed import machine as this_machine
+
+        machine, state = this_machine(torch.device("cpu")), "still training (this machine shown)"
+    precision = json.loads((args.run / "config.json").read_text())["train"]["precision"]
+    last = rows[-1] if rows else {}
+    total = float(last.get("total_seconds") or sum(float(r["seconds"]) for r in rows))
+    print(f"{len(rows)} epochs, {total / 3600:.2f} h of training, {state}; {precision} on "
+          f"{machine.get('cpu') or 'an unknown CPU'} ({', '.join(machine.get('cpu_flags', [])) or 'flags unknown'}), "
+          f"{machine.get('threads', '?')} thread(s)")
     print("| validation error <= | first at epoch | wall time |\n|---|---|---|")
-    for target in args.targets:
+    for target in targets:
         hit = first_reached(rows, target)
-        when = f"{hit[0]} | {hit[1]:.0f} s ({hit[1] / 60:.1f} min)" if hit else f"not reached in {len(rows)} epochs | –"
+        when = f"{hit[0]} | {hit[1]:.0f} s ({hit[1] / 3600:.2f} h)" if hit else f"not reached in {len(rows)} epochs | –"
         print(f"| {target:g}% | {when} |")
     return 0
 

@@ -23,6 +23,30 @@ def test_first_epoch_at_or_below_the_target_and_the_time_until_then():
     assert first_reached(rows, 1.0) is None
 
 
+def test_time_is_counted_over_every_piece_of_a_resumed_run():
+    rows = _rows([3.0, 1.4]) + [{"epoch": "3", "val_error": "1.0", "seconds": "10", "total_seconds": "500"}]
+    assert first_reached(rows, 1.0) == (3, 500.0)  # total_seconds, where the run wrote it, counts earlier pieces
+
+
+def test_a_run_of_a_rows_recipe_is_timed_to_the_papers_number(tmp_path):
+    """The target defaults to the paper's number for the row whose recipe the run is, whatever arithmetic it ran in."""
+    import dataclasses
+    import json
+
+    from ram.results import BY_NAME
+
+    cfg = BY_NAME["mnist-g6"].config()
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="bf16"))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    rows = [("1", "3.0", "60", "60"), ("2", "1.1", "60", "120")]
+    (tmp_path / "metrics.csv").write_text("epoch,val_error,seconds,total_seconds\n" + "\n".join(map(",".join, rows)))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "row mnist-g6: paper 1.12%" in done.stdout and "| 1.12% | 2 | 120 s" in done.stdout
+    assert "still training" in done.stdout and "bf16" in done.stdout
+
+
 def test_cli_names_a_folder_without_metrics(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(tmp_path)],
                           capture_output=True, text=True)

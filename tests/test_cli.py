@@ -53,6 +53,16 @@ def test_train_then_eval_json(tiny_digits, tmp_path, capsys):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert len(rows) == 2  # 2 epochs
+    # the run's time so far, over every piece it was trained in
+    assert float(rows[1]["total_seconds"]) == pytest.approx(float(rows[0]["seconds"]) + float(rows[1]["seconds"]),
+                                                            abs=0.2)
+    # the preset's precision "auto" is made concrete, and the test result says what ran where
+    from ram.speed import native_bf16
+
+    ran = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == ran
+    test = json.loads((out / "test.json").read_text())
+    assert test["precision"] == ran and test["machine"]["device"] == "cpu" and test["machine"]["threads"] == 1
     # RAM's Gaussian has a fixed std: its entropy per decision is a constant, 2 * (log std + log sqrt(2 pi e))
     std = json.loads((out / "config.json").read_text())["model"]["std"]
     assert float(rows[0]["entropy"]) == pytest.approx(2 * (math.log(std) + 0.5 * math.log(2 * math.pi * math.e)),

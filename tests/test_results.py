@@ -26,7 +26,8 @@ def test_table_rows_come_from_result_files(tmp_path):
     (results / "mnist-convnet.json").write_text(json.dumps(
         {"error": 0.76, "error_averaged": 0.76, "mc_samples": 10, "epochs": 30, "train_seconds": 60}))
     (results / "mnist-cluttered-100-g8.json").write_text(json.dumps(
-        {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59}))
+        {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59, "precision": "bf16",
+         "machine": {"cpu": "a Xeon", "cpu_flags": ["avx2", "avx512f", "avx512_bf16"], "threads": 1}}))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     assert update_readme(readme, results)
@@ -37,7 +38,8 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert "| 100 + 8 |" in next(line for line in text.splitlines() if "`mnist-g4`" not in line and "4 glimpses" in line)
     assert "| **0.76** | – |" in next(line for line in text.splitlines() if "convnet, 2 layers" in line)
     clutter = next(line for line in text.splitlines() if "100x100" in line)
-    assert "37 of 40" in clutter and "59 s" in clutter and "| 8.10 |" in clutter
+    assert "37 of 40" in clutter and "59 s, bf16 on AVX512-BF16" in clutter and "| 8.10 |" in clutter
+    assert "15 min |" in mnist  # a results file that does not say where it ran says nothing of it
     assert not update_readme(readme, results)  # idempotent
 
 
@@ -50,7 +52,8 @@ def test_baseline_rows_replay_their_own_schedule():
     # RAM rows take the preset's recipe; the baselines were trained for their own (shorter) schedule
     assert "--epochs" not in BY_NAME["mnist-translated-g8"].train_args()
     args = BY_NAME["mnist-cluttered-random-g8"].train_args()
-    assert args == ["--preset", "mnist-cluttered", "--model", "random-glimpses", "--glimpses", "8", "--epochs", "30"]
+    assert args == ["--preset", "mnist-cluttered", "--model", "random-glimpses", "--glimpses", "8", "--epochs", "30",
+                    "--precision", "fp32"]  # the arithmetic its weights were trained in, whatever the machine
 
 
 def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():

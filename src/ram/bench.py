@@ -12,6 +12,7 @@ one-off compile time is reported, not timed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -23,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import fused
 from .config import RunConfig
 from .models import build_model
-from .speed import tune_malloc
+from .speed import resolve_precision, tune_malloc
 from .tasks import make_task
 from .train import make_optimizer, resolve_device, seed_everything, train_step
 
@@ -74,6 +75,8 @@ def run(
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
+    precision = resolve_precision(cfg.train.precision, dev)  # what a training run here would compute in
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision))
     tune_malloc()
     seed_everything(0)
     task = make_task(cfg, progress=False)

@@ -141,8 +141,8 @@ class Bench:
     """Timed repeats; the median is reported."""
     compile: bool | None = None
     """Compile the RAM loop with torch.compile as long training runs do (default: when seconds * repeats >= 10)."""
-    precision: Literal["fp32", "bf16"] | None = None
-    """Training arithmetic (default: the preset's)."""
+    precision: Literal["auto", "fp32", "bf16"] | None = None
+    """Training arithmetic (default: the preset's, auto: bf16 where this machine computes it natively)."""
 
     def run(self) -> None:
         from .bench import run as bench

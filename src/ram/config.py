@@ -358,8 +358,10 @@ class TrainConfig:
     reward: Literal["correct", "prob"] = "correct"
     """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
     predicted class when it is right, else 0."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """Training arithmetic. bf16: mixed precision under torch.autocast. In RAM's fused loop the glimpse network and
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """Training arithmetic (auto in the presets, so `ram train`'s default). auto: bf16 where the CPU or GPU computes
+    it natively (AVX512-BF16 or AMX; a GPU that supports it), else fp32; the run folder records which one ran. bf16:
+    mixed precision under torch.autocast. In RAM's fused loop the glimpse network and
     the core run in bfloat16, while the weights, optimiser state, sensor, policy, heads and losses stay float32; other
     models run autocast's bf16 ops. Evaluation is always float32."""
     seed: int = 0
@@ -390,7 +392,8 @@ class TrainConfig:
                  self.entropy_weight, "must be >= 0")
         _require(math.isfinite(self.ema) and 0 <= self.ema < 1, "ema", self.ema, "must be in [0, 1)")
         _require(self.reward in ("correct", "prob"), "reward", self.reward, "must be 'correct' or 'prob'")
-        _require(self.precision in ("fp32", "bf16"), "precision", self.precision, "must be 'fp32' or 'bf16'")
+        _require(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
+                 "must be 'auto', 'fp32' or 'bf16'")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.eval_mc_samples >= 0, "eval_mc_samples", self.eval_mc_samples, "must be >= 0")

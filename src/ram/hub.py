@@ -94,7 +94,7 @@ def load_named(name_or_folder: str | Path) -> tuple[torch.nn.Module, RunConfig]:
                       f"{', '.join(manifest()) or 'none'}")
 
 
-_RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases")
+_RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases", "machine")
 
 
 def run_info(source_folder: Path | None = None, pretrained: str | None = None) -> dict:
@@ -146,6 +146,7 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
         "planned_epochs": test.get("planned_epochs"),  # set when the run was stopped before its schedule ended
         "train_seconds": sum(p["train_seconds"] or 0 for p in phases) if len(phases) > 1 else own["train_seconds"],
         **({"phases": phases} if len(phases) > 1 else {}),
+        **({"machine": test["machine"]} if "machine" in test else {}),
         "float16": float16,
         "config": cfg.to_dict(),
     }

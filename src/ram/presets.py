@@ -22,7 +22,9 @@ from .config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 
 
 def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str):
+    """A preset trains in the machine's best arithmetic (precision auto): bf16 where it is native, else fp32."""
     model = dataclasses.replace(model, image_size=task.canvas)
+    train = dataclasses.replace(train, precision="auto")
     return name, (RunConfig(preset=name, task=task, model=model, train=train), about)
 
 

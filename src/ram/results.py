@@ -26,8 +26,8 @@ class Row:
     note: str = ""
     epochs: int = 0
     """The row's own schedule length; 0 trains for the preset's epochs."""
-    precision: str = ""
-    """The row's own training arithmetic; "" trains with the preset's."""
+    precision: str = "fp32"
+    """The arithmetic the row's weights were trained in (the presets' auto picks one by the machine)."""
     what_size: int = 0
     glimpse_size: int = 0
     """The row's own glimpse-network widths (h_g and g); 0 keeps the preset's (the paper's 128 and 256)."""
@@ -171,6 +171,18 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _train_time(r: dict) -> str:
+    """The training wall time, and where the results file says so, the arithmetic and the CPU's fastest vector unit
+    it ran on ("110 min, bf16 on AMX"): a number a reader can compare with their own machine."""
+    time = _duration(r.get("train_seconds"))
+    flags = (r.get("machine") or {}).get("cpu_flags")
+    if flags is None:
+        return time
+    unit = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                         ("avx2", "AVX2")) if flag in flags), "a CPU without AVX2")
+    return f"{time}, {r.get('precision', '?')} on {unit}"
+
+
 def _epochs(r: dict) -> str:
     """Epochs trained; "37 of 40" for a run stopped before its schedule ended; "250 + 20" for two phases."""
     if "phases" in r:
@@ -241,7 +253,7 @@ def table(results: dict[str, dict]) -> str:
         lines.append(
             f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
             f"{_fmt(averaged)} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
-            f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_duration(r.get('train_seconds'))} |"
+            f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_train_time(r)} |"
         )
     return "\n".join(lines)
 

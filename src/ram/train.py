@@ -12,6 +12,7 @@ A run folder holds:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -35,7 +36,7 @@ from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
 from .models import build_model
-from .speed import check_precision, tune_malloc
+from .speed import check_precision, machine, resolve_precision, tune_malloc
 from .tasks import Task, make_task
 
 
@@ -226,6 +227,7 @@ def fit(
     out = Path(out)
     dist = Distributed.from_env()
     dev = _set_up(device, threads, dist)
+    cfg = _arithmetic(cfg, out, resume, dev)
     if dist.main:
         check_precision(cfg.train.precision, dev)
     _check_out(out, resume)
@@ -298,6 +300,20 @@ def _set_up(device: str, threads: int | None, dist: "Distributed") -> torch.devi
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(dev)
     return dev
+
+
+def _arithmetic(cfg: RunConfig, out: Path, resume: bool, dev: torch.device) -> RunConfig:
+    """cfg with precision "auto" made concrete: a resumed run keeps the arithmetic it started in (recorded in its
+    config.json), a new one takes bf16 where the device computes it natively, else fp32 (`resolve_precision`)."""
+    if cfg.train.precision != "auto":
+        return cfg
+    precision = resolve_precision("auto", dev)
+    if resume and (out / "config.json").is_file():
+        try:
+            precision = ckpt.read_config(out).train.precision
+        except (ConfigError, ckpt.CheckpointError, OSError, ValueError):
+            pass  # _resume_state names what is wrong with the run folder
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision))
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -479,6 +495,8 @@ class _Run:
             "entropy": "" if math.isnan(sums["entropy"]) else round(sums["entropy"] / n, 5),
             "val_error": val["error"], "seconds": round(sums["seconds"], 2),
             "img_per_s": round(sums["images"] / max(sums["seconds"], 1e-9), 1),
+            # the run's training time so far, over every piece a run resumed across sessions was trained in
+            "total_seconds": round(state["elapsed"] + sums["seconds"], 1),
         }
         state["history"].append(row)
         state["elapsed"] += sums["seconds"]
@@ -492,7 +510,8 @@ class _Run:
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
-                           f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s")
+                           f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s "
+                           f"({_hours(row['total_seconds'])} in all)")
             for hook in self.hooks:
                 hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)
         self.save_last()
@@ -505,7 +524,7 @@ class _Run:
         test = self.task.report(best, split="test", seed=0, device=self.dev, progress=self.progress)
         result = describe(cfg, test, checkpoint=str(out), test_seed=0)
         result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
-                      best_val_error=state["best_val_error"])
+                      best_val_error=state["best_val_error"], machine=machine(self.dev))
         if cfg.train.init:  # a later phase: what the weights it started from cost as well
             from .hub import training_phases
 
@@ -516,6 +535,11 @@ class _Run:
         for hook in self.hooks:
             hook("end", model=best, task=self.task, row=state["history"][-1], out=out)
         return result
+
+
+def _hours(seconds: float) -> str:
+    """12.3 s, 4.5 min or 6.7 h."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 def _agreed(flag: bool, dist: Distributed, step: int, every: int = 25) -> bool:
@@ -584,5 +608,6 @@ def describe(cfg: RunConfig, metrics: dict[str, Any], **extra: Any) -> dict[str,
         "task": cfg.task.name,
         "canvas": cfg.task.canvas,
         "dataset": cfg.task.dataset,
+        "precision": cfg.train.precision,
         **extra,
     }

@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 
 from ..data.tasks import seeded
+from ..speed import resolve_precision
 
 __all__ = ["autocast", "float32", "seeded"]
 
 
 def autocast(device: torch.device, precision: str):
-    """The recipe's training arithmetic: bf16 under torch.autocast, else the model's own."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """The recipe's training arithmetic on this device (`resolve_precision`): bf16 under torch.autocast, else the
+    model's own."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision, device) == "bf16")
 
 
 def float32(episode):
