@@ -58,3 +58,23 @@ def test_the_means_copy_is_part_of_the_hybrid_loss():
     assert torch.allclose(with_means.total, plain.total + extra)
     assert torch.allclose(with_means.classify, plain.classify + extra)
     assert torch.equal(with_means.reinforce, plain.reinforce)
+
+
+def test_distillation_teaches_the_means_path_the_averaged_sampled_copies_and_nothing_else():
+    """distill_weight: cross-entropy of the means episode against the mean class probabilities of the M sampled
+    copies. The teacher is held constant: its gradient reaches the network only through the means path."""
+    torch.manual_seed(0)
+    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32))
+    images, labels = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    episode = model(images.repeat(3, 1, 1, 1))
+    means = model(images, sample=False).logits
+    plain = hybrid(episode, labels.repeat(3))
+    distilled = hybrid(episode, labels.repeat(3), means_logits=means, distill_weight=2.0)
+    teacher = F.softmax(episode.logits, -1).view(3, 4, 10).mean(0)
+    expected = 2.0 * -(teacher * F.log_softmax(means, -1)).sum(-1).mean()
+    assert torch.allclose(distilled.total - plain.total, expected, atol=1e-6)
+    extra = (distilled.total - plain.total)
+    grad_episode, grad_means = torch.autograd.grad(extra, [episode.logits, means])
+    assert grad_episode.abs().sum() == 0 and grad_means.abs().sum() > 0  # the teacher is detached
+    with pytest.raises(ConfigError, match="distill_weight = 1.0: distils the average .* mc_samples = 1"):
+        TrainConfig(distill_weight=1.0).validate()

@@ -345,6 +345,11 @@ class TrainConfig:
     """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
     core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
     sampled episodes only: the means are detached). 0: off."""
+    distill_weight: float = 0.0
+    """Weight of a distillation loss: the episode along the policy means is taught the class probabilities of the
+    sampled episodes of the same image, averaged over the mc_samples copies and held constant (the teacher), by
+    cross-entropy against those soft targets. It aims the one-episode protocol at what M averaged episodes know,
+    beside means_weight's hard labels. Needs mc_samples >= 2 (one sampled episode is too noisy a teacher). 0: off."""
     step_weight: float = 0.0
     """Weight of the mean cross-entropy of the classifier's guesses after glimpses 1..T-1, beside the final guess's:
     every step's state is taught to hold what it has read so far. 0: off (RAM trains on the final guess only)."""
@@ -388,6 +393,11 @@ class TrainConfig:
                  "must be >= 0")
         _require(math.isfinite(self.step_weight) and self.step_weight >= 0, "step_weight", self.step_weight,
                  "must be >= 0")
+        _require(math.isfinite(self.distill_weight) and self.distill_weight >= 0, "distill_weight",
+                 self.distill_weight, "must be >= 0")
+        _require(self.distill_weight == 0 or self.mc_samples >= 2, "distill_weight", self.distill_weight,
+                 f"distils the average of the sampled copies, and mc_samples = {self.mc_samples} gives one: set "
+                 "mc_samples >= 2")
         _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
                  self.entropy_weight, "must be >= 0")
         _require(math.isfinite(self.ema) and 0 <= self.ema < 1, "ema", self.ema, "must be in [0, 1)")

@@ -77,13 +77,15 @@ def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, c
 
 def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
            baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0,
-           means_logits: torch.Tensor | None = None, means_weight: float = 0.0) -> Losses:
+           means_logits: torch.Tensor | None = None, means_weight: float = 0.0, distill_weight: float = 0.0) -> Losses:
     """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit. With
     step_weight, plus that times the mean cross-entropy of the guesses after each earlier glimpse (the reward is still
     the final guess's). With means_weight, plus that times the cross-entropy of means_logits [B0, classes], the final
     guesses of one more episode of each image along the policy means (the first B0 of the labels, copy 0 of each
     image): it trains the classifier, core and glimpse net on the path the one-episode protocol reads, while the
-    policy still learns from REINFORCE on the sampled episodes only."""
+    policy still learns from REINFORCE on the sampled episodes only. With distill_weight, plus that times the
+    cross-entropy of means_logits against the teacher: the class probabilities of the M sampled copies of each image
+    (episode.logits [M * B0, classes], copy k of image i at k * B0 + i), averaged and detached."""
     classify = F.cross_entropy(episode.logits, labels)
     if step_weight and episode.step_logits.shape[1] > 1:
         earlier = episode.step_logits[:, :-1]  # [B, T-1, classes]
@@ -96,6 +98,11 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
     if means_logits is not None and means_weight > 0:
         means = means_weight * F.cross_entropy(means_logits, labels[: means_logits.shape[0]])
         total, classify = total + means, classify + means
+    if means_logits is not None and distill_weight > 0:
+        B0 = means_logits.shape[0]
+        teacher = F.softmax(episode.logits.detach(), dim=-1).view(-1, B0, episode.logits.shape[-1]).mean(0)
+        distill = distill_weight * F.cross_entropy(means_logits, teacher)  # soft targets
+        total, classify = total + distill, classify + distill
     return Losses(total=total, classify=classify, reinforce=rl, baseline=base, reward=r, success=success,
                   entropy=mean_entropy(episode))
 

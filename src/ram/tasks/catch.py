@@ -118,6 +118,8 @@ class CatchGame:
         # The settings of the classification loss have nothing to act on in a game: refuse them, not ignore them.
         _require(tc.means_weight == 0, "means_weight", tc.means_weight,
                  "catch has no classification loss for the means copy to add to")
+        _require(tc.distill_weight == 0, "distill_weight", tc.distill_weight,
+                 "catch has no class probabilities to distil")
         _require(tc.step_weight == 0, "step_weight", tc.step_weight,
                  "catch has no guess after each glimpse to add a loss on")
         _require(tc.reward == "correct", "reward", tc.reward, "catch's reward is the game's: 1 for a caught ball, else 0")

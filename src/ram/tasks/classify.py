@@ -107,12 +107,12 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
     with autocast(images.device, tc.precision):
         episode = model(images, sample=True)
     means_logits = None
-    if tc.means_weight > 0:
+    if tc.means_weight > 0 or tc.distill_weight > 0:
         with autocast(images.device, tc.precision):
             means_logits = model(one, sample=False).logits.float()
     return hybrid(float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
                   copies=tc.mc_samples, entropy_weight=tc.entropy_weight, step_weight=tc.step_weight,
-                  means_logits=means_logits, means_weight=tc.means_weight)
+                  means_logits=means_logits, means_weight=tc.means_weight, distill_weight=tc.distill_weight)
 
 
 def _digits(task: TaskConfig) -> tuple[str, ...]:
