@@ -16,6 +16,13 @@ from ram.policies import POLICIES
 from ram.tasks import classification_loss
 
 
+def tiny_batch() -> tuple[RAM, torch.Tensor, torch.Tensor]:
+    """A small RAM and 4 random images with labels, the same on every call."""
+    torch.manual_seed(0)
+    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32))
+    return model, torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+
+
 def test_every_kind_is_named_once_and_built_by_the_registry():
     assert set(typing.get_args(ModelKind)) == set(KINDS) == set(MODELS)
     policies = typing.get_args(typing.get_type_hints(ModelConfig)["policy"])
@@ -47,9 +54,7 @@ def test_catch_refuses_monte_carlo_copies_it_would_ignore():
 def test_the_means_copy_is_part_of_the_hybrid_loss():
     """means_weight adds its cross-entropy to the total and to the classification term, inside losses.hybrid (it
     was patched on afterwards), on the first copy's labels."""
-    torch.manual_seed(0)
-    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32))
-    images, labels = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    model, images, labels = tiny_batch()
     episode = model(images.repeat(2, 1, 1, 1))
     means = model(images, sample=False).logits
     plain = hybrid(episode, labels.repeat(2))
@@ -63,9 +68,7 @@ def test_the_means_copy_is_part_of_the_hybrid_loss():
 def test_distillation_teaches_the_means_path_the_averaged_sampled_copies_and_nothing_else():
     """distill_weight: cross-entropy of the means episode against the mean class probabilities of the M sampled
     copies. The teacher is held constant: its gradient reaches the network only through the means path."""
-    torch.manual_seed(0)
-    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32))
-    images, labels = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    model, images, labels = tiny_batch()
     episode = model(images.repeat(3, 1, 1, 1))
     means = model(images, sample=False).logits
     plain = hybrid(episode, labels.repeat(3))
