@@ -128,6 +128,12 @@ def cli_config(**train) -> RunConfig:
 
 
 def write_checkpoint(folder: Path, cfg: RunConfig, weights_of: RunConfig | None = None) -> None:
+    """A last.pt as `ram train` writes it: its config's precision made concrete for this machine."""
+    from dataclasses import replace
+
+    from ram.speed import resolve_precision
+
+    cfg = replace(cfg, train=replace(cfg.train, precision=resolve_precision(cfg.train.precision, torch.device("cpu"))))
     model = build_model((weights_of or cfg).model)
     ckpt.save_state(folder / "last.pt", {
         "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": make_optimizer(model, cfg.train).state_dict(),

@@ -99,6 +99,11 @@ def task_of(dataset: str) -> TaskRules:
     return TASKS[dataset]
 
 
+POLICY_CHECKS: dict[str, Any] = {}
+"""Each location policy's name -> the checks its settings need (a callable of a ModelConfig raising ConfigError),
+filled by `ram.policies` as it is imported."""
+
+
 @dataclass(frozen=True)
 class Kind:
     """What a model kind is, asked in one place (`ModelConfig.about`) rather than listed in every file."""
@@ -313,13 +318,8 @@ class ModelConfig:
                  "a model with no classes must have actions to take")
         for name in ("saccade_step", "init_downsample", "policy_hidden"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        if self.policy == "saccade":
-            _require(self.scales == 1, "scales", self.scales, "the saccade policy reads one scale")
-            _require(self.saccade_step <= max(1, self.image_size - self.patch_size), "saccade_step",
-                     self.saccade_step, f"must be at most {self.image_size - self.patch_size}, a move that keeps a "
-                     f"{self.patch_size}x{self.patch_size} window on the {self.image_size}x{self.image_size} image")
-            _require(self.init_downsample <= self.image_size, "init_downsample", self.init_downsample,
-                     f"must be at most the image side {self.image_size}")
+        if self.policy in POLICY_CHECKS:  # the policy's own checks (ram.policies registers them)
+            POLICY_CHECKS[self.policy](self)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import POLICY_CHECKS, ModelConfig, _require
 
 
 class Gaussian:
@@ -79,6 +79,10 @@ class GaussianPolicy(nn.Module):
     @staticmethod
     def describe(cfg: ModelConfig) -> str:
         return f"std {cfg.std}"
+
+    @staticmethod
+    def check_config(cfg: ModelConfig) -> None:
+        """Any size and scale: nothing more than ModelConfig checks."""
 
     def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(W [2, hidden], b [2], std): the mean is tanh(W h + b), the sample the mean plus std times a normal draw."""
@@ -214,6 +218,16 @@ class SaccadePolicy(nn.Module):
     def describe(cfg: ModelConfig) -> str:
         return f"saccades of {cfg.saccade_step} px"
 
+    @staticmethod
+    def check_config(cfg: ModelConfig) -> None:
+        """One scale, and moves and a pooled image that fit the image."""
+        _require(cfg.scales == 1, "scales", cfg.scales, "the saccade policy reads one scale")
+        _require(cfg.saccade_step <= max(1, cfg.image_size - cfg.patch_size), "saccade_step", cfg.saccade_step,
+                 f"must be at most {cfg.image_size - cfg.patch_size}, a move that keeps a "
+                 f"{cfg.patch_size}x{cfg.patch_size} window on the {cfg.image_size}x{cfg.image_size} image")
+        _require(cfg.init_downsample <= cfg.image_size, "init_downsample", cfg.init_downsample,
+                 f"must be at most the image side {cfg.image_size}")
+
     def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Saccade:
         """h [B, hidden], previous location [B, 2] on the lattice -> the distribution of the next move."""
         return Saccade(self.moves(h), self.lattice.index(previous), self.lattice)
@@ -237,3 +251,4 @@ class CategoricalPolicy(nn.Module):
 
 POLICIES: dict[str, type] = {"gaussian": GaussianPolicy, "saccade": SaccadePolicy}
 """The location policies by `ModelConfig.policy`."""
+POLICY_CHECKS.update({name: policy.check_config for name, policy in POLICIES.items()})
