@@ -4,6 +4,8 @@ The rules are checked against `oracle_step` / `oracle_frame`, a literal per-game
 in float32 scalars (its tensors' precision), so the twin test does not only compare the env with itself.
 """
 
+import warnings
+
 import gymnasium
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from gymnasium.utils.env_checker import check_env
 
 import ram  # noqa: F401  (registers ram/Catch-v0)
 from ram.envs import Catch, CatchBatch
+from ram.envs.catch import to_image
 
 SIZE = 24
 LEFT, STAY, RIGHT = 0, 1, 2
@@ -44,15 +47,19 @@ def chase(column: int, paddle: int) -> int:
 
 
 @pytest.mark.parametrize("render_mode", [None, "rgb_array"])
-def test_gymnasium_checker_passes(render_mode):
+def test_gymnasium_checker_passes_without_a_warning(render_mode):
     # through make, so the checker has a spec and can try the other render modes
-    check_env(gymnasium.make("ram/Catch-v0", render_mode=render_mode).unwrapped)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(gymnasium.make("ram/Catch-v0", render_mode=render_mode).unwrapped)
+    assert [str(w.message) for w in caught] == []
 
 
-def test_make_after_import_ram():
+def test_make_after_import_ram_gives_atari_style_images():
     env = gymnasium.make("ram/Catch-v0", size=10)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (10, 10) and obs.dtype == np.float32
+    assert obs.shape == (10, 10, 1) and obs.dtype == np.uint8
+    assert set(np.unique(obs)) == {0, 255} and obs.sum() == 3 * 255  # the ball and the paddle's two pixels
     assert set(info) == {"ball_row", "ball_x", "dx", "paddle_x"}
 
 
@@ -61,7 +68,7 @@ def test_render_is_an_upscaled_rgb_frame():
     obs, _ = env.reset(seed=3)
     image = env.render()
     assert image.shape == (SIZE * 8, SIZE * 8, 3) and image.dtype == np.uint8
-    assert np.array_equal(image[::8, ::8, 0] == 255, obs == 1)
+    assert np.array_equal(image[::8, ::8, :1], obs)
 
 
 def test_same_seed_same_game():
@@ -115,7 +122,7 @@ def test_paddle_is_clamped_at_the_walls(action, wall):
         obs, *_, info = env.step(action)
         assert 0 <= info["paddle_x"] <= SIZE - 2
     assert info["paddle_x"] == wall
-    assert obs[-1, wall] == obs[-1, wall + 1] == 1
+    assert obs[-1, wall, 0] == obs[-1, wall + 1, 0] == 255
 
 
 def test_ball_bounces_off_both_walls():
@@ -165,8 +172,8 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
     bounced = torch.zeros(len(envs), dtype=torch.bool)
     for t in range(1, SIZE):
         for k, (obs, _) in enumerate(starts):
-            assert np.array_equal(obs, oracle_frame(states[k], SIZE))
-            assert np.array_equal(twin_frames[k, 0].numpy(), obs)
+            assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
+            assert np.array_equal(to_image(twin_frames[k]), obs)
         actions = [
             chase(oracle_column(s[1], SIZE), s[3]) if k % 2 else int(rng.integers(0, 3)) for k, s in enumerate(states)
         ]
@@ -179,8 +186,8 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
         assert all(r[2] == done == (t == SIZE - 1) for r in results)
         starts = [(r[0], r[4]) for r in results]
     for k, (obs, _) in enumerate(starts):
-        assert np.array_equal(obs, oracle_frame(states[k], SIZE))
-        assert np.array_equal(twin_frames[k, 0].numpy(), obs)
+        assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
+        assert np.array_equal(to_image(twin_frames[k]), obs)
     caught = [oracle_column(s[1], SIZE) - s[3] in (0, 1) for s in states]
     assert rewards == [float(c) for c in caught]
     assert bounced.sum() >= 5 and 0 < sum(caught) < len(caught)

@@ -7,8 +7,9 @@ it moves one pixel (0 = left, 1 = stay, 2 = right), clamped to the screen. After
 bottom row and the game ends: reward 1 if the paddle is under the ball, else 0. Every earlier reward is 0.
 
 The rules follow catch.py of samrudhdhirangrej/Recurrent-Model-of-Visual-Attention (seed 002), which played the game
-for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors); the Gymnasium env
-`Catch` is one such game whose start is drawn from its own `np_random`.
+for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors). The Gymnasium env
+`Catch` is one such game whose starts are drawn from its own `np_random`. It shows the frame as the RL ecosystem
+expects an image (`to_image`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ from gymnasium import spaces
 def fall_dx(angle: torch.Tensor) -> torch.Tensor:
     """Sideways move per step [N] of balls falling at `angle` [N] degrees: 1 at 45, 0 at 90, -1 at 135."""
     return torch.cos(torch.deg2rad(angle)) / math.cos(math.radians(45))
+
+
+def to_image(frames: torch.Tensor) -> np.ndarray:
+    """Frames [..., 1, size, size] float32 in {0, 1} as images [..., size, size, 1] uint8 in {0, 255}: channels last
+    and 0-255, the convention of Atari envs, so that stable-baselines3 treats them as images (normalised by 1/255)."""
+    return (frames.movedim(-3, -1) * 255).to(torch.uint8).numpy()
+
+
+def image_space(size: int) -> spaces.Box:
+    """The observation space of one game: a (size, size, 1) uint8 image in [0, 255]."""
+    return spaces.Box(0, 255, (size, size, 1), np.uint8)
 
 
 def _check_size(size: int) -> None:
@@ -130,8 +142,9 @@ class CatchBatch:
 
 
 class Catch(gymnasium.Env):
-    """One game of Catch as a Gymnasium env: observation the binary frame (size, size) float32, actions
-    Discrete(3) (0 left, 1 stay, 2 right). info carries the state: ball_row, ball_x, dx, paddle_x."""
+    """One game of Catch as a Gymnasium env: observation the frame as an image (size, size, 1) uint8, 255 at the ball
+    and the paddle, else 0 (`to_image`); actions Discrete(3) (0 left, 1 stay, 2 right). info carries the state:
+    ball_row, ball_x, dx, paddle_x."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     render_scale = 8  # pixels per cell in render(): a 24x24 frame is too small to see
@@ -141,7 +154,7 @@ class Catch(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.size, self.render_mode = size, render_mode
-        self.observation_space = spaces.Box(0.0, 1.0, (size, size), np.float32)
+        self.observation_space = image_space(size)
         self.action_space = spaces.Discrete(3)
         self._game = CatchBatch(1, size=size)  # the rules; reset() starts it from draws of self.np_random
 
@@ -152,19 +165,19 @@ class Catch(gymnasium.Env):
             dx=fall_dx(torch.tensor([self.np_random.uniform(45.0, 135.0)])),
             paddle_x=[int(self.np_random.integers(0, self.size - 1))],
         )
-        return frames[0, 0].numpy(), self._info()
+        return to_image(frames)[0], self._info()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 (left), 1 (stay) or 2 (right), got {action!r}")
         frames, reward, done = self._game.step(torch.tensor([int(action)]))
-        return frames[0, 0].numpy(), float(reward[0]), done, False, self._info()
+        return to_image(frames)[0], float(reward[0]), done, False, self._info()
 
     def render(self) -> np.ndarray | None:
         """(size * 8, size * 8, 3) uint8, white ball and paddle on black, when render_mode is "rgb_array"."""
         if self.render_mode is None:
             return None
-        gray = (self._game.observe()[0, 0].numpy() * 255).astype(np.uint8)
+        gray = to_image(self._game.observe())[0, :, :, 0]
         big = gray.repeat(self.render_scale, axis=0).repeat(self.render_scale, axis=1)
         return np.stack([big, big, big], axis=-1)
 
