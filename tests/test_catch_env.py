@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import ram  # noqa: F401  (registers ram/Catch-v0)
-from ram.envs import Catch, CatchBatch
+from ram.envs import Catch, CatchBatch, CatchVector
 from ram.envs.catch import to_image
 
 SIZE = 24
@@ -200,6 +201,9 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
         (lambda: Catch(size=24.0), ["size", "24.0"]),
         (lambda: Catch(render_mode="human"), ["render_mode", "human"]),
         (lambda: CatchBatch(0), ["n", "0"]),
+        (lambda: CatchVector(0), ["num_envs", "0"]),
+        (lambda: CatchVector(2).reset(seed=[1, 2, 3]), ["seed", "3", "2"]),
+        (lambda: CatchVector(2).reset(options={"reset_mask": np.array([True, False])}), ["reset_mask", "True"]),
         (lambda: CatchBatch(3, size=1), ["size", "1"]),
         (lambda: CatchBatch(3).start(ball_x=[0.0, 1.0], dx=[0.0] * 3, paddle_x=[0] * 3), ["ball_x", "(2,)"]),
     ],
@@ -211,6 +215,13 @@ def test_bad_settings_name_the_field_and_value(make, words):
 
 
 def test_bad_action_and_stepping_a_finished_game_are_errors():
+    envs = CatchVector(2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="actions"):
+        envs.step(np.array([1, 3]))
+    with pytest.raises(ValueError, match="actions"):
+        envs.step(np.array([1]))
+
     env = Catch(size=3)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
@@ -219,3 +230,45 @@ def test_bad_action_and_stepping_a_finished_game_are_errors():
     env.step(STAY)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(STAY)
+
+
+def test_vector_env_plays_the_games_of_single_envs_seeded_s_plus_i_across_autoresets():
+    """make_vec's vector env against Gymnasium's own SyncVectorEnv of N single envs, which reset(seed=s) seeds with
+    s + i and which autoresets in the next-step mode: the same frames, rewards, ends and infos at every step, through
+    two games, a reseed in the middle of the third, a fourth game from the new seeds and the start of a fifth."""
+    n, seed = 6, 11
+    envs = gymnasium.make_vec("ram/Catch-v0", num_envs=n, vectorization_mode="vector_entry_point")
+    assert isinstance(envs, CatchVector) and envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    singles = SyncVectorEnv([Catch for _ in range(n)])
+    assert singles.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+
+    def same(ours, theirs):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours[:-1], theirs[:-1]):  # observations, then rewards, terminations, truncations on a step
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert ours[-1].keys() == theirs[-1].keys()
+        assert all(np.array_equal(ours[-1][k], theirs[-1][k]) for k in ours[-1])
+
+    rng = np.random.default_rng(0)
+    out = envs.reset(seed=seed)
+    same(out, singles.reset(seed=seed))
+    over, starts, final_rewards = False, 0, []
+    for t in range(3 * SIZE + 10):
+        if t == 2 * SIZE + 5:  # reseed mid-game: both start over from the new seeds
+            out = envs.reset(seed=seed + 100)
+            same(out, singles.reset(seed=seed + 100))
+        info = out[-1]
+        columns = np.clip(info["ball_x"], 0, SIZE - 1).astype(int)
+        actions = np.array([chase(c, p) if k % 2 else rng.integers(0, 3)
+                            for k, (c, p) in enumerate(zip(columns, info["paddle_x"]))])
+        out = envs.step(actions)
+        same(out, singles.step(actions))
+        _, reward, terminated, _, info = out
+        if over:  # the step after the end ignores the moves and starts new games
+            starts += 1
+            assert (info["ball_row"] == 0).all() and not reward.any() and not terminated.any()
+        over = terminated.all()
+        if over:
+            final_rewards.append(reward)
+    assert starts == len(final_rewards) == 3
+    assert 0 < np.sum(final_rewards) < 3 * n  # balls caught and balls missed

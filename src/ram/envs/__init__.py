@@ -1,11 +1,13 @@
-"""Environments: Catch, as a Gymnasium env ("ram/Catch-v0") and as a batched torch twin."""
+"""Environments: Catch, as a Gymnasium env ("ram/Catch-v0"), as a Gymnasium vector env on its batched torch twin
+(`gymnasium.make_vec("ram/Catch-v0", num_envs=N)`), and as that twin."""
 
 import gymnasium
 
-from .catch import Catch, CatchBatch
+from .catch import Catch, CatchBatch, CatchVector
 
 # a reload of this module must not register twice (gymnasium warns on overriding an id)
 if "ram/Catch-v0" not in gymnasium.registry:
-    gymnasium.register(id="ram/Catch-v0", entry_point="ram.envs.catch:Catch")
+    gymnasium.register(id="ram/Catch-v0", entry_point="ram.envs.catch:Catch",
+                       vector_entry_point="ram.envs.catch:CatchVector")
 
-__all__ = ["Catch", "CatchBatch"]
+__all__ = ["Catch", "CatchBatch", "CatchVector"]

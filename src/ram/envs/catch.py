@@ -8,8 +8,9 @@ bottom row and the game ends: reward 1 if the paddle is under the ball, else 0. 
 
 The rules follow catch.py of samrudhdhirangrej/Recurrent-Model-of-Visual-Attention (seed 002), which played the game
 for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors). The Gymnasium env
-`Catch` is one such game whose starts are drawn from its own `np_random`. It shows the frame as the RL ecosystem
-expects an image (`to_image`).
+`Catch` is one such game whose starts are drawn from its own `np_random`; the Gymnasium vector env `CatchVector` is N
+of them stepped together in one `CatchBatch`, game i drawing its starts from its own generator. Both show the frame as
+the RL ecosystem expects an image (`to_image`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,27 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 
 def fall_dx(angle: torch.Tensor) -> torch.Tensor:
     """Sideways move per step [N] of balls falling at `angle` [N] degrees: 1 at 45, 0 at 90, -1 at 135."""
     return torch.cos(torch.deg2rad(angle)) / math.cos(math.radians(45))
+
+
+def draw_starts(rngs: list[np.random.Generator], size: int) -> dict[str, torch.Tensor]:
+    """The starts of len(rngs) games, game i's from rngs[i] alone: ball_x [N] and dx [N] float32, paddle_x [N] int64,
+    the arguments of `CatchBatch.start`. The ball's column is uniform in 0 .. size - 1, its angle in [45, 135) degrees,
+    the paddle's column in 0 .. size - 2, all three from one rng.random(3) per game: a third of the cost of three calls
+    (integers, uniform, integers), which would dominate the vector env's resets."""
+    u = np.stack([rng.random(3) for rng in rngs])  # [N, 3]
+    return {
+        "ball_x": torch.from_numpy(np.floor(u[:, 0] * size)).float(),
+        "dx": fall_dx(torch.from_numpy(45 + 90 * u[:, 1]).float()),
+        "paddle_x": torch.from_numpy(np.floor(u[:, 2] * (size - 1))).long(),
+    }
 
 
 def to_image(frames: torch.Tensor) -> np.ndarray:
@@ -160,11 +177,7 @@ class Catch(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        frames = self._game.start(
-            ball_x=[float(self.np_random.integers(0, self.size))],
-            dx=fall_dx(torch.tensor([self.np_random.uniform(45.0, 135.0)])),
-            paddle_x=[int(self.np_random.integers(0, self.size - 1))],
-        )
+        frames = self._game.start(**draw_starts([self.np_random], self.size))
         return to_image(frames)[0], self._info()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -189,3 +202,74 @@ class Catch(gymnasium.Env):
             "dx": float(game.dx[0]),
             "paddle_x": int(game.paddle_x[0]),
         }
+
+
+class CatchVector(VectorEnv):
+    """num_envs games of Catch as one Gymnasium vector env, stepped together in one `CatchBatch`: what
+    `gymnasium.make_vec("ram/Catch-v0", num_envs=N)` builds (vectorization_mode "vector_entry_point", the default once
+    registered). Observations [N, size, size, 1] uint8, as `Catch` gives them; actions [N] in {0, 1, 2}; infos the
+    state arrays of `Catch`'s info, each with its `_name` mask, as SyncVectorEnv gathers them.
+
+    Autoreset is Gymnasium's next-step mode (`AutoresetMode.NEXT_STEP`, SyncVectorEnv's default): the step after a
+    game ends ignores its action and returns the first frame of a new game with reward 0, not terminated. Every game
+    lasts size - 1 steps, so all N end on the same step and start again together; a reset of some games only
+    (options["reset_mask"]) has nothing to do and is refused.
+
+    Seeding follows SyncVectorEnv: reset(seed=s) seeds game i's generator with s + i (a list seeds each game with its
+    own), and game i draws every later start from it, so game i plays exactly the games of a `Catch` reset with seed
+    s + i and then reset without one.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, *, size: int = 24):
+        _check_size(size)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        self.num_envs, self.size = num_envs, size
+        self.single_observation_space = image_space(size)
+        self.single_action_space = spaces.Discrete(3)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._games = CatchBatch(num_envs, size=size)
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs  # game i's, made by the first reset
+        self._over = False  # the games ended on the last step: the next one starts new ones
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if options and "reset_mask" in options:
+            raise ValueError(f"options['reset_mask'] = {options['reset_mask']!r}: the games start and end together "
+                             "(each lasts size - 1 steps), so they are only reset all at once")
+        if seed is None:
+            seeds = [None] * self.num_envs
+        else:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed has {len(seeds)} seeds, expected one per game ({self.num_envs})")
+        for i, game_seed in enumerate(seeds):
+            if game_seed is not None or self._rngs[i] is None:
+                self._rngs[i], _ = seeding.np_random(game_seed)
+        return self._start()
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        if not self.action_space.contains(actions):
+            raise ValueError(f"actions must be {self.num_envs} moves, each 0 (left), 1 (stay) or 2 (right), "
+                             f"got {actions!r}")
+        n = self.num_envs
+        if self._over:
+            obs, info = self._start()
+            return obs, np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), info
+        frames, reward, done = self._games.step(torch.tensor(actions, dtype=torch.int64))
+        self._over = done
+        return to_image(frames), reward.double().numpy(), np.full(n, done), np.zeros(n, bool), self._info()
+
+    def _start(self) -> tuple[np.ndarray, dict]:
+        self._over = False
+        frames = self._games.start(**draw_starts(self._rngs, self.size))
+        return to_image(frames), self._info()
+
+    def _info(self) -> dict:
+        g = self._games
+        info = {"ball_row": np.full(self.num_envs, g.row), "ball_x": g.ball_x.double().numpy(),
+                "dx": g.dx.double().numpy(), "paddle_x": g.paddle_x.numpy().copy()}
+        return {**info, **{f"_{name}": np.ones(self.num_envs, bool) for name in info}}
