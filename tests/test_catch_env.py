@@ -15,7 +15,6 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import ram  # noqa: F401  (registers ram/Catch-v0)
 from ram.envs import Catch, CatchBatch, CatchVector
-from ram.envs.catch import to_image
 
 SIZE = 24
 LEFT, STAY, RIGHT = 0, 1, 2
@@ -174,7 +173,7 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
     for t in range(1, SIZE):
         for k, (obs, _) in enumerate(starts):
             assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
-            assert np.array_equal(to_image(twin_frames[k]), obs)
+            assert np.array_equal(twin.image()[k], obs)
         actions = [
             chase(oracle_column(s[1], SIZE), s[3]) if k % 2 else int(rng.integers(0, 3)) for k, s in enumerate(states)
         ]
@@ -188,7 +187,7 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
         starts = [(r[0], r[4]) for r in results]
     for k, (obs, _) in enumerate(starts):
         assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
-        assert np.array_equal(to_image(twin_frames[k]), obs)
+        assert np.array_equal(twin.image()[k], obs)
     caught = [oracle_column(s[1], SIZE) - s[3] in (0, 1) for s in states]
     assert rewards == [float(c) for c in caught]
     assert bounced.sum() >= 5 and 0 < sum(caught) < len(caught)
@@ -216,6 +215,8 @@ def test_bad_settings_name_the_field_and_value(make, words):
 
 def test_bad_action_and_stepping_a_finished_game_are_errors():
     envs = CatchVector(2)
+    with pytest.raises(RuntimeError, match="reset"):
+        envs.step(np.array([1, 1]))
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="actions"):
         envs.step(np.array([1, 3]))

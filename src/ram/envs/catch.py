@@ -10,7 +10,7 @@ The rules follow catch.py of samrudhdhirangrej/Recurrent-Model-of-Visual-Attenti
 for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors). The Gymnasium env
 `Catch` is one such game whose starts are drawn from its own `np_random`; the Gymnasium vector env `CatchVector` is N
 of them stepped together in one `CatchBatch`, game i drawing its starts from its own generator. Both show the frame as
-the RL ecosystem expects an image (`to_image`).
+the RL ecosystem expects an image (`CatchBatch.image`).
 """
 
 from __future__ import annotations
@@ -42,12 +42,6 @@ def draw_starts(rngs: list[np.random.Generator], size: int) -> dict[str, torch.T
         "dx": fall_dx(torch.from_numpy(45 + 90 * u[:, 1]).float()),
         "paddle_x": torch.from_numpy(np.floor(u[:, 2] * (size - 1))).long(),
     }
-
-
-def to_image(frames: torch.Tensor) -> np.ndarray:
-    """Frames [..., 1, size, size] float32 in {0, 1} as images [..., size, size, 1] uint8 in {0, 255}: channels last
-    and 0-255, the convention of Atari envs, so that stable-baselines3 treats them as images (normalised by 1/255)."""
-    return (frames.movedim(-3, -1) * 255).to(torch.uint8).numpy()
 
 
 def image_space(size: int) -> spaces.Box:
@@ -119,11 +113,27 @@ class CatchBatch:
 
     def observe(self) -> torch.Tensor:
         """The current frames [N, 1, size, size] float32: 1 at the ball and the paddle's two pixels, else 0."""
-        frames = torch.zeros(self.n, 1, self.size, self.size, device=self.device)
-        frames[self._games, 0, self.row, self.ball_column()] = 1
-        frames[self._games, 0, -1, self.paddle_x] = 1
-        frames[self._games, 0, -1, self.paddle_x + 1] = 1
+        return self._draw(torch.float32, 1)
+
+    def image(self) -> np.ndarray:
+        """The current frames as images [N, size, size, 1] uint8, 255 at the ball and the paddle, else 0, on the CPU:
+        channels last and 0-255, the convention of Atari envs, so that stable-baselines3 treats them as images
+        (normalised by 1/255). What the Gymnasium envs observe."""
+        return self._draw(torch.uint8, 255).movedim(1, -1).cpu().numpy()
+
+    def _draw(self, dtype: torch.dtype, on: int) -> torch.Tensor:
+        """[N, 1, size, size] of dtype: `on` at the ball and the paddle's two pixels, else 0. Drawn in the dtype the
+        caller wants, as a float frame cast to uint8 would cost the vector env most of its step."""
+        frames = torch.zeros(self.n, 1, self.size, self.size, dtype=dtype, device=self.device)
+        frames[self._games, 0, self.row, self.ball_column()] = on
+        frames[self._games, 0, -1, self.paddle_x] = on
+        frames[self._games, 0, -1, self.paddle_x + 1] = on
         return frames
+
+    @property
+    def over(self) -> bool:
+        """Whether the games have ended (the ball is in the bottom row): moving is an error until reset or start."""
+        return self.row == self.steps
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Move every game once. actions [N] int64 in {0 left, 1 stay, 2 right} (not checked here: no host sync).
@@ -131,17 +141,18 @@ class CatchBatch:
         Returns (frames [N, 1, size, size], reward [N] float32, done). Reward is 0 until the last step, where it is
         1 for each game whose paddle is under the ball. Stepping after done is an error: call reset or start.
         """
-        reward = self._advance(actions)
-        return self.observe(), reward, self.row == self.steps
+        reward = self.move(actions)
+        return self.observe(), reward, self.over
 
     def act(self, moves: torch.Tensor) -> None:
         """The episode loop's side of a world (`ram.model.RAM.play`): move, adding the rewards to `reward` [N]. The
         loop reads the next frame with observe(), so none is drawn here."""
-        self.reward = self.reward + self._advance(moves)
+        self.reward = self.reward + self.move(moves)
 
-    def _advance(self, actions: torch.Tensor) -> torch.Tensor:
-        """The rules of one step: the ball falls and bounces, the paddle moves. Returns the rewards [N]."""
-        if self.row == self.steps:
+    def move(self, actions: torch.Tensor) -> torch.Tensor:
+        """The rules of one step, without drawing a frame: the ball falls and bounces, the paddle moves. Returns the
+        rewards [N], as `step` does; the Gymnasium envs draw their images themselves."""
+        if self.over:
             raise RuntimeError("the games are over: call reset() or start() before stepping again")
         if tuple(actions.shape) != (self.n,):
             raise ValueError(f"actions has shape {tuple(actions.shape)}, expected ({self.n},)")
@@ -160,7 +171,7 @@ class CatchBatch:
 
 class Catch(gymnasium.Env):
     """One game of Catch as a Gymnasium env: observation the frame as an image (size, size, 1) uint8, 255 at the ball
-    and the paddle, else 0 (`to_image`); actions Discrete(3) (0 left, 1 stay, 2 right). info carries the state:
+    and the paddle, else 0 (`CatchBatch.image`); actions Discrete(3) (0 left, 1 stay, 2 right). info carries the state:
     ball_row, ball_x, dx, paddle_x."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
@@ -177,20 +188,20 @@ class Catch(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        frames = self._game.start(**draw_starts([self.np_random], self.size))
-        return to_image(frames)[0], self._info()
+        self._game.start(**draw_starts([self.np_random], self.size))
+        return self._game.image()[0], self._info()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 (left), 1 (stay) or 2 (right), got {action!r}")
-        frames, reward, done = self._game.step(torch.tensor([int(action)]))
-        return to_image(frames)[0], float(reward[0]), done, False, self._info()
+        reward = self._game.move(torch.tensor([int(action)]))
+        return self._game.image()[0], float(reward[0]), self._game.over, False, self._info()
 
     def render(self) -> np.ndarray | None:
         """(size * 8, size * 8, 3) uint8, white ball and paddle on black, when render_mode is "rgb_array"."""
         if self.render_mode is None:
             return None
-        gray = to_image(self._game.observe())[0, :, :, 0]
+        gray = self._game.image()[0, :, :, 0]
         big = gray.repeat(self.render_scale, axis=0).repeat(self.render_scale, axis=1)
         return np.stack([big, big, big], axis=-1)
 
@@ -233,7 +244,6 @@ class CatchVector(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._games = CatchBatch(num_envs, size=size)
         self._rngs: list[np.random.Generator | None] = [None] * num_envs  # game i's, made by the first reset
-        self._over = False  # the games ended on the last step: the next one starts new ones
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         if options and "reset_mask" in options:
@@ -255,18 +265,18 @@ class CatchVector(VectorEnv):
         if not self.action_space.contains(actions):
             raise ValueError(f"actions must be {self.num_envs} moves, each 0 (left), 1 (stay) or 2 (right), "
                              f"got {actions!r}")
-        n = self.num_envs
-        if self._over:
+        if self._rngs[0] is None:
+            raise RuntimeError("call reset() before step(): the games have not started")
+        n, games = self.num_envs, self._games
+        if games.over:  # the last step ended the games: this one starts the next ones
             obs, info = self._start()
             return obs, np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), info
-        frames, reward, done = self._games.step(torch.tensor(actions, dtype=torch.int64))
-        self._over = done
-        return to_image(frames), reward.double().numpy(), np.full(n, done), np.zeros(n, bool), self._info()
+        reward = games.move(torch.tensor(actions, dtype=torch.int64))
+        return games.image(), reward.double().numpy(), np.full(n, games.over), np.zeros(n, bool), self._info()
 
     def _start(self) -> tuple[np.ndarray, dict]:
-        self._over = False
-        frames = self._games.start(**draw_starts(self._rngs, self.size))
-        return to_image(frames), self._info()
+        self._games.start(**draw_starts(self._rngs, self.size))
+        return self._games.image(), self._info()
 
     def _info(self) -> dict:
         g = self._games
