@@ -191,6 +191,18 @@ class Games(NamedTuple):
     generator: torch.Generator
 
 
+def catch_games(*, games: int, size: int, seed: int, stream: int, batch_size: int = 1000,
+                device=None) -> Iterator[CatchBatch]:
+    """`games` games whose starts are fixed by (seed, stream, batch_size), batch_size at a time, each batch started
+    and ready to play: the same games for every agent that plays them (the RAM agents here, an outside library's in
+    examples/catch_sb3.py)."""
+    for b, first in enumerate(range(0, games, batch_size)):
+        world = CatchBatch(min(batch_size, games - first), size=size, generator=generator(seed, stream, b),
+                           device=device)
+        world.reset()
+        yield world
+
+
 @torch.no_grad()
 def catch_rate(model: torch.nn.Module, *, games: int, size: int, seed: int, stream: int, sample: bool,
                batch_size: int = 1000, device=None, progress: bool = False) -> dict[str, Any]:
@@ -200,10 +212,8 @@ def catch_rate(model: torch.nn.Module, *, games: int, size: int, seed: int, stre
     was_training = model.training
     model.eval()
     caught = 0
-    for b, first in enumerate(tqdm(range(0, games, batch_size), desc="games", leave=False, disable=not progress)):
-        world = CatchBatch(min(batch_size, games - first), size=size, generator=generator(seed, stream, b),
-                           device=device)
-        world.reset()
+    worlds = catch_games(games=games, size=size, seed=seed, stream=stream, batch_size=batch_size, device=device)
+    for world in tqdm(worlds, total=-(-games // batch_size), desc="games", leave=False, disable=not progress):
         model(world, sample=sample)
         caught += int(world.reward.sum().item())
     model.train(was_training)
