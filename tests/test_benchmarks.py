@@ -68,3 +68,11 @@ def test_the_runs_paused_during_a_benchmark_are_training_runs_however_started():
     others = ["/usr/bin/python /usr/local/bin/ram bench --preset mnist --json", "python -m ram eval --pretrained mnist-g6"]
     assert all(re.search(PAUSE, c) for c in started)
     assert not any(re.search(PAUSE, c) for c in others)
+
+
+def test_catch_vector_benchmark_prints_a_row_per_size():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "catch_vector.py"), "--envs", "2", "3",
+                           "--games-per-env", "1", "--repeats", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| 2 |", "| 3 |"))]
+    assert len(rows) == 2 and all(row.count("|") == 7 for row in rows)

@@ -4,14 +4,17 @@ The rules are checked against `oracle_step` / `oracle_frame`, a literal per-game
 in float32 scalars (its tensors' precision), so the twin test does not only compare the env with itself.
 """
 
+import warnings
+
 import gymnasium
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import ram  # noqa: F401  (registers ram/Catch-v0)
-from ram.envs import Catch, CatchBatch
+from ram.envs import Catch, CatchBatch, CatchVector
 
 SIZE = 24
 LEFT, STAY, RIGHT = 0, 1, 2
@@ -44,15 +47,19 @@ def chase(column: int, paddle: int) -> int:
 
 
 @pytest.mark.parametrize("render_mode", [None, "rgb_array"])
-def test_gymnasium_checker_passes(render_mode):
+def test_gymnasium_checker_passes_without_a_warning(render_mode):
     # through make, so the checker has a spec and can try the other render modes
-    check_env(gymnasium.make("ram/Catch-v0", render_mode=render_mode).unwrapped)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(gymnasium.make("ram/Catch-v0", render_mode=render_mode).unwrapped)
+    assert [str(w.message) for w in caught] == []
 
 
-def test_make_after_import_ram():
+def test_make_after_import_ram_gives_atari_style_images():
     env = gymnasium.make("ram/Catch-v0", size=10)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (10, 10) and obs.dtype == np.float32
+    assert obs.shape == (10, 10, 1) and obs.dtype == np.uint8
+    assert set(np.unique(obs)) == {0, 255} and obs.sum() == 3 * 255  # the ball and the paddle's two pixels
     assert set(info) == {"ball_row", "ball_x", "dx", "paddle_x"}
 
 
@@ -61,7 +68,7 @@ def test_render_is_an_upscaled_rgb_frame():
     obs, _ = env.reset(seed=3)
     image = env.render()
     assert image.shape == (SIZE * 8, SIZE * 8, 3) and image.dtype == np.uint8
-    assert np.array_equal(image[::8, ::8, 0] == 255, obs == 1)
+    assert np.array_equal(image[::8, ::8, :1], obs)
 
 
 def test_same_seed_same_game():
@@ -115,7 +122,7 @@ def test_paddle_is_clamped_at_the_walls(action, wall):
         obs, *_, info = env.step(action)
         assert 0 <= info["paddle_x"] <= SIZE - 2
     assert info["paddle_x"] == wall
-    assert obs[-1, wall] == obs[-1, wall + 1] == 1
+    assert obs[-1, wall, 0] == obs[-1, wall + 1, 0] == 255
 
 
 def test_ball_bounces_off_both_walls():
@@ -165,8 +172,8 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
     bounced = torch.zeros(len(envs), dtype=torch.bool)
     for t in range(1, SIZE):
         for k, (obs, _) in enumerate(starts):
-            assert np.array_equal(obs, oracle_frame(states[k], SIZE))
-            assert np.array_equal(twin_frames[k, 0].numpy(), obs)
+            assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
+            assert np.array_equal(twin.image()[k], obs)
         actions = [
             chase(oracle_column(s[1], SIZE), s[3]) if k % 2 else int(rng.integers(0, 3)) for k, s in enumerate(states)
         ]
@@ -179,8 +186,8 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
         assert all(r[2] == done == (t == SIZE - 1) for r in results)
         starts = [(r[0], r[4]) for r in results]
     for k, (obs, _) in enumerate(starts):
-        assert np.array_equal(obs, oracle_frame(states[k], SIZE))
-        assert np.array_equal(twin_frames[k, 0].numpy(), obs)
+        assert np.array_equal(obs[:, :, 0], 255 * oracle_frame(states[k], SIZE))
+        assert np.array_equal(twin.image()[k], obs)
     caught = [oracle_column(s[1], SIZE) - s[3] in (0, 1) for s in states]
     assert rewards == [float(c) for c in caught]
     assert bounced.sum() >= 5 and 0 < sum(caught) < len(caught)
@@ -193,6 +200,9 @@ def test_gymnasium_env_batched_twin_and_oracle_agree():
         (lambda: Catch(size=24.0), ["size", "24.0"]),
         (lambda: Catch(render_mode="human"), ["render_mode", "human"]),
         (lambda: CatchBatch(0), ["n", "0"]),
+        (lambda: CatchVector(0), ["num_envs", "0"]),
+        (lambda: CatchVector(2).reset(seed=[1, 2, 3]), ["seed", "3", "2"]),
+        (lambda: CatchVector(2).reset(options={"reset_mask": np.array([True, False])}), ["reset_mask", "True"]),
         (lambda: CatchBatch(3, size=1), ["size", "1"]),
         (lambda: CatchBatch(3).start(ball_x=[0.0, 1.0], dx=[0.0] * 3, paddle_x=[0] * 3), ["ball_x", "(2,)"]),
     ],
@@ -204,6 +214,15 @@ def test_bad_settings_name_the_field_and_value(make, words):
 
 
 def test_bad_action_and_stepping_a_finished_game_are_errors():
+    envs = CatchVector(2)
+    with pytest.raises(RuntimeError, match="reset"):
+        envs.step(np.array([1, 1]))
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="actions"):
+        envs.step(np.array([1, 3]))
+    with pytest.raises(ValueError, match="actions"):
+        envs.step(np.array([1]))
+
     env = Catch(size=3)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
@@ -212,3 +231,45 @@ def test_bad_action_and_stepping_a_finished_game_are_errors():
     env.step(STAY)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(STAY)
+
+
+def test_vector_env_plays_the_games_of_single_envs_seeded_s_plus_i_across_autoresets():
+    """make_vec's vector env against Gymnasium's own SyncVectorEnv of N single envs, which reset(seed=s) seeds with
+    s + i and which autoresets in the next-step mode: the same frames, rewards, ends and infos at every step, through
+    two games, a reseed in the middle of the third, a fourth game from the new seeds and the start of a fifth."""
+    n, seed = 6, 11
+    envs = gymnasium.make_vec("ram/Catch-v0", num_envs=n, vectorization_mode="vector_entry_point")
+    assert isinstance(envs, CatchVector) and envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    singles = SyncVectorEnv([Catch for _ in range(n)])
+    assert singles.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+
+    def same(ours, theirs):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours[:-1], theirs[:-1]):  # observations, then rewards, terminations, truncations on a step
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert ours[-1].keys() == theirs[-1].keys()
+        assert all(np.array_equal(ours[-1][k], theirs[-1][k]) for k in ours[-1])
+
+    rng = np.random.default_rng(0)
+    out = envs.reset(seed=seed)
+    same(out, singles.reset(seed=seed))
+    over, starts, final_rewards = False, 0, []
+    for t in range(3 * SIZE + 10):
+        if t == 2 * SIZE + 5:  # reseed mid-game: both start over from the new seeds
+            out = envs.reset(seed=seed + 100)
+            same(out, singles.reset(seed=seed + 100))
+        info = out[-1]
+        columns = np.clip(info["ball_x"], 0, SIZE - 1).astype(int)
+        actions = np.array([chase(c, p) if k % 2 else rng.integers(0, 3)
+                            for k, (c, p) in enumerate(zip(columns, info["paddle_x"]))])
+        out = envs.step(actions)
+        same(out, singles.step(actions))
+        _, reward, terminated, _, info = out
+        if over:  # the step after the end ignores the moves and starts new games
+            starts += 1
+            assert (info["ball_row"] == 0).all() and not reward.any() and not terminated.any()
+        over = terminated.all()
+        if over:
+            final_rewards.append(reward)
+    assert starts == len(final_rewards) == 3
+    assert 0 < np.sum(final_rewards) < 3 * n  # balls caught and balls missed

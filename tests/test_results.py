@@ -109,3 +109,14 @@ def test_a_two_phase_row_replays_both_phases_the_second_from_the_firsts_weights(
     assert two.model == one.model
     assert _model(row).endswith("LSTM of 512, then 3 epochs at lr 0.0001 along its modes too")
     assert _model(BY_NAME["mnist-g3"]).endswith("trained along its means too")  # one phase: nothing added
+
+
+def test_catch_rows_give_the_sampled_rate_and_an_outside_agents_row_its_games_and_its_script():
+    ram = {"error": 1.1, "catch_rate_sampled": 87.8, "epochs": 32, "planned_epochs": 80, "train_seconds": 1803.9}
+    ppo = {"error": 4.5, "catch_rate_sampled": 93.0, "train_games": 81_250, "train_seconds": 2400}
+    lines = table({"catch": ram, "catch-sb3-ppo": ppo}).splitlines()[2:]
+    assert "| **1.10** (sampled: 12.20) |" in lines[0] and "| 32 of 80 |" in lines[0]
+    assert "stable-baselines3 PPO" in lines[1] and "| **4.50** (sampled: 7.00) |" in lines[1]
+    assert "| 81,250 games | 40 min |" in lines[1]
+    assert reproduce_commands(BY_NAME["catch-sb3-ppo"], results_root="out") == [
+        ["python", "examples/catch_sb3.py", "--out-file", "out/catch-sb3-ppo.json"]]

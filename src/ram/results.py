@@ -47,6 +47,9 @@ class Row:
     then: tuple[str, ...] = ()
     """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
     weights (`--init`); () trains in one phase."""
+    script: tuple[str, ...] = ()
+    """A row trained by a script of its own rather than `ram train` (an outside library's agent): the command that
+    trains it and writes the results file given with `--out-file`, which `ram reproduce` runs; () for `ram train`."""
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
@@ -138,6 +141,8 @@ ROWS: list[Row] = [
     Row("catch", "catch", "ram", 23, seed_repo=SEED_002),
     Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head", epochs=30),
     Row("catch-random", "catch", "random-agent", 23, note="random moves", epochs=1),
+    Row("catch-sb3-ppo", "catch", "sb3-ppo", script=("python", "examples/catch_sb3.py"),
+        note="stable-baselines3 PPO, MlpPolicy on the whole screen, SB3's defaults"),
     Row("fashion-g6", "mnist", "ram", 6, data="data/fashion-images", export="fashion",
         title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
 ]
@@ -184,11 +189,12 @@ def _train_time(r: dict) -> str:
 
 
 def _epochs(r: dict) -> str:
-    """Epochs trained; "37 of 40" for a run stopped before its schedule ended; "250 + 20" for two phases."""
+    """Epochs trained; "37 of 40" for a run stopped before its schedule ended; "250 + 20" for two phases; "50,000
+    games" for an agent trained outside `ram train`, which counts games, not epochs."""
     if "phases" in r:
         return " + ".join(str(p["epochs"]) for p in r["phases"])
     if "epochs" not in r:
-        return "–"
+        return f"{r['train_games']:,} games" if "train_games" in r else "–"
     planned = r.get("planned_epochs")
     return f"{r['epochs']} of {planned}" if planned and planned != r["epochs"] else str(r["epochs"])
 
@@ -234,7 +240,8 @@ def table(results: dict[str, dict]) -> str:
     "one episode" is the headline, the paper's protocol and cost: one episode of T glimpses per image along the
     policy means (`ram eval`'s "error"). The next column averages the class probabilities of M sampled episodes, M x T
     glimpses ("error_averaged"; "–" for the baselines without a policy). "seed repo" is the founding repository's own
-    number where the row reproduces one of them.
+    number where the row reproduces one of them. A Catch row's headline (balls missed along the policies' modes) has
+    the rate with sampled moves beside it ("sampled").
     """
     lines = [
         "| task | model | this project, one episode | 10 episodes averaged (10×T glimpses) | paper A | paper B | "
@@ -250,8 +257,9 @@ def table(results: dict[str, dict]) -> str:
         averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
         if averaged is not None and r.get("mc_samples") != 10:
             raise ValueError(f"results for {row.name}: averaged over {r.get('mc_samples')} episodes, the column says 10")
+        sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
         lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}** | "
+            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}**{sampled} | "
             f"{_fmt(averaged)} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
             f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_train_time(r)} |"
         )
@@ -275,6 +283,8 @@ def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = 
                        precision: str | None = None) -> list[list[str]]:
     """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
     on a CPU that only emulates bf16)."""
+    if row.script:
+        return [[*row.script, "--out-file", f"{results_root}/{row.name}.json"]]
     phases = row.phases(out_root)
     if precision is not None:
         phases = [([*_without(args, "--precision"), "--precision", precision], out) for args, out in phases]

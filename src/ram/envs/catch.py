@@ -7,8 +7,10 @@ it moves one pixel (0 = left, 1 = stay, 2 = right), clamped to the screen. After
 bottom row and the game ends: reward 1 if the paddle is under the ball, else 0. Every earlier reward is 0.
 
 The rules follow catch.py of samrudhdhirangrej/Recurrent-Model-of-Visual-Attention (seed 002), which played the game
-for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors); the Gymnasium env
-`Catch` is one such game whose start is drawn from its own `np_random`.
+for the paper's Catch experiment. They are written once, in `CatchBatch` (N games as tensors). The Gymnasium env
+`Catch` is one such game whose starts are drawn from its own `np_random`; the Gymnasium vector env `CatchVector` is N
+of them stepped together in one `CatchBatch`, game i drawing its starts from its own generator. Both show the frame as
+the RL ecosystem expects an image (`CatchBatch.image`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,32 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 
 def fall_dx(angle: torch.Tensor) -> torch.Tensor:
     """Sideways move per step [N] of balls falling at `angle` [N] degrees: 1 at 45, 0 at 90, -1 at 135."""
     return torch.cos(torch.deg2rad(angle)) / math.cos(math.radians(45))
+
+
+def draw_starts(rngs: list[np.random.Generator], size: int) -> dict[str, torch.Tensor]:
+    """The starts of len(rngs) games, game i's from rngs[i] alone: ball_x [N] and dx [N] float32, paddle_x [N] int64,
+    the arguments of `CatchBatch.start`. The ball's column is uniform in 0 .. size - 1, its angle in [45, 135) degrees,
+    the paddle's column in 0 .. size - 2, all three from one rng.random(3) per game: a third of the cost of three calls
+    (integers, uniform, integers), which would dominate the vector env's resets."""
+    u = np.stack([rng.random(3) for rng in rngs])  # [N, 3]
+    return {
+        "ball_x": torch.from_numpy(np.floor(u[:, 0] * size)).float(),
+        "dx": fall_dx(torch.from_numpy(45 + 90 * u[:, 1]).float()),
+        "paddle_x": torch.from_numpy(np.floor(u[:, 2] * (size - 1))).long(),
+    }
+
+
+def image_space(size: int) -> spaces.Box:
+    """The observation space of one game: a (size, size, 1) uint8 image in [0, 255]."""
+    return spaces.Box(0, 255, (size, size, 1), np.uint8)
 
 
 def _check_size(size: int) -> None:
@@ -94,11 +117,27 @@ class CatchBatch:
 
     def observe(self) -> torch.Tensor:
         """The current frames [N, 1, size, size] float32: 1 at the ball and the paddle's two pixels, else 0."""
-        frames = torch.zeros(self.n, 1, self.size, self.size, device=self.device)
-        frames[self._games, 0, self.row, self.ball_column()] = 1
-        frames[self._games, 0, -1, self.paddle_x] = 1
-        frames[self._games, 0, -1, self.paddle_x + 1] = 1
+        return self._draw(torch.float32, 1)
+
+    def image(self) -> np.ndarray:
+        """The current frames as images [N, size, size, 1] uint8, 255 at the ball and the paddle, else 0, on the CPU:
+        channels last and 0-255, the convention of Atari envs, so that stable-baselines3 treats them as images
+        (normalised by 1/255). What the Gymnasium envs observe."""
+        return self._draw(torch.uint8, 255).movedim(1, -1).cpu().numpy()
+
+    def _draw(self, dtype: torch.dtype, on: int) -> torch.Tensor:
+        """[N, 1, size, size] of dtype: `on` at the ball and the paddle's two pixels, else 0. Drawn in the dtype the
+        caller wants, as a float frame cast to uint8 would cost the vector env most of its step."""
+        frames = torch.zeros(self.n, 1, self.size, self.size, dtype=dtype, device=self.device)
+        frames[self._games, 0, self.row, self.ball_column()] = on
+        frames[self._games, 0, -1, self.paddle_x] = on
+        frames[self._games, 0, -1, self.paddle_x + 1] = on
         return frames
+
+    @property
+    def over(self) -> bool:
+        """Whether the games have ended (the ball is in the bottom row): moving is an error until reset or start."""
+        return self.row == self.steps
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Move every game once. actions [N] int64 in {0 left, 1 stay, 2 right} (not checked here: no host sync).
@@ -106,17 +145,18 @@ class CatchBatch:
         Returns (frames [N, 1, size, size], reward [N] float32, done). Reward is 0 until the last step, where it is
         1 for each game whose paddle is under the ball. Stepping after done is an error: call reset or start.
         """
-        reward = self._advance(actions)
-        return self.observe(), reward, self.row == self.steps
+        reward = self.move(actions)
+        return self.observe(), reward, self.over
 
     def act(self, moves: torch.Tensor) -> None:
         """The episode loop's side of a world (`ram.model.RAM.play`): move, adding the rewards to `reward` [N]. The
         loop reads the next frame with observe(), so none is drawn here."""
-        self.reward = self.reward + self._advance(moves)
+        self.reward = self.reward + self.move(moves)
 
-    def _advance(self, actions: torch.Tensor) -> torch.Tensor:
-        """The rules of one step: the ball falls and bounces, the paddle moves. Returns the rewards [N]."""
-        if self.row == self.steps:
+    def move(self, actions: torch.Tensor) -> torch.Tensor:
+        """The rules of one step, without drawing a frame: the ball falls and bounces, the paddle moves. Returns the
+        rewards [N], as `step` does; the Gymnasium envs draw their images themselves."""
+        if self.over:
             raise RuntimeError("the games are over: call reset() or start() before stepping again")
         if tuple(actions.shape) != (self.n,):
             raise ValueError(f"actions has shape {tuple(actions.shape)}, expected ({self.n},)")
@@ -134,8 +174,9 @@ class CatchBatch:
 
 
 class Catch(gymnasium.Env):
-    """One game of Catch as a Gymnasium env: observation the binary frame (size, size) float32, actions
-    Discrete(3) (0 left, 1 stay, 2 right). info carries the state: ball_row, ball_x, dx, paddle_x."""
+    """One game of Catch as a Gymnasium env: observation the frame as an image (size, size, 1) uint8, 255 at the ball
+    and the paddle, else 0 (`CatchBatch.image`); actions Discrete(3) (0 left, 1 stay, 2 right). info carries the state:
+    ball_row, ball_x, dx, paddle_x."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     render_scale = 8  # pixels per cell in render(): a 24x24 frame is too small to see
@@ -145,30 +186,26 @@ class Catch(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.size, self.render_mode = size, render_mode
-        self.observation_space = spaces.Box(0.0, 1.0, (size, size), np.float32)
+        self.observation_space = image_space(size)
         self.action_space = spaces.Discrete(3)
         self._game = CatchBatch(1, size=size)  # the rules; reset() starts it from draws of self.np_random
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        frames = self._game.start(
-            ball_x=[float(self.np_random.integers(0, self.size))],
-            dx=fall_dx(torch.tensor([self.np_random.uniform(45.0, 135.0)])),
-            paddle_x=[int(self.np_random.integers(0, self.size - 1))],
-        )
-        return frames[0, 0].numpy(), self._info()
+        self._game.start(**draw_starts([self.np_random], self.size))
+        return self._game.image()[0], self._info()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 (left), 1 (stay) or 2 (right), got {action!r}")
-        frames, reward, done = self._game.step(torch.tensor([int(action)]))
-        return frames[0, 0].numpy(), float(reward[0]), done, False, self._info()
+        reward = self._game.move(torch.tensor([int(action)]))
+        return self._game.image()[0], float(reward[0]), self._game.over, False, self._info()
 
     def render(self) -> np.ndarray | None:
         """(size * 8, size * 8, 3) uint8, white ball and paddle on black, when render_mode is "rgb_array"."""
         if self.render_mode is None:
             return None
-        gray = (self._game.observe()[0, 0].numpy() * 255).astype(np.uint8)
+        gray = self._game.image()[0, :, :, 0]
         big = gray.repeat(self.render_scale, axis=0).repeat(self.render_scale, axis=1)
         return np.stack([big, big, big], axis=-1)
 
@@ -180,3 +217,73 @@ class Catch(gymnasium.Env):
             "dx": float(game.dx[0]),
             "paddle_x": int(game.paddle_x[0]),
         }
+
+
+class CatchVector(VectorEnv):
+    """num_envs games of Catch as one Gymnasium vector env, stepped together in one `CatchBatch`: what
+    `gymnasium.make_vec("ram/Catch-v0", num_envs=N)` builds (vectorization_mode "vector_entry_point", the default once
+    registered). Observations [N, size, size, 1] uint8, as `Catch` gives them; actions [N] in {0, 1, 2}; infos the
+    state arrays of `Catch`'s info, each with its `_name` mask, as SyncVectorEnv gathers them.
+
+    Autoreset is Gymnasium's next-step mode (`AutoresetMode.NEXT_STEP`, SyncVectorEnv's default): the step after a
+    game ends ignores its action and returns the first frame of a new game with reward 0, not terminated. Every game
+    lasts size - 1 steps, so all N end on the same step and start again together; a reset of some games only
+    (options["reset_mask"]) has nothing to do and is refused.
+
+    Seeding follows SyncVectorEnv: reset(seed=s) seeds game i's generator with s + i (a list seeds each game with its
+    own), and game i draws every later start from it, so game i plays exactly the games of a `Catch` reset with seed
+    s + i and then reset without one.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, *, size: int = 24):
+        _check_size(size)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        self.num_envs, self.size = num_envs, size
+        self.single_observation_space = image_space(size)
+        self.single_action_space = spaces.Discrete(3)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._games = CatchBatch(num_envs, size=size)
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs  # game i's, made by the first reset
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if options and "reset_mask" in options:
+            raise ValueError(f"options['reset_mask'] = {options['reset_mask']!r}: the games start and end together "
+                             "(each lasts size - 1 steps), so they are only reset all at once")
+        if seed is None:
+            seeds = [None] * self.num_envs
+        else:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed has {len(seeds)} seeds, expected one per game ({self.num_envs})")
+        for i, game_seed in enumerate(seeds):
+            if game_seed is not None or self._rngs[i] is None:
+                self._rngs[i], _ = seeding.np_random(game_seed)
+        return self._start()
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        if not self.action_space.contains(actions):
+            raise ValueError(f"actions must be {self.num_envs} moves, each 0 (left), 1 (stay) or 2 (right), "
+                             f"got {actions!r}")
+        if self._rngs[0] is None:
+            raise RuntimeError("call reset() before step(): the games have not started")
+        n, games = self.num_envs, self._games
+        if games.over:  # the last step ended the games: this one starts the next ones
+            obs, info = self._start()
+            return obs, np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), info
+        reward = games.move(torch.tensor(actions, dtype=torch.int64))
+        return games.image(), reward.double().numpy(), np.full(n, games.over), np.zeros(n, bool), self._info()
+
+    def _start(self) -> tuple[np.ndarray, dict]:
+        self._games.start(**draw_starts(self._rngs, self.size))
+        return self._games.image(), self._info()
+
+    def _info(self) -> dict:
+        g = self._games
+        info = {"ball_row": np.full(self.num_envs, g.row), "ball_x": g.ball_x.double().numpy(),
+                "dx": g.dx.double().numpy(), "paddle_x": g.paddle_x.numpy().copy()}
+        return {**info, **{f"_{name}": np.ones(self.num_envs, bool) for name in info}}

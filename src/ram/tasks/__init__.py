@@ -105,7 +105,7 @@ class Task(Protocol):
 
 # The tasks register themselves (ram.config.register_task) as they are imported.
 from . import catch, classify  # noqa: E402
-from .catch import CatchGame, catch_rate  # noqa: E402
+from .catch import CatchGame, catch_games, catch_rate  # noqa: E402
 from .classify import (  # noqa: E402
     Classification,
     classification_loss,
@@ -120,5 +120,5 @@ def make_task(cfg: RunConfig, *, data: Any = None, progress: bool = True) -> Tas
     return task_of(cfg.task.dataset)(cfg, data=data, progress=progress)
 
 
-__all__ = ["CatchGame", "Classification", "Task", "catch", "catch_rate", "classification_loss", "classify",
+__all__ = ["CatchGame", "Classification", "catch_games", "Task", "catch", "catch_rate", "classification_loss", "classify",
            "evaluate", "make_task", "predict", "seeded", "test_report"]

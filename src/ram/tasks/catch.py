@@ -2,11 +2,12 @@
 sampled moves and glimpses; every decision is reinforced with the end-of-game reward; the catch rate in %.
 
 Every game's start is seeded here, in one place: training, validation and test games by (seed, stream, batch)
-(`games`), and the games `ram viz` draws and the page replays by one seed (`drawn_games`).
+(`Games` and `catch_games`), and the games `ram viz` draws and the page replays by one seed (`drawn_games`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,11 +29,16 @@ class Games(NamedTuple):
     generator: torch.Generator
 
 
-def games(n: int, *, size: int, seed: int, stream: int, batch: int, device=None) -> CatchBatch:
-    """n games started from (seed, stream, batch): stream TRAIN's batch b of epoch e is (TRAIN, e, b)'s games."""
-    world = CatchBatch(n, size=size, generator=generator(seed, stream, batch), device=device)
-    world.reset()
-    return world
+def catch_games(*, games: int, size: int, seed: int, stream: int, batch_size: int = 1000,
+                device=None) -> Iterator[CatchBatch]:
+    """`games` games whose starts are fixed by (seed, stream, batch_size), batch_size at a time, each batch started
+    and ready to play: the same games for every agent that plays them (the RAM agents here, an outside library's in
+    examples/catch_sb3.py)."""
+    for b, first in enumerate(range(0, games, batch_size)):
+        world = CatchBatch(min(batch_size, games - first), size=size, generator=generator(seed, stream, b),
+                           device=device)
+        world.reset()
+        yield world
 
 
 def drawn_games(n: int, *, size: int, seed: int, device=None) -> CatchBatch:
@@ -51,16 +57,13 @@ def catch_rate(model: torch.nn.Module, *, games: int, size: int, seed: int, stre
     was_training = model.training
     model.eval()
     caught = 0
-    for b, first in enumerate(tqdm(range(0, games, batch_size), desc="games", leave=False, disable=not progress)):
-        world = _games(min(batch_size, games - first), size=size, seed=seed, stream=stream, batch=b, device=device)
+    worlds = catch_games(games=games, size=size, seed=seed, stream=stream, batch_size=batch_size, device=device)
+    for world in tqdm(worlds, total=-(-games // batch_size), desc="games", leave=False, disable=not progress):
         model(world, sample=sample)
         caught += int(world.reward.sum().item())
     model.train(was_training)
     rate = 100.0 * caught / games
     return {"catch_rate": round(rate, 4), "error": round(100.0 - rate, 4), "n": games}
-
-
-_games = games  # catch_rate's argument `games` hides the function
 
 
 @torch.no_grad()
