@@ -45,10 +45,12 @@ class Train(Recipe):
     def run(self) -> None:
         from .train import fit, resolve_device
 
-        cfg = self.config(progress=self.progress)
+        cfg, why = self.resolve(progress=self.progress)
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
+        for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
+            print(line, flush=True)
         name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
         out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
         hooks = []

@@ -49,8 +49,8 @@ from tqdm import tqdm
 from ..config import ConfigError, RunConfig, TaskConfig
 from .mnist import DataError, Digits, data_dir
 
-__all__ = ["FORMATS", "Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_image", "open_task",
-           "with_channels"]
+__all__ = ["FORMATS", "Source", "configure", "default_val_size", "export_folder", "fit_image", "inspect", "load",
+           "open_image", "open_task", "with_channels"]
 
 # The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
 # outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
@@ -336,15 +336,21 @@ def _meta(folder: Path) -> dict | None:
 
 # The run config -------------------------------------------------------------------------------------------------------
 
+def default_val_size(n: int) -> int:
+    """The validation images taken from n training images when --val-size is not given: a sixth, at most 10,000
+    (MNIST's 10,000 of 60,000)."""
+    return min(10_000, n // 6)
+
+
 def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None, progress: bool = True) -> RunConfig:
     """`cfg`'s recipe trained on `source`: its classes, channels and image size in the config, validated.
 
-    val_size: validation images taken from the end of the training set; None takes a sixth of them, at most 10,000
-    (MNIST's 10,000 of 60,000). A glimpse larger than the images is an error naming both and where the size came from,
-    raised before any image but the first is read.
+    val_size: validation images taken from the end of the training set; None takes `default_val_size`. A glimpse
+    larger than the images is an error naming both and where the size came from, raised before any image but the
+    first is read.
     """
     n = source.n_train
-    val = val_size if val_size is not None else min(10_000, n // 6)
+    val = val_size if val_size is not None else default_val_size(n)
     if not 1 <= val < n:
         raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training images of {source.path} less at "
                           f"least one to train on" + ("" if val_size is not None else " (give --val-size)"))
