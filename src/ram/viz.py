@@ -85,6 +85,12 @@ class Trace(NamedTuple):
             return None
         return (int(self.preds[i]) if guess is None else guess) == int(self.labels[i])
 
+    def only(self, i: int) -> "Trace":
+        """Image i's part of the trace, to draw it alone."""
+        one = slice(i, i + 1)
+        return self._replace(images=self.images[one], labels=self.labels[one], locations=self.locations[one],
+                             probs=self.probs[one])
+
     def title(self, i: int) -> str:
         known = int(self.labels[i]) >= 0
         return f"pred {self.name(int(self.preds[i]))}" + (f" / true {self.name(int(self.labels[i]))}" if known else "")
