@@ -66,6 +66,20 @@ def test_every_accepted_form_of_the_same_images_gives_the_same_answer(model):
     torch.testing.assert_close(model.predict(Image.fromarray(images[1]).convert("RGB")).probs, reference[1:2])
 
 
+def test_colour_images_in_any_memory_layout_give_the_same_answer():
+    """A channels-last [B, C, H, W] (numpy's stack of transposed images, a permuted tensor) ended in a RuntimeError
+    from the sensor's view()."""
+    cfg = RunConfig(task=TaskConfig(dataset="images", source="shapes", class_names=("a", "b"), canvas=12),
+                    model=ModelConfig(image_size=12, channels=3, classes=2, patch_size=4, scales=2, glimpses=2))
+    torch.manual_seed(0)
+    colour = ram.Model(build_model(cfg.model), cfg, "random weights")
+    hwc = np.random.default_rng(0).integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+    reference = colour.predict(hwc).probs
+    torch.testing.assert_close(colour.predict(torch.from_numpy(hwc).permute(0, 3, 1, 2)).probs, reference)
+    torch.testing.assert_close(colour.predict(torch.from_numpy(np.stack([x.transpose(2, 0, 1) for x in hwc]))).probs,
+                               reference)
+
+
 @pytest.mark.parametrize("images,message", [
     (np.zeros((32, 32), np.uint8), r"shape \(32, 32\); expected 28x28 images with 1 channel"),
     (np.zeros((2, 28, 28), np.int32), "dtype torch.int32; expected 28x28"),

@@ -1,5 +1,6 @@
 """The Catch agent: RAM with a move head, trained through the same fit() as the classifiers."""
 
+import csv
 import dataclasses
 import json
 import math
@@ -151,6 +152,8 @@ def test_ram_train_and_eval_play_catch_from_the_command_line(tmp_path, capsys):
             "--no-progress"]
     assert main(args) == 0, capsys.readouterr().err
     assert (out / "model.safetensors").is_file() and (out / "metrics.csv").is_file()
+    row = next(csv.DictReader((out / "metrics.csv").open()))
+    assert row["classify"] == "" and row["reward"] != ""  # a game has no cross-entropy to show, not a 0
     test = json.loads((out / "test.json").read_text())
     assert test["task"] == "catch" and test["n"] == 1000 and 0 <= test["catch_rate"] <= 100
     capsys.readouterr()

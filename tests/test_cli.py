@@ -76,6 +76,27 @@ def test_train_then_eval_json(tiny_digits, tmp_path, capsys):
     assert result["error"] == json.loads((out / "test.json").read_text())["error"]  # same weights, same set
 
 
+def test_the_progress_line_shows_what_a_user_reads_and_not_the_hybrid_total(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--glimpses", "2", "--threads", "1", "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(lines) == 2 and float(rows[0]["loss"]) != float(rows[0]["classify"])  # the total is in the CSV
+    for line, row in zip(lines, rows):
+        assert line.startswith(f"epoch {row['epoch']}/2: cross-entropy {float(row['classify']):.3f}  reward "
+                               f"{float(row['reward']):.3f}  train error {float(row['train_error']):.2f}%  val error "
+                               f"{float(row['val_error']):.2f}%  {float(row['img_per_s']):,.0f} img/s")
+        assert "loss" not in line
+
+
+def test_a_game_has_no_cross_entropy_to_show():
+    from ram.train import readable
+
+    row = dict(classify="", reward=0.25, train_error=75.0, img_per_s=1234.5)
+    assert readable(row) == "reward 0.250  train error 75.00%  1,234 img/s"  # mid-epoch: no validation yet
+    assert readable({**row, "classify": "0.5", "val_error": "70"}).startswith("cross-entropy 0.500  reward")
+
+
 def test_eval_monte_carlo_is_reproducible(tiny_digits, tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "--epochs", "1", "--glimpses", "2", "--out", str(out), "--no-progress"])

@@ -153,20 +153,22 @@ def test_gif_frames_draw_the_current_boxes_in_the_colour_of_the_current_guess(gu
     assert len(shots) == T and shots[0].size == (28 * z, viz.GIF_HEADER + 28 * z)
     rgb = np.asarray(shots[0])
     hue = np.array([round(255 * v) for v in colour])
-    x0, y0, s = 10 * z, 10 * z, G * z  # the finest box at the centre: pixels 10..17
+    x0, y0 = 10 * z, 10 * z  # the finest box at the centre: pixels 10..17
     top, left = viz.GIF_HEADER + y0, x0
     assert (rgb[top, left + 4 : left + 12] == hue).all()  # top edge, clear of the step marker at the centre
     assert (rgb[top + 4 : top + 12, left] == hue).all()  # left edge
     assert (rgb[viz.GIF_HEADER + 26 * z, 2 * z] == 0).all()  # far corner of the image
 
 
-def metrics_rows(n=4):
-    return [dict(epoch=e, step=10 * e, lr="0.001", loss=1 / e, classify=1 / e, reinforce=-0.1 / e, baseline=0.1 / e,
-                 reward=1 - 0.5 / e, train_error=50 / e, val_error=40 / e, seconds=1.0, img_per_s=100.0)
+def metrics_rows(n=4, **columns):
+    rows = [dict(epoch=e, step=10 * e, lr="0.001", loss=-1 / e, classify=1 / e, reinforce=-2 / e, baseline=0.1 / e,
+                 reward=1 - 0.5 / e, train_error=50 / e, val_error=40 / e, seconds=1.0, img_per_s=100.0 * e)
             for e in range(1, n + 1)]
+    return [{**row, **columns} for row in rows]
 
 
 def test_curves_from_rows_and_from_metrics_csv(tmp_path):
+    """What a reader needs, one panel each: cross-entropy, error, reward, speed; never the negative hybrid total."""
     import csv
 
     rows = metrics_rows()
@@ -175,12 +177,23 @@ def test_curves_from_rows_and_from_metrics_csv(tmp_path):
         w.writeheader()
         w.writerows(rows)
     for fig in (viz.curves(rows), viz.curves(tmp_path / "metrics.csv")):
-        loss, error, reward = fig.axes
-        assert [line.get_label() for line in loss.get_lines()][:4] == ["total", "classify", "reinforce", "baseline"]
-        assert len(error.get_lines()) >= 2 and len(reward.get_lines()) == 1
+        ce, error, reward, speed = fig.axes
+        assert [ax.get_title() for ax in fig.axes] == ["cross-entropy (training batches)", "error (%)",
+                                                       "reward (mean, sampled episodes)", "training speed (images/s)"]
+        assert np.allclose(ce.get_lines()[0].get_ydata(), [1, 1 / 2, 1 / 3, 1 / 4])
         assert np.allclose(error.get_lines()[1].get_ydata(), [40, 20, 40 / 3, 10])
+        assert np.allclose(reward.get_lines()[0].get_ydata(), [0.5, 0.75, 1 - 0.5 / 3, 0.875])
+        assert np.allclose(speed.get_lines()[0].get_ydata(), [100, 200, 300, 400])
+        drawn = np.concatenate([line.get_ydata() for ax in fig.axes for line in ax.get_lines()])
+        assert (drawn >= 0).all()  # the total (-1/e) and REINFORCE (-2/e) are in metrics.csv only
     with pytest.raises(ValueError, match="no rows"):
         viz.curves([])
+
+
+def test_curves_of_a_game_have_no_cross_entropy_panel():
+    fig = viz.curves(metrics_rows(classify=""))  # a game's rows: it has no cross-entropy
+    assert [ax.get_title() for ax in fig.axes] == ["error (%)", "reward (mean, sampled episodes)",
+                                                   "training speed (images/s)"]
 
 
 class FakeData:

@@ -137,4 +137,6 @@ def as_batch(images: Any, *, size: int, channels: int) -> torch.Tensor:
         x = x[:, None] if channels == 1 and x.shape[0] != 1 else x[None]
     if x.dim() != 4 or x.shape[1:] != (channels, size, size):
         raise ValueError(f"images: shape {tuple(images.shape)}; expected {expected}")
-    return x
+    # The sensor reads the batch as one flat buffer: a channels-last layout (a permuted [B, H, W, C] tensor, numpy's
+    # stack of transposed images) ended in a RuntimeError from view().
+    return x.contiguous()

@@ -59,8 +59,11 @@ class ConvNet(nn.Module):
         self.cfg = cfg
         # Large canvases get the paper's 10x10 stride-5 first layer; 28x28 digits get a 5x5 stride-1 one.
         k, s = (10, 5) if cfg.image_size >= 60 else (5, 1)
+        # Under 9 pixels (scikit-learn's 8x8 digits) two unpadded 5x5 layers leave nothing: each is padded by 2.
+        pad = 2 if cfg.image_size < 9 else 0
         self.features = nn.Sequential(
-            nn.Conv2d(cfg.channels, 8, k, stride=s), nn.ReLU(), nn.Conv2d(8, 16, 5, stride=2), nn.ReLU(), nn.Flatten()
+            nn.Conv2d(cfg.channels, 8, k, stride=s, padding=pad), nn.ReLU(), nn.Conv2d(8, 16, 5, stride=2, padding=pad),
+            nn.ReLU(), nn.Flatten()
         )
         with torch.no_grad():
             n = self.features(torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)).shape[1]

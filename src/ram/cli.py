@@ -45,10 +45,12 @@ class Train(Recipe):
     def run(self) -> None:
         from .train import fit, resolve_device
 
-        cfg = self.config(progress=self.progress)
+        cfg, why = self.resolve(progress=self.progress)
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
+        for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
+            print(line, flush=True)
         name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
         out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
         hooks = []
@@ -121,6 +123,66 @@ class Eval:
 
             atomic_write(self.out_file, (json.dumps(result, indent=2) + "\n").encode())
         print(json.dumps(result) if self.json else task.summary(metrics, split=self.split, seed=self.seed))
+
+
+@dataclass
+class Predict:
+    """Classify image files with a trained model: for each, the file, the class and its probability (one episode
+    along the policy means). Each image is read and fitted to the model as `ram train --data` read its images; a file
+    that cannot be read is named on stderr and skipped (exit code 1 when any was)."""
+
+    files: tyro.conf.Positional[tuple[Path, ...]]
+    """Image files, and folders whose image files (and their subfolders') are all read."""
+    checkpoint: Path | None = None
+    """A run folder written by `ram train`."""
+    pretrained: str | None = None
+    """A shipped classifier (mnist-g6, fashion-g6, ...; an unknown name lists them)."""
+    json: bool = False
+    """One JSON object per line: file, class, label, probability."""
+    tracks: Path | None = None
+    """Also draw each image's gaze into this folder: NAME.png per file, under its path in a folder given."""
+    batch_size: int = 256
+
+    def run(self) -> int:
+        from . import files as f
+        from .api import Model
+        from .hub import load_run
+
+        _positive("batch_size", self.batch_size)
+        module, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
+        model = Model(module, cfg, source)
+        if self.tracks is not None and not cfg.model.about.drawn:
+            raise ConfigError(f"tracks = {str(self.tracks)!r}: a {cfg.model.kind} model reads the whole image and "
+                              "takes no glimpses, so there is no gaze to draw")
+        listed = f.listed(self.files)
+        pictures = dict(zip(listed, f.picture_names(listed)))
+        skipped = 0
+        for batch in f.batches(listed, size=model.image_size, channels=cfg.model.channels,
+                               batch_size=self.batch_size):
+            for file, why in batch.skipped:
+                print(f"ram predict: skipped {f.shown(file.path)}: {f.shown(why)}", file=sys.stderr)
+            skipped += len(batch.skipped)
+            if not batch.files:
+                continue
+            out = model.predict(batch.images)
+            for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
+                p = round(float(probs[label]), 4)
+                print(json.dumps({"file": f.shown(file.path), "class": name, "label": label, "probability": p})
+                      if self.json else f"{f.shown(file.path)}\t{name}\t{p:.4f}", flush=True)
+            if self.tracks is not None:
+                self._draw(model, batch, {file: self.tracks / pictures[file] for file in batch.files})
+        if skipped:
+            print(f"ram predict: {skipped} of {len(listed)} file(s) skipped", file=sys.stderr)
+        return 1 if skipped else 0
+
+    @staticmethod
+    def _draw(model, batch, where: dict) -> None:
+        from . import viz
+
+        trace = viz.trace(model, batch.images)
+        for i, file in enumerate(batch.files):
+            where[file].parent.mkdir(parents=True, exist_ok=True)
+            viz.save(viz.tracks(trace.only(i), n=1), where[file])
 
 
 @dataclass
@@ -377,7 +439,7 @@ def _positive(name: str, value) -> None:
         raise ConfigError(f"{name} = {value!r}: must be > 0")
 
 
-COMMANDS = {"train": Train, "eval": Eval, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
+COMMANDS = {"train": Train, "eval": Eval, "predict": Predict, "bench": Bench, "presets": Presets, "reproduce": Reproduce,
             "results": Results, "viz": Viz, "sweep": Sweep, "export-folder": ExportFolder,
             "serve": Serve}
 
@@ -398,14 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv else "ram"
     try:
         args = parse(argv)
-        args.run()
+        code = args.run() or 0  # a command that did part of its work says so by its code (ram predict: 1)
     except (ConfigError, CheckpointError, DataError, TrainingError) as e:
         print(f"ram {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ram {command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code
 
 
 if __name__ == "__main__":

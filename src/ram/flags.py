@@ -6,7 +6,10 @@ is a flag (`--glimpses`, `--what-size`, `--lr`) with its help text, and the pres
 follow from the data (the canvas, channels, classes) are set by the preset or `--data`, not by a flag
 (`tyro.conf.Suppress` in ram.config).
 
-Parsing takes two steps: `--preset` is read first, since the preset gives every other flag its default.
+Parsing takes two steps: `--preset` (and `--data`, which makes the default preset auto) is read first, since the
+preset gives every other flag its default. The auto recipe (`ram.auto`) derives some fields from the data and keeps
+those a flag gave: which flags were given is read from the command line too (`given_in`), as a value alone cannot say
+whether it came from a flag or from the preset.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Annotated
 
 import tyro
 
-from . import presets
+from . import auto, presets
 from .config import ConfigError, RunConfig
 
 # Nested config sections lend their fields to the command line without a prefix (--glimpses, not --model.glimpses),
@@ -27,12 +30,17 @@ from .config import ConfigError, RunConfig
 Section = Annotated[RunConfig, tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff]
 
 
+BY_NAME = ("mnist", "fashion")
+"""The datasets --data takes by name; anything else is a folder or an .npz."""
+
+
 @dataclass
 class Recipe:
     """What to train: a preset, its config's fields by name, and your own images."""
 
     preset: str = "mnist"
-    """Experiment to run (see `ram presets`); its settings are every other flag's default."""
+    """Experiment to run (see `ram presets`); its settings are every other flag's default. Default: auto with --data
+    PATH (a recipe derived from your images, which it prints), else mnist."""
     data: str | None = None
     """Train the preset's recipe on other images: a folder (PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., or
     PATH/<class>/... of which 20% of each class is held out for testing), an .npz (x_train, y_train, x_test, y_test,
@@ -45,40 +53,72 @@ class Recipe:
     training images, at most 10,000."""
     settings: Section = field(default_factory=RunConfig)
     """The preset's config with the flags' changes (each field is its own flag)."""
+    given: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """The config fields set explicitly (by flag or by keyword): the auto recipe derives only the others."""
 
     def config(self, *, progress: bool = True) -> RunConfig:
         """The validated config: the preset's, with the flags' changes, trained on --data if given (progress: a bar
         while your images' channels are read)."""
+        return self.resolve(progress=progress)[0]
+
+    def resolve(self, *, progress: bool = True) -> tuple[RunConfig, list[str]]:
+        """The validated config, and for the auto recipe the lines saying what it chose and why (else none)."""
         cfg = dataclasses.replace(self.settings, preset=self.preset)
-        by_name = self.data in ("mnist", "fashion")
+        by_name = self.data in BY_NAME
+        if self.preset == auto.PRESET and (by_name or self.data is None):
+            raise ConfigError(f"preset = {self.preset!r}: derives its recipe from your images; give --data PATH "
+                              f"(a folder or an .npz){'' if self.data is None else f', or --preset {self.data}'}")
         if by_name or self.data is None:
             if self.image_size is not None:
                 raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
             task = dataclasses.replace(cfg.task, dataset=self.data or cfg.task.dataset,
                                        val_size=cfg.task.val_size if self.val_size is None else self.val_size)
-            return dataclasses.replace(cfg, task=task).validate()
+            return dataclasses.replace(cfg, task=task).validate(), []
         from .data import images
 
         if self.image_size is not None and not self.image_size > 0:
             raise ConfigError(f"image_size = {self.image_size!r}: must be > 0")
         cfg = cfg.validate()
         source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
-        return images.configure(cfg, source, val_size=self.val_size, progress=progress)
+        if self.preset != auto.PRESET:
+            return images.configure(cfg, source, val_size=self.val_size, progress=progress), []
+        val = images.default_val_size(source.n_train) if self.val_size is None else self.val_size
+        given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train")
+                 for name in self.given if hasattr(getattr(cfg, section), name)}
+        choices = auto.derive(size=source.size, given=given,
+                              train_images=auto.train_images(source.n_train, val, cfg.task.train_size))
+        cfg = images.configure(auto.apply(cfg, choices), source, val_size=self.val_size, progress=progress)
+        return cfg, auto.explain(cfg, choices, size_from=source.size_from, total=source.n_train,
+                                 val_given=self.val_size is not None)
 
 
 def preset_in(args: Sequence[str]) -> str:
-    """The --preset named in args (the last one, as argparse takes it), or the default."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--preset", default=Recipe.preset)
+    """The --preset named in args (the last one, as argparse takes it); without one, auto for --data PATH, else
+    mnist."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--preset")
+    parser.add_argument("--data")
     known, _ = parser.parse_known_args(list(args))
-    return known.preset
+    if known.preset is not None:
+        return known.preset
+    return auto.PRESET if known.data is not None and known.data not in BY_NAME else Recipe.preset
+
+
+def given_in(args: Sequence[str]) -> tuple[str, ...]:
+    """The fields of auto.DERIVED that args set by flag (--patch-size or --patch_size, with its value or =value):
+    tyro fills every field, from the preset when no flag gives it, so only the command line tells them apart."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name in auto.DERIVED:
+        parser.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, nargs="?", const="")
+    known, _ = parser.parse_known_args(list(args))
+    return tuple(name for name in auto.DERIVED if getattr(known, name) is not None)
 
 
 def defaults(cls: type, args: Sequence[str]):
-    """An instance of cls (Recipe or a subclass) holding the defaults of the preset args name: unknown presets are
-    refused here, with the valid names."""
+    """An instance of cls (Recipe or a subclass) holding the defaults of the preset args name and the fields they
+    set: unknown presets are refused here, with the valid names."""
     name = preset_in(args)
-    return cls(preset=name, settings=presets.get(name))
+    return cls(preset=name, settings=presets.get(name), given=given_in(args))
 
 
 def parse(args: Sequence[str]) -> Recipe:
@@ -86,10 +126,12 @@ def parse(args: Sequence[str]) -> Recipe:
     return tyro.cli(Recipe, args=list(args), default=defaults(Recipe, args))
 
 
-def recipe(preset: str = "mnist", *, data: str | None = None, image_size: int | None = None,
+def recipe(preset: str | None = None, *, data: str | None = None, image_size: int | None = None,
            val_size: int | None = None, **fields) -> Recipe:
     """A Recipe from Python, as its flags would give it: recipe("mnist-translated", hidden=64, lr=3e-4). Each keyword
-    is a config field's name, found in its section (task, model or train); kind is the model family (--model)."""
+    is a config field's name, found in its section (task, model or train); kind is the model family (--model).
+    preset None: auto for data that is a path, else mnist, as on the command line."""
+    preset = preset or (auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset)
     cfg = presets.get(preset)
     sections = {name: {} for name in ("task", "model", "train")}
     for name, value in fields.items():
@@ -98,4 +140,5 @@ def recipe(preset: str = "mnist", *, data: str | None = None, image_size: int | 
             raise ConfigError(f"{name} = {value!r}: not a field of the task, model or train config")
         sections[owner[0]][name] = value
     settings = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in sections.items()})
-    return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, settings=settings)
+    return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, settings=settings,
+                  given=tuple(fields))

@@ -19,7 +19,7 @@ from .model import Episode
 
 class Losses(NamedTuple):
     total: torch.Tensor
-    classify: torch.Tensor
+    classify: torch.Tensor  # [] the cross-entropy; nan for a game, which has none
     reinforce: torch.Tensor
     baseline: torch.Tensor
     reward: torch.Tensor  # [B] the reward REINFORCE was given
@@ -111,5 +111,5 @@ def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, bas
          entropy_weight: float = 0.0) -> Losses:
     """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision, plus the baseline's fit."""
     rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
-    return Losses(total=rl_weight * rl + base, classify=rl.new_zeros(()), reinforce=rl, baseline=base,
+    return Losses(total=rl_weight * rl + base, classify=rl.new_full((), float("nan")), reinforce=rl, baseline=base,
                   reward=rewards, success=(rewards > 0).float(), entropy=mean_entropy(episode))

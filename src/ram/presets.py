@@ -6,6 +6,9 @@ row's own flags where it has any (`ram.results.ROWS`; `ram reproduce ROW --dry-r
 bf16 and a glimpse network twice the paper's width, `ram.results.WIDE`, or an LSTM core). How each recipe was found is
 in results/NOTES.md (the location std of 0.2 on the 60x60 and 100x100 canvases among them).
 
+auto is the mnist recipe, whose patch size, scales, glimpses, location std and epochs `ram.auto` derives from the
+images given with --data PATH (it trains on nothing else); those values here are only the flags' placeholders.
+
 mnist-saccade is seed 000's model and loss (prob reward, batch-mean baseline, REINFORCE at 1e-3 reaching the LSTM),
 trained at batch 32 for 30 epochs with the lattice location fed to the core beside the patch, training digits shifted
 by up to 2 pixels and dropout 0.5 on the state the classifier reads (without the last two it memorises its training
@@ -75,6 +78,14 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             TrainConfig(epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, rl_weight=0.1, entropy_weight=0.01,
                         eval_mc_samples=0),
             "Catch on a 24x24 screen: 6x6 glimpses, 3 scales, an LSTM of 256, a move after every glimpse",
+        ),
+        _preset(
+            "auto",
+            TaskConfig(dataset="mnist", canvas=28),
+            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            TrainConfig(epochs=100, lr=1e-3, lr_min=1e-5),
+            "your own images (--data PATH, the default there): the mnist recipe with the glimpse, std and epochs "
+            "derived from the images' size and number (ram.auto)",
         ),
         _preset(
             "fashion",

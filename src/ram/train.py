@@ -358,6 +358,28 @@ def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch
 _SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success", "entropy")
 
 
+def _means(sums: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's sums so far as the means of its steps: the losses, the mean reward, the train error (%) and the
+    policies' entropy; a number a task or model does not have (nan: a game's cross-entropy, a convnet's entropy) is
+    ""."""
+    n = max(sums["n"], 1)
+    means = {key: sums[key] / n for key in ("loss", "classify", "reinforce", "baseline", "reward")}
+    means |= {"train_error": 100 * (1 - sums["success"] / n), "entropy": sums["entropy"] / n}
+    return {key: "" if math.isnan(v) else round(v, 3 if key == "train_error" else 5) for key, v in means.items()}
+
+
+def readable(row: dict[str, Any]) -> str:
+    """The numbers of a metrics row that tell learning from stalling, for the progress line: the cross-entropy (a
+    game has none), the mean reward, the train error, the validation error when the row has one, and images per
+    second. The hybrid total is not among them: REINFORCE's term makes it negative, and it says nothing to a reader
+    (it stays in metrics.csv)."""
+    parts = [] if row.get("classify") in (None, "") else [f"cross-entropy {float(row['classify']):.3f}"]
+    parts += [f"reward {float(row['reward']):.3f}", f"train error {float(row['train_error']):.2f}%"]
+    if row.get("val_error") not in (None, ""):
+        parts.append(f"val error {float(row['val_error']):.2f}%")
+    return "  ".join([*parts, f"{float(row['img_per_s']):,.0f} img/s"])
+
+
 @dataclass
 class _Run:
     """One training run's parts, and its jobs: an epoch of steps, the epoch's bookkeeping, the final report."""
@@ -469,8 +491,8 @@ class _Run:
             bar.update(1)
             if sums["n"] % 25 == 0:
                 seconds = sums["seconds"] + time.perf_counter() - t0
-                bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", acc=f"{100 * sums['success'] / sums['n']:.1f}",
-                                img_s=f"{sums['images'] * dist.world / max(seconds, 1e-9):.0f}")
+                bar.set_postfix_str(readable({**_means(sums),
+                                              "img_per_s": sums["images"] * dist.world / max(seconds, 1e-9)}))
             if _agreed(time.monotonic() - self.last_save > self.checkpoint_every * 60, dist, state["step"]):
                 state["sums"] = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
                 self.save_last()
@@ -486,13 +508,9 @@ class _Run:
             sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
             _check_in_sync(self.model, state["step"])
         val = self.task.validate(self.kept, self.dev)
-        n = max(sums["n"], 1)
         lr = learning_rate(tc, state["step"] - 1, self.total_steps)  # of the last step, even when resumed at the end
         row = {
-            "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}",
-            **{key: round(sums[key] / n, 5) for key in ("loss", "classify", "reinforce", "baseline", "reward")},
-            "train_error": round(100 * (1 - sums["success"] / n), 3),
-            "entropy": "" if math.isnan(sums["entropy"]) else round(sums["entropy"] / n, 5),
+            "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}", **_means(sums),
             "val_error": val["error"], "seconds": round(sums["seconds"], 2),
             "img_per_s": round(sums["images"] / max(sums["seconds"], 1e-9), 1),
             # the run's training time so far, over every piece a run resumed across sessions was trained in
@@ -509,8 +527,7 @@ class _Run:
                 ckpt.export_model(self.out, self.kept, self.cfg)
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:
-                tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.3f}  train error {row['train_error']:.2f}%  "
-                           f"val error {val['error']:.2f}%  {row['img_per_s']:.0f} img/s  {row['seconds']:.1f} s "
+                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: {readable(row)}  {row['seconds']:.1f} s "
                            f"({_hours(row['total_seconds'])} in all)")
             for hook in self.hooks:
                 hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)

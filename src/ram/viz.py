@@ -85,6 +85,12 @@ class Trace(NamedTuple):
             return None
         return (int(self.preds[i]) if guess is None else guess) == int(self.labels[i])
 
+    def only(self, i: int) -> "Trace":
+        """Image i's part of the trace, to draw it alone."""
+        one = slice(i, i + 1)
+        return self._replace(images=self.images[one], labels=self.labels[one], locations=self.locations[one],
+                             probs=self.probs[one])
+
     def title(self, i: int) -> str:
         known = int(self.labels[i]) >= 0
         return f"pred {self.name(int(self.preds[i]))}" + (f" / true {self.name(int(self.labels[i]))}" if known else "")
@@ -578,17 +584,16 @@ def learning_curve(metrics: Path | str | Sequence[dict[str, Any]], *, batch_size
     return fig, "\n".join(lines) + "\n"
 
 
-LOSSES = (("loss", "total"), ("classify", "classify"), ("reinforce", "reinforce"), ("baseline", "baseline"))
-
-
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
-    """Losses (total, classify, reinforce, baseline), train and validation error, and reward (with the policies'
-    entropy where the run logged it) against epoch.
+    """What tells learning from stalling, against epoch: the cross-entropy (a game has none: no panel), the train and
+    validation error, the mean reward (with the policies' entropy where the run logged it), and images per second.
+    The hybrid total and its REINFORCE and baseline terms stay in metrics.csv: REINFORCE makes the total negative, and
+    it says nothing to a reader.
 
     metrics: the rows of a run's metrics.csv (dicts; values may be strings) or the path of that file.
     """
@@ -599,14 +604,19 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     def column(name: str) -> np.ndarray:
         return np.array([float(r[name]) for r in rows])
 
+    def logged(name: str) -> bool:  # older runs lack a column; fc and convnet have no entropy, a game no cross-entropy
+        return all(r.get(name) not in (None, "") for r in rows)
+
     epoch = column("epoch")
-    fig = Figure(figsize=(13, 3.6), dpi=DPI)
-    ax_loss, ax_err, ax_rew = fig.subplots(1, 3)
-    for key, label in LOSSES:
-        ax_loss.plot(epoch, column(key), label=label, linewidth=2.2 if key == "loss" else 1.4)
-    ax_loss.axhline(0, color="0.6", linewidth=0.8)
-    ax_loss.set_title("loss")
-    ax_loss.legend(fontsize=8)
+    cross_entropy = logged("classify")
+    fig = Figure(figsize=(4.3 * (3 + cross_entropy), 3.6), dpi=DPI)
+    axes = list(fig.subplots(1, 3 + cross_entropy))
+    if cross_entropy:
+        ax_ce = axes.pop(0)
+        ax_ce.plot(epoch, column("classify"), color="tab:blue", linewidth=2.2)
+        ax_ce.set_title("cross-entropy (training batches)")
+        ax_ce.set_ylim(bottom=0)
+    ax_err, ax_rew, ax_speed = axes
     train, val = column("train_error"), column("val_error")
     ax_err.plot(epoch, train, label="train (sampled)", linewidth=1.4)
     ax_err.plot(epoch, val, label="validation", linewidth=2.2)
@@ -624,16 +634,20 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     ax_err.legend(fontsize=8)
     ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6)
     ax_rew.set_title("reward (mean, sampled episodes)")
-    if all(r.get("entropy") not in (None, "") for r in rows):  # runs before the column, and fc/convnet, lack it
+    if logged("entropy"):
         # A policy whose entropy falls to ~0 early always makes the same choices: it has stopped exploring.
         ax_ent = ax_rew.twinx()
         ax_ent.plot(epoch, column("entropy"), color="tab:purple", linewidth=1.2, linestyle="--")
         ax_ent.set_ylabel("policy entropy per decision (dashed)", fontsize=8, color="tab:purple")
         ax_ent.set_ylim(bottom=0)
-    for ax in (ax_loss, ax_err, ax_rew):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+    ax_speed.plot(epoch, column("img_per_s"), color="tab:gray", linewidth=1.6)
+    ax_speed.set_title("training speed (images/s)")
+    ax_speed.set_ylim(bottom=0)
+    for ax in fig.axes:
+        if ax.get_title():  # not the entropy's twin, which shares its axes' x
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -49,8 +49,8 @@ from tqdm import tqdm
 from ..config import ConfigError, RunConfig, TaskConfig
 from .mnist import DataError, Digits, data_dir
 
-__all__ = ["FORMATS", "Source", "configure", "export_folder", "fit_image", "inspect", "load", "open_image", "open_task",
-           "with_channels"]
+__all__ = ["FORMATS", "Source", "configure", "default_val_size", "export_folder", "fit_image", "image_files", "inspect",
+           "load", "open_image", "open_task", "read_image", "with_channels"]
 
 # The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
 # outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
@@ -114,7 +114,8 @@ def inspect(path: str | Path, *, size: int = 0, test_fraction: float = 0.2) -> S
     return _inspect_folder(path, size=size, test_fraction=test_fraction)
 
 
-def _images_in(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files under folder and its subfolders, by extension (EXTENSIONS), sorted; hidden ones skipped."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
@@ -132,7 +133,7 @@ def _listing(root: Path, folders: list[Path], classes: tuple[str, ...]) -> list[
     for folder in folders:
         if folder.name not in classes:
             raise DataError(f"{folder}: class {folder.name!r} is not among the training classes {', '.join(classes)}")
-        files = _images_in(folder)
+        files = image_files(folder)
         if not files:
             raise DataError(f"{folder}: an empty class folder (no {'/'.join(e[1:] for e in EXTENSIONS[:3])} images); "
                             "remove it or add its images")
@@ -336,15 +337,21 @@ def _meta(folder: Path) -> dict | None:
 
 # The run config -------------------------------------------------------------------------------------------------------
 
+def default_val_size(n: int) -> int:
+    """The validation images taken from n training images when --val-size is not given: a sixth, at most 10,000
+    (MNIST's 10,000 of 60,000)."""
+    return min(10_000, n // 6)
+
+
 def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None, progress: bool = True) -> RunConfig:
     """`cfg`'s recipe trained on `source`: its classes, channels and image size in the config, validated.
 
-    val_size: validation images taken from the end of the training set; None takes a sixth of them, at most 10,000
-    (MNIST's 10,000 of 60,000). A glimpse larger than the images is an error naming both and where the size came from,
-    raised before any image but the first is read.
+    val_size: validation images taken from the end of the training set; None takes `default_val_size`. A glimpse
+    larger than the images is an error naming both and where the size came from, raised before any image but the
+    first is read.
     """
     n = source.n_train
-    val = val_size if val_size is not None else min(10_000, n // 6)
+    val = val_size if val_size is not None else default_val_size(n)
     if not 1 <= val < n:
         raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training images of {source.path} less at "
                           f"least one to train on" + ("" if val_size is not None else " (give --val-size)"))
@@ -445,13 +452,28 @@ def fit_image(image: Image.Image, size: int) -> Image.Image:
     return canvas
 
 
+def read_image(path: Path, *, size: int, channels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image file as training stores it, and its own (width, height): decoded (FORMATS only), made grey
+    (channels 1) or RGB (3), scaled to fit size x size keeping its aspect and padded with black (`fit_image`), as
+    uint8 [channels, size, size]. The cache is written with it, and `ram predict` reads files with it, so a model
+    sees a file as it saw its training images. A DataError naming the file if it cannot be decoded."""
+    try:
+        with open_image(path) as image:
+            image.load()  # a truncated file fails here, not at the lazy open
+            pixels = np.asarray(fit_image(image.convert("L" if channels == 1 else "RGB"), size))
+            return _channels_first(pixels), image.size
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: cannot decode the image ({type(e).__name__}: {e})") from None
+
+
 def _channels_first(pixels: np.ndarray) -> np.ndarray:
     """A PIL image's pixels, [H, W] (grey) or [H, W, C], as the cache lays them out: [C, H, W]."""
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
-    mode = "L" if source.channels == 1 else "RGB"
     resized: list[str] = []
     bar = tqdm(total=source.n_train + source.n_test, desc=f"decode {source.path.name}", unit="img",
                disable=not progress)
@@ -460,16 +482,9 @@ def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
             x = np.lib.format.open_memmap(tmp / f"{part}_x.npy", mode="w+", dtype=np.uint8,
                                           shape=(len(files), source.channels, source.size, source.size))
             for i, (rel_path, _) in enumerate(files):
-                try:
-                    with open_image(source.path / rel_path) as image:
-                        image.load()  # a truncated file fails here, not at the lazy open
-                        if image.size != (source.size, source.size):
-                            resized.append(rel_path)
-                        pixels = np.asarray(fit_image(image.convert(mode), source.size))
-                except (OSError, ValueError, Image.DecompressionBombError) as e:
-                    raise DataError(f"{source.path / rel_path}: cannot decode the image ({type(e).__name__}: {e})"
-                                    ) from None
-                x[i] = _channels_first(pixels)
+                x[i], own_size = read_image(source.path / rel_path, size=source.size, channels=source.channels)
+                if own_size != (source.size, source.size):
+                    resized.append(rel_path)
                 bar.update()
             x.flush()
             del x

@@ -1,0 +1,150 @@
+"""`ram predict`: image files through a trained model, read as training read its images; bad files named and skipped.
+
+One tiny run on a folder of colour PNGs (one short epoch) serves every test.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import EpsImagePlugin, Image
+
+import ram
+from ram.cli import main
+from ram.data import images as user
+from ram.files import File, picture_names
+
+CLASSES = ("cat", "dog", "owl")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run trained on data/train/<class>/*.png (16x16 RGB), and its folder of test images."""
+    root = tmp_path_factory.mktemp("predict")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAM_DATA_DIR", str(root / "cache"))
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(CLASSES):
+        for part, n in (("train", 8), ("test", 2)):
+            (root / "data" / part / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                pixels[:, :, c] = 255  # a class is a colour: something to learn
+                Image.fromarray(pixels).save(root / "data" / part / name / f"{i}.png")
+    out = root / "run"
+    assert main(["train", "--preset", "mnist", "--data", str(root / "data"), "--glimpses", "2", "--patch-size", "4",
+                 "--scales", "2", "--epochs", "1", "--hidden", "16", "--what-size", "8", "--glimpse-size", "16",
+                 "--batch-size", "8", "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    yield out, root / "data" / "test"
+    mp.undo()
+
+
+def predicted(text: str) -> dict[str, tuple[str, float]]:
+    """file -> (class, probability) from the tab-separated lines."""
+    lines = [line.split("\t") for line in text.splitlines()]
+    return {file: (name, float(p)) for file, name, p in lines}
+
+
+def test_a_folder_is_classified_as_training_read_its_images(run, capsys):
+    out, test = run
+    assert main(["predict", "--checkpoint", str(out), str(test)]) == 0
+    lines = predicted(capsys.readouterr().out)
+    files = [test / name / f"{i}.png" for name in CLASSES for i in range(2)]
+    assert sorted(lines) == sorted(str(f) for f in files)
+    # The same pixels as the cache training wrote: the run's test split, decoded by the loader, in its stored order.
+    source = user.inspect(test.parent)
+    cached = user.load(source, progress=False)
+    model = ram.load(out)
+    probs = model.predict(cached.test_images).probs
+    for (rel_path, label), p in zip(source.test, probs):
+        name, probability = lines[str(test.parent / rel_path)]
+        assert name == CLASSES[int(p.argmax())] and probability == pytest.approx(float(p.max()), abs=1e-4)
+
+
+def test_an_image_of_another_size_is_fitted_as_training_fits_it(run, tmp_path, capsys):
+    out, _ = run
+    wide = np.zeros((10, 40, 3), np.uint8)
+    wide[:, :, 1] = 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / "wide.png"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    fitted = user.fit_image(Image.open(tmp_path / "wide.png").convert("RGB"), 16)  # 16x4, centred on black
+    expected = ram.load(out).predict(np.asarray(fitted)).probs[0]
+    assert record == {"file": str(tmp_path / "wide.png"), "class": CLASSES[int(expected.argmax())],
+                      "label": int(expected.argmax()), "probability": round(float(expected.max()), 4)}
+
+
+def test_bad_files_are_named_and_skipped_and_the_rest_classified(run, tmp_path, capsys, monkeypatch):
+    def ran(*args, **kwargs):
+        raise AssertionError("Pillow handed the file to Ghostscript")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ran)
+    out, test = run
+    good = test / "cat" / "0.png"
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    eps = tmp_path / "eps.png"
+    Image.new("L", (16, 16)).save(eps, format="EPS")
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert main(["predict", "--checkpoint", str(out), str(truncated), str(good), str(eps), str(text)]) == 1
+    captured = capsys.readouterr()
+    assert list(predicted(captured.out)) == [str(good)]
+    assert f"ram predict: skipped {truncated}: cannot decode the image" in captured.err
+    for path in (eps, text):
+        assert f"ram predict: skipped {path}: not a readable image (only PNG, JPEG, GIF, BMP, WebP or TIFF" in captured.err
+    assert "3 of 4 file(s) skipped" in captured.err
+
+
+def test_tracks_draws_each_images_gaze_under_its_own_name(run, tmp_path, capsys):
+    out, test = run
+    pictures = tmp_path / "gaze"
+    assert main(["predict", "--checkpoint", str(out), str(test), str(test / "dog" / "1.png"), "--tracks",
+                 str(pictures)]) == 0
+    written = sorted(str(p.relative_to(pictures)) for p in pictures.rglob("*.png"))
+    assert written == ["1.png", "cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png", "owl/0.png", "owl/1.png"]
+    assert Image.open(pictures / "cat" / "0.png").size[0] > 100
+
+
+def test_picture_names_never_collide():
+    files = [File(Path(p), Path(p)) for p in ("a/x.png", "x.jpg", "x.png", "x-2.png")]
+    assert [str(n) for n in picture_names(files)] == ["a/x.png", "x.png", "x-2.png", "x-2-2.png"]
+
+
+def test_a_file_name_that_is_not_utf8_is_printed(run, tmp_path, capsys):
+    out, test = run
+    name = os.fsdecode(b"caf\xe9.png")
+    try:
+        (tmp_path / name).write_bytes((test / "owl" / "0.png").read_bytes())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / name), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == f"{tmp_path}/caf\\xe9.png"
+
+
+@pytest.mark.parametrize("args, message", [
+    ("--checkpoint {run} no/such.png", "files: no/such.png: no such file or folder"),
+    ("--checkpoint {run} {empty}", "holds no image files"),
+    ("--checkpoint {run} --pretrained mnist-g6 {image}", "give exactly one of --checkpoint DIR or --pretrained NAME"),
+    ("--pretrained catch {image}", "classifies no images"),
+    ("--checkpoint {run} {image} --batch-size 0", "batch_size = 0: must be > 0"),
+])
+def test_bad_arguments_stop_before_any_work(run, tmp_path, capsys, args, message):
+    out, test = run
+    (tmp_path / "empty").mkdir()
+    where = dict(run=out, empty=tmp_path / "empty", image=test / "cat" / "0.png")
+    assert main(["predict", *args.format(**where).split()]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_a_shipped_model_classifies_a_digit_file(tmp_path, capsys):
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 13:16] = 255  # a 1, as the README draws it
+    Image.fromarray(image).save(tmp_path / "one.png")
+    assert main(["predict", "--pretrained", "mnist-g6", str(tmp_path / "one.png")]) == 0
+    name, probability = predicted(capsys.readouterr().out)[str(tmp_path / "one.png")]
+    expected = ram.load("mnist-g6").predict(image).probs[0]
+    assert name == str(int(expected.argmax())) and probability == pytest.approx(float(expected.max()), abs=1e-4)
