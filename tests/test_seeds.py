@@ -3,11 +3,12 @@ need, its maths, and the gradients it lets through, proved with .grad."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from ram import sensor
+from ram import presets, sensor
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from ram.envs import CatchBatch
 from ram.losses import game, hybrid, policy_gradient, reinforce
@@ -219,6 +220,14 @@ def test_standardised_pixels_are_what_the_network_reads():
         ModelConfig(pixel_std=0.0).validate()
 
 
+def test_the_presets_mnist_statistics_are_the_training_images(real_data):
+    from ram.data import mnist
+
+    pixels = np.asarray(mnist.load(progress=False).train_images, dtype=np.float64) / 255
+    assert presets.MNIST_MEAN == pytest.approx(pixels.mean(), rel=1e-12)
+    assert presets.MNIST_STD == pytest.approx(pixels.std(ddof=1), rel=1e-9)
+
+
 def test_the_elu_before_each_softmax_adds_no_weights_and_bounds_the_logits_below():
     torch.manual_seed(0)
     plain, elu = RAM(saccade(dropout=0.0)), RAM(saccade(dropout=0.0, elu_logits=True))
@@ -245,6 +254,9 @@ def test_the_exponential_schedule_multiplies_by_the_decay_each_epoch_down_to_its
     rates = [learning_rate(tc, step, per_epoch * tc.epochs) for step in range(0, 70, 7)]
     assert rates[:3] == [1e-4, 0.5e-4, 0.25e-4] and rates[-1] == 1e-6  # 1e-4 / 2**9 is below the floor
     assert learning_rate(tc, 6, 70) == learning_rate(tc, 0, 70)  # constant within an epoch
+    seed = presets.get("catch-002").train
+    assert learning_rate(seed, 0, 350 * seed.epochs) == pytest.approx(1e-4 * 0.99)  # seed 002's first epoch
+    assert learning_rate(seed, 350 * 9, 350 * seed.epochs) == pytest.approx(1e-4 * 0.99**10)
     with pytest.raises(ConfigError, match="^lr_decay = 1.5: must be in"):
         TrainConfig(lr_decay=1.5).validate()
 
@@ -259,3 +271,27 @@ def test_keep_last_ships_the_last_epochs_weights(tmp_path):
     assert kept.keys() == last.keys() and all(torch.equal(kept[k], last[k]) for k in last)
     with pytest.raises(ConfigError, match="^keep = 'first': must be 'best' or 'last'"):
         TrainConfig(keep="first").validate()
+
+
+# The presets ----------------------------------------------------------------------------------------------------------
+
+
+def test_mnist_saccade_000_is_seed_000s_recipe_and_none_of_this_projects():
+    cfg = presets.get("mnist-saccade-000").validate()
+    m, t, tc = cfg.model, cfg.task, cfg.train
+    assert (m.glimpse_net, m.hidden, m.policy_hidden, m.dropout, m.state_dropout, m.elu_logits) == (
+        "pixels", 512, 512, 0.7, 0.0, True)
+    assert (tc.rl_reduction, tc.rl_weight, tc.reward, m.baseline, m.reinforce_core) == ("sum", 1e-3, "prob", "batch",
+                                                                                      True)
+    assert (tc.epochs, tc.batch_size, tc.schedule, tc.lr, tc.keep, t.shift) == (10, 100, "constant", 1e-3, "last", 0)
+    assert 60_000 - t.val_size == 59_000  # seed 000 trains on all 60,000; 1,000 are held out to watch the run
+
+
+def test_catch_002_is_seed_002s_agent_and_loss():
+    cfg = presets.get("catch-002").validate()
+    m, tc = cfg.model, cfg.train
+    assert (m.first_glimpse, m.squash, m.pad, m.pool, m.baseline, m.detach_location) == (
+        "random", "sample", "edge", "max", "scalar", False)
+    assert (tc.discount, tc.rl_reduction, tc.rl_weight, tc.entropy_weight, tc.schedule) == (0.0, "sum", 1.0, 0.0,
+                                                                                          "exponential")
+    assert cfg.task.epoch_games * tc.epochs == 716_800  # the games the shipped catch agent saw
