@@ -165,6 +165,17 @@ def test_reproduce_dry_run_prints_commands(capsys):
     assert "results/mnist-translated-g8.json" in lines[1]
 
 
+def test_reproduce_with_seeds_trains_seeds_0_to_n_into_suffixed_folders(capsys):
+    assert main(["reproduce", "mnist-g2", "--seeds", "3", "--dry-run"]) == 0
+    lines = [shlex.split(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 6  # a training and an evaluation per seed
+    for seed, (train, evaluate) in enumerate(zip(lines[::2], lines[1::2])):
+        assert train[train.index("--seed") + 1] == str(seed) and train[-1] == f"runs/mnist-g2-s{seed}"
+        assert evaluate[-1] == f"results/seeds/mnist-g2-s{seed}.json"
+    assert main(["reproduce", "mnist-g2", "--seeds", "-1", "--dry-run"]) == 2
+    assert "seeds = -1: must be >= 0" in capsys.readouterr().err
+
+
 def test_reproduce_trains_in_the_precision_asked_for_and_otherwise_the_rows(capsys):
     """`--precision fp32` replaces a bf16 row's arithmetic (for a CPU without bfloat16) and leaves the rest of its
     recipe; without it the row's own precision stays, and a row with none gets the one asked for."""

@@ -18,8 +18,9 @@ def test_auto_takes_bf16_only_where_it_is_native_and_an_explicit_choice_wins(mon
     assert speed.resolve_precision("fp32", cpu) == "fp32" and speed.resolve_precision("bf16", cpu) == "bf16"
 
 
-def test_the_presets_default_to_auto():
-    assert {cfg.train.precision for cfg, _ in presets.PRESETS.values()} == {"auto"}
+def test_the_projects_presets_default_to_auto_and_the_founders_recipes_as_written_to_float32():
+    for name, (cfg, _) in presets.PRESETS.items():
+        assert cfg.train.precision == ("fp32" if name.endswith(("-000", "-002")) else "auto"), name
 
 
 def test_a_resumed_run_keeps_the_arithmetic_it_started_in(tmp_path, monkeypatch):

@@ -2,12 +2,18 @@
 
 import json
 
+import pytest
+
 from ram.results import (
     BY_NAME,
     END,
+    ROWS,
+    SEEDS,
     START,
     Row,
     _model,
+    load_seeds,
+    median_seed,
     reproduce_commands,
     table,
     update_readme,
@@ -29,10 +35,10 @@ def test_table_rows_come_from_result_files(tmp_path):
         {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59, "precision": "bf16",
          "machine": {"cpu": "a Xeon", "cpu_flags": ["avx2", "avx512f", "avx512_bf16"], "threads": 1}}))
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    readme.write_text(f"intro\n{START}\nold table\n{END}\nrest\n")
     assert update_readme(readme, results)
     text = readme.read_text()
-    assert "old" not in text and text.startswith("intro") and text.endswith("rest\n")
+    assert "old table" not in text and text.startswith("intro") and text.endswith("rest\n")
     mnist = next(line for line in text.splitlines() if "`mnist-g6`" in line)
     assert "**1.05**" in mnist and "| 0.62 |" in mnist and "| 1.29 | 1.12 |" in mnist and "15 min" in mnist
     assert "| 100 + 8 |" in next(line for line in text.splitlines() if "`mnist-g4`" not in line and "4 glimpses" in line)
@@ -120,3 +126,75 @@ def test_catch_rows_give_the_sampled_rate_and_an_outside_agents_row_its_games_an
     assert "| 81,250 games | 40 min |" in lines[1]
     assert reproduce_commands(BY_NAME["catch-sb3-ppo"], results_root="out") == [
         ["python", "examples/catch_sb3.py", "--out-file", "out/catch-sb3-ppo.json"]]
+
+
+def test_the_seed_repo_column_gives_every_founding_projects_number_marked_by_its_seed():
+    """Seed 001 and 002 both report 28x28 with 2 glimpses: both numbers, each marked; seed 002's accuracy as an
+    error. Below the table, what each cited seed measured."""
+    rows = {name: {"error": 1.0, "epochs": 1} for name in ("mnist-g2", "mnist-g3", "mnist-saccade-000")}
+    text = table(rows)
+    g2 = next(line for line in text.splitlines() if "RAM, 2 glimpses" in line)
+    assert "| 7.17 (001) / 10.46 (002) |" in g2
+    assert "| 5.52 (002) |" in next(line for line in text.splitlines() if "RAM, 3 glimpses" in line)
+    assert "| 4.44 (000) |" in next(line for line in text.splitlines() if "as written" in line)
+    for seed in ("000", "001", "002"):
+        assert f"- {SEEDS[seed]}." in text
+    assert "seed 000" in SEEDS["000"] and "argmax" in SEEDS["000"] and "sampled locations" in SEEDS["002"]
+    assert "- `mnist-saccade-000`: as written but for" in text  # the as-written row's note, under the table
+
+
+def test_every_row_a_founding_project_reports_carries_its_number():
+    cited = {row.name: dict(row.seed_repo) for row in ROWS if row.seed_repo}
+    assert cited["mnist-g4"] == {"001": 1.89, "002": 3.18} and cited["mnist-g6"] == {"001": 1.57, "002": 2.46}
+    assert cited["mnist-translated-g4"] == {"001": 3.32, "002": 10.65} and cited["mnist-cluttered-g8"] == {"002": 14.54}
+    assert cited["catch"] == cited["catch-002"] == {"002": 11.0}
+    assert cited["mnist-saccade"] == cited["mnist-saccade-000"] == {"000": 4.44}
+    assert len(cited) == 16  # six 28x28 rows, three translated, three cluttered, two saccade, two Catch
+    assert all(seed in SEEDS for numbers in cited.values() for seed in numbers)
+
+
+def test_a_row_with_several_seeds_shows_their_mean_and_standard_deviation(tmp_path):
+    results = tmp_path / "results"
+    (results / "seeds").mkdir(parents=True)
+    for seed, (error, averaged) in enumerate([(2.4, 1.3), (2.2, 1.2), (2.9, 1.1)]):
+        (results / "seeds" / f"mnist-g2-s{seed}.json").write_text(json.dumps(
+            {"error": error, "error_averaged": averaged, "mc_samples": 10, "epochs": 100, "train_seconds": 300 + seed}))
+    (results / "mnist-g2.json").write_text(json.dumps(
+        {"error": 2.4, "error_averaged": 1.3, "mc_samples": 10, "epochs": 100, "train_seconds": 300,
+         "pretrained": "mnist-g2"}))
+    seeds = load_seeds(results)
+    assert [r["train_seed"] for r in seeds["mnist-g2"]] == [0, 1, 2]
+    assert median_seed(seeds["mnist-g2"])["train_seed"] == 0  # 2.2 < 2.4 < 2.9: the shipped weights' seed
+    line = table({}, seeds).splitlines()[2]  # no results/mnist-g2.json: the median seed's run stands for the row
+    assert "| **2.50 ± 0.36** (3 seeds) | 1.20 ± 0.10 |" in line and "| 5 min |" in line
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    update_readme(readme, results)
+    assert "(`mnist-g2`) | **2.50 ± 0.36** (3 seeds)" in readme.read_text()
+    (results / "seeds" / "stray.json").write_text("{}")
+    with pytest.raises(ValueError, match="stray.json: not a seed's results file, which is named ROW-sS.json"):
+        load_seeds(results)
+
+
+def test_the_median_of_an_even_number_of_seeds_is_the_lower_middle_and_ties_go_to_the_lower_seed():
+    runs = [{"error": e, "train_seed": s} for s, e in enumerate([3.0, 1.0, 2.0, 4.0])]
+    assert median_seed(runs)["train_seed"] == 2
+    assert median_seed([{"error": 1.0, "train_seed": 1}, {"error": 1.0, "train_seed": 0}])["train_seed"] == 0
+
+
+def test_reproducing_a_seed_suffixes_every_run_folder_and_writes_its_own_results_file():
+    first, second, evaluate = reproduce_commands(BY_NAME["mnist-saccade"], seed=2)
+    assert first[first.index("--seed") + 1] == second[second.index("--seed") + 1] == "2"
+    assert first[-1] == "runs/mnist-saccade-s2-phase1" and second[-1] == "runs/mnist-saccade-s2"
+    assert second[second.index("--init") + 1] == "runs/mnist-saccade-s2-phase1"
+    assert evaluate == ["ram", "eval", "--checkpoint", "runs/mnist-saccade-s2", "--json", "--out-file",
+                        "results/seeds/mnist-saccade-s2.json"]
+    assert BY_NAME["mnist-saccade"].phases("runs", 2)[0][0][-2:] == ["--seed", "2"]
+
+
+def test_the_as_written_rows_say_so_and_replay_their_founding_recipe():
+    saccade, catch = BY_NAME["mnist-saccade-000"], BY_NAME["catch-002"]
+    assert _model(saccade).startswith("seed 000's recipe as written: 20 moves of a 4x4 patch, the patch alone")
+    assert _model(catch).startswith("seed 002's agent and loss as written: 23 glimpses and moves")
+    assert saccade.train_args() == ["--preset", "mnist-saccade-000", "--glimpses", "20", "--precision", "fp32"]
+    assert saccade.config().train.rl_reduction == "sum" and catch.config().train.discount == 0.0

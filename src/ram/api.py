@@ -91,7 +91,7 @@ class Model:
         x = self.images(images)
         ep = self.module(x, sample=False)
         m = self.cfg.model
-        reads = [sensor.glimpse(x, ep.locations[:, t], m.patch_size, m.scales, pool=m.pool)
+        reads = [sensor.glimpse(x, ep.locations[:, t], m.patch_size, m.scales, pool=m.pool, pad=m.pad)
                  for t in range(ep.locations.shape[1])]
         return torch.stack(reads, dim=1)
 

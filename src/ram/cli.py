@@ -250,12 +250,16 @@ class Reproduce:
     precision: Literal["fp32", "bf16"] | None = None
     """Train in this arithmetic instead of the row's: fp32 on a CPU without bfloat16 instructions, where the bf16
     rows would run 15-21x slower."""
+    seeds: int = 0
+    """Train each row with training seeds 0..N-1, into runs/NAME-sS, its results in results/seeds/NAME-sS.json (the
+    table then shows their mean ± standard deviation), and name the median seed, whose weights are the ones to ship.
+    0: one run with the preset's seed, into runs/NAME and results/NAME.json."""
 
     def run(self) -> None:
         import shlex
         import subprocess
 
-        from .results import BY_NAME, ROWS, reproduce_commands
+        from .results import BY_NAME, ROWS, load_seeds, median_seed, reproduce_commands
 
         if self.list:
             for r in ROWS:
@@ -266,12 +270,20 @@ class Reproduce:
             raise ConfigError("row: give a row name or `all` (see ram reproduce --list)")
         if self.row != "all" and self.row not in BY_NAME:
             raise ConfigError(f"row = {self.row!r}: unknown; rows are all, {', '.join(BY_NAME)}")
+        if self.seeds < 0:
+            raise ConfigError(f"seeds = {self.seeds}: must be >= 0 (0 trains once with the preset's seed)")
         rows = ROWS if self.row == "all" else [BY_NAME[self.row]]
         for row in rows:
-            for command in reproduce_commands(row, precision=self.precision):
-                print(shlex.join(command), flush=True)
-                if not self.dry_run:
-                    subprocess.run(command, check=True)
+            for seed in range(self.seeds) if self.seeds else [None]:
+                for command in reproduce_commands(row, precision=self.precision, seed=seed):
+                    print(shlex.join(command), flush=True)
+                    if not self.dry_run:
+                        subprocess.run(command, check=True)
+            if self.seeds and not self.dry_run:
+                runs = load_seeds(Path("results")).get(row.name, [])
+                median = median_seed(runs)
+                print(f"{row.name}: median of {len(runs)} seeds is seed {median['train_seed']} (one episode "
+                      f"{median['error']:.2f}%): ship the weights of runs/{row.name}-s{median['train_seed']}")
 
 
 @dataclass

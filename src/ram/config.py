@@ -224,6 +224,15 @@ class ModelConfig:
     pool: Literal["mean", "max"] = "mean"
     """How the sensor brings a coarse scale down to patch_size: the mean of each block (the paper's band-limited
     retina) or its max (seed 002's Catch retina, which keeps a one-pixel ball bright at every scale)."""
+    pad: Literal["zeros", "edge"] = "zeros"
+    """What the sensor reads beyond the image's border: zeros (black), or edge, the nearest border pixel repeated
+    (seed 002's retina pads by replication: a paddle in the bottom row then fills the rows below the screen too)."""
+    pixel_mean: float = 0.0
+    """The network reads each pixel x of an image in [0, 1] as (x - pixel_mean) / pixel_std, in the sensor's patches
+    and the initial-location network's pooled image (seed 000 standardises by its training set's mean and std); 0 and
+    1 read the image as it is. The pictures and `glimpses()` show the image itself."""
+    pixel_std: float = 1.0
+    """See pixel_mean."""
     what_size: int = 128
     """h_g: the glimpse-content half of the glimpse net."""
     where_size: int = 128
@@ -234,6 +243,14 @@ class ModelConfig:
     hidden: int = 256
     std: float = 0.1
     """Standard deviation of the Gaussian location policy, in units of half the image side."""
+    squash: Literal["mean", "sample"] = "mean"
+    """Gaussian policy: how tanh keeps a location on the image. mean: N(tanh(W h), std^2), the sample clamped to the
+    image (this project's RAM). sample: tanh of a sample of N(W h, std^2), its log-probability that of the sample
+    before the tanh (seed 002)."""
+    first_glimpse: Literal["learned", "random"] = "learned"
+    """Gaussian policy: where the first glimpse goes. learned: the policy on the zero state, so it is reinforced too.
+    random: uniform over the image, drawn and not decided, so nothing is reinforced for it (seeds 001 and 002); along
+    the policies' means it is the centre, the uniform's mean, so that one episode along the means is deterministic."""
     policy: Literal["gaussian", "saccade"] = "gaussian"
     """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
     directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
@@ -247,6 +264,9 @@ class ModelConfig:
     dropout: float = 0.0
     """Probability of dropping a unit at the input of the initial-location network and after the move network's
     hidden layer (seed 000: 0.7). Off in eval()."""
+    elu_logits: bool = False
+    """Saccade policy: an ELU on the logits of the move and initial-location softmaxes, as seed 000 has before each
+    of its three (a logit is then at least -1)."""
     state_dropout: float = 0.0
     """Probability of dropping a unit of the core state where the classifier reads it (the policies and baseline
     read it whole). Off in eval()."""
@@ -303,6 +323,13 @@ class ModelConfig:
         _require(self.core in ("rnn", "lstm", "gru"), "core", self.core, "must be one of rnn, lstm, gru")
         _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
         _require(self.pool in ("mean", "max"), "pool", self.pool, "must be 'mean' or 'max'")
+        _require(self.pad in ("zeros", "edge"), "pad", self.pad, "must be 'zeros' or 'edge'")
+        _require(math.isfinite(self.pixel_mean), "pixel_mean", self.pixel_mean, "must be a finite number")
+        _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
+                 "must be a positive number")
+        _require(self.squash in ("mean", "sample"), "squash", self.squash, "must be 'mean' or 'sample'")
+        _require(self.first_glimpse in ("learned", "random"), "first_glimpse", self.first_glimpse,
+                 "must be 'learned' or 'random'")
         _require(self.policy in ("gaussian", "saccade"), "policy", self.policy, "must be 'gaussian' or 'saccade'")
         _require(self.glimpse_net in ("ram", "pixels", "pixels+where"), "glimpse_net", self.glimpse_net,
                  "must be one of ram, pixels, pixels+where")
@@ -331,8 +358,12 @@ class TrainConfig:
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
     lr_min: float = 1e-5
-    """Final learning rate of the cosine schedule."""
-    schedule: Literal["cosine", "constant"] = "cosine"
+    """Final learning rate of the cosine schedule; the floor of the exponential one."""
+    schedule: Literal["cosine", "constant", "exponential"] = "cosine"
+    """cosine: from lr to lr_min over the run, step by step. constant: lr throughout. exponential: lr * lr_decay**e
+    in epoch e (from 0), never below lr_min (seed 002)."""
+    lr_decay: float = 0.99
+    """The exponential schedule's factor per epoch."""
     momentum: float = 0.9
     """SGD only."""
     clip_grad: float = 0.0
@@ -341,6 +372,13 @@ class TrainConfig:
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
     rl_weight: float = 1.0
     """Weight of the REINFORCE term in the hybrid loss."""
+    rl_reduction: Literal["mean", "sum"] = "mean"
+    """How REINFORCE and the baseline's regression combine the batch's episodes: their mean (this project), or their
+    sum (seeds 000 and 002), which makes the term's size grow with the batch: at batch 100 and rl_weight 1e-3, seed
+    000's policy gradient is 100 times the mean's, beside a cross-entropy that is a mean."""
+    discount: float = 1.0
+    """The advantage of the decisions of step t of T is scaled by discount**(T-1-t): 1 reinforces every decision
+    with the end-of-episode reward (RAM), 0 only the last step's (seed 002's Catch, whose gamma is 0)."""
     means_weight: float = 0.0
     """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
     core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
@@ -370,6 +408,9 @@ class TrainConfig:
     the core run in bfloat16, while the weights, optimiser state, sensor, policy, heads and losses stay float32; other
     models run autocast's bf16 ops. Evaluation is always float32."""
     seed: int = 0
+    keep: Literal["best", "last"] = "best"
+    """The weights the run keeps (model.safetensors) and tests: those of the epoch with the best validation error,
+    or the last epoch's (seeds 000 and 002 test, or report, the weights they end with)."""
     init: str = ""
     """Start from these weights, not random ones: a shipped model's name or a run folder whose network has the same
     shapes (a second phase of training, e.g. with a narrower location std). Empty: random initial weights."""
@@ -384,11 +425,18 @@ class TrainConfig:
         _require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "must be 'adam' or 'sgd'")
         _require(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "must be a positive number")
         _require(math.isfinite(self.lr_min) and 0 <= self.lr_min <= self.lr, "lr_min", self.lr_min, "must be in [0, lr]")
-        _require(self.schedule in ("cosine", "constant"), "schedule", self.schedule, "must be 'cosine' or 'constant'")
+        _require(self.schedule in ("cosine", "constant", "exponential"), "schedule", self.schedule,
+                 "must be 'cosine', 'constant' or 'exponential'")
+        _require(math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", self.lr_decay,
+                 "must be in (0, 1]")
         _require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
         _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(self.rl_reduction in ("mean", "sum"), "rl_reduction", self.rl_reduction, "must be 'mean' or 'sum'")
+        _require(math.isfinite(self.discount) and 0 <= self.discount <= 1, "discount", self.discount,
+                 "must be in [0, 1]")
+        _require(self.keep in ("best", "last"), "keep", self.keep, "must be 'best' or 'last'")
         _require(math.isfinite(self.means_weight) and self.means_weight >= 0, "means_weight", self.means_weight,
                  "must be >= 0")
         _require(math.isfinite(self.step_weight) and self.step_weight >= 0, "step_weight", self.step_weight,

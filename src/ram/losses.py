@@ -43,10 +43,24 @@ def reward(logits: torch.Tensor, labels: torch.Tensor, kind: str = "correct") ->
     return right.float()
 
 
-def reinforce(log_probs: torch.Tensor, baselines: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """-E[sum_t log pi(a_t) (R - b_t)] with the advantage held constant. [B, T], [B, T], [B] -> scalar."""
+def _over_batch(per_episode: torch.Tensor, reduction: str) -> torch.Tensor:
+    """[B] -> scalar: the batch's mean, or its sum (seeds 000 and 002)."""
+    return per_episode.sum() if reduction == "sum" else per_episode.mean()
+
+
+def discounts(steps: int, discount: float, like: torch.Tensor) -> torch.Tensor:
+    """[T]: discount**(T-1-t), the weight of step t's advantage; 1 at the last step (0**0 is 1)."""
+    return torch.pow(like.new_tensor(discount), torch.arange(steps - 1, -1, -1, device=like.device, dtype=like.dtype))
+
+
+def reinforce(log_probs: torch.Tensor, baselines: torch.Tensor, rewards: torch.Tensor, *, reduction: str = "mean",
+              discount: float = 1.0) -> torch.Tensor:
+    """-E[sum_t discount**(T-1-t) log pi(a_t) (R - b_t)] with the advantage held constant, averaged (or summed) over
+    the batch. [B, T], [B, T], [B] -> scalar."""
     advantage = (rewards[:, None] - baselines).detach()
-    return -(log_probs * advantage).sum(1).mean()
+    if discount != 1.0:
+        advantage = advantage * discounts(log_probs.shape[1], discount, advantage)
+    return _over_batch(-(log_probs * advantage).sum(1), reduction)
 
 
 def copies_baseline(rewards: torch.Tensor, copies: int) -> torch.Tensor:
@@ -58,26 +72,36 @@ def copies_baseline(rewards: torch.Tensor, copies: int) -> torch.Tensor:
 
 
 def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, copies: int = 1,
-                    entropy_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                    entropy_weight: float = 0.0, reduction: str = "mean",
+                    discount: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(REINFORCE term, baseline regression) for an episode's rewards [B]. baseline "batch" subtracts the batch's
     mean reward and "copies" the mean reward of the other copies of the same input; neither has anything to fit.
     "state" and "scalar" use the model's learned baselines. entropy_weight > 0 adds the policies' entropy as a bonus
-    to the REINFORCE term, against an early collapse onto one move."""
+    to the REINFORCE term, against an early collapse onto one move. reduction "sum" sums REINFORCE and the
+    regression (each episode's mean squared error over its steps) over the batch instead of averaging them; discount
+    weights step t's advantage by discount**(T-1-t) (`reinforce`)."""
     if not episode.log_probs.numel():  # a model that takes no decisions (fc, convnet) has nothing to reinforce
         zero = rewards.new_zeros(())
         return zero, zero
     bonus = entropy_weight * episode.entropies.sum(1).mean() if entropy_weight else 0.0
     if baseline in ("batch", "copies"):
         b = rewards.mean().expand_as(rewards) if baseline == "batch" else copies_baseline(rewards, copies)
-        rl = reinforce(episode.log_probs, b[:, None].expand_as(episode.log_probs), rewards)
+        rl = reinforce(episode.log_probs, b[:, None].expand_as(episode.log_probs), rewards, reduction=reduction,
+                       discount=discount)
         return rl - bonus, rewards.new_zeros(())
-    base = F.mse_loss(episode.baselines, rewards[:, None].expand_as(episode.baselines))
-    return reinforce(episode.log_probs, episode.baselines, rewards) - bonus, base
+    target = rewards[:, None].expand_as(episode.baselines)  # [B, T]
+    if reduction == "sum":
+        base = F.mse_loss(episode.baselines, target, reduction="none").mean(1).sum()
+    else:
+        base = F.mse_loss(episode.baselines, target)
+    rl = reinforce(episode.log_probs, episode.baselines, rewards, reduction=reduction, discount=discount)
+    return rl - bonus, base
 
 
 def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
            baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0,
-           means_logits: torch.Tensor | None = None, means_weight: float = 0.0, distill_weight: float = 0.0) -> Losses:
+           means_logits: torch.Tensor | None = None, means_weight: float = 0.0, distill_weight: float = 0.0,
+           reduction: str = "mean", discount: float = 1.0) -> Losses:
     """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit. With
     step_weight, plus that times the mean cross-entropy of the guesses after each earlier glimpse (the reward is still
     the final guess's). With means_weight, plus that times the cross-entropy of means_logits [B0, classes], the final
@@ -92,7 +116,8 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
         classify = classify + step_weight * F.cross_entropy(earlier.flatten(0, 1),
                                                             labels.repeat_interleave(earlier.shape[1]))
     r = reward(episode.logits, labels, reward_kind)
-    rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
+    rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight,
+                               reduction=reduction, discount=discount)
     success = (episode.logits.argmax(1) == labels).float()
     total = classify + rl_weight * rl + base
     if means_logits is not None and means_weight > 0:
@@ -108,8 +133,10 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
 
 
 def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state", copies: int = 1,
-         entropy_weight: float = 0.0) -> Losses:
-    """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision, plus the baseline's fit."""
-    rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight)
+         entropy_weight: float = 0.0, reduction: str = "mean", discount: float = 1.0) -> Losses:
+    """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision (discounted from the last step
+    back by `discount`), plus the baseline's fit."""
+    rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight,
+                               reduction=reduction, discount=discount)
     return Losses(total=rl_weight * rl + base, classify=rl.new_full((), float("nan")), reinforce=rl, baseline=base,
                   reward=rewards, success=(rewards > 0).float(), entropy=mean_entropy(episode))

@@ -65,7 +65,7 @@ class RAM(nn.Module):
         cfg = self.cfg
         return (self.fused and hasattr(self.core, "fused_cell") and self.policy.fuses
                 and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core and cfg.pool == "mean"
-                and self.act is None and self.classifier is not None)
+                and cfg.pad == "zeros" and self.act is None and self.classifier is not None)
 
     def matmul_shape(self) -> tuple[int, int]:
         """(inner, columns) of the matmul that dominates a step: the core's [g_t, h_{t-1}] @ W (`ram bench`)."""
@@ -79,8 +79,15 @@ class RAM(nn.Module):
             return self.play(inputs, sample=sample)
         # Anomaly mode runs the plain loop, so that a NaN is traced to the op that made it.
         if self.uses_fused_loop and not torch.is_anomaly_enabled():
-            return self._fused(inputs, sample)
+            return self._fused(self.standardise(inputs), sample)
         return self.play(Still(inputs), sample=sample)
+
+    def standardise(self, frame: torch.Tensor) -> torch.Tensor:
+        """Pixels as the network reads them, (x - pixel_mean) / pixel_std; the frame itself with the defaults."""
+        cfg = self.cfg
+        if cfg.pixel_mean == 0.0 and cfg.pixel_std == 1.0:
+            return frame
+        return (frame - cfg.pixel_mean) / cfg.pixel_std
 
     def _decide(self, h: torch.Tensor) -> torch.Tensor:
         """The state the policies and the baseline read. Detached, REINFORCE trains only the policies and the
@@ -92,7 +99,7 @@ class RAM(nn.Module):
         """One episode of T glimpses in `world` (`observe() -> frame [B, C, H, W]`, `act(moves [B])`).
         sample=False takes every policy's mode (deterministic evaluation)."""
         cfg = self.cfg
-        frame = world.observe()
+        frame = self.standardise(world.observe())
         B, _, H, W = frame.shape
         state = self.core.initial(B, frame.device, frame.dtype)
         h = frame.new_zeros(B, cfg.hidden)
@@ -109,7 +116,8 @@ class RAM(nn.Module):
             # the core; with reinforce_core its regression also teaches the core what predicts the reward.
             baselines.append(self.baseline(self._decide(h)).squeeze(1) if self.baseline is not None else h.new_zeros(B))
             if frame is not padded_frame:  # pad once for a still image, once a step for a game
-                padded, pad = sensor.pad_images(frame, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
+                padded, pad = sensor.pad_images(frame, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True,
+                                                mode=cfg.pad)
                 padded_frame = frame
             patches = sensor.read(
                 padded, pad, loc, size=cfg.patch_size, scales=cfg.scales, height=H, width=W, pool=cfg.pool
@@ -121,7 +129,7 @@ class RAM(nn.Module):
                 log_prob = log_prob + choice.log_prob(move)
                 entropy = entropy + choice.entropy()
                 world.act(move)
-                frame = world.observe()
+                frame = self.standardise(world.observe())
                 moves.append(move)
             if t + 1 < cfg.glimpses:
                 decision = self.policy(h.detach() if cfg.detach_location else self._decide(h), loc)

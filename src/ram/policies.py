@@ -29,52 +29,88 @@ from .config import POLICY_CHECKS, ModelConfig, _require
 
 
 class Gaussian:
-    """N(mean, std^2 I) over (x, y); a value is an unclamped sample, its location the sample clamped to the image."""
+    """N(mean, std^2 I) over (x, y); a value is an unclamped sample, its location the sample clamped to the image, or
+    with squash its tanh (seed 002)."""
 
-    def __init__(self, mean: torch.Tensor, std: float):
-        self.mean, self.std = mean, std  # mean [B, 2]
+    def __init__(self, mean: torch.Tensor, std: float, *, squash: bool = False):
+        self.centre, self.std, self.squash = mean, std, squash  # centre [B, 2]: the normal's mean
         self._log_norm = 2 * (math.log(std) + 0.5 * math.log(2 * math.pi))  # for the two independent dims
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """[B, 2] the location of the mode: the normal's mean, or its tanh with squash."""
+        return torch.tanh(self.centre) if self.squash else self.centre
 
     def sample(self) -> torch.Tensor:
         # randn_like, one draw per step: ram.fused draws its noise the same way, so both loops see the same samples.
-        return (self.mean + self.std * torch.randn_like(self.mean)).detach()
+        return (self.centre + self.std * torch.randn_like(self.centre)).detach()
 
     def mode(self) -> torch.Tensor:
-        return self.mean.detach()
+        return self.centre.detach()
 
     def log_prob(self, raw: torch.Tensor) -> torch.Tensor:
         """[B, 2] -> [B]."""
-        return -((raw - self.mean) ** 2).sum(-1) / (2 * self.std**2) - self._log_norm
+        return -((raw - self.centre) ** 2).sum(-1) / (2 * self.std**2) - self._log_norm
 
     def entropy(self) -> torch.Tensor:
-        return self.mean.new_full(self.mean.shape[:-1], self._log_norm + 1.0)
+        return self.centre.new_full(self.centre.shape[:-1], self._log_norm + 1.0)
 
     def location(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.clamp(-1.0, 1.0)
+        return torch.tanh(raw) if self.squash else raw.clamp(-1.0, 1.0)
+
+
+class UniformLocation:
+    """A location drawn uniformly over the image and not decided by the agent (seed 002's first glimpse): its
+    log-probability and entropy are 0, so nothing is reinforced or rewarded for it. Its mode is the centre, the
+    uniform's mean, so an episode along the policies' modes stays deterministic."""
+
+    def __init__(self, h: torch.Tensor):
+        self.mean = h.new_zeros(h.shape[0], 2)  # [B, 2] the centre
+
+    def sample(self) -> torch.Tensor:
+        return torch.rand_like(self.mean) * 2 - 1
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return value.new_zeros(value.shape[0])
+
+    def entropy(self) -> torch.Tensor:
+        return self.mean.new_zeros(self.mean.shape[0])
+
+    def location(self, value: torch.Tensor) -> torch.Tensor:
+        return value
 
 
 class GaussianPolicy(nn.Module):
     """pi(l | h) = N(tanh(W h + b), std^2 I) over (x, y), the sample clamped to the image [-1, 1].
 
     The std is fixed (the paper's choice); only the mean is learned, by REINFORCE alone. tanh keeps the mean on the
-    image, so a policy that drifts cannot park every glimpse in a corner outside it.
+    image, so a policy that drifts cannot park every glimpse in a corner outside it. With squash "sample" the
+    location is instead tanh of a sample of N(W h + b, std^2 I) (seed 002); with first_glimpse "random" the first
+    location is drawn uniformly (`UniformLocation`) rather than decided on the zero state.
     """
 
-    fuses = True
-    """`ram.fused` runs this policy inside its loop (`fused_weights`)."""
     noun = "glimpses"
     """What its decisions are called (`ram serve`'s model list)."""
     lattice = None
     """Any point of the image: no lattice of windows."""
 
-    def __init__(self, *, hidden_size: int, std: float):
+    def __init__(self, *, hidden_size: int, std: float, squash: str = "mean", first: str = "learned"):
         super().__init__()
-        self.std = std
+        self.std, self.squash, self.first_glimpse = std, squash, first
         self.mean = nn.Linear(hidden_size, 2)
+
+    @property
+    def fuses(self) -> bool:
+        """`ram.fused` runs this policy inside its loop (`fused_weights`): RAM's own, a learned first location and
+        the tanh on the mean."""
+        return self.squash == "mean" and self.first_glimpse == "learned"
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "GaussianPolicy":
-        return cls(hidden_size=cfg.hidden, std=cfg.std)
+        return cls(hidden_size=cfg.hidden, std=cfg.std, squash=cfg.squash, first=cfg.first_glimpse)
 
     @staticmethod
     def describe(cfg: ModelConfig) -> str:
@@ -82,7 +118,9 @@ class GaussianPolicy(nn.Module):
 
     @staticmethod
     def check_config(cfg: ModelConfig) -> None:
-        """Any size and scale: nothing more than ModelConfig checks."""
+        """Any size and scale; no softmax for an ELU to go before."""
+        _require(not cfg.elu_logits, "elu_logits", cfg.elu_logits, "is a setting of the saccade policy's "
+                 "softmaxes; the Gaussian policy has none")
 
     def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(W [2, hidden], b [2], std): the mean is tanh(W h + b), the sample the mean plus std times a normal draw."""
@@ -94,11 +132,14 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> Gaussian:
         """h [B, hidden] -> the distribution of the next location (the previous one does not matter)."""
+        if self.squash == "sample":
+            return Gaussian(self.mean(h), self.std, squash=True)
         return Gaussian(torch.tanh(self.mean(h)), self.std)
 
-    def first(self, images: torch.Tensor, h: torch.Tensor) -> Gaussian:
-        """The first location comes from the policy on the initial (zero) state, so it is learned too."""
-        return self(h)
+    def first(self, images: torch.Tensor, h: torch.Tensor) -> Gaussian | UniformLocation:
+        """The first location: from the policy on the initial (zero) state, so it is learned too, or drawn at
+        random."""
+        return UniformLocation(h) if self.first_glimpse == "random" else self(h)
 
 
 
@@ -193,26 +234,30 @@ class SaccadePolicy(nn.Module):
     - moves: Linear(hidden, policy_hidden) -> ELU -> dropout -> Linear(policy_hidden, 8) on the core state.
     - initial: the image max-pooled by `downsample`, flattened, through dropout, into two Linears, one softmax over
       the lattice's rows and one over its columns.
+    - elu_logits: an ELU on the logits before each softmax (seed 000).
     """
 
     fuses = False
     noun = "saccades"
 
     def __init__(self, *, hidden_size: int, policy_hidden: int, image_size: int, channels: int, patch: int, step: int,
-                 downsample: int, dropout: float):
+                 downsample: int, dropout: float, elu_logits: bool = False):
         super().__init__()
         self.lattice = Lattice(side=image_size, patch=patch, step=step)
         self.downsample = downsample
+        # Seed 000 puts an ELU on the logits of each softmax; it holds no weights, so checkpoints are the same.
+        logits = (nn.ELU(),) if elu_logits else ()
         self.moves = nn.Sequential(nn.Linear(hidden_size, policy_hidden), nn.ELU(), nn.Dropout(dropout),
-                                   nn.Linear(policy_hidden, len(MOVES)))
+                                   nn.Linear(policy_hidden, len(MOVES)), *logits)
         pooled = channels * (image_size // downsample) ** 2
-        self.initial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(pooled, 2 * self.lattice.n))
+        self.initial = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(pooled, 2 * self.lattice.n),
+                                     *logits)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "SaccadePolicy":
         return cls(hidden_size=cfg.hidden, policy_hidden=cfg.policy_hidden, image_size=cfg.image_size,
                    channels=cfg.channels, patch=cfg.patch_size, step=cfg.saccade_step, downsample=cfg.init_downsample,
-                   dropout=cfg.dropout)
+                   dropout=cfg.dropout, elu_logits=cfg.elu_logits)
 
     @staticmethod
     def describe(cfg: ModelConfig) -> str:
@@ -222,6 +267,10 @@ class SaccadePolicy(nn.Module):
     def check_config(cfg: ModelConfig) -> None:
         """One scale, and moves and a pooled image that fit the image."""
         _require(cfg.scales == 1, "scales", cfg.scales, "the saccade policy reads one scale")
+        _require(cfg.first_glimpse == "learned", "first_glimpse", cfg.first_glimpse,
+                 "the saccade policy's first window comes from its initial-location network")
+        _require(cfg.squash == "mean", "squash", cfg.squash, "is a setting of the Gaussian policy; the saccade "
+                 "policy moves on a lattice")
         _require(cfg.saccade_step <= max(1, cfg.image_size - cfg.patch_size), "saccade_step", cfg.saccade_step,
                  f"must be at most {cfg.image_size - cfg.patch_size}, a move that keeps a "
                  f"{cfg.patch_size}x{cfg.patch_size} window on the {cfg.image_size}x{cfg.image_size} image")

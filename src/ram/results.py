@@ -1,13 +1,20 @@
 """The paper's tables, the rows this project reproduces, and the README table generated from results/*.json.
 
 The paper's numbers circulate in two versions: set A (arXiv v1, quoted by most repositories) and set B (the NIPS
-version). Test error in %; None where a version gives no number.
+version). Test error in %; None where a version gives no number. Beside them, the founding projects' own numbers for
+the rows they report (`Row.seed_repo`, their protocols in `SEEDS`).
+
+Results files: results/NAME.json is `ram eval --json` of a row's shipped weights (or of its one run);
+results/seeds/NAME-sS.json is that of the row's run with training seed S (`ram reproduce NAME --seeds N`). A row with
+two or more seed files shows their mean ± standard deviation, and its shipped weights are the median seed's
+(`median_seed`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +43,9 @@ class Row:
     means_weight: float = 0.0
     """The row's own weight of the cross-entropy along the policy means (the one-episode recipe); 0 keeps the
     preset's (off)."""
-    seed_repo: float | None = None
-    """The founding repository's own number for the row (seed 000's hard attention, seed 002's Catch)."""
+    seed_repo: tuple[tuple[str, float], ...] = ()
+    """The founding projects' own test errors (%) for the row, as (seed, error) for each that reports it, from their
+    READMEs (../shared/seeds/); how each measured them is in `SEEDS`."""
     data: str = ""
     """The folder of images the row trains on (`ram train --data`); "" for the preset's dataset."""
     export: str = ""
@@ -66,13 +74,15 @@ class Row:
                 args += [flag, str(value)]
         return args
 
-    def phases(self, out_root: str = "runs") -> list[tuple[list[str], str]]:
-        """(`ram train` arguments, run folder) of each phase; the last phase's folder holds the row's weights."""
-        out = f"{out_root}/{self.name}"
+    def phases(self, out_root: str = "runs", seed: int | None = None) -> list[tuple[list[str], str]]:
+        """(`ram train` arguments, run folder) of each phase; the last phase's folder holds the row's weights. With
+        a seed, every phase trains with `--seed seed` into folders suffixed -s{seed}."""
+        out = f"{out_root}/{self.name}" + ("" if seed is None else f"-s{seed}")
+        args = self.train_args() + ([] if seed is None else ["--seed", str(seed)])
         if not self.then:
-            return [(self.train_args(), out)]
+            return [(args, out)]
         first = f"{out}-phase1"
-        return [(self.train_args(), first), ([*self.train_args(), *self.then, "--init", first], out)]
+        return [(args, first), ([*args, *self.then, "--init", first], out)]
 
     def configs(self) -> list[RunConfig]:
         """The config `ram train` builds for each phase."""
@@ -101,33 +111,73 @@ def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", 
     return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note, **recipe)
 
 
-SEED_000 = 100 - 95.56
-"""Seed 000's hard attention: 95.56% test accuracy with 20 glimpses of 4x4, after 10 epochs."""
+SEEDS: dict[str, str] = {
+    "000": "seed 000 (Lua/Torch, hard attention) reports 95.56% test accuracy (97.48% on its training images) with 20 "
+           "saccades of a 4x4 patch after 10 epochs at batch 100 (6,000 Adam steps at a constant 1e-3) on all 60,000 "
+           "training images; its main.lua tests the last weights, one episode per image along the argmax of both "
+           "softmaxes (its MultinomialAction in evaluate mode), each test batch's LSTM starting from the final state "
+           "of the last training batch",
+    "001": "seed 001 (TensorFlow) reports errors after training \"without any extensive hyperparameter search\", the "
+           "4-glimpse 28x28 model in \"roughly 100 epochs\"; at inference its locations are not sampled (one episode "
+           "along the means, from a random first glimpse); its result folders name batch 128, 10 Monte-Carlo copies, "
+           "std 0.09 and lr decay 0.97 to at least 1e-4; its translated row is 12x12, 3 scales (3.65% with 8x8). Its "
+           "README does not say on which split or after which epoch",
+    "002": "seed 002 (PyTorch) reports accuracy on MNIST's test set printed after each epoch, one episode per image "
+           "with sampled locations (its location network samples in eval() too) from a random first glimpse, after "
+           "100 epochs on 28x28 (Adam at 1e-3 times 0.95 per epoch) or 200 on 60x60 (1e-4 times 0.975), batch 128, "
+           "std 0.25; not which epoch's number. For Catch it reports \"~89%\": the share of its training games caught "
+           "with sampled moves and glimpses after 700 epochs of 22,400 games (15.7M); it has no evaluation loop",
+}
+"""Each founding project's protocol, as far as its README or code states it (the table's footnote)."""
+
+
+def _error(accuracy: float) -> float:
+    """A founding project's accuracy (%) as the table's error (%)."""
+    return round(100 - accuracy, 2)
+
+
 ALONG_THE_MODES = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
 """The saccade row's second phase: 3 epochs at a low lr that also train the reader on the path of the policies' modes,
 the one episode it is tested on (results/NOTES.md, session 19)."""
-SEED_002 = 100 - 89.0
-"""Seed 002's Catch agent: about 89% of balls caught after 700 epochs of 22,400 games."""
+SEED_000_NOTE = (
+    "as written but for: 59,000 training images, 1,000 held out to watch the run (seed 000 trains on all 60,000: "
+    "5,900 steps against its 6,000); batches drawn afresh each epoch (seed 000 reads the training set in one fixed "
+    "order); every episode starts from a zero LSTM state (seed 000 starts each batch from the previous batch's final "
+    "state and tests from the last training batch's, so a digit's class depends on the batch slot it sits in, which "
+    "a model of one image cannot reproduce); PyTorch's LSTM initialisation (its input weights uniform in ±1/√512 "
+    "where seed 000's Torch Linear draws them in ±1/√16)"
+)
+SEED_002_NOTE = (
+    "as written but for: the last step's reinforced location is that of the last glimpse (seed 002 also samples and "
+    "reinforces a location after its last glimpse, which no glimpse uses: a gradient of pure noise); the scalar "
+    "baseline starts at 0 (seed 002 sets it to its first batch's mean reward); the sensor centres a glimpse on the "
+    "nearest pixel (seed 002 truncates); the catch rate is measured on 1000 test games besides the training games"
+)
 
 
 # What each row's recipe gained over the one before it: results/NOTES.md.
 ROWS: list[Row] = [
-    _ram("mnist", 2, 6.27, 3.79),
-    _ram("mnist", 3, None, 1.51, means_weight=1.0),
-    _ram("mnist", 4, 1.73, 1.54, means_weight=1.0),
-    _ram("mnist", 5, None, 1.34),
-    _ram("mnist", 6, 1.29, 1.12),
-    _ram("mnist", 7, None, 1.07),
+    _ram("mnist", 2, 6.27, 3.79, seed_repo=(("001", 7.17), ("002", _error(89.54)))),
+    _ram("mnist", 3, None, 1.51, means_weight=1.0, seed_repo=(("002", _error(94.48)),)),
+    _ram("mnist", 4, 1.73, 1.54, means_weight=1.0, seed_repo=(("001", 1.89), ("002", _error(96.82)))),
+    _ram("mnist", 5, None, 1.34, seed_repo=(("002", _error(97.09)),)),
+    _ram("mnist", 6, 1.29, 1.12, seed_repo=(("001", 1.57), ("002", _error(97.54)))),
+    _ram("mnist", 7, None, 1.07, seed_repo=(("002", _error(97.57)),)),
     _base("mnist-fc", "mnist", "fc", 1.35, 1.69, "FC, 2 layers of 256"),
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
-    _ram("mnist-translated", 4, 2.29, 1.54, epochs=80, core="lstm", means_weight=1.0, **WIDER),
-    _ram("mnist-translated", 6, 1.86, 1.22, core="lstm", means_weight=1.0, **WIDE),
-    _ram("mnist-translated", 8, 1.84, 1.20, core="lstm", **WIDE),
+    _ram("mnist-translated", 4, 2.29, 1.54, epochs=80, core="lstm", means_weight=1.0,
+         seed_repo=(("001", 3.32), ("002", _error(89.35))), **WIDER),
+    _ram("mnist-translated", 6, 1.86, 1.22, core="lstm", means_weight=1.0, seed_repo=(("002", _error(91.74)),),
+         **WIDE),
+    _ram("mnist-translated", 8, 1.84, 1.20, core="lstm", seed_repo=(("002", _error(92.61)),), **WIDE),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered", 4, None, 4.96, epochs=80, core="lstm", means_weight=1.0, **WIDER),
-    _ram("mnist-cluttered", 6, None, 4.08, core="lstm", means_weight=1.0, **WIDE),
-    _ram("mnist-cluttered", 8, 5.23, 4.04, core="lstm", means_weight=1.0, **WIDE),
+    _ram("mnist-cluttered", 4, None, 4.96, epochs=80, core="lstm", means_weight=1.0,
+         seed_repo=(("002", _error(83.00)),), **WIDER),
+    _ram("mnist-cluttered", 6, None, 4.08, core="lstm", means_weight=1.0, seed_repo=(("002", _error(85.50)),),
+         **WIDE),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, core="lstm", means_weight=1.0, seed_repo=(("002", _error(85.46)),),
+         **WIDE),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
@@ -136,9 +186,11 @@ ROWS: list[Row] = [
     _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, core="lstm", **WIDE),
     _base("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", None, 15.0, "convnet: about 14-16"),
     Row("mnist-saccade-g10", "mnist-saccade", "ram", 10, epochs=10),
-    Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=round(SEED_000, 2), then=ALONG_THE_MODES),
+    Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=(("000", _error(95.56)),), then=ALONG_THE_MODES),
+    Row("mnist-saccade-000", "mnist-saccade-000", "ram", 20, seed_repo=(("000", _error(95.56)),), note=SEED_000_NOTE),
     Row("mnist-saccade-g30", "mnist-saccade", "ram", 30, epochs=10),
-    Row("catch", "catch", "ram", 23, seed_repo=SEED_002),
+    Row("catch", "catch", "ram", 23, seed_repo=(("002", _error(89.0)),)),
+    Row("catch-002", "catch-002", "ram", 23, seed_repo=(("002", _error(89.0)),), note=SEED_002_NOTE),
     Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head", epochs=30),
     Row("catch-random", "catch", "random-agent", 23, note="random moves", epochs=1),
     Row("catch-sb3-ppo", "catch", "sb3-ppo", script=("python", "examples/catch_sb3.py"),
@@ -151,7 +203,9 @@ BY_NAME = {r.name: r for r in ROWS}
 TASK_TITLES = {
     "mnist": "28x28 MNIST",
     "mnist-saccade": "28x28 MNIST, hard attention",
+    "mnist-saccade-000": "28x28 MNIST, hard attention",
     "catch": "Catch, 24x24 (% of balls missed)",
+    "catch-002": "Catch, 24x24 (% of balls missed)",
     "mnist-translated": "60x60 translated MNIST",
     "mnist-cluttered": "60x60 cluttered MNIST (4 pieces)",
     "mnist-cluttered-100": "100x100 cluttered MNIST (8 pieces)",
@@ -164,6 +218,34 @@ def load_results(folder: Path) -> dict[str, dict]:
     for path in sorted(Path(folder).glob("*.json")):
         out[path.stem] = json.loads(path.read_text())
     return out
+
+
+SEED_FILE = re.compile(r"^(?P<row>.+)-s(?P<seed>\d+)$")
+
+
+def load_seeds(folder: Path) -> dict[str, list[dict]]:
+    """results/seeds/ROW-sS.json files, each `ram eval --json` of the row's run with training seed S, keyed by row
+    name; each result gains "train_seed": S. Sorted by seed."""
+    out: dict[str, list[dict]] = {}
+    for path in Path(folder, "seeds").glob("*.json"):
+        match = SEED_FILE.match(path.stem)
+        if match is None:
+            raise ValueError(f"{path}: not a seed's results file, which is named ROW-sS.json (e.g. mnist-g2-s1.json)")
+        result = {**json.loads(path.read_text()), "train_seed": int(match["seed"])}
+        out.setdefault(match["row"], []).append(result)
+    return {row: sorted(runs, key=lambda r: r["train_seed"]) for row, runs in out.items()}
+
+
+def median_seed(runs: list[dict]) -> dict:
+    """The run of median test error (one episode), the one whose weights are shipped; of an even number, the lower
+    of the two middle ones. Ties go to the lower seed."""
+    ranked = sorted(runs, key=lambda r: (r["error"], r["train_seed"]))
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def _spread(values: list[float]) -> str:
+    """"1.23 ± 0.05": mean ± standard deviation (n - 1 in the denominator)."""
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def _fmt(x: float | None) -> str:
@@ -199,10 +281,27 @@ def _epochs(r: dict) -> str:
     return f"{r['epochs']} of {planned}" if planned and planned != r["epochs"] else str(r["epochs"])
 
 
+def _seed_repo(row: Row) -> str:
+    """"1.89 (001) / 3.18 (002)": each founding project's error for the row, marked by its number."""
+    return " / ".join(f"{error:.2f} ({seed})" for seed, error in row.seed_repo) or "–"
+
+
+AS_WRITTEN = {
+    "mnist-saccade-000": "seed 000's recipe as written: {g} moves of a 4x4 patch, the patch alone into an LSTM of 512, "
+                         "REINFORCE summed over the batch",
+    "catch-002": "seed 002's agent and loss as written: {g} glimpses and moves, LSTM core, a random first glimpse, "
+                 "only the last step reinforced",
+}
+"""The model column of the rows that follow a founding project's recipe as written (their presets are it)."""
+
+
 def _model(row: Row) -> str:
-    """The model column: RAM with what its row changed, the saccade variant, or a baseline's note."""
+    """The model column: RAM with what its row changed, the saccade variant, a founding recipe as written, or a
+    baseline's note."""
     if row.model != "ram":
         return row.note or row.model
+    if row.preset in AS_WRITTEN:
+        return AS_WRITTEN[row.preset].format(g=row.glimpses)
     if row.preset == "mnist-saccade":
         return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512{_second_phase(row, 'modes')}"
     if row.preset == "catch":
@@ -234,36 +333,64 @@ def _architecture(row: Row) -> str:
     return out
 
 
-def table(results: dict[str, dict]) -> str:
-    """A Markdown table: one line per row that has a result, beside paper A and B.
+def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
+    """A Markdown table: one line per row that has a result, beside paper A and B and the founding projects; below
+    it, what each founding project's number measured and the rows' own notes.
 
     "one episode" is the headline, the paper's protocol and cost: one episode of T glimpses per image along the
     policy means (`ram eval`'s "error"). The next column averages the class probabilities of M sampled episodes, M x T
-    glimpses ("error_averaged"; "–" for the baselines without a policy). "seed repo" is the founding repository's own
-    number where the row reproduces one of them. A Catch row's headline (balls missed along the policies' modes) has
-    the rate with sampled moves beside it ("sampled").
+    glimpses ("error_averaged"; "–" for the baselines without a policy). A row with runs of several training seeds
+    (`seeds`, from `load_seeds`) shows their mean ± standard deviation in both; its epochs and time are its shipped
+    run's (results/NAME.json, else the median seed's). "seed repo" is each founding project's own number for the row.
+    A Catch row's headline (balls missed along the policies' modes) has the rate with sampled moves beside it
+    ("sampled").
     """
+    seeds = seeds or {}
     lines = [
         "| task | model | this project, one episode | 10 episodes averaged (10×T glimpses) | paper A | paper B | "
         "seed repo | epochs | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    shown: list[Row] = []
     for row in ROWS:
-        r = results.get(row.name)
+        runs = seeds.get(row.name, [])
+        r = results.get(row.name) or (median_seed(runs) if runs else None)
         if r is None:
             continue
+        shown.append(row)
         model = _model(row)
         pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+        for run in (r, *runs):
+            if row.model not in ("fc", "convnet") and run.get("error_averaged") is not None \
+                    and run.get("mc_samples") != 10:
+                raise ValueError(f"results for {row.name}: averaged over {run.get('mc_samples')} episodes, the column "
+                                 "says 10")
         averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
-        if averaged is not None and r.get("mc_samples") != 10:
-            raise ValueError(f"results for {row.name}: averaged over {r.get('mc_samples')} episodes, the column says 10")
         sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
+        headline, second = f"**{r['error']:.2f}**{sampled}", _fmt(averaged)
+        if len(runs) >= 2:
+            headline = f"**{_spread([run['error'] for run in runs])}** ({len(runs)} seeds)"
+            if averaged is not None:
+                second = _spread([run["error_averaged"] for run in runs])
         lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | **{r['error']:.2f}**{sampled} | "
-            f"{_fmt(averaged)} | {_fmt(row.paper_a)} | {_fmt(row.paper_b)} | "
-            f"{_fmt(row.seed_repo)} | {_epochs(r)} | {_train_time(r)} |"
+            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | {headline} | {second} | "
+            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)} | {_train_time(r)} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + _footnotes(shown)
+
+
+def _footnotes(rows: list[Row]) -> str:
+    """What each founding project in the "seed repo" column measured, and the shown rows' own notes (RAM rows: a
+    baseline's note is its model column)."""
+    cited = sorted({seed for row in rows for seed, _ in row.seed_repo})
+    notes = [row for row in rows if row.model == "ram" and row.note]
+    out = ""
+    if cited:
+        out += ("\n\n\"seed repo\" is each founding project's own test error (%) for the row, marked by its number "
+                "(100 minus an accuracy it reports):\n" + "\n".join(f"- {SEEDS[seed]}." for seed in cited))
+    if notes:
+        out += "\n\nRow notes:\n" + "\n".join(f"- `{row.name}`: {row.note}." for row in notes)
+    return out
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -272,7 +399,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 def update_readme(readme: Path, results_dir: Path) -> bool:
     """Rewrite the table between the markers; returns whether the file changed."""
     text = readme.read_text()
-    block = f"{START}\n{table(load_results(results_dir))}\n{END}"
+    block = f"{START}\n{table(load_results(results_dir), load_seeds(results_dir))}\n{END}"
     new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     if new != text:
         readme.write_text(new)
@@ -280,19 +407,21 @@ def update_readme(readme: Path, results_dir: Path) -> bool:
 
 
 def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results",
-                       precision: str | None = None) -> list[list[str]]:
+                       precision: str | None = None, seed: int | None = None) -> list[list[str]]:
     """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
-    on a CPU that only emulates bf16)."""
+    on a CPU that only emulates bf16). With a training seed S, the run folders are suffixed -sS and the results go to
+    results/seeds/NAME-sS.json (`load_seeds`)."""
     if row.script:
         return [[*row.script, "--out-file", f"{results_root}/{row.name}.json"]]
-    phases = row.phases(out_root)
+    phases = row.phases(out_root, seed)
     if precision is not None:
         phases = [([*_without(args, "--precision"), "--precision", precision], out) for args, out in phases]
     train = [["ram", "train", *args, "--out", out] for args, out in phases]
     out = phases[-1][1]
     if row.export and not Path(row.data).exists():
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
-    return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", f"{results_root}/{row.name}.json"]]
+    results = f"{results_root}/{row.name}.json" if seed is None else f"{results_root}/seeds/{row.name}-s{seed}.json"
+    return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", results]]
 
 
 def _without(args: list[str], flag: str) -> list[str]:

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 
 def pad_images(
-    images: torch.Tensor, *, size: int, scales: int, locations_in_range: bool = False
+    images: torch.Tensor, *, size: int, scales: int, locations_in_range: bool = False, mode: str = "zeros"
 ) -> tuple[torch.Tensor, int]:
-    """Zero-pad [B, C, H, W] images once per episode so every read is a plain in-range gather.
+    """Pad [B, C, H, W] images once per episode so every read is a plain in-range gather: with zeros, or with mode
+    "edge" by repeating the border pixels (seed 002's retina).
 
     Returns the padded images [B, C, H + 2p, W + 2p] and p. By default p is the side of the largest patch, which
     serves any location (`glimpse` clamps far ones). With locations_in_range=True the caller promises every location
@@ -31,6 +32,8 @@ def pad_images(
     """
     side = size * 2 ** (scales - 1)
     pad = (side + 1) // 2 if locations_in_range else side
+    if mode == "edge":
+        return F.pad(images, (pad, pad, pad, pad), mode="replicate"), pad
     return F.pad(images, (pad, pad, pad, pad)), pad
 
 
@@ -115,11 +118,12 @@ def read(
     return out
 
 
-def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: int, pool: str = "mean") -> torch.Tensor:
+def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: int, pool: str = "mean",
+            pad: str = "zeros") -> torch.Tensor:
     """Read `scales` patches of side size * 2**k around each location, each pooled to size x size.
 
-    images: [B, C, H, W] float; locations: [B, 2] as (x, y), any finite value (outside [-1, 1] reads zeros).
-    Returns [B, scales, C, size, size].
+    images: [B, C, H, W] float; locations: [B, 2] as (x, y), any finite value (outside [-1, 1] reads zeros, or with
+    pad "edge" the nearest border pixels). Returns [B, scales, C, size, size].
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
@@ -130,12 +134,12 @@ def glimpse(images: torch.Tensor, locations: torch.Tensor, size: int, scales: in
     if size < 1 or scales < 1:
         raise ValueError(f"size and scales must be >= 1, got size={size}, scales={scales}")
     H, W = images.shape[-2:]
-    padded, pad = pad_images(images, size=size, scales=scales)
-    # Far-off locations would overflow the index arithmetic. Past 1 + side / W every scale reads only zeros, so
+    padded, width = pad_images(images, size=size, scales=scales, mode=pad)
+    # Far-off locations would overflow the index arithmetic. Past 1 + side / W every scale reads only padding, so
     # clamping beyond that bound changes nothing.
-    bound = 2.0 + 2.0 * pad / min(H, W)
+    bound = 2.0 + 2.0 * width / min(H, W)
     locations = locations.clamp(-bound, bound)
-    return read(padded.contiguous(), pad, locations.to(images.dtype), size=size, scales=scales, height=H, width=W,
+    return read(padded.contiguous(), width, locations.to(images.dtype), size=size, scales=scales, height=H, width=W,
                 pool=pool)
 
 

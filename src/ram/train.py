@@ -4,7 +4,7 @@
 A run folder holds:
   config.json        the resolved RunConfig (the model is rebuilt from it)
   metrics.csv        one row per epoch
-  model.safetensors  the weights with the best validation error
+  model.safetensors  the weights with the best validation error (the last epoch's with keep="last")
   last.pt            the full training state (weights, optimiser, step, RNG states), for --resume
   test.json          the final test result of the best weights, as `ram eval --json` prints it
 """
@@ -70,9 +70,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Cosine annealing from lr to lr_min over the whole run, or a constant."""
+    """Cosine annealing from lr to lr_min over the whole run, a constant, or lr * lr_decay**epoch (floored at
+    lr_min), the epoch being step's of the run's equally long epochs."""
     if cfg.schedule == "constant":
         return cfg.lr
+    if cfg.schedule == "exponential":
+        epoch = step * cfg.epochs // max(total_steps, 1)
+        return max(cfg.lr * cfg.lr_decay**epoch, cfg.lr_min)
     progress = min(step / max(total_steps, 1), 1.0)
     return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -523,7 +527,7 @@ class _Run:
         if improved:
             state["best_val_error"] = val["error"]
         if dist.main:
-            if improved:
+            if improved or tc.keep == "last":
                 ckpt.export_model(self.out, self.kept, self.cfg)
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:

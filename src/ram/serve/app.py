@@ -289,7 +289,8 @@ def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dic
                     width=model.image_size)  # [T, scales, 3]
     steps = []
     for t in range(locations.shape[0]):
-        read = sensor.glimpse(x, locations[t : t + 1], m.patch_size, m.scales, pool=m.pool)[0]  # [scales, C, p, p]
+        # [scales, C, p, p]
+        read = sensor.glimpse(x, locations[t : t + 1], m.patch_size, m.scales, pool=m.pool, pad=m.pad)[0]
         steps.append({
             "x": float(out.pixels[0, t, 0]), "y": float(out.pixels[0, t, 1]),
             "location": locations[t].tolist(),

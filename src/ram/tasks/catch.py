@@ -164,7 +164,7 @@ class CatchGame:
         with autocast(device, tc.precision):
             episode = model(world, sample=True)
         return game(float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline,
-                    entropy_weight=tc.entropy_weight)
+                    entropy_weight=tc.entropy_weight, reduction=tc.rl_reduction, discount=tc.discount)
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return catch_rate(model, games=self.cfg.task.val_games, size=self.cfg.task.canvas, seed=self.cfg.train.seed,

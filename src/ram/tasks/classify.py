@@ -112,7 +112,8 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
             means_logits = model(one, sample=False).logits.float()
     return hybrid(float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
                   copies=tc.mc_samples, entropy_weight=tc.entropy_weight, step_weight=tc.step_weight,
-                  means_logits=means_logits, means_weight=tc.means_weight, distill_weight=tc.distill_weight)
+                  means_logits=means_logits, means_weight=tc.means_weight, distill_weight=tc.distill_weight,
+                  reduction=tc.rl_reduction, discount=tc.discount)
 
 
 def _digits(task: TaskConfig) -> tuple[str, ...]:
