@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import gymnasium
+import numpy as np
 import pytest
 
 import ram  # noqa: F401  (registers ram/Catch-v0)
@@ -27,6 +28,16 @@ def test_sb3_checker_passes_and_warns_only_that_its_default_cnn_needs_36x36():
         check_env(gymnasium.make("ram/Catch-v0"))
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and messages[0].startswith(SMALL_FOR_NATURE_CNN), messages
+
+
+def test_sb3_checker_passes_without_a_warning_at_zoom_2_the_same_game_in_larger_cells():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(gymnasium.make("ram/Catch-v0", zoom=2))
+    assert [str(w.message) for w in caught] == []
+    small, big = gymnasium.make("ram/Catch-v0"), gymnasium.make("ram/Catch-v0", zoom=2)
+    (a, _), (b, _) = small.reset(seed=3), big.reset(seed=3)
+    assert b.shape == (48, 48, 1) and np.array_equal(b[::2, ::2], a) and np.array_equal(b[1::2, 1::2], a)
 
 
 def test_ppo_trains_a_few_hundred_steps_and_plays_the_test_games(tmp_path):

@@ -176,30 +176,39 @@ class CatchBatch:
 class Catch(gymnasium.Env):
     """One game of Catch as a Gymnasium env: observation the frame as an image (size, size, 1) uint8, 255 at the ball
     and the paddle, else 0 (`CatchBatch.image`); actions Discrete(3) (0 left, 1 stay, 2 right). info carries the state:
-    ball_row, ball_x, dx, paddle_x."""
+    ball_row, ball_x, dx, paddle_x.
+
+    zoom > 1 shows each cell as zoom x zoom pixels, (size * zoom, size * zoom, 1): the same game for a convolutional
+    agent whose first layers need a larger image (stable-baselines3's CnnPolicy wants at least 36x36: zoom=2)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     render_scale = 8  # pixels per cell in render(): a 24x24 frame is too small to see
 
-    def __init__(self, *, size: int = 24, render_mode: str | None = None):
+    def __init__(self, *, size: int = 24, render_mode: str | None = None, zoom: int = 1):
         _check_size(size)
+        if isinstance(zoom, bool) or not isinstance(zoom, int) or zoom < 1:
+            raise ValueError(f"zoom must be an int >= 1 (pixels per cell), got {zoom!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.size, self.render_mode = size, render_mode
-        self.observation_space = image_space(size)
+        self.size, self.render_mode, self.zoom = size, render_mode, zoom
+        self.observation_space = image_space(size * zoom)
         self.action_space = spaces.Discrete(3)
         self._game = CatchBatch(1, size=size)  # the rules; reset() starts it from draws of self.np_random
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._game.start(**draw_starts([self.np_random], self.size))
-        return self._game.image()[0], self._info()
+        return self._observe(), self._info()
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 (left), 1 (stay) or 2 (right), got {action!r}")
         reward = self._game.move(torch.tensor([int(action)]))
-        return self._game.image()[0], float(reward[0]), self._game.over, False, self._info()
+        return self._observe(), float(reward[0]), self._game.over, False, self._info()
+
+    def _observe(self) -> np.ndarray:
+        image = self._game.image()[0]  # (size, size, 1)
+        return image if self.zoom == 1 else image.repeat(self.zoom, axis=0).repeat(self.zoom, axis=1)
 
     def render(self) -> np.ndarray | None:
         """(size * 8, size * 8, 3) uint8, white ball and paddle on black, when render_mode is "rgb_array"."""
