@@ -324,7 +324,8 @@ class ModelConfig:
         _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
         _require(self.pool in ("mean", "max"), "pool", self.pool, "must be 'mean' or 'max'")
         _require(self.pad in ("zeros", "edge"), "pad", self.pad, "must be 'zeros' or 'edge'")
-        _require(math.isfinite(self.pixel_mean), "pixel_mean", self.pixel_mean, "must be a finite number")
+        _require(0 <= self.pixel_mean <= 1, "pixel_mean", self.pixel_mean,
+                 "must be in [0, 1], the range of the pixels it is the mean of")
         _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
                  "must be a positive number")
         _require(self.squash in ("mean", "sample"), "squash", self.squash, "must be 'mean' or 'sample'")
