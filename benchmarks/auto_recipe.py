@@ -7,9 +7,10 @@ Datasets (made under WORK/data the first time, from what packages ship offline):
            needs `pip install scikit-learn`, for this script only
   shapes   generated 40x40 colour scenes of 3 shapes, 1,500 for training and 300 for testing (benchmarks/shapes.py)
   shapes-250  the same scenes, 250 for training (the same 300 for testing)
+  shapes-plain  easier scenes: no specks, squares and triangles upright; 1,500 and 300
   fashion  Fashion-MNIST as PNG folders (`ram export-folder`, Debian's dataset-fashion-mnist), 60,000 + 10,000
 
-    python benchmarks/auto_recipe.py --work runs/auto-recipe                      # all four, one run at a time
+    python benchmarks/auto_recipe.py --work runs/auto-recipe                      # all five, one run at a time
     python benchmarks/auto_recipe.py --work runs/auto-recipe --datasets digits shapes
     python benchmarks/auto_recipe.py --work runs/auto-recipe --datasets fashion --train-size 20000
 
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ("digits", "shapes", "shapes-250", "fashion")
+DATASETS = ("digits", "shapes", "shapes-250", "shapes-plain", "fashion")
 
 
 def prepare(name: str, data: Path) -> Path:
@@ -48,7 +49,8 @@ def prepare(name: str, data: Path) -> Path:
             sys.path.insert(0, str(ROOT / "benchmarks"))
             from shapes import write
 
-            write(path, train=250 if name == "shapes-250" else 1500, test=300, size=40, seed=0)
+            write(path, train=250 if name == "shapes-250" else 1500, test=300, size=40, seed=0,
+                  plain=name == "shapes-plain")
         else:
             ram("export-folder", "--dataset", "fashion", "--out", str(path), "--no-progress")
     return path

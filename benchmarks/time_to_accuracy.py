@@ -13,20 +13,9 @@ test.json when the run has finished, else from this machine.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
-
-
-def first_reached(rows: list[dict[str, str]], target: float) -> tuple[int, float] | None:
-    """(epoch, cumulative seconds) of the first epoch whose validation error is <= target, or None."""
-    elapsed = 0.0
-    for row in rows:
-        elapsed = float(row["total_seconds"]) if row.get("total_seconds") else elapsed + float(row["seconds"])
-        if float(row["val_error"]) <= target:
-            return int(row["epoch"]), elapsed
-    return None
 
 
 def row_of(folder: Path):
@@ -36,6 +25,8 @@ def row_of(folder: Path):
 
     cfg = read_config(folder)
     for row in ROWS:
+        if row.script:  # trained outside `ram train`: no config to match
+            continue
         try:
             own = row.config()
         except Exception:  # noqa: BLE001 - a row whose data this machine lacks cannot be matched
@@ -54,7 +45,10 @@ def main() -> int:
     if not metrics.is_file():
         print(f"run = {str(args.run)!r}: no metrics.csv there (is it a ram train run folder?)", file=sys.stderr)
         return 2
-    rows = list(csv.DictReader(metrics.open()))
+    from ram.hub import val_curve
+    from ram.results import first_reached
+
+    curve = val_curve(args.run)
     targets = args.targets
     if not targets:
         row = row_of(args.run)
@@ -76,15 +70,14 @@ def main() -> int:
 
         machine, state = this_machine(torch.device("cpu")), "still training (this machine shown)"
     precision = json.loads((args.run / "config.json").read_text())["train"]["precision"]
-    last = rows[-1] if rows else {}
-    total = float(last.get("total_seconds") or sum(float(r["seconds"]) for r in rows))
-    print(f"{len(rows)} epochs, {total / 3600:.2f} h of training, {state}; {precision} on "
+    total = curve[-1][2] if curve else 0.0
+    print(f"{len(curve)} epochs, {total / 3600:.2f} h of training, {state}; {precision} on "
           f"{machine.get('cpu') or 'an unknown CPU'} ({', '.join(machine.get('cpu_flags', [])) or 'flags unknown'}), "
           f"{machine.get('threads', '?')} thread(s)")
     print("| validation error <= | first at epoch | wall time |\n|---|---|---|")
     for target in targets:
-        hit = first_reached(rows, target)
-        when = f"{hit[0]} | {hit[1]:.0f} s ({hit[1] / 3600:.2f} h)" if hit else f"not reached in {len(rows)} epochs | –"
+        hit = first_reached(curve, target)
+        when = f"{hit[0]} | {hit[1]:.0f} s ({hit[1] / 3600:.2f} h)" if hit else f"not reached in {len(curve)} epochs | –"
         print(f"| {target:g}% | {when} |")
     return 0
 

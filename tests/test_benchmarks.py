@@ -9,23 +9,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import PAUSE, parse_version  # noqa: E402
-from time_to_accuracy import first_reached  # noqa: E402
+from ram.hub import val_curve  # noqa: E402
+from ram.results import first_reached  # noqa: E402
 
 
-def _rows(errors, seconds=10.0):
-    return [{"epoch": str(i + 1), "val_error": str(e), "seconds": str(seconds)} for i, e in enumerate(errors)]
+def _metrics(folder, errors, seconds=10.0, extra=()):
+    lines = [f"{i + 1},{e},{seconds}," for i, e in enumerate(errors)] + list(extra)
+    (folder / "metrics.csv").write_text("epoch,val_error,seconds,total_seconds\n" + "\n".join(lines) + "\n")
+    return folder
 
 
-def test_first_epoch_at_or_below_the_target_and_the_time_until_then():
-    rows = _rows([3.0, 1.6, 1.5, 1.1, 1.4])
-    assert first_reached(rows, 1.5) == (3, 30.0)
-    assert first_reached(rows, 1.2) == (4, 40.0)
-    assert first_reached(rows, 1.0) is None
+def test_first_epoch_at_or_below_the_target_and_the_time_until_then(tmp_path):
+    curve = val_curve(_metrics(tmp_path, [3.0, 1.6, 1.5, 1.1, 1.4]))
+    assert curve[:2] == [[1, 3.0, 10.0], [2, 1.6, 20.0]]
+    assert first_reached(curve, 1.5) == (3, 30.0)
+    assert first_reached(curve, 1.2) == (4, 40.0)
+    assert first_reached(curve, 1.0) is None
 
 
-def test_time_is_counted_over_every_piece_of_a_resumed_run():
-    rows = _rows([3.0, 1.4]) + [{"epoch": "3", "val_error": "1.0", "seconds": "10", "total_seconds": "500"}]
-    assert first_reached(rows, 1.0) == (3, 500.0)  # total_seconds, where the run wrote it, counts earlier pieces
+def test_time_is_counted_over_every_piece_of_a_resumed_run(tmp_path):
+    curve = val_curve(_metrics(tmp_path, [3.0, 1.4], extra=["3,1.0,10,500"]))
+    assert first_reached(curve, 1.0) == (3, 500.0)  # total_seconds, where the run wrote it, counts earlier pieces
+
+
+def test_a_folder_without_a_readable_metrics_file_has_no_curve(tmp_path):
+    assert val_curve(tmp_path) == []
+    (tmp_path / "metrics.csv").write_text("epoch,val_error,seconds\n1,not a number,10\n")
+    assert val_curve(tmp_path) == []
 
 
 def test_a_run_of_a_rows_recipe_is_timed_to_the_papers_number(tmp_path):
@@ -45,6 +55,22 @@ def test_a_run_of_a_rows_recipe_is_timed_to_the_papers_number(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "row mnist-g6: paper 1.12%" in done.stdout and "| 1.12% | 2 | 120 s" in done.stdout
     assert "still training" in done.stdout and "bf16" in done.stdout
+
+
+def test_a_run_that_is_no_rows_recipe_needs_targets(tmp_path):
+    """Every row is tried, those trained outside `ram train` (stable-baselines3) included, without a crash."""
+    import dataclasses
+    import json
+
+    from ram.results import BY_NAME
+
+    cfg = BY_NAME["mnist-g6"].config()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hidden=100))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    _metrics(tmp_path, [3.0])
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no results row's" in done.stderr, done.stderr
 
 
 def test_cli_names_a_folder_without_metrics(tmp_path):

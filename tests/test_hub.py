@@ -89,3 +89,19 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
     entry = hub.publish(tmp_path / "second", "two")
     assert entry["phases"] == result["phases"] and entry["epochs"] == 101
     assert [p["epochs"] for p in hub.training_phases(str(tmp_path / "second"), {"epochs": 5})] == [100, 1, 5]
+
+
+def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the_results(tmp_path, monkeypatch):
+    """`ram eval --checkpoint` and `--pretrained` both carry when validation reached each error (for the table)."""
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
+    cfg = presets.resolve("mnist", model={"glimpses": 2})
+    run = tmp_path / "run"
+    ckpt.export_model(run, build_model(cfg.model), cfg)
+    (run / "test.json").write_text(json.dumps({"error": 1.5, "epochs": 2, "train_seconds": 30.0}))
+    (run / "metrics.csv").write_text("epoch,val_error,seconds,total_seconds\n1,4.0,10,100\n2,2.5,10,110\n")
+    curve = [[1, 4.0, 100.0], [2, 2.5, 110.0]]
+    assert hub.run_info(run) == {"epochs": 2, "train_seconds": 30.0, "val_curve": curve}
+    hub.publish(run, "tiny")
+    assert hub.run_info(pretrained="tiny")["val_curve"] == curve
+    (run / "metrics.csv").unlink()
+    assert "val_curve" not in hub.run_info(run)

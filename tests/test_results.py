@@ -198,3 +198,21 @@ def test_the_as_written_rows_say_so_and_replay_their_founding_recipe():
     assert _model(catch).startswith("seed 002's agent and loss as written: 23 glimpses and moves")
     assert saccade.train_args() == ["--preset", "mnist-saccade-000", "--glimpses", "20", "--precision", "fp32"]
     assert saccade.config().train.rl_reduction == "sum" and catch.config().train.discount == 0.0
+
+
+def test_the_table_says_when_validation_first_reached_the_papers_number():
+    """From the run's validation curve: its epoch and time, counted from the first phase's start; a row whose
+    validation never got there says so, and one without a curve says nothing of it."""
+    curve = [[1, 3.0, 60.0], [2, 1.2, 120.0], [3, 1.1, 180.0]]
+    g6 = next(line for line in table({"mnist-g6": {"error": 1.05, "epochs": 3, "val_curve": curve}}).splitlines()
+              if "`mnist-g6`" in line or "6 glimpses" in line)
+    assert "| 3; val. at paper's 1.12 by epoch 3 (3 min) |" in g6
+    g2 = table({"mnist-g2": {"error": 1.05, "epochs": 3, "val_curve": curve}}).splitlines()[2]
+    assert "| 3; val. at paper's 3.79 by epoch 1 (1 min) |" in g2  # paper B, not A (6.27)
+    two = table({"mnist-g4": {"error": 1.4, "epochs": 103, "val_curve": curve,
+                              "phases": [{"epochs": 100, "train_seconds": 600}, {"epochs": 3, "train_seconds": 180}]}})
+    assert "by epoch 102 (12 min)" in two  # paper B 1.54: epoch 2 of the second phase
+    assert "val. never at paper's 1.12" in table({"mnist-g6": {"error": 1.3, "epochs": 1, "val_curve": curve[:1]}})
+    assert "val." not in table({"mnist-g6": {"error": 1.3, "epochs": 1}})
+    saccade = table({"mnist-saccade-g10": {"error": 12.0, "epochs": 10, "val_curve": curve}})
+    assert "val." not in saccade.split("\n\n")[0]  # no paper number to reach

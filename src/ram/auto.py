@@ -12,8 +12,9 @@ and the schedule their number N (the training images left after validation), by 
   around (the paper's best: 7 on 28x28, 8 on 100x100).
 - std: 0.1 up to 32 pixels, 0.2 above: what the MNIST recipes found (0.1 on 28x28; 0.2 on 60x60 and 100x100,
   results/NOTES.md session 2).
-- epochs: 2,560,000 / N (20,000 steps of 128) rounded up, within 10..500: a small set is seen many times, a large one
-  fewer, and the run costs about the same.
+- epochs: 2,560,000 / N (20,000 steps of 128) rounded up, within 10..500: the run shows about 2.56 million images
+  whatever N is, a small set many times over (at most 500; a set under 5,120 images gets fewer steps), a large one
+  at least 10 times.
 - The validation images are a sixth of the training images, at most 10,000 (`ram.data.images.default_val_size`).
 
 A field given explicitly (a flag, or a keyword of `ram.flags.recipe`) is kept, and the rule works around it: a given

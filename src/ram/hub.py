@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -94,22 +95,43 @@ def load_named(name_or_folder: str | Path) -> tuple[torch.nn.Module, RunConfig]:
                       f"{', '.join(manifest()) or 'none'}")
 
 
-_RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases", "machine")
+_RUN_INFO = ("epochs", "planned_epochs", "train_seconds", "phases", "machine", "val_curve")
+
+
+def val_curve(folder: Path) -> list[list[float]]:
+    """[epoch, validation error, training seconds up to its end] for each epoch in a run folder's metrics.csv, the
+    seconds summed over every piece of a resumed run: when validation first reached a number (`ram.results`). [] for
+    a folder without a readable metrics.csv."""
+    path = Path(folder) / "metrics.csv"
+    curve, elapsed = [], 0.0
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                elapsed = float(row["total_seconds"]) if row.get("total_seconds") else elapsed + float(row["seconds"])
+                curve.append([int(row["epoch"]), float(row["val_error"]), round(elapsed, 1)])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # extras only: a missing or damaged metrics.csv must not stop an evaluation
+    return curve
 
 
 def run_info(source_folder: Path | None = None, pretrained: str | None = None) -> dict:
-    """Epochs and training wall time of a run, for results: from a run's test.json or the manifest."""
+    """Epochs, training wall time, machine and validation curve of a run, for results: from a run's test.json and
+    metrics.csv, or the manifest."""
     if pretrained is not None:
         entry = manifest().get(pretrained, {})
         return {k: entry[k] for k in _RUN_INFO if entry.get(k) is not None} | {"pretrained": pretrained}
-    path = Path(source_folder) / "test.json" if source_folder else None
-    if path and path.is_file():
+    if source_folder is None:
+        return {}
+    info = {"val_curve": curve} if (curve := val_curve(source_folder)) else {}
+    path = Path(source_folder) / "test.json"
+    if path.is_file():
         try:
             test = json.loads(path.read_text())
         except (ValueError, OSError):
-            return {}  # extras only: a damaged test.json must not stop an evaluation
-        return {k: test[k] for k in _RUN_INFO if k in test} if isinstance(test, dict) else {}
-    return {}
+            return info  # extras only: a damaged test.json must not stop an evaluation
+        if isinstance(test, dict):
+            info = {k: test[k] for k in _RUN_INFO if k in test} | info
+    return info
 
 
 def training_phases(init: str, own: dict) -> list[dict]:
@@ -147,6 +169,7 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
         "train_seconds": sum(p["train_seconds"] or 0 for p in phases) if len(phases) > 1 else own["train_seconds"],
         **({"phases": phases} if len(phases) > 1 else {}),
         **({"machine": test["machine"]} if "machine" in test else {}),
+        **({"val_curve": curve} if (curve := val_curve(folder)) else {}),
         "float16": float16,
         "config": cfg.to_dict(),
     }

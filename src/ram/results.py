@@ -270,6 +270,28 @@ def _train_time(r: dict) -> str:
     return f"{time}, {r.get('precision', '?')} on {unit}"
 
 
+def first_reached(curve: list[list[float]], target: float) -> tuple[int, float] | None:
+    """(epoch, training seconds) of the first epoch of a validation curve (`ram.hub.val_curve`) whose validation
+    error is at or below target, or None."""
+    return next(((int(epoch), seconds) for epoch, error, seconds in curve if error <= target), None)
+
+
+def _reached(row: Row, r: dict) -> str:
+    """When validation first reached the row's paper number (B, else A): "; paper's 3.79 at 12 (2 min)". Counted
+    from the start of training: a later phase's curve starts after its earlier phases' epochs and seconds. Empty
+    without a curve or a paper number."""
+    target = row.paper_b if row.paper_b is not None else row.paper_a
+    if target is None or not r.get("val_curve"):
+        return ""
+    before = r.get("phases", [])[:-1]
+    hit = first_reached(r["val_curve"], target)
+    if hit is None:
+        return f"; val. never at paper's {target:.2f}"
+    epoch = hit[0] + sum(p["epochs"] or 0 for p in before)
+    seconds = hit[1] + sum(p["train_seconds"] or 0 for p in before)
+    return f"; val. at paper's {target:.2f} by epoch {epoch} ({_duration(seconds)})"
+
+
 def _epochs(r: dict) -> str:
     """Epochs trained; "37 of 40" for a run stopped before its schedule ended; "250 + 20" for two phases; "50,000
     games" for an agent trained outside `ram train`, which counts games, not epochs."""
@@ -374,7 +396,7 @@ def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) 
                 second = _spread([run["error_averaged"] for run in runs])
         lines.append(
             f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | {headline} | {second} | "
-            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)} | {_train_time(r)} |"
+            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)}{_reached(row, r)} | {_train_time(r)} |"
         )
     return "\n".join(lines) + _footnotes(shown)
 
