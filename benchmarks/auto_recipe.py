@@ -16,7 +16,8 @@ Datasets (made under WORK/data the first time, from what packages ship offline):
 
 Each run goes to WORK/<dataset>-ram and WORK/<dataset>-convnet; a finished run is not trained again (its test.json is
 read), so the script can be stopped and rerun. The table it prints is in the README's measure: the target is the
-convnet's error times 1.5, or 2%, whichever is larger. Wall times are the runs' own training seconds (metrics.csv),
+convnet's error times 1.5, or 2%, whichever is larger. `--out-file results/auto-recipe.json` also writes the rows
+(numbers, recipes, the machine) and the table, for `results/auto-recipe.md`. Wall times are the runs' own training seconds (metrics.csv),
 which include slow-downs from other jobs on the machine.
 """
 
@@ -76,20 +77,36 @@ def run(data: Path, out: Path, *, model: str, threads: int, extra: list[str]) ->
             "train_seconds": json.loads((out / "test.json").read_text())["train_seconds"], "config": cfg}
 
 
-def row(name: str, ram_run: dict, convnet: dict) -> str:
+def measure(name: str, ram_run: dict, convnet: dict) -> dict:
+    """One dataset's row: the auto recipe RAM chose, its errors, the convnet's, and the target (1.5x or 2%)."""
     from ram.auto import train_images
     from ram.data.images import inspect
 
     m, t, tc = (ram_run["config"][k] for k in ("model", "task", "train"))
-    fit = train_images(inspect(t["source"], size=t["canvas"]).n_train, t["val_size"], t["train_size"])
-    recipe = f"{m['patch_size']}x{m['patch_size']}, {m['scales']} scales, {m['glimpses']} glimpses, std {m['std']}, " \
-             f"{tc['epochs']} epochs"
     target = max(1.5 * convnet["error"], 2.0)
-    verdict = "met" if ram_run["error"] <= target else f"missed by {ram_run['error'] - target:.2f} points"
-    colour = "RGB" if m["channels"] == 3 else "grey"
-    return (f"| {name} | {t['canvas']}x{t['canvas']} {colour} | {fit:,} (val {t['val_size']:,}) | {recipe} | "
-            f"{ram_run['error']:.2f}% | {ram_run['error_averaged']:.2f}% | {convnet['error']:.2f}% | "
-            f"{target:.2f}%: {verdict} | {ram_run['train_seconds']:.0f} s / {convnet['train_seconds']:.0f} s |")
+    return {"dataset": name, "side": t["canvas"], "channels": m["channels"], "n_test": ram_run["n_test"],
+            "trained_on": train_images(inspect(t["source"], size=t["canvas"]).n_train, t["val_size"], t["train_size"]),
+            "val_size": t["val_size"], "patch_size": m["patch_size"], "scales": m["scales"], "glimpses": m["glimpses"],
+            "std": m["std"], "epochs": tc["epochs"], "ram_error": ram_run["error"],
+            "ram_error_averaged": ram_run["error_averaged"], "convnet_error": convnet["error"], "target": target,
+            "met": ram_run["error"] <= target, "ram_train_seconds": ram_run["train_seconds"],
+            "convnet_train_seconds": convnet["train_seconds"]}
+
+
+def row(r: dict) -> str:
+    """A measured row as a line of the markdown table."""
+    recipe = f"{r['patch_size']}x{r['patch_size']}, {r['scales']} scales, {r['glimpses']} glimpses, std {r['std']}, " \
+             f"{r['epochs']} epochs"
+    verdict = "met" if r["met"] else f"missed by {r['ram_error'] - r['target']:.2f} points"
+    colour = "RGB" if r["channels"] == 3 else "grey"
+    return (f"| {r['dataset']} | {r['side']}x{r['side']} {colour} | {r['trained_on']:,} (val {r['val_size']:,}) | "
+            f"{recipe} | {r['ram_error']:.2f}% | {r['ram_error_averaged']:.2f}% | {r['convnet_error']:.2f}% | "
+            f"{r['target']:.2f}%: {verdict} | {r['ram_train_seconds'] / 60:.0f} min / "
+            f"{r['convnet_train_seconds'] / 60:.0f} min |")
+
+
+HEADER = ("| dataset | images | trained on | auto recipe | RAM, one episode | RAM, 10 averaged | convnet | target | "
+          "wall time RAM / convnet |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
@@ -97,6 +114,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/auto-recipe"))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out-file", type=Path, help="also write the rows and the table here as JSON")
     parser.add_argument("--train-size", type=int, default=0,
                         help="fashion only: train both models on the first N training images (0: all)")
     args = parser.parse_args()
@@ -107,11 +125,20 @@ def main() -> None:
         suffix = f"-{args.train_size}" if extra else ""
         runs = {model: run(data, args.work / f"{name}{suffix}-{model}", model=model, threads=args.threads, extra=extra)
                 for model in ("ram", "convnet")}
-        rows.append(row(name, runs["ram"], runs["convnet"]))
-    print("| dataset | images | trained on | auto recipe | RAM, one episode | RAM, 10 averaged | convnet | target | "
-          "wall time RAM / convnet |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+        rows.append(measure(name + suffix, runs["ram"], runs["convnet"]))
+    table = "\n".join([HEADER, *map(row, rows)])
+    print(table)
+    if args.out_file:
+        import torch
+
+        from ram.checkpoint import atomic_write
+        from ram.speed import machine
+
+        torch.set_num_threads(args.threads)
+        record = {"command": " ".join(["python", *sys.argv]), "rows": rows, "table": table,
+                  "machine": machine(torch.device("cpu"))}
+        atomic_write(args.out_file, (json.dumps(record, indent=1) + "\n").encode())
+        print(f"wrote {args.out_file}")
 
 
 if __name__ == "__main__":
