@@ -135,7 +135,7 @@ def main() -> None:
         from ram.speed import machine
 
         torch.set_num_threads(args.threads)
-        record = {"command": " ".join(["python", *sys.argv]), "rows": rows, "table": table,
+        record = {"command": " ".join(["python benchmarks/auto_recipe.py", *sys.argv[1:]]), "rows": rows, "table": table,
                   "machine": machine(torch.device("cpu"))}
         atomic_write(args.out_file, (json.dumps(record, indent=1) + "\n").encode())
         print(f"wrote {args.out_file}")
