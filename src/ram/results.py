@@ -84,13 +84,14 @@ class Row:
         first = f"{out}-phase1"
         return [(args, first), ([*args, *self.then, "--init", first], out)]
 
-    def configs(self) -> list[RunConfig]:
-        """The config `ram train` builds for each phase."""
-        return [flags.parse(args).config() for args, _ in self.phases()]
+    def configs(self, seed: int | None = None) -> list[RunConfig]:
+        """The config `ram train` builds for each phase (of training seed `seed`: `ram reproduce --seeds`)."""
+        return [flags.parse(args).config() for args, _ in self.phases(seed=seed)]
 
-    def config(self) -> RunConfig:
-        """The last phase's config: the one the row's shipped weights must carry."""
-        return self.configs()[-1]
+    def config(self, seed: int | None = None) -> RunConfig:
+        """The last phase's config: the one the row's shipped weights must carry (those of its median seed, where
+        it was trained with several)."""
+        return self.configs(seed)[-1]
 
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
