@@ -105,5 +105,6 @@ def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the
     assert hub.run_info(run) == {"epochs": 2, "train_seconds": 30.0, "val_curve": curve}
     hub.publish(run, "tiny")
     assert hub.run_info(pretrained="tiny")["val_curve"] == curve
+    assert "[1, 4.0, 100.0]," in (tmp_path / "pretrained" / "manifest.json").read_text()  # a point a line
     (run / "metrics.csv").unlink()
     assert "val_curve" not in hub.run_info(run)

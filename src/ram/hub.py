@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -142,6 +143,14 @@ def training_phases(init: str, own: dict) -> list[dict]:
     return [*base.get("phases", [{k: base.get(k) for k in own}]), own] if base else [own]
 
 
+def _manifest_text(entries: dict) -> str:
+    """The manifest as indented JSON, each validation-curve point ([epoch, error, seconds]) on one line rather than
+    five: the same values, a quarter of the lines."""
+    number = r"-?[0-9][0-9.e+-]*"
+    text = json.dumps(entries, indent=2, sort_keys=True)
+    return re.sub(rf"\[\s+({number}),\s+({number}),\s+({number})\s+\]", r"[\1, \2, \3]", text) + "\n"
+
+
 def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256.
 
@@ -173,5 +182,5 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
         "float16": float16,
         "config": cfg.to_dict(),
     }
-    ckpt.atomic_write(PRETRAINED / "manifest.json", (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
+    ckpt.atomic_write(PRETRAINED / "manifest.json", _manifest_text(entries).encode())
     return entries[name]
