@@ -11,6 +11,14 @@ from ram import hub, presets
 from ram.models import build_model
 
 
+def _tiny_run(folder, test: dict):
+    """A run folder of an untrained 2-glimpse mnist model with this test.json; its config."""
+    cfg = presets.resolve("mnist", model={"glimpses": 2})
+    ckpt.export_model(folder, build_model(cfg.model), cfg)
+    (folder / "test.json").write_text(json.dumps(test))
+    return cfg
+
+
 @pytest.mark.parametrize("test_json, protocol", [
     ({"error": 1.5, "protocol": "one episode along the policy means", "mc_samples": 10, "epochs": 3},
      "one episode along the policy means"),
@@ -45,10 +53,8 @@ def test_every_shipped_model_was_trained_with_its_rows_command():
 
 def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
-    cfg = presets.resolve("mnist", model={"glimpses": 2})
     first = tmp_path / "first"
-    ckpt.export_model(first, build_model(cfg.model), cfg)
-    (first / "test.json").write_text(json.dumps({"error": 3.0, "epochs": 100, "train_seconds": 500.0}))
+    _tiny_run(first, {"error": 3.0, "epochs": 100, "train_seconds": 500.0})
     hub.publish(first, "tiny")
     # the second phase continues the shipped model under its own name, which the new weights then replace
     second_cfg = presets.resolve("mnist", model={"glimpses": 2, "std": 0.05}, train={"init": "tiny"})
@@ -96,10 +102,8 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
 def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the_results(tmp_path, monkeypatch):
     """`ram eval --checkpoint` and `--pretrained` both carry when validation reached each error (for the table)."""
     monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
-    cfg = presets.resolve("mnist", model={"glimpses": 2})
     run = tmp_path / "run"
-    ckpt.export_model(run, build_model(cfg.model), cfg)
-    (run / "test.json").write_text(json.dumps({"error": 1.5, "epochs": 2, "train_seconds": 30.0}))
+    _tiny_run(run, {"error": 1.5, "epochs": 2, "train_seconds": 30.0})
     (run / "metrics.csv").write_text("epoch,val_error,seconds,total_seconds\n1,4.0,10,100\n2,2.5,10,110\n")
     curve = [[1, 4.0, 100.0], [2, 2.5, 110.0]]
     assert hub.run_info(run) == {"epochs": 2, "train_seconds": 30.0, "val_curve": curve}
