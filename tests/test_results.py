@@ -176,6 +176,16 @@ def test_a_row_with_several_seeds_shows_their_mean_and_standard_deviation(tmp_pa
         load_seeds(results)
 
 
+def test_a_catch_row_with_several_seeds_spreads_its_sampled_rate_too(tmp_path):
+    (tmp_path / "seeds").mkdir()
+    for seed, (missed, sampled) in enumerate([(1.0, 12.0), (2.0, 10.0), (3.0, 14.0)]):
+        (tmp_path / "seeds" / f"catch-s{seed}.json").write_text(json.dumps(
+            {"error": missed, "catch_rate": 100 - missed, "catch_rate_sampled": 100 - sampled, "epochs": 32}))
+    line = table({}, load_seeds(tmp_path)).splitlines()[2]  # the one row with a result: Catch
+    assert line.startswith("| Catch, 24x24")
+    assert "| **2.00 ± 1.00** (sampled: 12.00 ± 2.00) (3 seeds) | – |" in line
+
+
 def test_the_median_of_an_even_number_of_seeds_is_the_lower_middle_and_ties_go_to_the_lower_seed():
     runs = [{"error": e, "train_seed": s} for s, e in enumerate([3.0, 1.0, 2.0, 4.0])]
     assert median_seed(runs)["train_seed"] == 2

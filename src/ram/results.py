@@ -392,7 +392,9 @@ def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) 
         sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
         headline, second = f"**{r['error']:.2f}**{sampled}", _fmt(averaged)
         if len(runs) >= 2:
-            headline = f"**{_spread([run['error'] for run in runs])}** ({len(runs)} seeds)"
+            if sampled:
+                sampled = f" (sampled: {_spread([100 - run['catch_rate_sampled'] for run in runs])})"
+            headline = f"**{_spread([run['error'] for run in runs])}**{sampled} ({len(runs)} seeds)"
             if averaged is not None:
                 second = _spread([run["error_averaged"] for run in runs])
         lines.append(
