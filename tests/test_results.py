@@ -226,3 +226,15 @@ def test_the_table_says_when_validation_first_reached_the_papers_number():
     assert "val." not in table({"mnist-g6": {"error": 1.3, "epochs": 1}})
     saccade = table({"mnist-saccade-g10": {"error": 12.0, "epochs": 10, "val_curve": curve}})
     assert "val." not in saccade.split("\n\n")[0]  # no paper number to reach
+
+
+def test_a_row_can_start_from_another_rows_shipped_weights():
+    row = Row("c100-g6", "mnist-cluttered-100", "ram", 6, epochs=40, precision="bf16", core="lstm",
+              means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6)
+    args = row.train_args()
+    assert args[args.index("--init") + 1] == "mnist-cluttered-100-g8"
+    train = row.config().train
+    assert (train.init, train.lr, train.lr_min, train.epochs) == ("mnist-cluttered-100-g8", 3e-4, 1e-6, 40)
+    assert _model(row) == ("RAM, 6 glimpses, LSTM core, trained along its means too, started from "
+                           "`mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003")
+    assert "--init" not in BY_NAME["mnist-g2"].train_args()  # rows from scratch name no start

@@ -52,6 +52,12 @@ class Row:
     """The built-in dataset `ram export-folder` writes into `data` when it is missing (a worked example of --data)."""
     title: str = ""
     """The task column; "" takes the preset's (TASK_TITLES)."""
+    init: str = ""
+    """The shipped model whose weights the row starts from (`--init NAME`: the 8-glimpse 100x100 model for fewer
+    glimpses on the same canvas); "" trains from scratch."""
+    lr: float = 0.0
+    lr_min: float = 0.0
+    """The row's own learning rate and the cosine schedule's last one; 0 keeps the preset's."""
     then: tuple[str, ...] = ()
     """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
     weights (`--init`); () trains in one phase."""
@@ -68,7 +74,8 @@ class Row:
             args += ["--model", self.model]
         own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
                ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core),
-               ("--means-weight", self.means_weight))
+               ("--means-weight", self.means_weight), ("--lr", self.lr), ("--lr-min", self.lr_min),
+               ("--init", self.init))
         for flag, value in own:  # 0 and "" leave the preset's value
             if value:
                 args += [flag, str(value)]
@@ -329,7 +336,16 @@ def _model(row: Row) -> str:
         return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512{_second_phase(row, 'modes')}"
     if row.preset == "catch":
         return f"RAM, {row.glimpses} glimpses and moves, LSTM core"
-    return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_second_phase(row, 'means')}"
+    return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_started_from(row)}{_second_phase(row, 'means')}"
+
+
+def _started_from(row: Row) -> str:
+    """", started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003" for a row that trains on from
+    another row's shipped weights; "" for one trained from scratch."""
+    if not row.init:
+        return ""
+    train = row.config().train
+    return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}"
 
 
 def _second_phase(row: Row, path: str) -> str:
