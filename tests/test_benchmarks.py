@@ -111,7 +111,7 @@ def test_a_row_meets_the_paper_only_when_both_test_sets_do(tmp_path, monkeypatch
     from ram.results import BY_NAME
 
     (tmp_path / "mnist-translated-g4.json").write_text(json.dumps({"error": 1.48, "error_averaged": 1.10}))
-    errors = {0: 1.48, 1: 1.70}  # translated g4 as shipped before session 23: under paper B's 1.54 on one set, over on the other
+    errors = {0: 1.48, 1: 1.70}  # translated g4 before session 23: under 1.54 on one set, over on the other
     monkeypatch.setattr(paper_check, "one_episode", lambda name, seed: errors[seed])
     r = paper_check.check(BY_NAME["mnist-translated-g4"], tmp_path)
     assert (r["paper"], r["ratio"], r["meets_paper"]) == (1.54, 1.35, False)
