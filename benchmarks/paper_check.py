@@ -33,7 +33,7 @@ def one_episode(name: str, seed: int) -> float:
 
 
 def check(row, results: Path) -> dict:
-    paper = row.paper_b if row.paper_b is not None else row.paper_a
+    paper = row.target
     shipped = json.loads((results / f"{row.name}.json").read_text())
     start = time.perf_counter()
     standard, redrawn = one_episode(row.name, 0), one_episode(row.name, 1)
@@ -53,7 +53,7 @@ def main() -> int:
     p.add_argument("--out-file", type=Path, help="also write the rows as JSON here")
     args = p.parse_args()
     shipped = manifest()
-    candidates = [row for row in ROWS if row.model == "ram" and (row.paper_a is not None or row.paper_b is not None)]
+    candidates = [row for row in ROWS if row.model == "ram" and row.target is not None]
     known = {row.name: row for row in candidates}
     unknown = [name for name in args.rows if name not in known]
     if unknown:

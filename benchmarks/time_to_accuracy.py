@@ -52,7 +52,7 @@ def main() -> int:
     targets = args.targets
     if not targets:
         row = row_of(args.run)
-        paper = None if row is None else row.paper_b if row.paper_b is not None else row.paper_a
+        paper = None if row is None else row.target
         if paper is None:
             print(f"run = {str(args.run)!r}: its config is no results row's with a paper number; give --targets",
                   file=sys.stderr)

@@ -65,6 +65,11 @@ class Row:
     """A row trained by a script of its own rather than `ram train` (an outside library's agent): the command that
     trains it and writes the results file given with `--out-file`, which `ram reproduce` runs; () for `ram train`."""
 
+    @property
+    def target(self) -> float | None:
+        """The paper's number the row is measured against: B (the NIPS version), else A; None for a row it lacks."""
+        return self.paper_b if self.paper_b is not None else self.paper_a
+
     def train_args(self) -> list[str]:
         """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
         args = ["--preset", self.preset]
@@ -289,7 +294,7 @@ def _reached(row: Row, r: dict) -> str:
     """When validation first reached the row's paper number (B, else A): "; paper's 3.79 at 12 (2 min)". Counted
     from the start of training: a later phase's curve starts after its earlier phases' epochs and seconds. Empty
     without a curve or a paper number."""
-    target = row.paper_b if row.paper_b is not None else row.paper_a
+    target = row.target
     if target is None or not r.get("val_curve"):
         return ""
     before = r.get("phases", [])[:-1]
