@@ -83,7 +83,7 @@ def test_the_table_says_when_a_row_was_trained_wider_than_the_paper():
     assert wide.what_size == 256 and paper.what_size == 0  # shipped with the wider glimpse network, or not
     lines = table({wide.name: result, paper.name: result}).splitlines()[2:]
     assert "RAM, 6 glimpses |" in lines[0]
-    assert "RAM, 4 glimpses, glimpse net 256/512 |" in lines[1]
+    assert "RAM, 4 glimpses, glimpse net 256/512, LSTM core," in lines[1]
 
 
 def test_the_table_and_the_replay_say_when_a_row_was_trained_along_its_means():
