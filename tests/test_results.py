@@ -238,3 +238,14 @@ def test_a_row_can_start_from_another_rows_shipped_weights():
     assert _model(row) == ("RAM, 6 glimpses, LSTM core, trained along its means too, started from "
                            "`mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003")
     assert "--init" not in BY_NAME["mnist-g2"].train_args()  # rows from scratch name no start
+
+
+def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
+    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=40, core="lstm", init="mnist-cluttered-100-g8",
+              lr=3e-4, std=0.1)
+    args = row.train_args()
+    assert args[args.index("--std") + 1] == "0.1"
+    assert row.config().model.std == 0.1
+    assert _model(row).endswith("started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003 and std 0.1")
+    assert "--std" not in BY_NAME["mnist-cluttered-100-g6"].train_args()  # 0 keeps the preset's 0.2
+    assert BY_NAME["mnist-cluttered-100-g6"].config().model.std == 0.2

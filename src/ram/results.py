@@ -58,6 +58,8 @@ class Row:
     lr: float = 0.0
     lr_min: float = 0.0
     """The row's own learning rate and the cosine schedule's last one; 0 keeps the preset's."""
+    std: float = 0.0
+    """The row's own standard deviation of the location policy; 0 keeps the preset's."""
     then: tuple[str, ...] = ()
     """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
     weights (`--init`); () trains in one phase."""
@@ -80,7 +82,7 @@ class Row:
         own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
                ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core),
                ("--means-weight", self.means_weight), ("--lr", self.lr), ("--lr-min", self.lr_min),
-               ("--init", self.init))
+               ("--std", self.std), ("--init", self.init))
         for flag, value in own:  # 0 and "" leave the preset's value
             if value:
                 args += [flag, str(value)]
@@ -195,7 +197,7 @@ ROWS: list[Row] = [
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
     _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=40, core="lstm",
-         means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6, **WIDE),
+         means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6, std=0.1, **WIDE),
     _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-100-g8",
          lr=3e-4, lr_min=1e-6, **WIDE),
     _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, core="lstm", **WIDE),
@@ -348,11 +350,13 @@ def _model(row: Row) -> str:
 
 def _started_from(row: Row) -> str:
     """", started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003" for a row that trains on from
-    another row's shipped weights; "" for one trained from scratch."""
+    another row's shipped weights (", and std 0.1" where it also narrows the location policy); "" for one trained
+    from scratch."""
     if not row.init:
         return ""
     train = row.config().train
-    return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}"
+    std = f" and std {row.std:g}" if row.std else ""
+    return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}{std}"
 
 
 def _second_phase(row: Row, path: str) -> str:
