@@ -2,7 +2,7 @@
 beside the paper and the row's own 10-episode average.
 
     python benchmarks/paper_check.py                                   # every RAM row with a paper number
-    python benchmarks/paper_check.py mnist-translated-g4 --out-file results/paper-check.json
+    python benchmarks/paper_check.py mnist-translated-g4 --out-file results/paper-check.json --update  # one row anew
 
 For each row it runs `ram eval --pretrained NAME --mc-samples 0 --json` with `--seed 0` and `--seed 1` (one episode
 along the policy means: the paper's protocol and cost) and reads the 10-episode average from results/NAME.json. A row
@@ -43,6 +43,14 @@ def check(row, results: Path) -> dict:
             "meets_paper": max(standard, redrawn) <= paper, "eval_seconds": round(time.perf_counter() - start, 1)}
 
 
+def merged(record: dict, fresh: list[dict], command: str) -> dict:
+    """A paper-check file with the rows of `fresh` measured anew: each replaces the entry of its row (a new row goes
+    last), the others stay as they were measured, and the command that updated them is listed under "updates"."""
+    by_row = {r["row"]: r for r in fresh}
+    rows = [by_row.pop(r["row"], r) for r in record["rows"]] + list(by_row.values())
+    return {**record, "rows": rows, "updates": [*record.get("updates", []), command]}
+
+
 def main() -> int:
     from ram.hub import manifest
     from ram.results import ROWS
@@ -51,7 +59,12 @@ def main() -> int:
     p.add_argument("rows", nargs="*", help="row names (default: every RAM row with a paper number and weights)")
     p.add_argument("--results", type=Path, default=ROOT / "results", help="where results/NAME.json are")
     p.add_argument("--out-file", type=Path, help="also write the rows as JSON here")
+    p.add_argument("--update", action="store_true",
+                   help="with row names: in --out-file, replace only those rows' entries and keep the others")
     args = p.parse_args()
+    if args.update and not (args.rows and args.out_file and args.out_file.is_file()):
+        print(f"--update needs row names and an existing --out-file (out_file = {args.out_file})", file=sys.stderr)
+        return 2
     shipped = manifest()
     candidates = [row for row in ROWS if row.model == "ram" and row.target is not None]
     known = {row.name: row for row in candidates}
@@ -79,8 +92,10 @@ def main() -> int:
         from ram.checkpoint import atomic_write
         from ram.speed import machine
 
-        atomic_write(args.out_file, (json.dumps({"command": " ".join(sys.argv), "rows": out,
-                                                 "machine": machine(torch.device("cpu"))}, indent=2) + "\n").encode())
+        record = {"command": " ".join(sys.argv), "rows": out, "machine": machine(torch.device("cpu"))}
+        if args.update:
+            record = merged(json.loads(args.out_file.read_text()), out, record["command"])
+        atomic_write(args.out_file, (json.dumps(record, indent=2) + "\n").encode())
     return 0
 
 

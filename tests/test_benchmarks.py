@@ -123,3 +123,16 @@ def test_the_paper_check_names_rows_it_does_not_know():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_check.py"), "mnist-fc", "nope"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "rows = ['mnist-fc', 'nope']: not RAM rows with a paper number" in done.stderr
+
+
+def test_the_paper_check_updates_named_rows_and_keeps_the_others(tmp_path):
+    import paper_check
+
+    record = {"command": "all", "rows": [{"row": "a", "one_episode": 2.0}, {"row": "b", "one_episode": 3.0}]}
+    fresh = [{"row": "b", "one_episode": 1.0}, {"row": "c", "one_episode": 4.0}]
+    out = paper_check.merged(record, fresh, "b c")
+    assert [(r["row"], r["one_episode"]) for r in out["rows"]] == [("a", 2.0), ("b", 1.0), ("c", 4.0)]
+    assert out["command"] == "all" and out["updates"] == ["b c"]
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_check.py"), "mnist-g3", "--update",
+                           "--out-file", str(tmp_path / "missing.json")], capture_output=True, text=True)
+    assert done.returncode == 2 and "--update needs row names and an existing --out-file" in done.stderr
