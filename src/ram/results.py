@@ -350,8 +350,8 @@ def _model(row: Row) -> str:
 
 def _started_from(row: Row) -> str:
     """", started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003" for a row that trains on from
-    another row's shipped weights (", and std 0.1" where it also narrows the location policy); "" for one trained
-    from scratch."""
+    another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy); "" for
+    one trained from scratch."""
     if not row.init:
         return ""
     train = row.config().train
