@@ -7,6 +7,7 @@ import pytest
 from ram.results import (
     BY_NAME,
     END,
+    NARROWED,
     ROWS,
     SEEDS,
     START,
@@ -249,3 +250,10 @@ def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
     assert _model(row).endswith("started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003 and std 0.1")
     assert "--std" not in BY_NAME["mnist-cluttered-100-g6"].train_args()  # 0 keeps the preset's 0.2
     assert BY_NAME["mnist-cluttered-100-g6"].config().model.std == 0.2
+
+
+def test_a_second_phase_that_narrows_the_location_policy_says_so():
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=NARROWED)
+    one, two = row.configs()
+    assert (one.model.std, two.model.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
+    assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
