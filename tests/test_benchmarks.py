@@ -136,3 +136,30 @@ def test_the_paper_check_updates_named_rows_and_keeps_the_others(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_check.py"), "mnist-g3", "--update",
                            "--out-file", str(tmp_path / "missing.json")], capture_output=True, text=True)
     assert done.returncode == 2 and "--update needs row names and an existing --out-file" in done.stderr
+
+
+def test_catch_recipes_are_set_side_by_side_at_the_most_games_every_run_reached(tmp_path):
+    import json
+
+    from ram.results import BY_NAME
+
+    header = "epoch,step,seconds,train_error,val_error\n"
+    curves = {"ours-s0": "1,350,9,90,80\n2,700,9,20,10\n3,1050,9,10,2\n", "ours-s1": "1,350,9,80,70\n2,700,9,30,20\n",
+              "theirs": "1,350,9,92,90\n2,700,9,91,88\n"}
+    for name, lines in curves.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(BY_NAME["catch"].config().to_dict()))
+        (tmp_path / name / "metrics.csv").write_text(header + lines)
+    png = tmp_path / "curves.png"
+    script = [sys.executable, str(ROOT / "benchmarks" / "catch_curves.py")]
+    done = subprocess.run([*script, "--run", "ours", str(tmp_path / "ours-s0"), str(tmp_path / "ours-s1"),
+                           "--run", "theirs", str(tmp_path / "theirs"), "--out", str(png)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert png.stat().st_size > 0
+    assert (tmp_path / "curves.csv").read_text().splitlines()[1] == "ours,ours-s0,1,22400,20.0,10.000"
+    assert "at 44,800 games" in done.stdout  # epoch 2 of 350 steps of 64 games: the last all three reached
+    assert "ours: 85.0 ± 7.1% caught (validation, modes; 2 runs)" in done.stdout
+    assert "theirs: 9.0% caught (training, sampled; 1 run)" in done.stdout
+    done = subprocess.run([*script, "--run", "x", str(tmp_path / "nothing"), "--out", str(png)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "has no metrics.csv" in done.stderr and "nothing" in done.stderr

@@ -247,3 +247,21 @@ def test_a_catch_runs_learning_curve_has_games_time_and_both_catch_rates(tmp_pat
     assert numbers.splitlines() == ["epoch,games,seconds,train_catch_rate,val_catch_rate",
                                     "1,640,2.5,10.000,20.000", "2,1280,6.0,50.000,60.000"]
     assert [ax.get_xlabel() for ax in fig.axes] == ["games played (millions)", "minutes"]
+
+
+def test_catch_recipes_side_by_side_share_a_colour_per_recipe_and_name_it_once(tmp_path):
+    from ram.viz import compare_learning_curves
+
+    header = "epoch,step,seconds,train_error,val_error\n"
+    for name, lines in (("a0", "1,10,2,90,80\n2,20,2,50,40\n"), ("a1", "1,10,2,85,70\n"), ("b", "1,10,2,95,92\n")):
+        (tmp_path / f"{name}.csv").write_text(header + lines)
+    fig = compare_learning_curves([("ours", tmp_path / "a0.csv"), ("ours", tmp_path / "a1.csv"),
+                                   ("as written", tmp_path / "b.csv")], batch_size=64)
+    modes, sampled = fig.axes
+    assert [line.get_color() for line in modes.lines] == ["C0", "C0", "C1"]
+    assert list(modes.lines[0].get_xdata()) == [640 / 1e6, 1280 / 1e6]
+    assert list(modes.lines[0].get_ydata()) == [20.0, 60.0] and list(sampled.lines[0].get_ydata()) == [10.0, 50.0]
+    assert [t.get_text() for t in modes.get_legend().get_texts()] == ["ours", "as written"]
+    (tmp_path / "empty.csv").write_text(header)
+    with pytest.raises(ValueError, match="empty.csv: no rows yet"):
+        compare_learning_curves([("x", tmp_path / "empty.csv")], batch_size=64)

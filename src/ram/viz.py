@@ -584,6 +584,34 @@ def learning_curve(metrics: Path | str | Sequence[dict[str, Any]], *, batch_size
     return fig, "\n".join(lines) + "\n"
 
 
+def compare_learning_curves(runs: Sequence[tuple[str, Path | str]], *, batch_size: int) -> Figure:
+    """Catch runs side by side against games played: the validation catch rate along the policies' modes, and the
+    training games' rate with sampled moves (the rate seed 002 reports). runs: (label, metrics.csv) pairs; runs that
+    share a label (seeds of one recipe) share a colour, and the label is named once."""
+    fig = Figure(figsize=(10, 3.6), dpi=DPI)
+    axes = fig.subplots(1, 2, sharey=True)
+    colours: dict[str, Any] = {}
+    for label, path in runs:
+        rows = read_metrics(Path(path))
+        if not rows:
+            raise ValueError(f"{path}: no rows yet (no epoch finished)")
+        games = np.array([int(r["step"]) * batch_size for r in rows]) / 1e6
+        first = label not in colours
+        colours.setdefault(label, f"C{len(colours)}")
+        for ax, column in zip(axes, ("val_error", "train_error")):
+            ax.plot(games, [100.0 - float(r[column]) for r in rows], color=colours[label], linewidth=1.6,
+                    label=label if first else None)
+    for ax, title in zip(axes, ("validation games, along the modes", "training games, sampled moves")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("games played (millions)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("balls caught (%)")
+    fig.tight_layout()
+    return fig
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
