@@ -57,7 +57,8 @@ SEED_002 = dict(
 retina padded by repeating the border, REINFORCE on the last step's decisions only (gamma 0) and a learned scalar
 baseline, both summed over the batch, reaching the LSTM from the moves and the locations alike; Adam at 1e-4 times
 0.99 per epoch from its first epoch on (so 0.99e-4 in epoch 0), floored at 1e-7; 22,400 games an epoch. 32 epochs
-is the games the shipped catch agent saw (0.72M); seed 002 played 700 epochs (15.7M)."""
+(0.72M games) is where the first catch agent was stopped once it held 95% along its modes, and where the two are set
+side by side (the catch agent now trains on to 80); seed 002 played 700 epochs (15.7M)."""
 
 
 def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str):
