@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ram.presets import PRESETS
 from ram.results import (
     BY_NAME,
     END,
@@ -248,8 +249,8 @@ def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
     assert args[args.index("--std") + 1] == "0.1"
     assert row.config().model.std == 0.1
     assert _model(row).endswith("started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003 and std 0.1")
-    assert "--std" not in BY_NAME["mnist-cluttered-100-g6"].train_args()  # 0 keeps the preset's 0.2
-    assert BY_NAME["mnist-cluttered-100-g6"].config().model.std == 0.2
+    assert "--std" not in BY_NAME["mnist-translated-g4"].train_args()  # 0 keeps the preset's
+    assert BY_NAME["mnist-translated-g4"].config().model.std == PRESETS["mnist-translated"][0].model.std
 
 
 def test_a_second_phase_that_narrows_the_location_policy_says_so():

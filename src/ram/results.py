@@ -202,7 +202,7 @@ ROWS: list[Row] = [
     _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=40, core="lstm",
          means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6, std=0.1, **WIDE),
     _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-100-g8",
-         lr=3e-4, lr_min=1e-6, **WIDE),
+         lr=3e-4, lr_min=1e-6, std=0.1, **WIDE),
     _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, core="lstm",
          then=NARROWED, **WIDE),
     _base("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", None, 15.0, "convnet: about 14-16"),
