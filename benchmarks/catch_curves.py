@@ -45,14 +45,13 @@ def main() -> int:
     numbers = io.StringIO()
     table = csv.writer(numbers, lineterminator="\n")
     table.writerow(["recipe", "run", "epoch", "games", "val_catch_rate", "train_catch_rate"])
-    for label, folder in runs:
-        table.writerows([label, folder.name, r["epoch"], int(r["step"]) * batch_size,
-                         f"{100 - float(r['val_error']):.1f}", f"{100 - float(r['train_error']):.3f}"]
-                        for r in read_metrics(folder / "metrics.csv"))
+    at = {(label, folder): {int(r["step"]) * batch_size: r for r in read_metrics(folder / "metrics.csv")}
+          for label, folder in runs}  # each run's rows by the games played at their epoch's end
+    for (label, folder), rows in at.items():
+        table.writerows([label, folder.name, r["epoch"], games, f"{100 - float(r['val_error']):.1f}",
+                         f"{100 - float(r['train_error']):.3f}"] for games, r in rows.items())
     atomic_write(args.out.with_suffix(".csv"), numbers.getvalue().encode())
     print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
-    at = {(label, folder): {int(r["step"]) * batch_size: r for r in read_metrics(folder / "metrics.csv")}
-          for label, folder in runs}
     games = max(set.intersection(*(set(rows) for rows in at.values())), default=None)
     if games is None:
         print("the runs share no epoch's end at the same games: nothing to set side by side")
