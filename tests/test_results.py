@@ -8,6 +8,7 @@ from ram.presets import PRESETS
 from ram.results import (
     BY_NAME,
     END,
+    DISTILLED,
     NARROWED,
     ROWS,
     SEEDS,
@@ -258,3 +259,10 @@ def test_a_second_phase_that_narrows_the_location_policy_says_so():
     one, two = row.configs()
     assert (one.model.std, two.model.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
     assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
+
+
+def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=DISTILLED)
+    one, two = row.configs()
+    assert (one.train.distill_weight, two.train.distill_weight, two.train.mc_samples) == (0, 1, 2)
+    assert _model(row).endswith("along its means too, taught the average of 2 sampled episodes")
