@@ -261,6 +261,15 @@ def test_a_second_phase_that_narrows_the_location_policy_says_so():
     assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
 
 
+def test_a_row_taught_by_sampled_episodes_trains_and_says_so():
+    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, means_weight=1.0, distill=2)
+    train = row.config().train
+    assert (train.mc_samples, train.distill_weight) == (2, 1.0)
+    assert _model(row) == "RAM, 4 glimpses, trained along its means too, taught the average of 2 sampled episodes"
+    plain = Row("c100-g4", "mnist-cluttered-100", "ram", 4, means_weight=1.0).config().train
+    assert (plain.mc_samples, plain.distill_weight) == (1, 0.0)
+
+
 def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
     row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=DISTILLED)
     one, two = row.configs()

@@ -60,6 +60,9 @@ class Row:
     """The row's own learning rate and the cosine schedule's last one; 0 keeps the preset's."""
     std: float = 0.0
     """The row's own standard deviation of the location policy; 0 keeps the preset's."""
+    distill: int = 0
+    """Sampled copies of each image whose averaged class probabilities teach the path along the means
+    (`--mc-samples N --distill-weight 1`); 0 keeps the preset's (no teacher)."""
     then: tuple[str, ...] = ()
     """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
     weights (`--init`); () trains in one phase."""
@@ -82,7 +85,8 @@ class Row:
         own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
                ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core),
                ("--means-weight", self.means_weight), ("--lr", self.lr), ("--lr-min", self.lr_min),
-               ("--std", self.std), ("--init", self.init))
+               ("--std", self.std), ("--init", self.init), ("--mc-samples", self.distill),
+               ("--distill-weight", 1 if self.distill else 0))
         for flag, value in own:  # 0 and "" leave the preset's value
             if value:
                 args += [flag, str(value)]
@@ -382,8 +386,9 @@ def _second_phase(row: Row, path: str) -> str:
 
 def _architecture(row: Row) -> str:
     """What a row changed in the paper's network: ", glimpse net 256/512" for a glimpse network wider than the paper's
-    h_g 128 and g 256, ", LSTM core" for another core than its ReLU RNN, and ", trained along its means too" for the
-    one-episode recipe (--means-weight); "" for the paper's own."""
+    h_g 128 and g 256, ", LSTM core" for another core than its ReLU RNN, ", trained along its means too" for the
+    one-episode recipe (--means-weight) and ", taught the average of 2 sampled episodes" where sampled episodes teach
+    that path (the row's distill); "" for the paper's own."""
     paper = ModelConfig()
     out = ""
     if row.what_size or row.glimpse_size:
@@ -392,6 +397,8 @@ def _architecture(row: Row) -> str:
         out += f", {row.core.upper()} core"
     if row.means_weight:
         out += ", trained along its means too"
+    if row.distill:
+        out += f", taught the average of {row.distill} sampled episodes"
     return out
 
 
