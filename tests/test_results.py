@@ -7,8 +7,8 @@ import pytest
 from ram.presets import PRESETS
 from ram.results import (
     BY_NAME,
-    END,
     DISTILLED,
+    END,
     NARROWED,
     ROWS,
     SEEDS,
