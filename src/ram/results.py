@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import flags
-from .config import ModelConfig, RunConfig
+from .config import ModelConfig, RunConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -379,9 +379,14 @@ def _second_phase(row: Row, path: str) -> str:
     first, last = row.configs()
     std = f" and std {last.model.std:g}" if last.model.std != first.model.std else ""
     along = f" along its {path} too" if last.train.means_weight and not first.train.means_weight else ""
-    taught = (f", taught the average of {last.train.mc_samples} sampled episodes"
-              if last.train.distill_weight and not first.train.distill_weight else "")
+    taught = _taught(last.train) if not first.train.distill_weight else ""
     return f", then {last.train.epochs} epochs at lr {last.train.lr:g}{std}{along}{taught}"
+
+
+def _taught(train: TrainConfig) -> str:
+    """", taught the average of 2 sampled episodes" for training that distils sampled episodes into the path along
+    the means (--distill-weight); "" for training without a teacher."""
+    return f", taught the average of {train.mc_samples} sampled episodes" if train.distill_weight else ""
 
 
 def _architecture(row: Row) -> str:
@@ -397,9 +402,7 @@ def _architecture(row: Row) -> str:
         out += f", {row.core.upper()} core"
     if row.means_weight:
         out += ", trained along its means too"
-    if row.distill:
-        out += f", taught the average of {row.distill} sampled episodes"
-    return out
+    return out + (_taught(row.configs()[0].train) if row.distill else "")
 
 
 def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
