@@ -158,10 +158,15 @@ def _error(accuracy: float) -> float:
 ALONG_THE_MODES = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
 """The saccade row's second phase: 3 epochs at a low lr that also train the reader on the path of the policies' modes,
 the one episode it is tested on (results/NOTES.md, session 19)."""
-NARROWED = ("--epochs", "40", "--lr", "3e-4", "--lr-min", "1e-6", "--means-weight", "1", "--std", "0.1")
+def narrowed(epochs: int) -> tuple[str, ...]:
+    """A second phase of `epochs` along the means too at lr 3e-4, with the location policy narrowed to std 0.1."""
+    return ("--epochs", str(epochs), "--lr", "3e-4", "--lr-min", "1e-6", "--means-weight", "1", "--std", "0.1")
+
+
+NARROWED = narrowed(40)
 """A second phase of 40 epochs along the means too with the location policy narrowed from the preset's std 0.2 to
 0.1, which moved the 100x100 g8 path along the means where a second phase at std 0.2 did not (session 24)."""
-DISTILLED = ("--epochs", "80") + NARROWED[2:] + ("--mc-samples", "2", "--distill-weight", "1")
+DISTILLED = narrowed(80) + ("--mc-samples", "2", "--distill-weight", "1")
 """The 100x100 g8 row's second phase: NARROWED for 80 epochs (session 27) instead of 40 (session 26), with the path
 along the means also taught the averaged class probabilities of 2 sampled episodes: 8.14 / 8.27 at one episode, against
 9.29 / 8.71 in 40 epochs and NARROWED's 9.76 / 9.58."""
