@@ -1,5 +1,6 @@
 """Publishing a run ships its weights with their SHA-256 and says how its test error was measured."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -48,7 +49,11 @@ def test_every_shipped_model_was_trained_with_its_rows_command():
         cfg = RunConfig.from_dict(entry["config"])
         row = BY_NAME[name]
         seed = None if cfg.train.seed == row.config().train.seed else cfg.train.seed  # a median seed's weights
-        assert cfg.differences(row.config(seed)) == [], name
+        want = row.config(seed)
+        if row.then and cfg.train.init == name:  # its last phase went on from the row's own shipped earlier phases
+            assert [p["epochs"] for p in entry["phases"]] == [c.train.epochs for c in row.configs(seed)], name
+            want = dataclasses.replace(want, train=dataclasses.replace(want.train, init=name))
+        assert cfg.differences(want) == [], name
 
 
 def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkeypatch):
@@ -65,6 +70,25 @@ def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkey
     assert entry["phases"] == [{"epochs": 100, "train_seconds": 500.0}, {"epochs": 20, "train_seconds": 100.0}]
     assert entry["epochs"] == 120 and entry["train_seconds"] == 600.0
     assert hub.run_info(pretrained="tiny")["phases"] == entry["phases"]
+
+
+def test_a_phase_from_a_shipped_model_keeps_the_validation_curve_of_the_phase_that_made_it(tmp_path, monkeypatch):
+    """A row's validation may first reach the paper in an earlier phase: that phase's curve must not be lost when a
+    later phase replaces the shipped entry, whose own val_curve is then the last phase's."""
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
+    first = tmp_path / "first"
+    _tiny_run(first, {"error": 3.0, "epochs": 2, "train_seconds": 20.0})
+    (first / "metrics.csv").write_text("epoch,val_error,seconds\n1,5.0,10\n2,4.0,10\n")
+    hub.publish(first, "tiny")
+    second = tmp_path / "second"
+    cfg = _tiny_run(second, {"error": 2.0, "epochs": 1, "train_seconds": 9.0})
+    ckpt.export_model(second, build_model(cfg.model), presets.resolve("mnist", model={"glimpses": 2},
+                                                                      train={"init": "tiny"}))
+    (second / "metrics.csv").write_text("epoch,val_error,seconds\n1,3.5,9\n")
+    entry = hub.publish(second, "tiny")
+    assert entry["phases"] == [{"epochs": 2, "train_seconds": 20.0, "val_curve": [[1, 5.0, 10.0], [2, 4.0, 20.0]]},
+                               {"epochs": 1, "train_seconds": 9.0}]
+    assert entry["val_curve"] == [[1, 3.5, 9.0]]
 
 
 def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_and_the_manifest(tmp_path, monkeypatch):

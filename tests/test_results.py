@@ -105,7 +105,7 @@ def test_the_table_names_a_core_other_than_the_papers():
 
 def test_a_two_phase_row_replays_both_phases_the_second_from_the_firsts_weights():
     then = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
-    row = Row("x", "mnist-saccade", "ram", 20, then=then)
+    row = Row("x", "mnist-saccade", "ram", 20, then=(then,))
     first, second, evaluate = reproduce_commands(row, precision="fp32")
     assert first[:2] == second[:2] == ["ram", "train"] and first[-2:] == ["--out", "runs/x-phase1"]
     assert second[second.index("--init") + 1] == "runs/x-phase1" and second[-2:] == ["--out", "runs/x"]
@@ -225,6 +225,12 @@ def test_the_table_says_when_validation_first_reached_the_papers_number():
     two = table({"mnist-g4": {"error": 1.4, "epochs": 103, "val_curve": curve,
                               "phases": [{"epochs": 100, "train_seconds": 600}, {"epochs": 3, "train_seconds": 180}]}})
     assert "by epoch 102 (12 min)" in two  # paper B 1.54: epoch 2 of the second phase
+    early = [{"epochs": 100, "train_seconds": 600, "val_curve": [[99, 1.5, 590.0]]}, {"epochs": 3, "train_seconds": 180}]
+    assert "by epoch 99 (10 min)" in table({"mnist-g4": {"error": 1.4, "epochs": 103, "val_curve": curve,
+                                                          "phases": early}})  # reached in its first phase
+    g6_100 = table({"mnist-cluttered-100-g6": {"error": 9.0, "epochs": 3, "val_curve": curve, "phases": [
+        {"epochs": 400, "train_seconds": 600, "val_curve": [[1, 9.0, 1.0]]}, {"epochs": 3, "train_seconds": 180}]}})
+    assert "val. at paper's 11.58 by epoch 401" in g6_100  # g8's own curve, before g6 started from it, is not g6's
     assert "val. never at paper's 1.12" in table({"mnist-g6": {"error": 1.3, "epochs": 1, "val_curve": curve[:1]}})
     assert "val." not in table({"mnist-g6": {"error": 1.3, "epochs": 1}})
     saccade = table({"mnist-saccade-g10": {"error": 12.0, "epochs": 10, "val_curve": curve}})
@@ -255,7 +261,7 @@ def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
 
 
 def test_a_second_phase_that_narrows_the_location_policy_says_so():
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=NARROWED)
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(NARROWED,))
     one, two = row.configs()
     assert (one.model.std, two.model.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
     assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
@@ -271,7 +277,23 @@ def test_a_row_taught_by_sampled_episodes_trains_and_says_so():
 
 
 def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=DISTILLED)
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED,))
     one, two = row.configs()
     assert (one.train.distill_weight, two.train.distill_weight, two.train.mc_samples) == (0, 1, 2)
     assert _model(row).endswith("along its means too, taught the average of 2 sampled episodes")
+
+
+def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
+    polish = ("--epochs", "40", "--lr", "1e-4")
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED, polish))
+    (one, first), (two, second), (three, last) = row.phases("runs")
+    assert (first, second, last) == ("runs/c100-g8-phase1", "runs/c100-g8-phase2", "runs/c100-g8")
+    assert two[two.index("--init") + 1] == first and three[three.index("--init") + 1] == second
+    assert three.count("--init") == 1
+    a, b, c = row.configs()
+    assert (a.train.epochs, b.train.epochs, c.train.epochs) == (400, 80, 40)
+    assert (b.train.lr, c.train.lr) == (3e-4, 1e-4)
+    assert (c.train.distill_weight, c.model.std, c.train.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
+    assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
+    first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
+    assert third_cmd[-2:] == ["--out", "runs/c100-g8"] and evaluate[3] == "runs/c100-g8"

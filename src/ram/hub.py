@@ -138,9 +138,15 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
 def training_phases(init: str, own: dict) -> list[dict]:
     """The {epochs, train_seconds} of each phase of training behind weights that started from `init` (a shipped
     model's name or a run folder with a test.json, itself perhaps of several phases) and then trained for `own`: a
-    row's cost is all its phases'. [own] when `init` is empty or says nothing."""
+    row's cost is all its phases'. The phase that made `init` keeps its validation curve, where `init` has one, for
+    when a row's validation first reached the paper (`ram.results`). [own] when `init` is empty or says nothing."""
     base = manifest().get(init) or (run_info(Path(init)) if init and Path(init).is_dir() else None)
-    return [*base.get("phases", [{k: base.get(k) for k in own}]), own] if base else [own]
+    if not base:
+        return [own]
+    before = [dict(p) for p in base.get("phases", [{k: base.get(k) for k in own}])]
+    if base.get("val_curve"):
+        before[-1]["val_curve"] = base["val_curve"]
+    return [*before, own]
 
 
 def _manifest_text(entries: dict) -> str:

@@ -63,9 +63,9 @@ class Row:
     distill: int = 0
     """Sampled copies of each image whose averaged class probabilities teach the path along the means
     (`--mc-samples N --distill-weight 1`); 0 keeps the preset's (no teacher)."""
-    then: tuple[str, ...] = ()
-    """A second phase: `ram train` flags, beside the first phase's, for a run that starts from the first phase's
-    weights (`--init`); () trains in one phase."""
+    then: tuple[tuple[str, ...], ...] = ()
+    """Later phases, in order: each the `ram train` flags that change from the phase before, for a run that starts
+    from the phase before's weights (`--init`); () trains in one phase."""
     script: tuple[str, ...] = ()
     """A row trained by a script of its own rather than `ram train` (an outside library's agent): the command that
     trains it and writes the results file given with `--out-file`, which `ram reproduce` runs; () for `ram train`."""
@@ -97,10 +97,11 @@ class Row:
         a seed, every phase trains with `--seed seed` into folders suffixed -s{seed}."""
         out = f"{out_root}/{self.name}" + ("" if seed is None else f"-s{seed}")
         args = self.train_args() + ([] if seed is None else ["--seed", str(seed)])
-        if not self.then:
-            return [(args, out)]
-        first = f"{out}-phase1"
-        return [(args, first), ([*args, *self.then, "--init", first], out)]
+        phases = [(args, f"{out}-phase1")]
+        for i, then in enumerate(self.then, 2):
+            args = [*args, *then]
+            phases.append(([*args, "--init", phases[-1][1]], f"{out}-phase{i}"))
+        return [*phases[:-1], (phases[-1][0], out)]
 
     def configs(self, seed: int | None = None) -> list[RunConfig]:
         """The config `ram train` builds for each phase (of training seed `seed`: `ram reproduce --seeds`)."""
@@ -217,10 +218,10 @@ ROWS: list[Row] = [
     _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-100-g8",
          lr=3e-4, lr_min=1e-6, std=0.1, **WIDE),
     _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, core="lstm",
-         then=DISTILLED, **WIDE),
+         then=(DISTILLED,), **WIDE),
     _base("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", None, 15.0, "convnet: about 14-16"),
     Row("mnist-saccade-g10", "mnist-saccade", "ram", 10, epochs=10),
-    Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=(("000", _error(95.56)),), then=ALONG_THE_MODES),
+    Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=(("000", _error(95.56)),), then=(ALONG_THE_MODES,)),
     Row("mnist-saccade-000", "mnist-saccade-000", "ram", 20, seed_repo=(("000", _error(95.56)),), note=SEED_000_NOTE),
     Row("mnist-saccade-g30", "mnist-saccade", "ram", 30, epochs=10),
     Row("catch", "catch", "ram", 23, seed_repo=(("002", _error(89.0)),)),
@@ -312,18 +313,20 @@ def first_reached(curve: list[list[float]], target: float) -> tuple[int, float] 
 
 def _reached(row: Row, r: dict) -> str:
     """When validation first reached the row's paper number (B, else A): "; paper's 3.79 at 12 (2 min)". Counted
-    from the start of training: a later phase's curve starts after its earlier phases' epochs and seconds. Empty
-    without a curve or a paper number."""
+    from the start of training: a later phase's curve starts after its earlier phases' epochs and seconds. The
+    earlier phases' own curves count for a row trained in several phases, not for one started from another row's
+    weights (which reached the number with another model). Empty without a curve or a paper number."""
     target = row.target
     if target is None or not r.get("val_curve"):
         return ""
-    before = r.get("phases", [])[:-1]
-    hit = first_reached(r["val_curve"], target)
-    if hit is None:
-        return f"; val. never at paper's {target:.2f}"
-    epoch = hit[0] + sum(p["epochs"] or 0 for p in before)
-    seconds = hit[1] + sum(p["train_seconds"] or 0 for p in before)
-    return f"; val. at paper's {target:.2f} by epoch {epoch} ({_duration(seconds)})"
+    *before, _ = r.get("phases", [{}])
+    curves = [p.get("val_curve", []) if not row.init else [] for p in before] + [r["val_curve"]]
+    for i, curve in enumerate(curves):
+        if hit := first_reached(curve, target):
+            epoch = hit[0] + sum(p["epochs"] or 0 for p in before[:i])
+            seconds = hit[1] + sum(p["train_seconds"] or 0 for p in before[:i])
+            return f"; val. at paper's {target:.2f} by epoch {epoch} ({_duration(seconds)})"
+    return f"; val. never at paper's {target:.2f}"
 
 
 def _epochs(r: dict) -> str:
@@ -359,10 +362,10 @@ def _model(row: Row) -> str:
     if row.preset in AS_WRITTEN:
         return AS_WRITTEN[row.preset].format(g=row.glimpses)
     if row.preset == "mnist-saccade":
-        return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512{_second_phase(row, 'modes')}"
+        return f"seed 000's saccades: {row.glimpses} moves of a 4x4 patch, LSTM of 512{_later_phases(row, 'modes')}"
     if row.preset == "catch":
         return f"RAM, {row.glimpses} glimpses and moves, LSTM core"
-    return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_started_from(row)}{_second_phase(row, 'means')}"
+    return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_started_from(row)}{_later_phases(row, 'means')}"
 
 
 def _started_from(row: Row) -> str:
@@ -376,17 +379,20 @@ def _started_from(row: Row) -> str:
     return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}{std}"
 
 
-def _second_phase(row: Row, path: str) -> str:
-    """", then 3 epochs at lr 0.0001 along its modes too" for a row trained in two phases (" and std 0.1" after the
-    lr where the second phase narrows the location policy, ", taught the average of 2 sampled episodes" at the end
-    where it distils them into the path along the means); "" for one."""
-    if not row.then:
-        return ""
-    first, last = row.configs()
-    std = f" and std {last.model.std:g}" if last.model.std != first.model.std else ""
-    along = f" along its {path} too" if last.train.means_weight and not first.train.means_weight else ""
-    taught = _taught(last.train) if not first.train.distill_weight else ""
-    return f", then {last.train.epochs} epochs at lr {last.train.lr:g}{std}{along}{taught}"
+def _later_phases(row: Row, path: str) -> str:
+    """", then 3 epochs at lr 0.0001 along its modes too" for each later phase of a row trained in several (" and std
+    0.1" after the lr where a phase narrows the location policy, ", taught the average of 2 sampled episodes" at the
+    end where it starts to distil them into the path along the means); "" for one."""
+    configs = row.configs()
+    return "".join(_then(before, after, path) for before, after in zip(configs, configs[1:]))
+
+
+def _then(before: RunConfig, after: RunConfig, path: str) -> str:
+    """What one phase changed from the one before, in `_later_phases`' words."""
+    std = f" and std {after.model.std:g}" if after.model.std != before.model.std else ""
+    along = f" along its {path} too" if after.train.means_weight and not before.train.means_weight else ""
+    taught = _taught(after.train) if not before.train.distill_weight else ""
+    return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}"
 
 
 def _taught(train: TrainConfig) -> str:
