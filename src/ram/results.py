@@ -216,7 +216,7 @@ ROWS: list[Row] = [
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=40, core="lstm",
+    _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=120, core="lstm",
          means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6, std=0.1, distill=2, **WIDE),
     _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-100-g8",
          lr=3e-4, lr_min=1e-6, std=0.1, **WIDE),
