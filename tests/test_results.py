@@ -295,5 +295,9 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     assert (b.train.lr, c.train.lr) == (3e-4, 1e-4)
     assert (c.train.distill_weight, c.model.std, c.train.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
     assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
+    g4 = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=120, lr=3e-4, init="mnist-cluttered-100-g8",
+             then=(("--epochs", "40", "--lr", "1e-4"),))
+    assert _model(g4).endswith("started from `mnist-cluttered-100-g8`'s weights, 120 epochs at lr 0.0003, "
+                               "then 40 epochs at lr 0.0001")
     first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
     assert third_cmd[-2:] == ["--out", "runs/c100-g8"] and evaluate[3] == "runs/c100-g8"

@@ -377,7 +377,7 @@ def _started_from(row: Row) -> str:
     one trained from scratch."""
     if not row.init:
         return ""
-    train = row.config().train
+    train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
     std = f" and std {row.std:g}" if row.std else ""
     return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}{std}"
 
