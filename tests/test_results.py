@@ -10,6 +10,7 @@ from ram.results import (
     DISTILLED,
     END,
     NARROWED,
+    POLISHED,
     ROWS,
     SEEDS,
     START,
@@ -284,8 +285,7 @@ def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
 
 
 def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
-    polish = ("--epochs", "40", "--lr", "1e-4")
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED, polish))
+    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED, POLISHED))
     (one, first), (two, second), (three, last) = row.phases("runs")
     assert (first, second, last) == ("runs/c100-g8-phase1", "runs/c100-g8-phase2", "runs/c100-g8")
     assert two[two.index("--init") + 1] == first and three[three.index("--init") + 1] == second
@@ -296,7 +296,7 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     assert (c.train.distill_weight, c.model.std, c.train.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
     assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
     g4 = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=120, lr=3e-4, init="mnist-cluttered-100-g8",
-             then=(("--epochs", "40", "--lr", "1e-4"),))
+             then=(POLISHED,))
     assert _model(g4).endswith("started from `mnist-cluttered-100-g8`'s weights, 120 epochs at lr 0.0003, "
                                "then 40 epochs at lr 0.0001")
     first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
