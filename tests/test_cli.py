@@ -147,6 +147,38 @@ def test_init_starts_from_a_run_and_refuses_another_network(tiny_digits, tmp_pat
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any work
 
 
+def test_init_into_a_network_with_a_context_first_glimpse_starts_where_the_init_looked(tiny_digits, tmp_path,
+                                                                                         capsys):
+    """The init lacks the context network, which starts fresh at zero: the same episodes along the means; a network
+    that lacks a weight of the init is still refused."""
+    from ram.checkpoint import load_weights
+    from ram.data import to_float
+    from ram.models import build_model
+    from ram.train import _initial_weights
+
+    first = tmp_path / "first"
+    main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(first), "--no-progress"])
+    learned = build_model(recipe(glimpses=2).config().model)
+    load_weights(learned, first / "model.safetensors")
+    cfg = recipe(glimpses=2, first_glimpse="context", init=str(first)).config()
+    context = build_model(cfg.model)
+    assert context.load_state_dict(_initial_weights(cfg), strict=False).missing_keys == [
+        f"policy.context.{i}.{w}" for i in (2, 4) for w in ("weight", "bias")]
+    images = to_float(tiny_digits.test_images[:16])
+    with torch.no_grad():
+        a, b = (m.eval()(images, sample=False) for m in (learned, context))
+    torch.testing.assert_close(b.means, a.means)
+    torch.testing.assert_close(b.logits, a.logits)
+
+    second = tmp_path / "second"
+    capsys.readouterr()
+    assert main(["train", "--epochs", "1", "--glimpses", "2", "--first-glimpse", "context", "--init", str(first),
+                 "--threads", "1", "--out", str(second), "--no-progress"]) == 0
+    assert "init: 4 weights the init lacks start fresh (policy.context.2.weight" in capsys.readouterr().err
+    assert main(["train", "--glimpses", "2", "--init", str(second), "--out", str(tmp_path / "x")]) == 2
+    assert "its network does not have this config's shapes (differs at policy.context" in capsys.readouterr().err
+
+
 def test_bench_json(tiny_digits, capsys):
     assert main(["bench", "--json", "--seconds", "0.2", "--repeats", "1", "--threads", "1"]) == 0
     result = json.loads(capsys.readouterr().out)

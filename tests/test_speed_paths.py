@@ -253,3 +253,27 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about_before_any_work(tmp_p
             warnings.simplefilter("error")
             with pytest.raises(Exception, match="not a folder"):
                 train.fit(RunConfig(train=TrainConfig(precision=precision)), not_a_folder, progress=False)
+
+
+@pytest.mark.parametrize("sample", [True, False])
+def test_fused_episode_matches_plain_loop_with_the_first_glimpse_from_the_image(sample):
+    """The context network's first mean goes into the fused loop as a constant; its gradient is put back outside."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=31, patch_size=5, scales=2, glimpses=3, what_size=48, where_size=16, glimpse_size=40,
+                      hidden=24, core="lstm", first_glimpse="context", init_downsample=3, policy_hidden=20)
+    model = RAM(cfg).double()
+    with torch.no_grad():  # off the zero start, so that the image moves the first glimpse
+        model.policy.context[-1].weight.normal_(0, 0.3)
+    images = torch.rand(9, 1, cfg.image_size, cfg.image_size, dtype=torch.float64)
+    labels = torch.randint(0, 10, (9,))
+    plain, plain_grads = _run(model, images, labels, use_fused=False, sample=sample)
+    fast, fast_grads = _run(model, images, labels, use_fused=True, sample=sample)
+    assert _uses_fused(fast.logits)
+    assert plain.means[:, 0].std(0).min() > 0.01  # the first location differs from image to image
+    for field in plain._fields:
+        torch.testing.assert_close(getattr(fast, field), getattr(plain, field), rtol=1e-12, atol=1e-12, msg=field)
+    assert plain_grads.keys() == fast_grads.keys()
+    if sample:  # reinforced through the first location (along the means the log-probability has no slope)
+        assert plain_grads["policy.context.2.weight"].abs().sum() > 0
+    for name, g in plain_grads.items():
+        torch.testing.assert_close(fast_grads[name], g, rtol=1e-10, atol=1e-12, msg=name)

@@ -247,10 +247,14 @@ class ModelConfig:
     """Gaussian policy: how tanh keeps a location on the image. mean: N(tanh(W h), std^2), the sample clamped to the
     image (this project's RAM). sample: tanh of a sample of N(W h, std^2), its log-probability that of the sample
     before the tanh (seed 002)."""
-    first_glimpse: Literal["learned", "random"] = "learned"
+    first_glimpse: Literal["learned", "random", "context"] = "learned"
     """Gaussian policy: where the first glimpse goes. learned: the policy on the zero state, so it is reinforced too.
     random: uniform over the image, drawn and not decided, so nothing is reinforced for it (seeds 001 and 002); along
-    the policies' means it is the centre, the uniform's mean, so that one episode along the means is deterministic."""
+    the policies' means it is the centre, the uniform's mean, so that one episode along the means is deterministic.
+    context: the image decides it. An initial-location network, as seed 000's, reads the image max-pooled
+    init_downsample times (ReLU layer of policy_hidden units) and adds its output to the zero-state policy's, so that
+    the mean is tanh(b + c(image)); reinforced like every other location. Its last layer starts at zero, so a model
+    started (`init`) from a learned-first-glimpse one starts exactly where that one looked."""
     policy: Literal["gaussian", "saccade"] = "gaussian"
     """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
     directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
@@ -258,9 +262,11 @@ class ModelConfig:
     saccade_step: int = 2
     """Saccade policy: pixels per move, which is also the lattice's stride."""
     init_downsample: int = 4
-    """Saccade policy: the initial-location network reads the image max-pooled by this factor (28x28 -> 7x7)."""
+    """Saccade policy, and the Gaussian policy's context first glimpse: the initial-location network reads the image
+    max-pooled by this factor (28x28 -> 7x7)."""
     policy_hidden: int = 512
-    """Saccade policy: units of the move network's hidden ELU layer (seed 000: 512)."""
+    """Saccade policy: units of the move network's hidden ELU layer (seed 000: 512). Gaussian policy with a context
+    first glimpse: units of the initial-location network's hidden ReLU layer."""
     dropout: float = 0.0
     """Probability of dropping a unit at the input of the initial-location network and after the move network's
     hidden layer (seed 000: 0.7). Off in eval()."""
@@ -329,8 +335,8 @@ class ModelConfig:
         _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
                  "must be a positive number")
         _require(self.squash in ("mean", "sample"), "squash", self.squash, "must be 'mean' or 'sample'")
-        _require(self.first_glimpse in ("learned", "random"), "first_glimpse", self.first_glimpse,
-                 "must be 'learned' or 'random'")
+        _require(self.first_glimpse in ("learned", "random", "context"), "first_glimpse", self.first_glimpse,
+                 "must be 'learned', 'random' or 'context'")
         _require(self.policy in ("gaussian", "saccade"), "policy", self.policy, "must be 'gaussian' or 'saccade'")
         _require(self.glimpse_net in ("ram", "pixels", "pixels+where"), "glimpse_net", self.glimpse_net,
                  "must be one of ram, pixels, pixels+where")

@@ -50,9 +50,10 @@ class Loop(NamedTuple):
 
 
 def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry, dtype: torch.dtype,
-                 lstm: bool = False):
+                 lstm: bool = False, first=None):
     """The T glimpses. padded [B, C, Hp, Wp] from `sensor.pad_images`; noise [T, B, 2] (std already applied) or None
-    to follow the means. Wc, bc: the core's one Linear on [g_t, h_{t-1}], for the LSTM ([W_ih, W_hh], b_ih + b_hh)
+    to follow the means; first [B, 2] the first glimpse's mean when the image decides it (a constant here: the caller
+    puts its gradient back), None for the policy on the zero state. Wc, bc: the core's one Linear on [g_t, h_{t-1}], for the LSTM ([W_ih, W_hh], b_ih + b_hh)
     giving the four gates i, f, g, o. Returns what the backward needs and the caller reads:
     patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
     core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2], and for the
@@ -75,7 +76,10 @@ def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geo
     patches, locs, merge_in, core_in, hs, means, raws, gates, cells = [], [], [], [], [], [], [], [], []
     for t in range(geo.glimpses):
         # The policy reads the state before the glimpse; on the zero state W h + b is b.
-        mean = torch.tanh(bp.expand(B, 2) if t == 0 else torch.addmm(bp, h.to(Wp.dtype), Wp.t()))
+        if t == 0:
+            mean = torch.tanh(bp.expand(B, 2)) if first is None else first
+        else:
+            mean = torch.tanh(torch.addmm(bp, h.to(Wp.dtype), Wp.t()))
         raw = mean if noise is None else mean + noise[t]
         loc = raw.clamp(-1.0, 1.0)
         p = sensor.read(padded, geo.pad, loc, size=geo.size, scales=geo.scales, height=geo.height, width=geo.width,
@@ -217,10 +221,10 @@ def _call(fn_name: str, *args, **kwargs):
 
 class _FusedEpisode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, padded, noise, geo: Geometry, dtype: torch.dtype, lstm: bool, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp,
-                bp):
+    def forward(ctx, padded, noise, first, geo: Geometry, dtype: torch.dtype, lstm: bool, Wg, bg, Wl, bl, Wm, bm, Wc,
+                bc, Wp, bp):
         patches, locs, merge_in, core_in, hs, means, raws, gates, cells = _call(
-            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype, lstm)
+            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype, lstm, first)
         ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm, Wc)
         ctx.what_size = Wg.shape[0]
         ctx.lstm = lstm
@@ -233,7 +237,7 @@ class _FusedEpisode(torch.autograd.Function):
     def backward(ctx, d_hs, d_means, _d_raws, _d_locs):
         grads = _call("backward", *ctx.saved_tensors, d_hs.contiguous(), d_means.contiguous(), ctx.what_size,
                       ctx.lstm)
-        return (None, None, None, None, None, *(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes)))
+        return (None, None, None, None, None, None, *(g.to(dt) for g, dt in zip(grads, ctx.param_dtypes)))
 
 
 def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -243,9 +247,10 @@ def loop_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
-def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop:
+def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool, first: torch.Tensor | None = None) -> Loop:
     """Run the glimpse loop of a RAM with a ReLU RNN or LSTM core and a Gaussian policy. padded from
-    `sensor.pad_images`."""
+    `sensor.pad_images`; first [B, 2] the first glimpse's mean when the image decides it (`GaussianPolicy.first_mean`).
+    The loop's means[0] is then `first` itself, so its gradient reaches whatever made it."""
     cfg, gn, core = model.cfg, model.glimpse_net, model.core
     Wp, bp, std = model.policy.fused_weights()
     B, _, H, W = padded.shape
@@ -260,7 +265,9 @@ def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool) -> Loop
     with torch.autocast(padded.device.type, enabled=False):
         Wc, bc = core.one_linear()
         hs, means, raws, locs = _FusedEpisode.apply(
-            padded, noise, geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias, gn.where.weight,
+            padded, noise, None if first is None else first.detach().to(padded.dtype), geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias, gn.where.weight,
             gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, Wp, bp,
         )
+    if first is not None:  # the loop's first mean was a constant; the one with a graph goes in its place
+        means = torch.cat((first[None].to(means.dtype), means[1:]))
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

@@ -155,7 +155,7 @@ class RAM(nn.Module):
         cfg = self.cfg
         B = images.shape[0]
         padded, pad = sensor.pad_images(images, size=cfg.patch_size, scales=cfg.scales, locations_in_range=True)
-        loop = fused.episode_loop(self, padded, pad, sample=sample)  # time-major [T, B, ...]
+        loop = fused.episode_loop(self, padded, pad, sample=sample, first=self.policy.first_mean(images))  # [T, B, ...]
         with torch.autocast(images.device.type, enabled=False):  # under autocast only the loop's matmuls are bf16
             return self._heads(loop, B)
 

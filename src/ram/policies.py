@@ -83,13 +83,29 @@ class UniformLocation:
         return value
 
 
+def pooled_image(images: torch.Tensor, downsample: int) -> torch.Tensor:
+    """What an initial-location network reads: images [B, C, H, W] max-pooled by `downsample`."""
+    return F.max_pool2d(images, downsample)
+
+
+def _pooled_size(cfg: ModelConfig) -> int:
+    """Inputs of an initial-location network: the pooled image's channels x side x side."""
+    return cfg.channels * (cfg.image_size // cfg.init_downsample) ** 2
+
+
+def _check_downsample(cfg: ModelConfig) -> None:
+    _require(cfg.init_downsample <= cfg.image_size, "init_downsample", cfg.init_downsample,
+             f"must be at most the image side {cfg.image_size}")
+
+
 class GaussianPolicy(nn.Module):
     """pi(l | h) = N(tanh(W h + b), std^2 I) over (x, y), the sample clamped to the image [-1, 1].
 
     The std is fixed (the paper's choice); only the mean is learned, by REINFORCE alone. tanh keeps the mean on the
     image, so a policy that drifts cannot park every glimpse in a corner outside it. With squash "sample" the
     location is instead tanh of a sample of N(W h + b, std^2 I) (seed 002); with first_glimpse "random" the first
-    location is drawn uniformly (`UniformLocation`) rather than decided on the zero state.
+    location is drawn uniformly (`UniformLocation`) rather than decided on the zero state; with "context" an
+    initial-location network on the downsized image adds to b for the first one, N(tanh(b + c(image)), std^2 I).
     """
 
     noun = "glimpses"
@@ -97,30 +113,45 @@ class GaussianPolicy(nn.Module):
     lattice = None
     """Any point of the image: no lattice of windows."""
 
-    def __init__(self, *, hidden_size: int, std: float, squash: str = "mean", first: str = "learned"):
+    def __init__(self, *, hidden_size: int, std: float, squash: str = "mean", first: str = "learned",
+                 context: nn.Module | None = None, downsample: int = 4):
         super().__init__()
-        self.std, self.squash, self.first_glimpse = std, squash, first
+        self.std, self.squash, self.first_glimpse, self.downsample = std, squash, first, downsample
         self.mean = nn.Linear(hidden_size, 2)
+        if context is not None:
+            self.context = context
 
     @property
     def fuses(self) -> bool:
-        """`ram.fused` runs this policy inside its loop (`fused_weights`): RAM's own, a learned first location and
-        the tanh on the mean."""
-        return self.squash == "mean" and self.first_glimpse == "learned"
+        """`ram.fused` runs this policy inside its loop (`fused_weights`, `first_mean`): RAM's own, a first location
+        that is decided (on the zero state or the image) and the tanh on the mean."""
+        return self.squash == "mean" and self.first_glimpse in ("learned", "context")
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "GaussianPolicy":
-        return cls(hidden_size=cfg.hidden, std=cfg.std, squash=cfg.squash, first=cfg.first_glimpse)
+        context = None
+        if cfg.first_glimpse == "context":
+            context = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout),
+                                    nn.Linear(_pooled_size(cfg), cfg.policy_hidden), nn.ReLU(),
+                                    nn.Linear(cfg.policy_hidden, 2))
+            nn.init.zeros_(context[-1].weight)  # starts at the zero-state policy's location: c(image) = 0
+            nn.init.zeros_(context[-1].bias)
+        return cls(hidden_size=cfg.hidden, std=cfg.std, squash=cfg.squash, first=cfg.first_glimpse, context=context,
+                   downsample=cfg.init_downsample)
 
     @staticmethod
     def describe(cfg: ModelConfig) -> str:
-        return f"std {cfg.std}"
+        return f"std {cfg.std}" + (", first glimpse from the image" if cfg.first_glimpse == "context" else "")
 
     @staticmethod
     def check_config(cfg: ModelConfig) -> None:
         """Any size and scale; no softmax for an ELU to go before."""
         _require(not cfg.elu_logits, "elu_logits", cfg.elu_logits, "is a setting of the saccade policy's "
                  "softmaxes; the Gaussian policy has none")
+        if cfg.first_glimpse == "context":
+            _require(cfg.squash == "mean", "first_glimpse", cfg.first_glimpse, "needs squash 'mean': the image "
+                     "moves the mean of the first location, which squash 'sample' does not have on the image")
+            _check_downsample(cfg)
 
     def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(W [2, hidden], b [2], std): the mean is tanh(W h + b), the sample the mean plus std times a normal draw."""
@@ -136,10 +167,21 @@ class GaussianPolicy(nn.Module):
             return Gaussian(self.mean(h), self.std, squash=True)
         return Gaussian(torch.tanh(self.mean(h)), self.std)
 
+    def first_mean(self, images: torch.Tensor) -> torch.Tensor | None:
+        """images [B, C, H, W] -> the first location's mean [B, 2] when the image decides it, tanh(b + c(image));
+        None when it is the policy on the zero state, tanh(b), which the fused loop computes itself."""
+        if self.first_glimpse != "context":
+            return None
+        return torch.tanh(self.mean.bias + self.context(pooled_image(images, self.downsample)))
+
     def first(self, images: torch.Tensor, h: torch.Tensor) -> Gaussian | UniformLocation:
-        """The first location: from the policy on the initial (zero) state, so it is learned too, or drawn at
-        random."""
-        return UniformLocation(h) if self.first_glimpse == "random" else self(h)
+        """The first location: from the policy on the initial (zero) state, so it is learned too; from the image
+        as well (context); or drawn at random."""
+        if self.first_glimpse == "random":
+            return UniformLocation(h)
+        if self.first_glimpse == "context":
+            return Gaussian(self.first_mean(images), self.std)
+        return self(h)
 
 
 
@@ -274,8 +316,7 @@ class SaccadePolicy(nn.Module):
         _require(cfg.saccade_step <= max(1, cfg.image_size - cfg.patch_size), "saccade_step", cfg.saccade_step,
                  f"must be at most {cfg.image_size - cfg.patch_size}, a move that keeps a "
                  f"{cfg.patch_size}x{cfg.patch_size} window on the {cfg.image_size}x{cfg.image_size} image")
-        _require(cfg.init_downsample <= cfg.image_size, "init_downsample", cfg.init_downsample,
-                 f"must be at most the image side {cfg.image_size}")
+        _check_downsample(cfg)
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Saccade:
         """h [B, hidden], previous location [B, 2] on the lattice -> the distribution of the next move."""
@@ -283,7 +324,7 @@ class SaccadePolicy(nn.Module):
 
     def first(self, images: torch.Tensor, h: torch.Tensor) -> InitialWindow:
         """images [B, C, H, W] -> the distribution of the first window."""
-        pooled = F.max_pool2d(images, self.downsample)
+        pooled = pooled_image(images, self.downsample)
         return InitialWindow(self.initial(pooled).view(-1, 2, self.lattice.n), self.lattice)
 
 

@@ -243,7 +243,9 @@ def fit(
     task = make_task(cfg, data=data, progress=progress and dist.main)
     model = build_model(cfg.model).to(dev)
     if start_from is not None:
-        model.load_state_dict(start_from)
+        fresh = model.load_state_dict(start_from, strict=False).missing_keys
+        if fresh and dist.main:
+            print(f"init: {len(fresh)} weights the init lacks start fresh ({', '.join(fresh[:4])})", file=sys.stderr)
     optimizer = make_optimizer(model, tc)
     average = weight_average(model, tc.ema)
     steps_per_epoch = task.batches_per_epoch(tc.batch_size) // dist.world
@@ -270,7 +272,8 @@ def fit(
 
 def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     """The weights `init` names (a shipped model or a run folder), checked against this run's network before any
-    data is loaded."""
+    data is loaded. Every one must fit a weight of this network; this network may have parts the init lacks (e.g. a
+    context network for the first glimpse), which start from their own initial values."""
     from .hub import load_named
 
     try:
@@ -279,10 +282,10 @@ def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
         raise ConfigError(f"init = {cfg.train.init!r}: {e}") from None
     weights = base.state_dict()
     mine = build_model(cfg.model).state_dict()
-    wrong = [k for k in mine if k not in weights or weights[k].shape != mine[k].shape]
-    if wrong or len(weights) != len(mine):
+    wrong = [k for k in weights if k not in mine or weights[k].shape != mine[k].shape]
+    if wrong:
         raise ConfigError(f"init = {cfg.train.init!r}: its network does not have this config's shapes "
-                          f"(differs at {', '.join(wrong[:3]) or 'its set of weights'})")
+                          f"(differs at {', '.join(wrong[:3])})")
     return weights
 
 
