@@ -156,6 +156,35 @@ def test_the_random_first_glimpse_belongs_to_the_gaussian_policy():
         saccade(squash="sample").validate()
 
 
+def test_the_context_first_glimpse_is_decided_by_the_image_and_reinforced_into_its_network():
+    """Seed 000's initial-location network under RAM's Gaussian policy: the first mean is tanh(b + c(image)),
+    c starts at zero, and the first location's log-probability trains c and b only."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=28, glimpses=3, hidden=16, what_size=16, where_size=8, glimpse_size=16,
+                      first_glimpse="context", init_downsample=4, policy_hidden=12)
+    model = RAM(cfg)
+    images = torch.rand(5, 1, 28, 28)
+    ep = model(images, sample=False)
+    torch.testing.assert_close(ep.means[:, 0], torch.tanh(model.policy.mean.bias).expand(5, 2))  # c(image) = 0
+    with torch.no_grad():
+        model.policy.context[-1].weight.normal_()
+    ep = model(images)
+    pooled = torch.nn.functional.max_pool2d(images, 4).flatten(1)  # 7x7: what the network reads
+    want = torch.tanh(model.policy.mean.bias + model.policy.context[2:](pooled))
+    torch.testing.assert_close(ep.means[:, 0], want)
+    assert len({tuple(m) for m in ep.means[:, 0].tolist()}) == 5  # each image its own first location
+    assert reached(model, ep.log_probs[:, 0].sum()) == {"policy.context", "policy.mean"}
+
+
+def test_the_context_first_glimpse_moves_a_mean_and_reads_a_pooled_image_that_exists():
+    with pytest.raises(ConfigError, match="^first_glimpse = 'context': needs squash 'mean'"):
+        ModelConfig(first_glimpse="context", squash="sample").validate()
+    with pytest.raises(ConfigError, match="^init_downsample = 40: must be at most the image side 28"):
+        ModelConfig(first_glimpse="context", init_downsample=40).validate()
+    with pytest.raises(ConfigError, match="^first_glimpse = 'ahead': must be 'learned', 'random' or 'context'"):
+        ModelConfig(first_glimpse="ahead").validate()
+
+
 def test_the_squashed_location_is_the_tanh_of_a_sample_whose_log_prob_is_taken_before_it():
     torch.manual_seed(0)
     centre = torch.randn(5, 2) * 2
