@@ -16,6 +16,7 @@ from ram.results import (
     START,
     Row,
     _model,
+    from_the_image,
     load_seeds,
     median_seed,
     reproduce_commands,
@@ -282,6 +283,16 @@ def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
     one, two = row.configs()
     assert (one.train.distill_weight, two.train.distill_weight, two.train.mc_samples) == (0, 1, 2)
     assert _model(row).endswith("along its means too, taught the average of 2 sampled episodes")
+
+
+def test_a_phase_that_lets_the_image_decide_the_first_glimpse_says_so():
+    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=120, lr=3e-4, init="mnist-cluttered-100-g8",
+              then=(from_the_image(60),))
+    one, two = row.configs()
+    assert (one.model.first_glimpse, two.model.first_glimpse) == ("learned", "context")
+    assert (two.train.epochs, two.train.lr, two.train.init) == (60, 3e-4, "runs/c100-g4-phase1")
+    assert _model(row).endswith("120 epochs at lr 0.0003, then 60 epochs at lr 0.0003, its first glimpse decided by "
+                                "the image")
 
 
 def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
