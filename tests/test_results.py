@@ -293,6 +293,9 @@ def test_a_phase_that_lets_the_image_decide_the_first_glimpse_says_so():
     assert (two.train.epochs, two.train.lr, two.train.init) == (60, 3e-4, "runs/c100-g4-phase1")
     assert _model(row).endswith("120 epochs at lr 0.0003, then 60 epochs at lr 0.0003, its first glimpse decided by "
                                 "the image")
+    own = Row("c100-g6", "mnist-cluttered-100", "ram", 6, core="lstm", first_glimpse="context")
+    assert own.config().model.first_glimpse == "context"
+    assert _model(own) == "RAM, 6 glimpses, LSTM core, its first glimpse decided by the image"
 
 
 def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():

@@ -63,6 +63,8 @@ class Row:
     distill: int = 0
     """Sampled copies of each image whose averaged class probabilities teach the path along the means
     (`--mc-samples N --distill-weight 1`); 0 keeps the preset's (no teacher)."""
+    first_glimpse: str = ""
+    """The row's own first glimpse (`--first-glimpse`: "context" lets the image decide it); "" keeps the preset's."""
     then: tuple[tuple[str, ...], ...] = ()
     """Later phases, in order: each the `ram train` flags that change from the phase before, for a run that starts
     from the phase before's weights (`--init`); () trains in one phase."""
@@ -86,7 +88,7 @@ class Row:
                ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core),
                ("--means-weight", self.means_weight), ("--lr", self.lr), ("--lr-min", self.lr_min),
                ("--std", self.std), ("--init", self.init), ("--mc-samples", self.distill),
-               ("--distill-weight", 1 if self.distill else 0))
+               ("--distill-weight", 1 if self.distill else 0), ("--first-glimpse", self.first_glimpse))
         for flag, value in own:  # 0 and "" leave the preset's value
             if value:
                 args += [flag, str(value)]
@@ -406,9 +408,11 @@ def _then(before: RunConfig, after: RunConfig, path: str) -> str:
     std = f" and std {after.model.std:g}" if after.model.std != before.model.std else ""
     along = f" along its {path} too" if after.train.means_weight and not before.train.means_weight else ""
     taught = _taught(after.train) if not before.train.distill_weight else ""
-    first = (", its first glimpse decided by the image"
-             if after.model.first_glimpse == "context" != before.model.first_glimpse else "")
+    first = _FROM_THE_IMAGE if after.model.first_glimpse == "context" != before.model.first_glimpse else ""
     return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}{first}"
+
+
+_FROM_THE_IMAGE = ", its first glimpse decided by the image"
 
 
 def _taught(train: TrainConfig) -> str:
@@ -421,7 +425,8 @@ def _architecture(row: Row) -> str:
     """What a row changed in the paper's network: ", glimpse net 256/512" for a glimpse network wider than the paper's
     h_g 128 and g 256, ", LSTM core" for another core than its ReLU RNN, ", trained along its means too" for the
     one-episode recipe (--means-weight) and ", taught the average of 2 sampled episodes" where sampled episodes teach
-    that path (the row's distill); "" for the paper's own."""
+    that path (the row's distill), ", its first glimpse decided by the image" for the context first glimpse; "" for
+    the paper's own."""
     paper = ModelConfig()
     out = ""
     if row.what_size or row.glimpse_size:
@@ -430,7 +435,8 @@ def _architecture(row: Row) -> str:
         out += f", {row.core.upper()} core"
     if row.means_weight:
         out += ", trained along its means too"
-    return out + (_taught(row.configs()[0].train) if row.distill else "")
+    out += _taught(row.configs()[0].train) if row.distill else ""
+    return out + (_FROM_THE_IMAGE if row.first_glimpse == "context" else "")
 
 
 def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
