@@ -163,3 +163,28 @@ def test_catch_recipes_are_set_side_by_side_at_the_most_games_every_run_reached(
     done = subprocess.run([*script, "--run", "x", str(tmp_path / "nothing"), "--out", str(png)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "has no metrics.csv" in done.stderr and "nothing" in done.stderr
+
+
+def test_the_oracle_finds_each_test_digit_where_place_put_it():
+    """benchmarks/first_glimpse_oracle.py mirrors `place`'s first draws; it checks the pixels, and so does this."""
+    import pytest
+    import torch
+
+    from first_glimpse_oracle import digit_centres
+    from ram.config import TaskConfig
+    from ram.data import Digits, TaskData
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 256, (400, 28, 28), generator=g).to(torch.uint8)
+    test = torch.zeros(50, 28, 28, dtype=torch.uint8)
+    test[:, 13:15, 13:15] = 255  # a dot at the digit's centre
+    digits = Digits(train, torch.zeros(400, dtype=torch.long), test, torch.zeros(50, dtype=torch.long))
+    data = TaskData(TaskConfig(dataset="mnist", canvas=60, pieces=0, val_size=100), seed=0, progress=False,
+                    digits=digits)
+    centres = digit_centres(data, seed=0)
+    pixel = ((centres + 1) * 30).round().long()  # (x, y) -> the pixel the sensor centres on
+    images = data.test(0).images
+    assert (images[torch.arange(50), pixel[:, 1], pixel[:, 0]] == 255).all()
+    data.test(0).images.zero_()  # no digit anywhere: the check must refuse
+    with pytest.raises(SystemExit, match="not where place"):
+        digit_centres(data, seed=0)
