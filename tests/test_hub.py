@@ -123,6 +123,12 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
     entry = hub.publish(tmp_path / "second", "two")
     assert entry["phases"] == result["phases"] and entry["epochs"] == 101
     assert [p["epochs"] for p in hub.training_phases(str(tmp_path / "second"), {"epochs": 5})] == [100, 1, 5]
+    assert entry["config"]["train"]["init"] == str(first)  # a folder that is no shipped model stays named
+
+    hub.publish(first, "one")  # the first phase ships after the second was trained from its folder
+    entry = hub.publish(tmp_path / "second", "two")
+    assert entry["config"]["train"]["init"] == "one"  # the shipped model with those very weights
+    assert [p["epochs"] for p in entry["phases"]] == [100, 1]
 
 
 def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the_results(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import re
@@ -157,6 +158,17 @@ def _manifest_text(entries: dict) -> str:
     return re.sub(rf"\[\s+({number}),\s+({number}),\s+({number})\s+\]", r"[\1, \2, \3]", text) + "\n"
 
 
+def _shipped_as(init: str) -> str | None:
+    """The shipped model whose weights file is byte for byte the best weights of run folder `init`, or None. A run
+    started from a folder that has since shipped (an earlier phase trained beside it) then names the shipped model,
+    as `ram reproduce` does."""
+    weights = Path(init) / "model.safetensors" if init else None
+    if weights is None or not weights.is_file():
+        return None
+    digest = ckpt.sha256(weights)
+    return next((name for name, entry in manifest().items() if entry["sha256"] == digest), None)
+
+
 def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256.
 
@@ -165,6 +177,8 @@ def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
     """
     folder = Path(folder)
     model, cfg = load_checkpoint(folder)  # proves the weights load before they are shipped
+    if (shipped := _shipped_as(cfg.train.init)) is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=shipped))
     test = json.loads((folder / "test.json").read_text())
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     target = PRETRAINED / f"{name}.safetensors"
