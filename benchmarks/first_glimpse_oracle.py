@@ -59,7 +59,8 @@ def error(model, images: torch.Tensor, labels: torch.Tensor, first: torch.Tensor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a shipped model's name or a run folder")
-    parser.add_argument("--seed", type=int, default=0, help="the test set `ram eval --seed` draws (0: the standard one)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the test set `ram eval --seed` draws (0: the standard one)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -53,9 +53,9 @@ def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geo
                  lstm: bool = False, first=None):
     """The T glimpses. padded [B, C, Hp, Wp] from `sensor.pad_images`; noise [T, B, 2] (std already applied) or None
     to follow the means; first [B, 2] the first glimpse's mean when the image decides it (a constant here: the caller
-    puts its gradient back), None for the policy on the zero state. Wc, bc: the core's one Linear on [g_t, h_{t-1}], for the LSTM ([W_ih, W_hh], b_ih + b_hh)
-    giving the four gates i, f, g, o. Returns what the backward needs and the caller reads:
-    patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
+    puts its gradient back), None for the policy on the zero state. Wc, bc: the core's one Linear on [g_t, h_{t-1}],
+    for the LSTM ([W_ih, W_hh], b_ih + b_hh) giving the four gates i, f, g, o. Returns what the backward needs and the
+    caller reads: patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
     core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2], and for the
     LSTM gates [T, B, 4 hidden] (after their nonlinearities) and cells [T, B, hidden] (empty for the RNN).
 
@@ -264,9 +264,10 @@ def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool, first: 
     dtype = loop_dtype(padded.device, padded.dtype)
     with torch.autocast(padded.device.type, enabled=False):
         Wc, bc = core.one_linear()
+        first_mean = None if first is None else first.detach().to(padded.dtype)
         hs, means, raws, locs = _FusedEpisode.apply(
-            padded, noise, None if first is None else first.detach().to(padded.dtype), geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias, gn.where.weight,
-            gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, Wp, bp,
+            padded, noise, first_mean, geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias,
+            gn.where.weight, gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, Wp, bp,
         )
     if first is not None:  # the loop's first mean was a constant; the one with a graph goes in its place
         means = torch.cat((first[None].to(means.dtype), means[1:]))
