@@ -129,6 +129,8 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
     entry = hub.publish(tmp_path / "second", "two")
     assert entry["config"]["train"]["init"] == "one"  # the shipped model with those very weights
     assert [p["epochs"] for p in entry["phases"]] == [100, 1]
+    hub.publish(first, "one", float16=True)  # shipped as its float16 export: still the same model
+    assert hub.publish(tmp_path / "second", "two")["config"]["train"]["init"] == "one"
 
 
 def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the_results(tmp_path, monkeypatch):

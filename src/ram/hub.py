@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from . import checkpoint as ckpt
 from .config import ConfigError, RunConfig
@@ -159,14 +160,21 @@ def _manifest_text(entries: dict) -> str:
 
 
 def _shipped_as(init: str) -> str | None:
-    """The shipped model whose weights file is byte for byte the best weights of run folder `init`, or None. A run
-    started from a folder that has since shipped (an earlier phase trained beside it) then names the shipped model,
-    as `ram reproduce` does."""
-    weights = Path(init) / "model.safetensors" if init else None
-    if weights is None or not weights.is_file():
+    """The shipped model whose tensors are those of run folder `init`'s best weights (or their float16 export, as
+    `publish` writes it), or None. A run started from a folder that has since shipped (an earlier phase trained
+    beside it) then names the shipped model, as `ram reproduce` does. Tensors, not file bytes, are compared: a
+    safetensors header may list its metadata in any order."""
+    if not init or not (Path(init) / "model.safetensors").is_file():
         return None
-    digest = ckpt.sha256(weights)
-    return next((name for name, entry in manifest().items() if entry["sha256"] == digest), None)
+    model, _ = load_checkpoint(Path(init))
+    digests = {ckpt.tensors_sha256(model.state_dict()), ckpt.tensors_sha256(model.half().state_dict())}
+    for name, entry in manifest().items():
+        path = PRETRAINED / entry["file"]
+        if path.is_file():
+            with safe_open(path, "pt") as f:
+                if (f.metadata() or {}).get("sha256") in digests:
+                    return name
+    return None
 
 
 def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
