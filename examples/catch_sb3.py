@@ -32,6 +32,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from ram import presets
 from ram.data import TEST
+from ram.speed import machine
 from ram.tasks import catch_games, seeded
 
 CATCH = presets.get("catch")
@@ -96,7 +97,7 @@ def main(args: Args) -> dict:
         "library": f"stable-baselines3 {stable_baselines3.__version__}, torch {torch.__version__}",
         "agent": "PPO, MlpPolicy, SB3's default hyperparameters", "n_envs": args.n_envs, "n_steps": args.n_steps,
         "seed": args.seed, "threads": args.threads, "train_games": train_games, "train_steps": model.num_timesteps,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 1), "precision": "fp32", "machine": machine(torch.device("cpu")),
     }
     args.out_file.parent.mkdir(parents=True, exist_ok=True)
     args.out_file.write_text(json.dumps(result, indent=2) + "\n")

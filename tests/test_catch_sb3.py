@@ -52,3 +52,4 @@ def test_ppo_trains_a_few_hundred_steps_and_plays_the_test_games(tmp_path):
     assert result["train_games"] >= 20 and result["train_steps"] >= 23 * result["train_games"]
     assert 0 <= result["catch_rate"] <= 100 and 0 <= result["catch_rate_sampled"] <= 100
     assert f"caught {result['catch_rate']:.1f}%" in done.stdout
+    assert result["precision"] == "fp32" and result["machine"]["device"] == "cpu"  # the table's CPU column reads these
