@@ -44,7 +44,7 @@ class Args:
     games: int = 64_000
     """Games to train on (23 steps each); PPO collects whole rollouts of n_envs x n_steps steps, so it plays up to one
     rollout more. 64,000 is the results row's: 16 minutes on 1 thread of an AMD EPYC beside one other run (about 1,600
-    steps/s), 25-55 minutes on busier machines."""
+    steps/s); 55 minutes on session 21's machine at a load average of about 11."""
     n_envs: int = 8
     """Single envs PPO collects its rollouts from."""
     n_steps: int = 2048
