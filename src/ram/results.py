@@ -176,6 +176,8 @@ along the means also taught the averaged class probabilities of 2 sampled episod
 POLISHED = ("--epochs", "40", "--lr", "1e-4")
 """The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr (session 28):
 8.02 / 8.07 at one episode, against 8.14 / 8.27 after the second phase and 8.23 / 7.92 for a third at the same lr."""
+
+
 def from_the_image(epochs: int) -> tuple[str, ...]:
     """A later phase of `epochs` with the first glimpse decided by the image (`--first-glimpse context`), the rest
     of the recipe as the phase before."""
@@ -404,6 +406,10 @@ def _later_phases(row: Row, path: str) -> str:
     return "".join(_then(before, after, path) for before, after in zip(configs, configs[1:]))
 
 
+_FROM_THE_IMAGE = ", its first glimpse decided by the image"
+"""What the table says of a row, or a later phase, whose first glimpse the image decides (`--first-glimpse context`)."""
+
+
 def _then(before: RunConfig, after: RunConfig, path: str) -> str:
     """What one phase changed from the one before, in `_later_phases`' words."""
     std = f" and std {after.model.std:g}" if after.model.std != before.model.std else ""
@@ -411,9 +417,6 @@ def _then(before: RunConfig, after: RunConfig, path: str) -> str:
     taught = _taught(after.train) if not before.train.distill_weight else ""
     first = _FROM_THE_IMAGE if after.model.first_glimpse == "context" != before.model.first_glimpse else ""
     return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}{first}"
-
-
-_FROM_THE_IMAGE = ", its first glimpse decided by the image"
 
 
 def _taught(train: TrainConfig) -> str:
