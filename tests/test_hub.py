@@ -133,6 +133,24 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
     assert hub.publish(tmp_path / "second", "two")["config"]["train"]["init"] == "one"
 
 
+def test_a_second_phase_trained_from_a_folder_elsewhere_ships_with_the_recipes_init(tmp_path, monkeypatch):
+    """Phase 2 of a row trained from phase 1 in a folder outside the work tree ships naming the recipe's folder
+    (what `ram reproduce` replays), in the manifest and in the file's own config, and still counts both phases."""
+    monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")
+    first = tmp_path / "elsewhere" / "first"
+    _tiny_run(first, {"error": 3.0, "epochs": 30, "train_seconds": 500.0})
+    second = tmp_path / "second"
+    _tiny_run(second, {"error": 2.0, "epochs": 3, "train_seconds": 50.0})
+    cfg = presets.resolve("mnist", model={"glimpses": 2}, train={"init": str(first)})
+    ckpt.export_model(second, build_model(cfg.model), cfg)
+    for float16 in (False, True):
+        entry = hub.publish(second, "two", float16=float16, init="runs/first")
+        assert entry["config"]["train"]["init"] == "runs/first"
+        assert [p["epochs"] for p in entry["phases"]] == [30, 3] and entry["train_seconds"] == 550.0
+        assert entry["sha256"] == ckpt.sha256(tmp_path / "pretrained" / "two.safetensors")
+        assert hub.load_pretrained("two")[1].train.init == "runs/first"
+
+
 def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the_results(tmp_path, monkeypatch):
     """`ram eval --checkpoint` and `--pretrained` both carry when validation reached each error (for the table)."""
     monkeypatch.setattr(hub, "PRETRAINED", tmp_path / "pretrained")

@@ -177,23 +177,31 @@ def _shipped_as(init: str) -> str | None:
     return None
 
 
-def publish(folder: Path, name: str, *, float16: bool = False) -> dict:
+def publish(folder: Path, name: str, *, float16: bool = False, init: str | None = None) -> dict:
     """Ship a run's best weights as pretrained model `name`: copy them into the package and record their SHA-256.
 
     float16 halves the file, for models whose float32 weights would pass the 5 MiB a committed file may weigh; loading
     casts them back to float32. Evaluate the shipped model (`ram eval --pretrained`), not the run, for its numbers.
+    init: the start the row's recipe names (`runs/mnist-saccade-phase1`), recorded in place of the folder the run was
+    started from when that was the same phase trained elsewhere (a run folder kept outside the work tree); the
+    phases are still counted from the folder the run names.
     """
     folder = Path(folder)
     model, cfg = load_checkpoint(folder)  # proves the weights load before they are shipped
     if (shipped := _shipped_as(cfg.train.init)) is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=shipped))
     test = json.loads((folder / "test.json").read_text())
-    PRETRAINED.mkdir(parents=True, exist_ok=True)
-    target = PRETRAINED / f"{name}.safetensors"
-    data = ckpt.weights_bytes(model.half(), cfg) if float16 else (folder / "model.safetensors").read_bytes()
-    entries = manifest()
     own = {k: test.get(k) for k in ("epochs", "train_seconds")}
     phases = training_phases(cfg.train.init, own)
+    if init is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=init))
+    PRETRAINED.mkdir(parents=True, exist_ok=True)
+    target = PRETRAINED / f"{name}.safetensors"
+    if float16 or init is not None:  # the file carries the config, so a recorded init is written into it too
+        data = ckpt.weights_bytes(model.half() if float16 else model, cfg)
+    else:
+        data = (folder / "model.safetensors").read_bytes()
+    entries = manifest()
     ckpt.atomic_write(target, data)
     entries[name] = {
         "file": target.name,
