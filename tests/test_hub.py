@@ -109,6 +109,10 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
     assert hub.training_phases(str(first), {"epochs": 2, "train_seconds": 9.0}) == [
         {"epochs": 100, "train_seconds": 500.0}, {"epochs": 2, "train_seconds": 9.0}]
     assert hub.training_phases("", {"epochs": 2, "train_seconds": 9.0}) == [{"epochs": 2, "train_seconds": 9.0}]
+    xeon = {"cpu": "a Xeon", "cpu_flags": ["avx2", "amx_bf16"]}  # each phase keeps the machine it ran on
+    (first / "test.json").write_text(json.dumps({"error": 3.0, "epochs": 100, "train_seconds": 500.0, "machine": xeon}))
+    assert hub.training_phases(str(first), hub.phase_of({"epochs": 2, "train_seconds": 9.0, "error": 1.0})) == [
+        {"epochs": 100, "train_seconds": 500.0, "machine": xeon}, {"epochs": 2, "train_seconds": 9.0}]
 
     g = torch.Generator().manual_seed(0)
     digits = Digits(torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8, generator=g),
@@ -119,7 +123,8 @@ def test_a_second_phase_from_a_run_folder_counts_both_phases_in_its_test_json_an
                          train=replace(cfg.train, init=str(first), batch_size=30, eval_mc_samples=0))
     result = fit(second_cfg, tmp_path / "second", data=TaskData(second_cfg.task, seed=0, digits=digits),
                  progress=False)
-    assert result["phases"][0] == {"epochs": 100, "train_seconds": 500.0} and result["phases"][1]["epochs"] == 1
+    assert result["phases"][0] == {"epochs": 100, "train_seconds": 500.0, "machine": xeon}
+    assert result["phases"][1]["epochs"] == 1 and result["phases"][1]["machine"] == result["machine"]
     entry = hub.publish(tmp_path / "second", "two")
     assert entry["phases"] == result["phases"] and entry["epochs"] == 101
     assert [p["epochs"] for p in hub.training_phases(str(tmp_path / "second"), {"epochs": 5})] == [100, 1, 5]

@@ -16,6 +16,7 @@ from ram.results import (
     START,
     Row,
     _model,
+    _train_time,
     from_the_image,
     load_seeds,
     median_seed,
@@ -52,6 +53,22 @@ def test_table_rows_come_from_result_files(tmp_path):
     assert "37 of 40" in clutter and "59 s, bf16 on AVX512-BF16" in clutter and "| 8.10 |" in clutter
     assert "15 min |" in mnist  # a results file that does not say where it ran says nothing of it
     assert not update_readme(readme, results)  # idempotent
+
+
+def test_a_row_whose_phases_ran_on_different_cpus_gives_each_cpus_share_of_the_time():
+    """The train-time column names every CPU a row's phases ran on, and says so where a phase recorded none: a total
+    that names only the last phase's CPU would credit it with the others' minutes."""
+    amx = {"cpu_flags": ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]}
+    avx2 = {"cpu_flags": ["avx2"]}
+    r = {"train_seconds": 1500, "precision": "bf16", "machine": avx2,
+         "phases": [{"epochs": 10, "train_seconds": 600}, {"epochs": 5, "train_seconds": 300, "machine": amx},
+                    {"epochs": 5, "train_seconds": 600}]}  # the last phase's machine is the file's own
+    assert _train_time(r) == "25 min, bf16: 10 on a CPU not recorded, 5 on AMX, 10 on AVX2"
+    r["phases"][0]["machine"] = amx
+    assert _train_time(r) == "25 min, bf16: 15 on AMX, 10 on AVX2"
+    r["phases"][2]["machine"] = r["machine"] = amx
+    assert _train_time(r) == "25 min, bf16 on AMX"
+    assert _train_time({"train_seconds": 1500, "phases": [{"train_seconds": 1500}]}) == "25 min"
 
 
 def test_rows_without_results_are_left_out():

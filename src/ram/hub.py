@@ -137,15 +137,25 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
     return info
 
 
+PHASE_KEYS = ("epochs", "train_seconds", "machine")
+
+
+def phase_of(run: dict) -> dict:
+    """One phase's {epochs, train_seconds, machine} from a run's test.json or results: the machine only where the run
+    recorded one (runs before it was recorded did not)."""
+    return {k: run.get(k) for k in PHASE_KEYS if k != "machine" or run.get(k)}
+
+
 def training_phases(init: str, own: dict) -> list[dict]:
-    """The {epochs, train_seconds} of each phase of training behind weights that started from `init` (a shipped
-    model's name or a run folder with a test.json, itself perhaps of several phases) and then trained for `own`: a
-    row's cost is all its phases'. The phase that made `init` keeps its validation curve, where `init` has one, for
-    when a row's validation first reached the paper (`ram.results`). [own] when `init` is empty or says nothing."""
+    """Each phase of training (`phase_of`) behind weights that started from `init` (a shipped model's name or a run
+    folder with a test.json, itself perhaps of several phases) and then trained for `own`: a row's cost is all its
+    phases', each on the machine it ran on. The phase that made `init` keeps its validation curve, where `init` has
+    one, for when a row's validation first reached the paper (`ram.results`). [own] when `init` is empty or says
+    nothing."""
     base = manifest().get(init) or (run_info(Path(init)) if init and Path(init).is_dir() else None)
     if not base:
         return [own]
-    before = [dict(p) for p in base.get("phases", [{k: base.get(k) for k in own}])]
+    before = [dict(p) for p in base.get("phases", [phase_of(base)])]
     if base.get("val_curve"):
         before[-1]["val_curve"] = base["val_curve"]
     return [*before, own]
@@ -191,7 +201,7 @@ def publish(folder: Path, name: str, *, float16: bool = False, init: str | None 
     if (shipped := _shipped_as(cfg.train.init)) is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=shipped))
     test = json.loads((folder / "test.json").read_text())
-    own = {k: test.get(k) for k in ("epochs", "train_seconds")}
+    own = phase_of(test)
     phases = training_phases(cfg.train.init, own)
     if init is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=init))

@@ -311,16 +311,33 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _vector_unit(machine: dict | None) -> str | None:
+    """The CPU's fastest vector unit by its flags ("AMX"), or None where a run did not record its machine."""
+    flags = (machine or {}).get("cpu_flags")
+    if flags is None:
+        return None
+    return next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                         ("avx2", "AVX2")) if flag in flags), "a CPU without AVX2")
+
+
 def _train_time(r: dict) -> str:
     """The training wall time, and where the results file says so, the arithmetic and the CPU's fastest vector unit
-    it ran on ("110 min, bf16 on AMX"): a number a reader can compare with their own machine."""
+    it ran on ("110 min, bf16 on AMX"): a number a reader can compare with their own machine. A row whose phases ran
+    on different CPUs, or some on a CPU no one recorded, gives each CPU's share ("331 min, bf16: 110 on a CPU not
+    recorded, 112 on AMX, 109 on AVX512-BF16"); a row that recorded no CPU at all gives the time alone."""
     time = _duration(r.get("train_seconds"))
-    flags = (r.get("machine") or {}).get("cpu_flags")
-    if flags is None:
+    phases = r.get("phases") or [{"train_seconds": r.get("train_seconds")}]
+    shares: dict[str | None, float] = {}
+    for i, p in enumerate(phases):  # the results file's own machine is its last phase's
+        unit = _vector_unit(p.get("machine") or (r.get("machine") if i == len(phases) - 1 else None))
+        shares[unit] = shares.get(unit, 0.0) + (p.get("train_seconds") or 0.0)
+    if set(shares) == {None}:
         return time
-    unit = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
-                                         ("avx2", "AVX2")) if flag in flags), "a CPU without AVX2")
-    return f"{time}, {r.get('precision', '?')} on {unit}"
+    precision = r.get("precision", "?")
+    if len(shares) == 1:
+        return f"{time}, {precision} on {next(iter(shares))}"
+    parts = [f"{_duration(s).removesuffix(' min')} on {unit or 'a CPU not recorded'}" for unit, s in shares.items()]
+    return f"{time}, {precision}: {', '.join(parts)}"
 
 
 def first_reached(curve: list[list[float]], target: float) -> tuple[int, float] | None:

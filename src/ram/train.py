@@ -550,9 +550,9 @@ class _Run:
         result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
                       best_val_error=state["best_val_error"], machine=machine(self.dev))
         if cfg.train.init:  # a later phase: what the weights it started from cost as well
-            from .hub import training_phases
+            from .hub import phase_of, training_phases
 
-            phases = training_phases(cfg.train.init, {k: result[k] for k in ("epochs", "train_seconds")})
+            phases = training_phases(cfg.train.init, phase_of(result))
             if len(phases) > 1:
                 result["phases"] = phases
         ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
