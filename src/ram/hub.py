@@ -137,13 +137,11 @@ def run_info(source_folder: Path | None = None, pretrained: str | None = None) -
     return info
 
 
-PHASE_KEYS = ("epochs", "train_seconds", "machine")
-
-
 def phase_of(run: dict) -> dict:
     """One phase's {epochs, train_seconds, machine} from a run's test.json or results: the machine only where the run
     recorded one (runs before it was recorded did not)."""
-    return {k: run.get(k) for k in PHASE_KEYS if k != "machine" or run.get(k)}
+    phase = {"epochs": run.get("epochs"), "train_seconds": run.get("train_seconds")}
+    return phase | {"machine": run["machine"]} if run.get("machine") else phase
 
 
 def training_phases(init: str, own: dict) -> list[dict]:
