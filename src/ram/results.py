@@ -123,10 +123,8 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
     return Row(name, preset, model, glimpses, a, b, note, epochs=epochs)
 
 
-WIDER = {"what_size": 256, "glimpse_size": 512}
-"""The glimpse network twice the paper's width (session 8)."""
-WIDE = {"precision": "bf16", **WIDER}
-"""Session 8's recipe for the other 60x60 and the 100x100 rows: the wider glimpse network, trained in bf16."""
+WIDE = {"precision": "bf16", "what_size": 256, "glimpse_size": 512}
+"""Session 8's recipe for the 60x60 and 100x100 RAM rows: the glimpse network twice the paper's width, in bf16."""
 
 
 def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
