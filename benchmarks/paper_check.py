@@ -89,13 +89,13 @@ def main() -> int:
     if args.out_file:
         import torch
 
-        from ram.checkpoint import atomic_write
+        from ram.checkpoint import atomic_write, json_text
         from ram.speed import machine
 
         record = {"command": " ".join(sys.argv), "rows": out, "machine": machine(torch.device("cpu"))}
         if args.update:
             record = merged(json.loads(args.out_file.read_text()), out, record["command"])
-        atomic_write(args.out_file, (json.dumps(record, indent=2) + "\n").encode())
+        atomic_write(args.out_file, json_text(record).encode())
     return 0
 
 

@@ -169,3 +169,27 @@ def test_the_validation_curve_goes_from_the_run_folder_into_the_manifest_and_the
     assert "[1, 4.0, 100.0]," in (tmp_path / "pretrained" / "manifest.json").read_text()  # a point a line
     (run / "metrics.csv").unlink()
     assert "val_curve" not in hub.run_info(run)
+
+
+def test_results_and_manifest_json_put_each_list_of_numbers_on_one_line_and_change_no_value():
+    """`ram eval --out-file`, the manifest and test.json are written by `json_text`: a curve point is one line, a string
+    that looks like a spread-out list keeps its text, and the file parses back to the same values."""
+    record = {"val_curve": [[1, 65.47, 32.3], [2, -1.5e-05, 4]], "cpu_flags": ["avx2", "avx512f"], "empty": [],
+              "note": "[\n  1,\n  2\n]", "nested": {"phases": [400, 80]}, "nan": float("nan")}
+    text = ckpt.json_text(record)
+    assert "    [1, 65.47, 32.3],\n    [2, -1.5e-05, 4]\n" in text
+    assert '"phases": [400, 80]' in text and '"avx2",\n' in text
+    again = json.loads(text)
+    assert again["note"] == record["note"] and again["val_curve"] == record["val_curve"]
+    assert json.dumps(again, sort_keys=True) == json.dumps(record, sort_keys=True)
+    assert text.endswith("}\n")
+
+
+def test_every_committed_results_file_is_written_as_ram_eval_writes_it():
+    """The committed results files are byte for byte what `json_text` makes of their values, so a row evaluated anew
+    shows in `git diff` only where a number changed."""
+    root = Path(__file__).resolve().parents[1] / "results"
+    files = [p for p in root.rglob("*.json") if p.name != "auto-recipe.json"]
+    assert len(files) > 40
+    for path in files:
+        assert path.read_text() == ckpt.json_text(json.loads(path.read_text())), path

@@ -119,9 +119,9 @@ class Eval:
         result = describe(cfg, metrics, checkpoint=source, test_seed=self.seed, split=self.split,
                           **run_info(self.checkpoint, self.pretrained))
         if self.out_file:
-            from .checkpoint import atomic_write
+            from .checkpoint import atomic_write, json_text
 
-            atomic_write(self.out_file, (json.dumps(result, indent=2) + "\n").encode())
+            atomic_write(self.out_file, json_text(result).encode())
         print(json.dumps(result) if self.json else task.summary(metrics, split=self.split, seed=self.seed))
 
 

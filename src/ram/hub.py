@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -159,14 +158,6 @@ def training_phases(init: str, own: dict) -> list[dict]:
     return [*before, own]
 
 
-def _manifest_text(entries: dict) -> str:
-    """The manifest as indented JSON, each validation-curve point ([epoch, error, seconds]) on one line rather than
-    five: the same values, a quarter of the lines."""
-    number = r"-?[0-9][0-9.e+-]*"
-    text = json.dumps(entries, indent=2, sort_keys=True)
-    return re.sub(rf"\[\s+({number}),\s+({number}),\s+({number})\s+\]", r"[\1, \2, \3]", text) + "\n"
-
-
 def _shipped_as(init: str) -> str | None:
     """The shipped model whose tensors are those of run folder `init`'s best weights (or their float16 export, as
     `publish` writes it), or None. A run started from a folder that has since shipped (an earlier phase trained
@@ -226,5 +217,5 @@ def publish(folder: Path, name: str, *, float16: bool = False, init: str | None 
         "float16": float16,
         "config": cfg.to_dict(),
     }
-    ckpt.atomic_write(PRETRAINED / "manifest.json", _manifest_text(entries).encode())
+    ckpt.atomic_write(PRETRAINED / "manifest.json", ckpt.json_text(entries, sort_keys=True).encode())
     return entries[name]

@@ -555,7 +555,7 @@ class _Run:
             phases = training_phases(cfg.train.init, phase_of(result))
             if len(phases) > 1:
                 result["phases"] = phases
-        ckpt.atomic_write(out / "test.json", json.dumps(result, indent=2).encode())
+        ckpt.atomic_write(out / "test.json", ckpt.json_text(result).encode())
         for hook in self.hooks:
             hook("end", model=best, task=self.task, row=state["history"][-1], out=out)
         return result
