@@ -188,3 +188,12 @@ def test_the_oracle_finds_each_test_digit_where_place_put_it():
     data.test(0).images.zero_()  # no digit anywhere: the check must refuse
     with pytest.raises(SystemExit, match="not where place"):
         digit_centres(data, seed=0)
+
+
+def test_cross_task_refuses_an_unknown_model_and_weights_that_cannot_read_the_tasks_glimpses():
+    script = str(ROOT / "benchmarks" / "cross_task.py")
+    done = subprocess.run([sys.executable, script, "mnist-cluttered-g6", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "'nope' is not a shipped model" in done.stderr
+    done = subprocess.run([sys.executable, script, "mnist-cluttered-100-g8", "mnist-translated-g6"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "at 4 scales, mnist-translated-g6 at 3" in done.stderr
