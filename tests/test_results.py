@@ -266,6 +266,9 @@ def test_a_row_can_start_from_another_rows_shipped_weights():
     assert _model(row) == ("RAM, 6 glimpses, LSTM core, trained along its means too, started from "
                            "`mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003")
     assert "--init" not in BY_NAME["mnist-g2"].train_args()  # rows from scratch name no start
+    other = Row("t-g6", "mnist-translated", "ram", 6, epochs=40, init="mnist-cluttered-g6", lr=3e-4)
+    assert _model(other).endswith("started from `mnist-cluttered-g6`'s weights, trained on 60x60 cluttered MNIST "
+                                  "(4 pieces), then 40 epochs at lr 0.0003")  # a start from another task says so
 
 
 def test_a_row_started_from_other_weights_can_narrow_its_location_policy():

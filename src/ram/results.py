@@ -214,8 +214,8 @@ ROWS: list[Row] = [
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
     _ram("mnist-translated", 4, 2.29, 1.54, epochs=40, core="lstm", means_weight=1.0, init="mnist-translated-g8",
          lr=3e-4, lr_min=1e-6, seed_repo=(("001", 3.32), ("002", _error(89.35))), **WIDE),
-    _ram("mnist-translated", 6, 1.86, 1.22, core="lstm", means_weight=1.0, seed_repo=(("002", _error(91.74)),),
-         **WIDE),
+    _ram("mnist-translated", 6, 1.86, 1.22, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
+         lr=3e-4, lr_min=1e-6, seed_repo=(("002", _error(91.74)),), **WIDE),
     _ram("mnist-translated", 8, 1.84, 1.20, core="lstm", seed_repo=(("002", _error(92.61)),), **WIDE),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
@@ -403,13 +403,16 @@ def _model(row: Row) -> str:
 
 def _started_from(row: Row) -> str:
     """", started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003" for a row that trains on from
-    another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy); "" for
-    one trained from scratch."""
+    another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy; the other
+    row's task where it is not this row's, "…'s weights, trained on 60x60 cluttered MNIST (4 pieces), then 40
+    epochs…"); "" for one trained from scratch."""
     if not row.init:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
     std = f" and std {row.std:g}" if row.std else ""
-    return f", started from `{row.init}`'s weights, {train.epochs} epochs at lr {train.lr:g}{std}"
+    start = BY_NAME.get(row.init)
+    then = f", trained on {TASK_TITLES[start.preset]}, then" if start and start.preset != row.preset else ","
+    return f", started from `{row.init}`'s weights{then} {train.epochs} epochs at lr {train.lr:g}{std}"
 
 
 def _later_phases(row: Row, path: str) -> str:
