@@ -78,7 +78,7 @@ def test_rows_without_results_are_left_out():
 
 def test_baseline_rows_replay_their_own_schedule():
     # RAM rows take the preset's recipe; the baselines were trained for their own (shorter) schedule
-    assert "--epochs" not in BY_NAME["mnist-translated-g8"].train_args()
+    assert "--epochs" not in BY_NAME["mnist-cluttered-g6"].train_args()
     args = BY_NAME["mnist-cluttered-random-g8"].train_args()
     assert args == ["--preset", "mnist-cluttered", "--model", "random-glimpses", "--glimpses", "8", "--epochs", "30",
                     "--precision", "fp32"]  # the arithmetic its weights were trained in, whatever the machine
