@@ -125,6 +125,9 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
 
 WIDE = {"precision": "bf16", "what_size": 256, "glimpse_size": 512}
 """Session 8's recipe for the 60x60 and 100x100 RAM rows: the glimpse network twice the paper's width, in bf16."""
+FROM_CLUTTERED_G6 = {"epochs": 40, "core": "lstm", "means_weight": 1.0, "init": "mnist-cluttered-g6", "lr": 3e-4,
+                     "lr_min": 1e-6, **WIDE}
+"""The 60x60 rows other than cluttered g6 (sessions 33-34): 40 epochs from its shipped weights, with the copy."""
 
 
 def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
@@ -212,20 +215,15 @@ ROWS: list[Row] = [
     _ram("mnist", 7, None, 1.07, seed_repo=(("002", _error(97.57)),)),
     _base("mnist-fc", "mnist", "fc", 1.35, 1.69, "FC, 2 layers of 256"),
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
-    _ram("mnist-translated", 4, 2.29, 1.54, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
-         lr=3e-4, lr_min=1e-6, seed_repo=(("001", 3.32), ("002", _error(89.35))), **WIDE),
-    _ram("mnist-translated", 6, 1.86, 1.22, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
-         lr=3e-4, lr_min=1e-6, seed_repo=(("002", _error(91.74)),), **WIDE),
-    _ram("mnist-translated", 8, 1.84, 1.20, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
-         lr=3e-4, lr_min=1e-6, seed_repo=(("002", _error(92.61)),), **WIDE),
+    _ram("mnist-translated", 4, 2.29, 1.54, seed_repo=(("001", 3.32), ("002", _error(89.35))), **FROM_CLUTTERED_G6),
+    _ram("mnist-translated", 6, 1.86, 1.22, seed_repo=(("002", _error(91.74)),), **FROM_CLUTTERED_G6),
+    _ram("mnist-translated", 8, 1.84, 1.20, seed_repo=(("002", _error(92.61)),), **FROM_CLUTTERED_G6),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered", 4, None, 4.96, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
-         lr=3e-4, lr_min=1e-6, seed_repo=(("002", _error(83.00)),), **WIDE),
+    _ram("mnist-cluttered", 4, None, 4.96, seed_repo=(("002", _error(83.00)),), **FROM_CLUTTERED_G6),
     _ram("mnist-cluttered", 6, None, 4.08, core="lstm", means_weight=1.0, seed_repo=(("002", _error(85.50)),),
          **WIDE),
-    _ram("mnist-cluttered", 8, 5.23, 4.04, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-g6",
-         lr=3e-4, lr_min=1e-6, seed_repo=(("002", _error(85.46)),), **WIDE),
+    _ram("mnist-cluttered", 8, 5.23, 4.04, seed_repo=(("002", _error(85.46)),), **FROM_CLUTTERED_G6),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
