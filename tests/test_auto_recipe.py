@@ -34,14 +34,14 @@ def folder(root, *, size=28, train=12, test=3, classes=("cat", "dog")):
 
 
 @pytest.mark.parametrize("size, n, expected", [
-    # side, images to train on -> patch, scales, glimpses, std, epochs
-    (8, 1_198, (4, 2, 4, 0.1, 500)),  # scikit-learn's digits: two 4x4 scales see all of it
-    (28, 50_000, (6, 3, 7, 0.1, 52)),  # Fashion-MNIST: 6, 12, 24
-    (40, 1_250, (8, 3, 7, 0.2, 500)),  # the coloured shapes: 8, 16, 32
-    (60, 50_000, (12, 3, 7, 0.2, 52)),  # the mnist-translated preset's glimpse
-    (100, 50_000, (12, 4, 8, 0.2, 52)),  # the mnist-cluttered-100 preset's glimpse
-    (224, 1_000_000, (12, 5, 8, 0.2, 10)),  # at least 10 epochs however many images
-    (3, 40, (3, 1, 4, 0.1, 500)),  # smaller than the smallest patch: the image is the patch
+    # side, images to train on -> patch, scales, glimpses, std, epochs, val_every, patience
+    (8, 1_198, (4, 2, 4, 0.1, 500, 100, 10)),  # scikit-learn's digits: two 4x4 scales see all of it
+    (28, 50_000, (6, 3, 7, 0.1, 52, 0, 10)),  # Fashion-MNIST: 6, 12, 24
+    (40, 1_250, (8, 3, 7, 0.2, 500, 100, 10)),  # the coloured shapes: 8, 16, 32
+    (60, 50_000, (12, 3, 7, 0.2, 52, 0, 10)),  # the mnist-translated preset's glimpse
+    (100, 50_000, (12, 4, 8, 0.2, 52, 0, 10)),  # the mnist-cluttered-100 preset's glimpse
+    (224, 1_000_000, (12, 5, 8, 0.2, 10, 0, 10)),  # at least 10 epochs however many images
+    (3, 40, (3, 1, 4, 0.1, 500, 10, 10)),  # smaller than the smallest patch: the image is the patch
 ])
 def test_the_rule_for_several_image_and_dataset_sizes(size, n, expected):
     choices = auto.derive(size=size, train_images=n)

@@ -6,6 +6,7 @@ leave, and resumes it. The subprocess tests SIGKILL real `ram train` processes a
 """
 
 import contextlib
+import dataclasses
 import csv
 import json
 import math
@@ -348,3 +349,61 @@ def test_an_epoch_resumed_from_sums_without_entropy_leaves_its_entropy_blank(dig
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["entropy"] == "" for r in rows] == [True, False]
     assert math.isfinite(float(rows[1]["entropy"]))
+
+
+# ---- stopping when learned, and validating every K steps ---------------------------------------------------------
+
+
+def test_a_run_that_has_learned_what_it_can_stops_and_says_why(digits, tmp_path, fast, capsys):
+    data = TaskData(TASKS["centred"], seed=7, digits=digits)
+    first = tmp_path / "first"
+    fit(small_config(TASKS["centred"]), first, data=data, progress=False)
+    # Started from those weights at a rate too small to move a float32 weight: its validation error cannot improve.
+    cfg = small_config(TASKS["centred"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=20, lr=1e-12, lr_min=0.0,
+                                                             init=str(first), patience=2))
+    out = tmp_path / "second"
+    result = fit(cfg.validate(), out, data=data, progress=False)
+    assert result["epochs"] == 3 and result["planned_epochs"] == 20
+    assert "in 2 validations (--patience 2)" in result["stopped"]
+    assert "stopped after epoch 3 of 20" in capsys.readouterr().err
+    saved = json.loads((out / "test.json").read_text())
+    assert saved["stopped"] == result["stopped"]
+    with open(out / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3"]
+    fit(cfg, out, resume=True, data=data, progress=False)  # a resumed stopped run does not train on
+    assert ckpt.load_state(out / "last.pt")["loop"]["epoch"] == 3
+
+
+@pytest.mark.parametrize(("epochs", "validated"), [(6, ["2", "4", "6"]), (5, ["2", "4", "5"])])
+def test_validation_every_k_steps_sums_the_epochs_between(digits, tmp_path, fast, epochs, validated):
+    data = TaskData(TASKS["centred"], seed=7, digits=digits)
+    cfg = small_config(TASKS["centred"])  # 4 steps an epoch
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    every = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, val_every=8)).validate()
+    result = fit(every, tmp_path / "run", data=data, progress=False)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == validated  # and the last epoch always
+    assert [int(row["step"]) for row in rows] == [4 * int(e) for e in validated]
+    assert result["epochs"] == epochs
+    # Validation draws no training randomness, so the same steps run as in a run validating every epoch; each row
+    # averages the steps since the previous one, 4 an epoch.
+    fit(cfg, tmp_path / "each", data=data, progress=False)
+    with open(tmp_path / "each" / "metrics.csv") as f:
+        each = {row["epoch"]: float(row["loss"]) for row in csv.DictReader(f)}
+    assert float(rows[0]["loss"]) == pytest.approx((each["1"] + each["2"]) / 2, rel=1e-5)
+
+
+def test_a_run_validating_every_k_steps_killed_anywhere_resumes_bit_identical(digits, tmp_path, fast):
+    cfg = small_config(TASKS["centred"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=3, val_every=8)).validate()
+    data = TaskData(cfg.task, seed=cfg.train.seed, digits=digits)
+    reference = tmp_path / "reference"
+    fit(cfg, reference, data=data, progress=False, checkpoint_every=0.0)
+    for k in range(0, 14, 3):
+        out = tmp_path / f"killed-{k}"
+        with killed_before_write(k), pytest.raises(Killed):
+            fit(cfg, out, data=data, progress=False, checkpoint_every=0.0)
+        fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
+        assert_same_run(reference, out)

@@ -15,6 +15,11 @@ and the schedule their number N (the training images left after validation), by 
 - epochs: 2,560,000 / N (20,000 steps of 128) rounded up, within 10..500: the run shows about 2.56 million images
   whatever N is, a small set many times over (at most 500; a set under 5,120 images gets fewer steps), a large one
   at least 10 times.
+- val_every: the steps of a fiftieth of the run, so that it is validated about 50 times (0, after every epoch, when
+  that is less than two epochs): a set of a few hundred images has epochs of a few steps, each not worth a
+  validation.
+- patience: 10 validations, a fifth of the run: a run whose validation error has not improved for that long stops and
+  tests its best weights.
 - The validation images are a sixth of the training images, at most 10,000 (`ram.data.images.default_val_size`).
 
 A field given explicitly (a flag, or a keyword of `ram.flags.recipe`) is kept, and the rule works around it: a given
@@ -33,7 +38,7 @@ from .config import RunConfig
 
 PRESET = "auto"
 """The preset name of this recipe (ram.presets holds its base: the mnist recipe)."""
-DERIVED = ("patch_size", "scales", "glimpses", "std", "epochs")
+DERIVED = ("patch_size", "scales", "glimpses", "std", "epochs", "val_every", "patience")
 """The fields the rule chooses (all in the model and train sections)."""
 
 IMAGES_SEEN = 2_560_000
@@ -42,6 +47,10 @@ EPOCHS = (10, 500)
 PATCH = (4, 12)
 GLIMPSES = (4, 8)
 FINE_STD, COARSE_STD, FINE_UP_TO = 0.1, 0.2, 32
+VALIDATIONS = 50
+"""About this many validations a run (val_every)."""
+PATIENCE = 10
+"""Validations without a better error before a run stops: a fifth of VALIDATIONS."""
 
 
 class Choice(NamedTuple):
@@ -62,9 +71,10 @@ def _most_scales(size: int, patch: int) -> int:
     return min(8, 1 + max(0, math.floor(math.log2(size / patch))))
 
 
-def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = None) -> dict[str, Choice]:
-    """The rule's choice for each field of DERIVED, for images of side `size` and `train_images` to train on.
-    given: fields set explicitly, by name; each is kept as it is."""
+def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = None,
+           batch_size: int = 128) -> dict[str, Choice]:
+    """The rule's choice for each field of DERIVED, for images of side `size` and `train_images` to train on in
+    batches of batch_size. given: fields set explicitly, by name; each is kept as it is."""
     given = {k: v for k, v in (given or {}).items() if k in DERIVED}
     out: dict[str, Choice] = {}
 
@@ -97,6 +107,14 @@ def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = No
         epochs = _clamp(math.ceil(IMAGES_SEEN / max(train_images, 1)), EPOCHS)
         out["epochs"] = Choice(epochs, f"{IMAGES_SEEN:,} images seen / {train_images:,} to train on, within "
                                        f"{EPOCHS[0]}..{EPOCHS[1]}")
+    if not keep("val_every"):
+        per_epoch = -(-max(train_images, 1) // batch_size)
+        steps = out["epochs"].value * per_epoch
+        every = steps // VALIDATIONS if steps // VALIDATIONS >= 2 * per_epoch else 0
+        out["val_every"] = Choice(every, f"{steps:,} steps / {VALIDATIONS} validations" if every else
+                                  f"after every epoch: two are more than a {VALIDATIONS}th of the run")
+    if not keep("patience"):
+        out["patience"] = Choice(PATIENCE, f"stop when {PATIENCE} validations in a row bring no better error")
     return out
 
 
@@ -138,6 +156,9 @@ def explain(cfg: RunConfig, choices: Mapping[str, Choice], *, size_from: str, to
         chosen(f"{m.glimpses} glimpses", "glimpses")
         chosen(f"location std {m.std:g}", "std")
     chosen(f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs > 1 else ''}", "epochs")
+    chosen(f"validate every {cfg.train.val_every} steps" if cfg.train.val_every else "validate every epoch",
+           "val_every")
+    chosen(f"patience {cfg.train.patience}", "patience")
     line(f"{t.val_size:,} to validate", "--val-size",
          "yours" if val_given else f"a sixth of the {total:,} training images, at most 10,000")
     lines.append("  A flag overrides its line; the rest is the mnist preset's recipe (ram train --preset auto --help).")

@@ -424,6 +424,13 @@ class TrainConfig:
     eval_batch_size: int = 1000
     eval_mc_samples: int = 10
     """Episodes averaged per test image in the reported test error (`ram eval` default); 0 follows the policy means."""
+    val_every: int = 0
+    """Validate after the epoch in which every val_every-th training step falls, rather than after every epoch (the
+    last epoch is always validated); 0: after every epoch. An epoch of a few hundred images is a few steps, and
+    validating each one costs more than its training; a metrics row then sums the epochs since the last validation."""
+    patience: int = 0
+    """Stop when this many validations in a row have not improved on the best validation error, and test the best
+    weights; 0: train every epoch."""
 
     def validate(self) -> None:
         _check_types(self)
@@ -462,6 +469,8 @@ class TrainConfig:
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
         _require(self.eval_mc_samples >= 0, "eval_mc_samples", self.eval_mc_samples, "must be >= 0")
+        _require(self.val_every >= 0, "val_every", self.val_every, "must be >= 0 (0: after every epoch)")
+        _require(self.patience >= 0, "patience", self.patience, "must be >= 0 (0: never stop early)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,7 +85,7 @@ class Recipe:
         val = images.default_val_size(source.n_train) if self.val_size is None else self.val_size
         given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train")
                  for name in self.given if hasattr(getattr(cfg, section), name)}
-        choices = auto.derive(size=source.size, given=given,
+        choices = auto.derive(size=source.size, given=given, batch_size=cfg.train.batch_size,
                               train_images=auto.train_images(source.n_train, val, cfg.task.train_size))
         cfg = images.configure(auto.apply(cfg, choices), source, val_size=self.val_size, progress=progress)
         return cfg, auto.explain(cfg, choices, size_from=source.size_from, total=source.n_train,

@@ -257,11 +257,14 @@ def fit(
                checkpoint_every=checkpoint_every, detect_anomaly=detect_anomaly, hooks=hooks or [])
     result: dict[str, Any] = {}
     with torch.autograd.set_detect_anomaly(detect_anomaly):
-        while state["epoch"] < tc.epochs:
+        while state["epoch"] < tc.epochs and not run.learned():
             sums = run.train_epoch()
             run.end_epoch(sums)
+        stop = run.learned() if state["epoch"] < tc.epochs else ""
         if dist.main:
-            result = run.final_report()
+            if stop:
+                print(stop, file=sys.stderr)
+            result = run.final_report(stop)
     if dist.world > 1:
         import torch.distributed as td
 
@@ -507,10 +510,38 @@ class _Run:
         sums["seconds"] += time.perf_counter() - t0
         return sums
 
+    def validates(self) -> bool:
+        """Whether the epoch just trained ends in a validation: after every epoch without val_every, and after the
+        last; with it, when a multiple of val_every fell among the steps since the last validation."""
+        tc, state = self.cfg.train, self.state
+        if tc.val_every == 0 or state["epoch"] + 1 >= tc.epochs:
+            return True
+        last = state["history"][-1]["step"] if state["history"] else 0
+        return state["step"] // tc.val_every > last // tc.val_every
+
+    def learned(self) -> str:
+        """Why the run stops before its last epoch: patience validations in a row without a better validation error
+        than the best. '' to go on."""
+        tc, history = self.cfg.train, self.state["history"]
+        if tc.patience == 0 or not history:
+            return ""
+        errors = [float(row["val_error"]) for row in history]
+        best = errors.index(min(errors))  # the first of equals: improving means strictly lower, as in end_epoch
+        if len(errors) - 1 - best < tc.patience:
+            return ""
+        return (f"stopped after epoch {history[-1]['epoch']} of {tc.epochs}: the validation error has not improved on "
+                f"{errors[best]:.2f}% (epoch {history[best]['epoch']}) in {tc.patience} validations "
+                f"(--patience {tc.patience}); testing the best weights")
+
     def end_epoch(self, sums: dict[str, Any]) -> None:
-        """Validation, the metrics row, the best weights, the hooks and the checkpoint."""
+        """Validation, the metrics row, the best weights, the hooks and the checkpoint; or, between validations
+        (val_every), the checkpoint alone, the epoch's sums carried into the next metrics row."""
         state, dist, tc = self.state, self.dist, self.cfg.train
         epoch = state["epoch"]
+        if not self.validates():
+            state.update(epoch=epoch + 1, batch=0, sums=sums)
+            self.save_last()
+            return
         if dist.world > 1:
             sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
             _check_in_sync(self.model, state["step"])
@@ -540,15 +571,18 @@ class _Run:
                 hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)
         self.save_last()
 
-    def final_report(self) -> dict[str, Any]:
-        """The best weights on the test set: test.json, and the hooks' end-of-run pictures."""
+    def final_report(self, stopped: str = "") -> dict[str, Any]:
+        """The best weights on the test set: test.json, and the hooks' end-of-run pictures. stopped: why the run
+        ended before its last epoch, if it did."""
         cfg, out, state = self.cfg, self.out, self.state
         best = build_model(cfg.model).to(self.dev)
         ckpt.load_weights(best, out / "model.safetensors")
         test = self.task.report(best, split="test", seed=0, device=self.dev, progress=self.progress)
         result = describe(cfg, test, checkpoint=str(out), test_seed=0)
-        result.update(epochs=len(state["history"]), train_seconds=round(state["elapsed"], 1),
+        result.update(epochs=state["epoch"], train_seconds=round(state["elapsed"], 1),
                       best_val_error=state["best_val_error"], machine=machine(self.dev))
+        if stopped:
+            result.update(planned_epochs=cfg.train.epochs, stopped=stopped)
         if cfg.train.init:  # a later phase: what the weights it started from cost as well
             from .hub import phase_of, training_phases
 
