@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ram.data import mnist
-from ram.data.multi import ADDITION, EOS, PAIRS, Layout, MultiDigitData, compose, pair_class
+from ram.data.multi import (ADDITION, EOS, PAD, PAIRS, Layout, MultiDigitData, compose, label_lengths, pack_labels,
+                            pair_class)
 from ram.data.tasks import generator
 
 # Every digit of a split is the constant of its split, a different power of 8. With at most three layers on a pixel (a
@@ -178,3 +179,21 @@ def test_a_split_too_small_is_named():
     with pytest.raises(ValueError, match="too few"):
         compose(torch.ones(2, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), torch.arange(2),
                 layout=PAIRS, gen=generator(0))
+
+
+def test_strings_of_any_length_share_the_label_layout():
+    labels = pack_labels([[7, 3], [5], [], [1, 2, 3, 4]])
+    assert labels.tolist() == [[7, 3, EOS, PAD, PAD], [5, EOS, PAD, PAD, PAD], [EOS, PAD, PAD, PAD, PAD],
+                               [1, 2, 3, 4, EOS]]
+    assert label_lengths(labels).tolist() == [2, 1, 0, 4]
+    c = compose(torch.ones(10, 28, 28, dtype=torch.uint8), torch.arange(10), torch.arange(10), layout=PAIRS,
+                gen=generator(0))
+    assert torch.equal(pack_labels(c.labels[:, :2].tolist()), c.labels)  # a pair is a string of two
+    assert (label_lengths(c.labels) == 2).all()
+    # PAD is what cross-entropy skips by default, so a padded batch needs no mask
+    logits = torch.randn(4 * 5, 11)
+    full = torch.nn.functional.cross_entropy(logits, labels.flatten(), reduction="sum")
+    kept = labels.flatten() != PAD
+    assert torch.allclose(full, torch.nn.functional.cross_entropy(logits[kept], labels.flatten()[kept], reduction="sum"))
+    with pytest.raises(ValueError, match="0..9"):
+        pack_labels([[3, 12]])

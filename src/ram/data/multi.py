@@ -10,7 +10,7 @@ index of every digit and clutter piece used, so a test can prove it.
 
 Labels are sequences, so strings of any length come later without a redesign: `labels[i]` is canvas i's digits in
 reading order (by the left edge of their boxes, then the top), then `EOS`. A batch of strings of different lengths
-pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of one layout all
+(`pack_labels`) pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of one layout all
 have `objects` digits, so they need none. `sums` is the answer of the addition task; `pair_class` numbers the 55
 unordered pairs for a classifier that names a pair in one go.
 
@@ -20,7 +20,7 @@ mid-epoch sees the canvases it would have seen; validation and test canvases are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,7 +29,10 @@ import torch
 from .mnist import Digits
 from .tasks import DIGIT, add_clutter, generator, square_index
 
-__all__ = ["ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "pair_class"]
+__all__ = [
+    "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths", "pack_labels",
+    "pair_class",
+]
 
 EOS = 10  # end of sequence, after the digit classes 0..9
 PAD = -100  # after EOS when strings of different lengths share a batch: cross_entropy's default ignore_index
@@ -85,6 +88,28 @@ def pair_class(labels: torch.Tensor) -> torch.Tensor:
     a = torch.minimum(labels[:, 0], labels[:, 1])
     b = torch.maximum(labels[:, 0], labels[:, 1])
     return 10 * a - a * (a - 1) // 2 + b - a
+
+
+def pack_labels(strings: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Strings of digit classes of any lengths -> int64 [N, longest + 1]: each string, then EOS, then PAD to the end.
+
+    The label layout of `Canvases`, for strings of different lengths in one batch: [[7, 3], [5]] ->
+    [[7, 3, EOS], [5, EOS, PAD]].
+    """
+    lengths = torch.tensor([len(s) for s in strings], dtype=torch.int64)
+    flat = torch.tensor([c for s in strings for c in s], dtype=torch.int64)
+    if flat.numel() and not ((flat >= 0) & (flat < EOS)).all():
+        raise ValueError(f"digit classes must be 0..{EOS - 1}, got {sorted(set(flat.tolist()) - set(range(EOS)))}")
+    width = int(lengths.max()) + 1 if len(strings) else 1
+    out = torch.full((len(strings), width), PAD, dtype=torch.int64)
+    out[torch.arange(width) < lengths[:, None]] = flat
+    out[torch.arange(len(strings)), lengths] = EOS
+    return out
+
+
+def label_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """How many digits each string has: the position of its EOS. labels int64 [N, L] -> [N]."""
+    return (labels == EOS).int().argmax(1)
 
 
 def _uniform_excluding(excluded: torch.Tensor, size: int, m: int, gen: torch.Generator) -> torch.Tensor:
