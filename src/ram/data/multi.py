@@ -10,8 +10,8 @@ index of every digit and clutter piece used, so a test can prove it.
 
 Labels are sequences, so strings of any length come later without a redesign: `labels[i]` is canvas i's digits in
 reading order (by the left edge of their boxes, then the top), then `EOS`. A batch of strings of different lengths
-(`pack_labels`) pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of one layout all
-have `objects` digits, so they need none. `sums` is the answer of the addition task; `pair_class` numbers the 55
+(`pack_labels`) pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of
+one layout all have `objects` digits, so they need none. `sums` is the answer of the addition task; `pair_class` numbers the 55
 unordered pairs for a classifier that names a pair in one go.
 
 Training canvases are drawn afresh for every batch from a generator seeded by (seed, epoch, batch), so a run resumed
@@ -30,8 +30,8 @@ from .mnist import Digits
 from .tasks import DIGIT, add_clutter, generator, square_index
 
 __all__ = [
-    "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths", "pack_labels",
-    "pair_class",
+    "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths",
+    "pack_labels", "pair_class",
 ]
 
 EOS = 10  # end of sequence, after the digit classes 0..9
