@@ -12,7 +12,8 @@ Labels are sequences, so strings of any length come later without a redesign: `l
 reading order (by the left edge of their boxes, then the top), then `EOS`. A batch of strings of different lengths
 (`pack_labels`) pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of
 one layout all have `objects` digits, so they need none. `sums` is the answer of the addition task; `pair_class`
-numbers the 55 unordered pairs for a classifier that names a pair in one go (the paper's pairs task, per the notes).
+numbers the 55 unordered pairs for a classifier that names a pair in one go (the paper's MNIST-pairs task, as
+far as a second-hand reading tells, is that 55-way classification).
 
 Training canvases are drawn afresh for every batch from a generator seeded by (seed, epoch, batch), so a run resumed
 mid-epoch sees the canvases it would have seen; validation and test canvases are fixed functions of a seed.
