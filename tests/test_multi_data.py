@@ -8,7 +8,7 @@ import torch
 
 from ram.data import mnist
 from ram.data.multi import (ADDITION, EOS, PAD, PAIRS, Layout, MultiDigitData, compose, label_lengths, pack_labels,
-                            pair_class)
+                            pair_class, sequence_reward, upto_first_wrong)
 from ram.data.tasks import generator
 
 # Every digit of a split is the constant of its split, a different power of 8. With at most three layers on a pixel (a
@@ -198,3 +198,11 @@ def test_strings_of_any_length_share_the_label_layout():
     assert torch.allclose(full, kept_only)
     with pytest.raises(ValueError, match="0..9"):
         pack_labels([[3, 12]])
+
+
+def test_the_reward_counts_right_labels_and_is_cut_at_the_first_wrong_one():
+    labels = pack_labels([[7, 3], [7, 3], [7, 3], [5]])  # [7, 3, EOS], ..., [5, EOS, PAD]
+    predicted = torch.tensor([[7, 3, EOS], [7, 5, EOS], [1, 3, EOS], [5, EOS, 9]])
+    assert sequence_reward(predicted, labels).tolist() == [[1, 2, 3], [1, 1, 1], [0, 0, 0], [1, 2, 2]]
+    assert upto_first_wrong(predicted, labels).tolist() == [
+        [True, True, True], [True, True, False], [True, False, False], [True, True, False]]

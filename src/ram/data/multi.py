@@ -13,7 +13,8 @@ reading order (by the left edge of their boxes, then the top), then `EOS`. A bat
 (`pack_labels`) pads after EOS with `PAD`, which `torch.nn.functional.cross_entropy` ignores by default; canvases of
 one layout all have `objects` digits, so they need none. `sums` is the answer of the addition task; `pair_class`
 numbers the 55 unordered pairs for a classifier that names a pair in one go (the paper's MNIST-pairs task, as
-far as a second-hand reading tells, is that 55-way classification).
+far as a second-hand reading tells, is that 55-way classification). `sequence_reward` and `upto_first_wrong` score a
+string read label by label, cut at the first wrong label.
 
 Training canvases are drawn afresh for every batch from a generator seeded by (seed, epoch, batch), so a run resumed
 mid-epoch sees the canvases it would have seen; validation and test canvases are fixed functions of a seed.
@@ -32,7 +33,7 @@ from .tasks import DIGIT, add_clutter, generator, square_index
 
 __all__ = [
     "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths",
-    "pack_labels", "pair_class",
+    "pack_labels", "pair_class", "sequence_reward", "upto_first_wrong",
 ]
 
 EOS = 10  # end of sequence, after the digit classes 0..9
@@ -111,6 +112,26 @@ def pack_labels(strings: Sequence[Sequence[int]]) -> torch.Tensor:
 def label_lengths(labels: torch.Tensor) -> torch.Tensor:
     """How many digits each string has: the position of its EOS. labels int64 [N, L] -> [N]."""
     return (labels == EOS).int().argmax(1)
+
+
+def sequence_reward(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The reward of a string read one label at a time: after label s, how many labels are right, counted up to the
+    first wrong one. Labels right after a wrong one earn nothing, and PAD earns nothing.
+
+    predicted, labels: int64 [N, L] (the layout of `Canvases.labels`, EOS included) -> int64 [N, L], non-decreasing
+    along L. Ba et al.'s multi-object reward as read second-hand: the cumulative count of right labels, cut at the
+    first mistake.
+    """
+    right = (predicted == labels) & (labels != PAD)
+    return right.long().cumprod(1).cumsum(1)
+
+
+def upto_first_wrong(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """bool [N, L]: the labels every earlier label of whose string was right (the first wrong one included, none
+    after it, no PAD). The labels that still get a learning signal when it is cut at the first mistake."""
+    right = ((predicted == labels) & (labels != PAD)).long().cumprod(1)
+    before = torch.cat([torch.ones_like(right[:, :1]), right[:, :-1]], 1)
+    return before.bool() & (labels != PAD)
 
 
 def _uniform_excluding(excluded: torch.Tensor, size: int, m: int, gen: torch.Generator) -> torch.Tensor:
