@@ -36,7 +36,7 @@ def seeded(seed: int):
         yield
 
 
-def _square_index(top: torch.Tensor, left: torch.Tensor, side: int, row_stride: int) -> torch.Tensor:
+def square_index(top: torch.Tensor, left: torch.Tensor, side: int, row_stride: int) -> torch.Tensor:
     """Flat indices of side x side squares at (top, left), [...] -> [..., side * side], for a row stride."""
     r = torch.arange(side)
     offsets = (r[:, None] * row_stride + r[None, :]).flatten()
@@ -66,7 +66,7 @@ def place(
     top = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)
     left = torch.randint(0, canvas - DIGIT + 1, (N,), generator=gen)
     out = torch.zeros(N, canvas * canvas, dtype=torch.int16)
-    out.scatter_(1, _square_index(top, left, DIGIT, canvas), digits.reshape(N, -1).to(torch.int16))
+    out.scatter_(1, square_index(top, left, DIGIT, canvas), digits.reshape(N, -1).to(torch.int16))
     if pieces:
         pool = digits if pool is None else pool
         M = pool.shape[0]
@@ -74,15 +74,27 @@ def place(
             source = torch.randint(0, M, (N, pieces), generator=gen)
         else:  # uniform over the pool minus the digit itself
             source = (pool_index[:, None] + 1 + torch.randint(0, M - 1, (N, pieces), generator=gen)) % M
-        crop_top = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
-        crop_left = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
-        crops = pool.reshape(-1)[source[..., None] * DIGIT**2 + _square_index(crop_top, crop_left, piece_size, DIGIT)]
-        at_top = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
-        at_left = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
-        at = _square_index(at_top, at_left, piece_size, canvas).reshape(N, -1)
-        out.scatter_add_(1, at, crops.reshape(N, -1).to(torch.int16))
-        out.clamp_(max=255)
+        add_clutter(out, source, canvas=canvas, piece_size=piece_size, pool=pool, gen=gen)
     return out.to(torch.uint8).view(N, canvas, canvas)
+
+
+def add_clutter(
+    out: torch.Tensor, source: torch.Tensor, *, canvas: int, piece_size: int, pool: torch.Tensor, gen: torch.Generator
+) -> None:
+    """Add a random piece_size x piece_size crop of pool[source[i, j]] at a random place of canvas i, then clip to 255.
+
+    out: int16 [N, canvas * canvas], changed in place. source: int64 [N, pieces], the pool digit each piece is cut
+    from (the caller decides which digits are allowed). pool: uint8 [M, 28, 28].
+    """
+    N, pieces = source.shape
+    crop_top = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
+    crop_left = torch.randint(0, DIGIT - piece_size + 1, (N, pieces), generator=gen)
+    crops = pool.reshape(-1)[source[..., None] * DIGIT**2 + square_index(crop_top, crop_left, piece_size, DIGIT)]
+    at_top = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
+    at_left = torch.randint(0, canvas - piece_size + 1, (N, pieces), generator=gen)
+    at = square_index(at_top, at_left, piece_size, canvas).reshape(N, -1)
+    out.scatter_add_(1, at, crops.reshape(N, -1).to(torch.int16))
+    out.clamp_(max=255)
 
 
 def shift(images: torch.Tensor, most: int, *, gen: torch.Generator) -> torch.Tensor:
