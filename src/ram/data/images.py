@@ -47,15 +47,12 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..config import ConfigError, RunConfig, TaskConfig
+from .decoding import FORMAT_NAMES, FORMATS, UnreadableImage, converted, decode
 from .mnist import DataError, Digits, data_dir
 
 __all__ = ["FORMATS", "Source", "configure", "default_val_size", "export_folder", "fit_image", "image_files", "inspect",
            "load", "open_image", "open_task", "read_image", "with_channels"]
 
-# The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
-# outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # FORMATS, for messages
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _FORMAT = 1  # bump when the cache's layout changes: old entries are then never read
@@ -229,8 +226,8 @@ def _header(path: Path) -> Image.Image:
             return image
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - a damaged header breaks Pillow's parsers in many ways (SyntaxError, ...)
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e}); remove it or replace it") from None
 
 
 def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -456,16 +453,16 @@ def read_image(path: Path, *, size: int, channels: int) -> tuple[np.ndarray, tup
     """An image file as training stores it, and its own (width, height): decoded (FORMATS only), made grey
     (channels 1) or RGB (3), scaled to fit size x size keeping its aspect and padded with black (`fit_image`), as
     uint8 [channels, size, size]. The cache is written with it, and `ram predict` reads files with it, so a model
-    sees a file as it saw its training images. A DataError naming the file if it cannot be decoded."""
+    sees a file as it saw its training images. The decode is bounded in pixels and time (`ram.data.decoding`). A
+    DataError naming the file if it cannot be decoded."""
     try:
-        with open_image(path) as image:
-            image.load()  # a truncated file fails here, not at the lazy open
-            pixels = np.asarray(fit_image(image.convert("L" if channels == 1 else "RGB"), size))
+        with open(path, "rb") as f, decode(f) as image:
+            pixels = np.asarray(fit_image(converted(image, "L" if channels == 1 else "RGB"), size))
             return _channels_first(pixels), image.size
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot decode the image ({type(e).__name__}: {e})") from None
+    except UnreadableImage as e:
+        raise DataError(f"{path}: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from None
 
 
 def _channels_first(pixels: np.ndarray) -> np.ndarray:
