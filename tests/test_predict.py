@@ -148,3 +148,18 @@ def test_a_shipped_model_classifies_a_digit_file(tmp_path, capsys):
     name, probability = predicted(capsys.readouterr().out)[str(tmp_path / "one.png")]
     expected = ram.load("mnist-g6").predict(image).probs[0]
     assert name == str(int(expected.argmax())) and probability == pytest.approx(float(expected.max()), abs=1e-4)
+
+
+def test_a_png_that_breaks_pillow_s_parser_is_skipped_and_the_rest_classified(run, tmp_path, capsys):
+    """An 81-byte PNG whose pixels go on in a chunk of type \\0\\0\\0I made Pillow raise SyntaxError, which stopped
+    the whole batch (issue 61)."""
+    from hostile_files import broken_png
+
+    out, test = run
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(broken_png())
+    good = test / "cat" / "0.png"
+    assert main(["predict", "--checkpoint", str(out), str(bad), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert list(predicted(captured.out)) == [str(good)]
+    assert f"ram predict: skipped {bad}: cannot decode the image (SyntaxError: broken PNG file" in captured.err

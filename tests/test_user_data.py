@@ -316,3 +316,17 @@ def test_the_fashion_row_exports_its_folder_before_training(tmp_path, monkeypatc
     commands = reproduce_commands(BY_NAME["fashion-g6"])
     assert commands[0] == ["ram", "export-folder", "--dataset", "fashion", "--out", "data/fashion-images"]
     assert commands[1][:6] == ["ram", "train", "--preset", "mnist", "--data", "data/fashion-images"]
+
+
+def test_a_png_that_breaks_pillow_s_parser_stops_decoding_naming_it(tmp_path, cache, capsys):
+    """The PNG of issue 61 whose header reads and whose pixels raise SyntaxError: `ram train --data` crashed with a
+    traceback; it now stops with one line naming the file, and no cache entry is left."""
+    from hostile_files import broken_png
+
+    root = folder(tmp_path / "pets")
+    (root / "train" / "dog" / "3.png").write_bytes(broken_png())
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--scales", "1", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "dog/3.png: cannot decode the image (SyntaxError: broken PNG file" in err and "Traceback" not in err
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
