@@ -330,3 +330,59 @@ def test_a_png_that_breaks_pillow_s_parser_stops_decoding_naming_it(tmp_path, ca
     err = capsys.readouterr().err
     assert "dog/3.png: cannot decode the image (SyntaxError: broken PNG file" in err and "Traceback" not in err
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def npz_with_header(path, *, shape, data=b"", dtype="|u1", **arrays):
+    """An .npz whose x_train member declares `shape` but holds only `data`, beside valid arrays."""
+    import io
+    import zipfile
+
+    npz(path, **arrays)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist() if n != "x_train.npy"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in {**members, "x_train.npy": header.getvalue() + data}.items():
+            z.writestr(n, b)
+    return path
+
+
+@pytest.mark.parametrize("shape", [(10**9, 28, 28), (2, 28, 28)], ids=["huge", "short"])
+def test_an_npz_whose_header_declares_more_than_it_holds_is_refused_before_loading(tmp_path, cache, shape):
+    """1e9 elements declared in a tiny file ended in a MemoryError or ValueError traceback (issue 61)."""
+    path = npz_with_header(tmp_path / "liar.npz", shape=shape, data=bytes(100))
+    with pytest.raises(DataError, match=rf"liar.npz: x_train declares shape \({shape[0]}, 28, 28\) of uint8 "
+                                        rf"\({shape[0] * 784:,} bytes\) but holds 100 bytes"):
+        user.inspect(path)
+
+
+@pytest.mark.parametrize("top", [2**40, np.iinfo(np.uint64).max], ids=["2**40", "uint64-max"])
+def test_an_npz_label_too_large_for_a_class_count_is_refused(tmp_path, cache, top):
+    """A label of 2**40 made 2**40 class names before anything said so; memory grew until the process was killed."""
+    path = npz(tmp_path / "labels.npz", y_train=np.array([0, 1, 2] * 3 + [0, 1, top], dtype=np.uint64))
+    with pytest.raises(DataError, match=rf"labels.npz: the labels go up to {int(top):,}, so there would be "):
+        user.inspect(path)
+
+
+def test_an_npz_s_images_are_copied_a_block_at_a_time(tmp_path, cache, monkeypatch):
+    """A 9.5 MB .npz of a 1.57 GB array peaked at 3.27 GB: the array whole, and two converted copies. Here 24 MB of
+    float32 images (that compress to little) pass through blocks of 1 MB; numpy reports its allocations to
+    tracemalloc."""
+    import tracemalloc
+
+    monkeypatch.setattr(user, "_BLOCK_BYTES", 2**20)
+    x = np.zeros((6000, 1, 32, 32), np.float32)
+    x[:, 0, 5, 5] = 1.0
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, x_train=x, y_train=np.arange(6000) % 3, x_test=x[:6], y_test=np.arange(6) % 3)
+    del x
+    source = user.inspect(path)
+    tracemalloc.start()
+    try:
+        d = user.load(source, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert d.train_images.shape == (6000, 1, 32, 32) and int(d.train_images[:, 0, 5, 5].min()) == 255
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"

@@ -169,6 +169,8 @@ def read_config(folder: Path) -> RunConfig:
         return RunConfig.from_dict(json.loads(path.read_text()))
     except (ValueError, OSError) as e:  # ConfigError, JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path} is not a valid run config: {e}") from None
+    except RecursionError:  # the JSON parser recurses once per level: 100,000 "[" exhaust Python's stack
+        raise CheckpointError(f"{path} is not a valid run config: its JSON is nested too deep") from None
 
 
 def _read_weights(path: Path, data: bytes | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
