@@ -11,6 +11,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -36,6 +37,7 @@ from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
 from .models import build_model
+from .runlock import run_lock
 from .speed import check_precision, machine, resolve_precision, tune_malloc
 from .tasks import Task, make_task
 
@@ -230,11 +232,19 @@ def fit(
     cfg.validate()
     out = Path(out)
     dist = Distributed.from_env()
+    _check_out(out, resume)
+    with run_lock(out) if dist.main else contextlib.nullcontext():  # one run at a time in a folder
+        return _fit(cfg, out, dist, resume=resume, device=device, threads=threads, progress=progress,
+                    checkpoint_every=checkpoint_every, detect_anomaly=detect_anomaly, data=data, hooks=hooks)
+
+
+def _fit(cfg: RunConfig, out: Path, dist: Distributed, *, resume: bool, device: str, threads: int | None,
+         progress: bool, checkpoint_every: float, detect_anomaly: bool, data: TaskData | None,
+         hooks: list | None) -> dict[str, Any]:
     dev = _set_up(device, threads, dist)
     cfg = _arithmetic(cfg, out, resume, dev)
     if dist.main:
         check_precision(cfg.train.precision, dev)
-    _check_out(out, resume)
     saved = _resume_state(out, cfg) if resume else None
     tc = cfg.train
     start_from = _initial_weights(cfg) if tc.init and saved is None else None
