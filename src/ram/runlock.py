@@ -20,9 +20,10 @@ from .config import ConfigError
 
 @contextlib.contextmanager
 def run_lock(out: Path):
-    """Hold the lock on the run folder `out` (made if missing) for the block. A ConfigError naming the process that
-    holds it if another does."""
+    """Hold the lock on the run folder `out` for the block; a folder made for it and left empty is removed again. A
+    ConfigError naming the process that holds it if another does."""
     out = Path(out)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock, owner = filelock.FileLock(out / ".lock", timeout=0), out / ".owner"
     try:
@@ -41,6 +42,9 @@ def run_lock(out: Path):
     finally:
         owner.unlink(missing_ok=True)
         lock.release()
+        if made and [p.name for p in out.iterdir()] == [".lock"]:  # refused before any work: leave no folder
+            (out / ".lock").unlink()
+            out.rmdir()
 
 
 def _pid(owner: Path) -> int | None:
