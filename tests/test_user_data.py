@@ -386,3 +386,23 @@ def test_an_npz_s_images_are_copied_a_block_at_a_time(tmp_path, cache, monkeypat
         tracemalloc.stop()
     assert d.train_images.shape == (6000, 1, 32, 32) and int(d.train_images[:, 0, 5, 5].min()) == 255
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_training(tmp_path, capsys, monkeypatch):
+    """Printing the headline made the task again, which read the folder again: a class folder added during training
+    made a finished run exit 2 (issue 61)."""
+    from ram import train
+
+    root = folder(tmp_path / "pets")
+    report = train._Run.final_report
+
+    def changed_then_report(self):
+        png(root / "train" / "emu" / "0.png")  # someone adds a class while the run trains
+        png(root / "test" / "emu" / "0.png")
+        return report(self)
+
+    monkeypatch.setattr(train._Run, "final_report", changed_then_report)
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--scales", "1", "--epochs", "1", "--hidden", "16", "--batch-size", "5", "--threads", "1",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert f"test error" in capsys.readouterr().out

@@ -85,7 +85,9 @@ class Source(NamedTuple):
 
 
 def notice(message: str) -> None:
-    print(f"ram: notice: {message}", file=sys.stderr)
+    from ..files import shown  # the names of files in a notice may hold terminal escapes
+
+    print(f"ram: notice: {shown(message)}", file=sys.stderr)
 
 
 def _few(files: list[str]) -> str:
