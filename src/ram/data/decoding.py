@@ -17,12 +17,13 @@ Only FORMATS are decoded, whatever a file's extension says.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "MAX_PIXELS", "MAX_SCANS", "NotAnImage", "UnreadableImage", "decode", "converted"]
+__all__ = ["FORMATS", "FORMAT_NAMES", "MAX_PIXELS", "MAX_SCANS", "NotAnImage", "Stopped", "UnreadableImage", "decode", "converted"]
 
 # The image formats read (Pillow's names). Pillow knows dozens more, some decoded by outside programs: EPS goes to
 # Ghostscript, which runs the PostScript it is given, whatever the file's extension.
@@ -41,15 +42,20 @@ class UnreadableImage(ValueError):
     why, without the file's name (which the caller knows and names its own way)."""
 
 
+class Stopped(UnreadableImage):
+    """A decode stopped from outside (`decode(stop=)`) before it ended."""
+
+
 class NotAnImage(UnreadableImage):
     """A file whose header is not one of an image in FORMATS."""
 
 
-def decode(fp, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS) -> Image.Image:
+def decode(fp, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS,
+           stop: threading.Event | None = None) -> Image.Image:
     """The image in the binary file object fp, decoded (its pixels loaded) within the bounds above.
 
     Raises UnreadableImage for anything that is not a readable image of at most max_pixels pixels, or that takes
-    over max_seconds to decode.
+    over max_seconds to decode; `Stopped` as soon as `stop` is set (the page sets it when its client leaves).
     """
     try:
         image = Image.open(fp, formats=FORMATS)
@@ -60,7 +66,7 @@ def decode(fp, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS
     except Exception as e:  # noqa: BLE001 - a damaged header breaks Pillow's parsers in many ways, none a bug here
         raise NotAnImage(f"not a readable image ({type(e).__name__}: {e})") from None
     _check_pixels(image, max_pixels)
-    image.fp = _Guarded(image.fp, jpeg=image.format == "JPEG", seconds=max_seconds)
+    image.fp = _Guarded(image.fp, jpeg=image.format == "JPEG", seconds=max_seconds, stop=stop)
     image.decodermaxblock = _BLOCK
     try:
         image.load()
@@ -102,12 +108,14 @@ class _Guarded:
     """The file object a decoder reads from, with a deadline checked at every read and, for a JPEG, its scans
     counted. Everything else (seek, tell, close, fileno) is the file's own."""
 
-    def __init__(self, fp, *, jpeg: bool, seconds: float):
-        self._fp, self._jpeg, self._seconds = fp, jpeg, seconds
+    def __init__(self, fp, *, jpeg: bool, seconds: float, stop: threading.Event | None = None):
+        self._fp, self._jpeg, self._seconds, self._stop = fp, jpeg, seconds, stop
         self._deadline = time.monotonic() + seconds
         self._scans, self._tail = 0, b""
 
     def read(self, *args) -> bytes:
+        if self._stop is not None and self._stop.is_set():
+            raise Stopped("the decode was stopped")
         if time.monotonic() > self._deadline:
             raise UnreadableImage(f"decoding took over {self._seconds:g} s; the file is not decoded further")
         data = self._fp.read(*args)

@@ -9,6 +9,7 @@ every refusal is a `BadImage` whose message the page shows as it is.
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import torch
@@ -28,17 +29,18 @@ class BadImage(ValueError):
     """An upload the page cannot use; the message says why, for the person who sent it."""
 
 
-def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS,
+           stop: threading.Event | None = None) -> np.ndarray:
     """The bytes of an image file -> uint8 [H, W], the ink bright on dark as in MNIST.
 
     Decoded as every image is, bounded in pixels (as decoded: a TIFF's tiles too) and time (`ram.data.decoding`). A
     transparent image's ink is where it is opaque; an opaque one is inverted when its border is bright (dark ink on
-    paper).
+    paper). `stop`, when set, stops the decode at its next block (`ram.data.decoding`).
     """
     if not data:
         raise BadImage("the upload is empty: draw a digit or drop an image file")
     try:
-        image = decoding.decode(io.BytesIO(data), max_pixels=max_pixels, max_seconds=max_seconds)
+        image = decoding.decode(io.BytesIO(data), max_pixels=max_pixels, max_seconds=max_seconds, stop=stop)
     except decoding.NotAnImage:
         raise BadImage(f"the upload is not an image (only {decoding.FORMAT_NAMES} are read)") from None
     except decoding.UnreadableImage as e:
