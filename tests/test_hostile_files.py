@@ -109,3 +109,11 @@ def test_fuzz_mutated_files_only_ever_give_an_image_or_a_data_error(form, tmp_pa
             assert str(e).startswith(f"{path}: ")
         tried += 1
     assert tried >= 20
+
+
+def test_an_image_in_a_mode_pillow_cannot_convert_is_named(tmp_path):
+    """A LAB TIFF: Pillow decodes it and cannot make it grey; the ValueError escaped read_image."""
+    path = tmp_path / "lab.tif"
+    Image.new("LAB", (8, 8)).save(path)
+    with pytest.raises(DataError, match=r"lab.tif: the image is in mode LAB, which is not read here"):
+        user.read_image(path, size=8, channels=1)

@@ -478,7 +478,11 @@ def read_image(path: Path, *, size: int, channels: int) -> tuple[np.ndarray, tup
     DataError naming the file if it cannot be decoded."""
     try:
         with open(path, "rb") as f, decode(f) as image:
-            pixels = np.asarray(fit_image(converted(image, "L" if channels == 1 else "RGB"), size))
+            try:
+                pixels = np.asarray(fit_image(converted(image, "L" if channels == 1 else "RGB"), size))
+            except ValueError as e:  # a mode Pillow has no conversion for, such as LAB to grey
+                raise DataError(f"{path}: the image is in mode {image.mode}, which is not read here ({e}); save it "
+                                "as greyscale or RGB") from None
             return _channels_first(pixels), image.size
     except UnreadableImage as e:
         raise DataError(f"{path}: {e}") from None
