@@ -265,19 +265,18 @@ def fit(
     cfg.validate()
     out = Path(out)
     dist = Distributed.from_env()
-    _check_out(out, resume)
-    with run_lock(out) if dist.main else contextlib.nullcontext():  # one run at a time in a folder
-        return _fit(cfg, out, dist, resume=resume, device=device, threads=threads, progress=progress,
-                    checkpoint_every=checkpoint_every, detect_anomaly=detect_anomaly, data=data, hooks=hooks)
-
-
-def _fit(cfg: RunConfig, out: Path, dist: Distributed, *, resume: bool, device: str, threads: int | None,
-         progress: bool, checkpoint_every: float, detect_anomaly: bool, data: TaskData | None,
-         hooks: list | None) -> dict[str, Any]:
     dev = _set_up(device, threads, dist)
     cfg = _arithmetic(cfg, out, resume, dev)
     if dist.main:
         check_precision(cfg.train.precision, dev)
+    _check_out(out, resume)
+    with run_lock(out) if dist.main else contextlib.nullcontext():  # one run at a time in a folder
+        return _fit(cfg, out, dist, dev, resume=resume, progress=progress, checkpoint_every=checkpoint_every,
+                    detect_anomaly=detect_anomaly, data=data, hooks=hooks)
+
+
+def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, resume: bool, progress: bool,
+         checkpoint_every: float, detect_anomaly: bool, data: TaskData | None, hooks: list | None) -> dict[str, Any]:
     saved = _resume_state(out, cfg) if resume else None
     tc = cfg.train
     start_from = _initial_weights(cfg) if tc.init and saved is None else None
