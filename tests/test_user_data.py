@@ -405,4 +405,4 @@ def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_train
     assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
                  "--scales", "1", "--epochs", "1", "--hidden", "16", "--batch-size", "5", "--threads", "1",
                  "--no-progress", "--out", str(tmp_path / "run")]) == 0
-    assert f"test error" in capsys.readouterr().out
+    assert "test error" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""One bounded decode for every image file the package reads: the loader's folders, `ram predict` and the page's uploads.
+"""One bounded decode for every image file the package reads: the loader's folders, `ram predict` and the page's
+uploads.
 
 Pillow checks an image's declared size (Image.MAX_IMAGE_PIXELS, at 89 million pixels a warning), and nothing else. What
 a file can cost beyond it, each bounded here before or while it is decoded:
@@ -23,7 +24,8 @@ import time
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["FORMATS", "FORMAT_NAMES", "MAX_PIXELS", "MAX_SCANS", "NotAnImage", "Stopped", "UnreadableImage", "decode", "converted"]
+__all__ = ["FORMATS", "FORMAT_NAMES", "MAX_PIXELS", "MAX_SCANS", "NotAnImage", "Stopped", "UnreadableImage",
+           "converted", "decode"]
 
 # The image formats read (Pillow's names). Pillow knows dozens more, some decoded by outside programs: EPS goes to
 # Ghostscript, which runs the PostScript it is given, whatever the file's extension.
