@@ -3,8 +3,9 @@
 uvicorn bounds a request's headers in size (h11's limit) and closes a connection idle after an answer
 (`timeout_keep_alive`), but sets no deadline for a request's headers to arrive: 300 connections that sent half their
 headers stayed open indefinitely, and a client that sends a byte now and then resets the idle timer every time. Nor
-does it bound how long an answer may wait for a client that does not read it. `Protocol` adds both deadlines. The deadline for a body is the app's (`create_app(body_timeout=)`, a 408), and
-`limit_concurrency` bounds the connections and requests at once (uvicorn answers 503 beyond it).
+does it bound how long an answer may wait for a client that does not read it. `Protocol` adds both deadlines. The
+deadline for a body is the app's (`create_app(body_timeout=)`, a 408), and `limit_concurrency` bounds the connections
+and requests at once (uvicorn answers 503 beyond it).
 """
 
 from __future__ import annotations
