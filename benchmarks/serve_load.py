@@ -10,6 +10,14 @@ bounded: every round lasts --seconds, every request times out after --timeout se
 the end. Each client keeps one connection open (as a browser tab does) and, in turn, classifies one of 16 drawn digits
 (280x280 PNGs, as the page sends its canvas) on --model and plays one move of its Catch game (a new game from a random
 start when one ends). Linux only (the memory is read from /proc).
+
+With --hostile N, N more clients attack the server through every round (issue 61), each in turn: a progressive-JPEG
+scan bomb uploaded by a client that leaves at once, a TIFF tile bomb, a move holding a 310-digit integer, and 50
+pipelined games never read (the connection held until the server closes it). The server's RSS is read every 0.2 s, and
+the run fails (exit code 1) if valid classify requests have a p99 over --max-p99 ms, if any valid request fails, or if
+the RSS passes --max-rss MB:
+
+    python benchmarks/serve_load.py --clients 4 --hostile 2 --seconds 30 --rounds 1 --max-p99 500 --max-rss 1024
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from PIL import Image, ImageDraw
 
 HOST = "127.0.0.1"
 PROBE_EVERY = 0.2  # seconds between the probe's requests for the model list
+HOLD = 15.0  # seconds an attacker holds a connection whose answers it never reads
 
 
 def drawings(n: int, seed: int = 0) -> list[bytes]:
@@ -144,6 +153,49 @@ def play(port: int, args, digits: list[bytes], seed: int, stop: float, tallies: 
         i += 1
 
 
+def hostile(port: int, stop: float, tally: Tally) -> None:
+    """One attacker until `stop`: a scan bomb from a client that leaves, a tile bomb, a 310-digit integer, and 50
+    pipelined games never read. tally counts its attacks, and as failures the answers that were not what they should
+    be (a 4xx for the bombs and the integer)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from hostile_files import scan_bomb, tile_bomb
+
+    bombs = scan_bomb(size=200_000), tile_bomb()
+    head = b"POST /api/classify?model=mnist-g6 HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n" \
+        b"Content-Length: %d\r\n\r\n"
+    while time.monotonic() < stop:
+        with socket.create_connection((HOST, port), timeout=10) as sock:  # a scan bomb, and gone before the answer
+            sock.sendall(head % (HOST.encode(), len(bombs[0])) + bombs[0])
+        client = Client(port, 10)
+        for body, kind, path in ((bombs[1], "application/octet-stream", "/api/classify?model=mnist-g6"),
+                                 (b'{"state": {"row": 0, "ball_x": 1' + b"0" * 309 + b', "dx": 0, "paddle_x": 0}, '
+                                  b'"move": 1}', "application/json", "/api/catch/step")):
+            start = time.perf_counter()
+            try:
+                client.conn = client.conn or http.client.HTTPConnection(HOST, port, timeout=10)
+                client.conn.request("POST", path, body=body, headers={"Content-Type": kind})
+                response = client.conn.getresponse()
+                response.read()
+                if not 400 <= response.status < 500:
+                    tally.failed(f"{path}: a hostile request got HTTP {response.status}")
+                else:
+                    tally.seconds.append(time.perf_counter() - start)
+            except (OSError, http.client.HTTPException) as e:
+                tally.failed(f"{path}: {type(e).__name__}: {e}")
+                client.conn.close()
+                client.conn = None
+        with socket.create_connection((HOST, port), timeout=30) as sock:  # 50 games asked for, none read,
+            sock.sendall(b"GET /api/catch/game?seed=1 HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode() * 50)
+            time.sleep(max(0.0, min(HOLD, stop - time.monotonic())))  # the connection held longer than the server
+            # waits for a reader (WRITE_TIMEOUT, 10 s)
+
+
+def watch_rss(pid: int, stop: float, peaks: list[float]) -> None:
+    while time.monotonic() < stop:
+        peaks.append(rss_mb(pid))
+        time.sleep(0.2)
+
+
 def probe(port: int, args, stop: float, tally: Tally) -> None:
     client = Client(port, args.timeout)
     while time.monotonic() < stop:
@@ -151,12 +203,17 @@ def probe(port: int, args, stop: float, tally: Tally) -> None:
         time.sleep(PROBE_EVERY)
 
 
-def one_round(port: int, args, digits: list[bytes], round_: int) -> dict[str, Tally]:
+def one_round(port: int, args, digits: list[bytes], round_: int, pid: int, peaks: list[float]) -> dict[str, Tally]:
     tallies = {"classify": Tally(), "catch/step": Tally(), "models (probe)": Tally()}
+    if args.hostile:
+        tallies["hostile (4xx)"] = Tally()
     stop = time.monotonic() + args.seconds
     threads = [threading.Thread(target=play, args=(port, args, digits, 1000 * round_ + c, stop, tallies))
                for c in range(args.clients)]
     threads.append(threading.Thread(target=probe, args=(port, args, stop, tallies["models (probe)"])))
+    threads += [threading.Thread(target=hostile, args=(port, stop, tallies["hostile (4xx)"]))
+                for _ in range(args.hostile)]
+    threads.append(threading.Thread(target=watch_rss, args=(pid, stop, peaks)))
     for t in threads:
         t.start()
     for t in threads:
@@ -177,6 +234,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the memory is read after each")
     parser.add_argument("--model", default="mnist-g6", help="the shipped model the digits are classified on")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a request may take before it fails")
+    parser.add_argument("--hostile", type=int, default=0, help="attackers beside the clients (see above)")
+    parser.add_argument("--max-p99", type=float, default=None, help="fail if valid classify's p99 passes this (ms)")
+    parser.add_argument("--max-rss", type=float, default=None, help="fail if the server's RSS passes this (MB)")
     args = parser.parse_args()
 
     port, digits = free_port(), drawings(16)
@@ -194,19 +254,32 @@ def main() -> None:
                  f"classify on {args.model}, {os.cpu_count()} CPUs; load average before: "
                  f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", "",
                  "| round | endpoint | requests | per s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
-        failures = []
+        failures, peaks, classify, errors = [], [], [], 0
         for r in range(1, args.rounds + 1):
-            tallies = one_round(port, args, digits, r)
+            tallies = one_round(port, args, digits, r, server.pid, peaks)
             memory.append(rss_mb(server.pid))
-            answered = sum(len(t.seconds) for name, t in tallies.items() if name != "models (probe)")
+            answered = sum(len(t.seconds) for name, t in tallies.items() if name not in ("models (probe)",
+                                                                                      "hostile (4xx)"))
             lines += [row(r, name, t, args.seconds) for name, t in tallies.items()]
             lines.append(f"| {r} | all clients | {answered:,} | {answered / args.seconds:.1f} | | | |")
             failures += [m for t in tallies.values() for m in t.messages]
+            classify += tallies["classify"].seconds
+            errors += sum(t.errors for name, t in tallies.items() if name != "hostile (4xx)")
         after = [f"after round {i} {m:.0f}" for i, m in enumerate(memory[1:], 1)]
-        lines += ["", "server RSS MB: " + ", ".join([f"warm {memory[0]:.0f}", *after])]
+        lines += ["", "server RSS MB: " + ", ".join([f"warm {memory[0]:.0f}", *after, f"peak {max(peaks):.0f}"])]
         if failures:
             lines += ["", "first failures:"] + [f"  {m}" for m in failures[:10]]
+        p99 = float(np.percentile(np.array(classify) * 1000, 99)) if classify else float("inf")
+        broken = [why for why, bad in (
+            (f"valid classify p99 {p99:.0f} ms > {args.max_p99:g}", args.max_p99 is not None and p99 > args.max_p99),
+            (f"{errors} valid request(s) failed", args.max_p99 is not None and errors > 0),
+            (f"server RSS peaked at {max(peaks):.0f} MB > {args.max_rss:g}",
+             args.max_rss is not None and max(peaks) > args.max_rss)) if bad]
+        lines += ["", "FAILED: " + "; ".join(broken) if broken else "bounds held" if args.max_p99 or args.max_rss
+                  else ""]
         print("\n".join(lines))
+        if broken:
+            sys.exit(1)
     finally:
         server.terminate()
         try:

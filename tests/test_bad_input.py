@@ -203,6 +203,13 @@ def test_28x28_weights_in_a_60x60_run_folder_are_refused(tmp_path, capsys):
         (b"[1, 2]", "not a recurrent-attention run config"),
         (json.dumps(RunConfig().to_dict() | {"train": {"epochs": "many"}}).encode(), "epochs = 'many': must be an integer"),
         (json.dumps(RunConfig().to_dict() | {"model": {"glimpses": 0}}).encode(), "glimpses = 0: must be >= 1"),
+        # issue 61: a RecursionError traceback, and sizes that grew memory until the process was killed
+        (b"[" * 100_000 + b"]" * 100_000, "is not a valid run config: its JSON is nested too deep"),
+        (json.dumps(RunConfig().to_dict() | {"model": {"hidden": 10**6}}).encode(), "hidden = 1000000: must be <= "),
+        (json.dumps(RunConfig().to_dict() | {"model": {"image_size": 10**6}}).encode(),
+         "image_size = 1000000: must be <= 4,096"),
+        (json.dumps(RunConfig().to_dict() | {"model": {"glimpses": 10**9}}).encode(),
+         "glimpses = 1000000000: must be <= 1,000"),
     ],
 )
 def test_bad_config_json_in_a_run_folder_is_refused(config, message, tmp_path, capsys):

@@ -130,6 +130,7 @@ def test_a_file_name_that_is_not_utf8_is_printed(run, tmp_path, capsys):
     ("--checkpoint {run} --pretrained mnist-g6 {image}", "give exactly one of --checkpoint DIR or --pretrained NAME"),
     ("--pretrained catch {image}", "classifies no images"),
     ("--checkpoint {run} {image} --batch-size 0", "batch_size = 0: must be > 0"),
+    ("--checkpoint {run} {image} --tracks {image}", "tracks = '{image}': exists and is not a folder"),  # issue 61
 ])
 def test_bad_arguments_stop_before_any_work(run, tmp_path, capsys, args, message):
     out, test = run
@@ -137,7 +138,7 @@ def test_bad_arguments_stop_before_any_work(run, tmp_path, capsys, args, message
     where = dict(run=out, empty=tmp_path / "empty", image=test / "cat" / "0.png")
     assert main(["predict", *args.format(**where).split()]) == 2
     captured = capsys.readouterr()
-    assert message in captured.err and captured.out == ""
+    assert message.format(**where) in captured.err and captured.out == "" and "Traceback" not in captured.err
 
 
 def test_a_shipped_model_classifies_a_digit_file(tmp_path, capsys):
@@ -148,3 +149,33 @@ def test_a_shipped_model_classifies_a_digit_file(tmp_path, capsys):
     name, probability = predicted(capsys.readouterr().out)[str(tmp_path / "one.png")]
     expected = ram.load("mnist-g6").predict(image).probs[0]
     assert name == str(int(expected.argmax())) and probability == pytest.approx(float(expected.max()), abs=1e-4)
+
+
+def test_a_png_that_breaks_pillow_s_parser_is_skipped_and_the_rest_classified(run, tmp_path, capsys):
+    """An 81-byte PNG whose pixels go on in a chunk of type \\0\\0\\0I made Pillow raise SyntaxError, which stopped
+    the whole batch (issue 61)."""
+    from hostile_files import broken_png
+
+    out, test = run
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(broken_png())
+    good = test / "cat" / "0.png"
+    assert main(["predict", "--checkpoint", str(out), str(bad), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert list(predicted(captured.out)) == [str(good)]
+    assert f"ram predict: skipped {bad}: cannot decode the image (SyntaxError: broken PNG file" in captured.err
+
+
+def test_terminal_escapes_in_a_file_name_are_printed_escaped(run, tmp_path, capsys):
+    """A file named with ESC [ 2 J (clear the screen) and a newline was printed raw; --json escaped it already."""
+    out, test = run
+    name = "a\x1b[2J\nb.png"
+    (tmp_path / name).write_bytes((test / "owl" / "0.png").read_bytes())
+    (tmp_path / "x\x1b[31m.png").write_bytes(b"not an image")
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / name), str(tmp_path / "x\x1b[31m.png")]) == 1
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and captured.out.count("\n") == 1
+    assert f"{tmp_path}/a\\x1b[2J\\x0ab.png\t" in captured.out
+    assert f"skipped {tmp_path}/x\\x1b[31m.png: not a readable image" in captured.err
+    assert main(["predict", "--checkpoint", str(out), str(tmp_path / name), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(tmp_path / name)  # JSON escapes it itself

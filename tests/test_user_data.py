@@ -316,3 +316,93 @@ def test_the_fashion_row_exports_its_folder_before_training(tmp_path, monkeypatc
     commands = reproduce_commands(BY_NAME["fashion-g6"])
     assert commands[0] == ["ram", "export-folder", "--dataset", "fashion", "--out", "data/fashion-images"]
     assert commands[1][:6] == ["ram", "train", "--preset", "mnist", "--data", "data/fashion-images"]
+
+
+def test_a_png_that_breaks_pillow_s_parser_stops_decoding_naming_it(tmp_path, cache, capsys):
+    """The PNG of issue 61 whose header reads and whose pixels raise SyntaxError: `ram train --data` crashed with a
+    traceback; it now stops with one line naming the file, and no cache entry is left."""
+    from hostile_files import broken_png
+
+    root = folder(tmp_path / "pets")
+    (root / "train" / "dog" / "3.png").write_bytes(broken_png())
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--scales", "1", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "dog/3.png: cannot decode the image (SyntaxError: broken PNG file" in err and "Traceback" not in err
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def npz_with_header(path, *, shape, data=b"", dtype="|u1", **arrays):
+    """An .npz whose x_train member declares `shape` but holds only `data`, beside valid arrays."""
+    import io
+    import zipfile
+
+    npz(path, **arrays)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist() if n != "x_train.npy"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in {**members, "x_train.npy": header.getvalue() + data}.items():
+            z.writestr(n, b)
+    return path
+
+
+@pytest.mark.parametrize("shape", [(10**9, 28, 28), (2, 28, 28)], ids=["huge", "short"])
+def test_an_npz_whose_header_declares_more_than_it_holds_is_refused_before_loading(tmp_path, cache, shape):
+    """1e9 elements declared in a tiny file ended in a MemoryError or ValueError traceback (issue 61)."""
+    path = npz_with_header(tmp_path / "liar.npz", shape=shape, data=bytes(100))
+    with pytest.raises(DataError, match=rf"liar.npz: x_train declares shape \({shape[0]}, 28, 28\) of uint8 "
+                                        rf"\({shape[0] * 784:,} bytes\) but holds 100 bytes"):
+        user.inspect(path)
+
+
+@pytest.mark.parametrize("top", [2**40, np.iinfo(np.uint64).max], ids=["2**40", "uint64-max"])
+def test_an_npz_label_too_large_for_a_class_count_is_refused(tmp_path, cache, top):
+    """A label of 2**40 made 2**40 class names before anything said so; memory grew until the process was killed."""
+    path = npz(tmp_path / "labels.npz", y_train=np.array([0, 1, 2] * 3 + [0, 1, top], dtype=np.uint64))
+    with pytest.raises(DataError, match=rf"labels.npz: the labels go up to {int(top):,}, so there would be "):
+        user.inspect(path)
+
+
+def test_an_npz_s_images_are_copied_a_block_at_a_time(tmp_path, cache, monkeypatch):
+    """A 9.5 MB .npz of a 1.57 GB array peaked at 3.27 GB: the array whole, and two converted copies. Here 24 MB of
+    float32 images (that compress to little) pass through blocks of 1 MB; numpy reports its allocations to
+    tracemalloc."""
+    import tracemalloc
+
+    monkeypatch.setattr(user, "_BLOCK_BYTES", 2**20)
+    x = np.zeros((6000, 1, 32, 32), np.float32)
+    x[:, 0, 5, 5] = 1.0
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, x_train=x, y_train=np.arange(6000) % 3, x_test=x[:6], y_test=np.arange(6) % 3)
+    del x
+    source = user.inspect(path)
+    tracemalloc.start()
+    try:
+        d = user.load(source, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert d.train_images.shape == (6000, 1, 32, 32) and int(d.train_images[:, 0, 5, 5].min()) == 255
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_training(tmp_path, capsys, monkeypatch):
+    """Printing the headline made the task again, which read the folder again: a class folder added during training
+    made a finished run exit 2 (issue 61)."""
+    from ram import train
+
+    root = folder(tmp_path / "pets")
+    report = train._Run.final_report
+
+    def changed_then_report(self):
+        png(root / "train" / "emu" / "0.png")  # someone adds a class while the run trains
+        png(root / "test" / "emu" / "0.png")
+        return report(self)
+
+    monkeypatch.setattr(train._Run, "final_report", changed_then_report)
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--scales", "1", "--epochs", "1", "--hidden", "16", "--batch-size", "5", "--threads", "1",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert "test error" in capsys.readouterr().out

@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -44,7 +47,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write bytes to path through a temp file in the same folder, fsync, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _disk_error(e, path, len(data)) from None
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, _FILE_MODE)
@@ -53,6 +59,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _disk_error(e, path, len(data)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -64,6 +73,23 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass  # some platforms cannot open or fsync a folder; the rename is atomic all the same
+
+
+class DiskFull(CheckpointError):
+    """A write the disk (or the user's quota) has no room for."""
+
+
+def _disk_error(e: OSError, path: Path, size: int) -> OSError | DiskFull:
+    """A full disk as one DiskFull naming the folder, the file and the bytes it needed (the file as it was before
+    is kept: it is replaced only by a whole new one); any other OSError as it is."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return e
+    try:
+        free = f", {shutil.disk_usage(path.parent).free:,} are free there"
+    except OSError:
+        free = ""
+    return DiskFull(f"{path.parent}: no space left on the disk ({os.strerror(e.errno)}): writing {path.name} needs "
+                    f"{size:,} bytes{free}; {path.name} is as it was before. Free some space and run again")
 
 
 _NUMBER = r"-?[0-9][0-9.eE+-]*"
@@ -158,7 +184,10 @@ def export_model(folder: Path, model: torch.nn.Module, cfg: RunConfig, *, name: 
 def weights_bytes(model: torch.nn.Module, cfg: RunConfig) -> bytes:
     """A model's weights as a safetensors file, with the SHA-256 of its tensors and the preset in its metadata."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return save(tensors, metadata={"preset": cfg.preset, "sha256": tensors_sha256(tensors)})
+    # The model's config too: a config.json edited or copied from another run would otherwise rebuild another model
+    # around these weights (a g2 config over g6 weights has the same shapes, and evaluated to 49.86%).
+    return save(tensors, metadata={"preset": cfg.preset, "sha256": tensors_sha256(tensors),
+                                   "model": json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)})
 
 
 def read_config(folder: Path) -> RunConfig:
@@ -169,6 +198,32 @@ def read_config(folder: Path) -> RunConfig:
         return RunConfig.from_dict(json.loads(path.read_text()))
     except (ValueError, OSError) as e:  # ConfigError, JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path} is not a valid run config: {e}") from None
+    except RecursionError:  # the JSON parser recurses once per level: 100,000 "[" exhaust Python's stack
+        raise CheckpointError(f"{path} is not a valid run config: its JSON is nested too deep") from None
+
+
+def _check_saved_with(saved: str, cfg: RunConfig, path: Path) -> None:
+    """A CheckpointError naming the differences if the model config a weights file was saved with (its metadata's
+    JSON) is not cfg's."""
+    try:
+        theirs = json.loads(saved)
+        ok = isinstance(theirs, dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise CheckpointError(f"weights {path}: the model config in their metadata is not JSON; the file is damaged")
+    mine = dataclasses.asdict(cfg.model)
+    # Fields added since the file was written are absent from it, and take their defaults: not a difference.
+    differ = [f"model.{k}: {v!r} in the weights, {mine[k]!r} in the config" for k, v in theirs.items()
+              if k in mine and _plain(v) != _plain(mine[k])]
+    if differ:
+        raise CheckpointError(f"weights {path} were saved with another model config than the one given "
+                              f"({'; '.join(differ[:4])}); its config.json was edited or comes from another run")
+
+
+def _plain(value):
+    """A config value as JSON gives it back (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def _read_weights(path: Path, data: bytes | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -190,8 +245,11 @@ def _read_weights(path: Path, data: bytes | None) -> tuple[dict[str, torch.Tenso
     return tensors, metadata
 
 
-def load_weights(model: torch.nn.Module, path: Path, *, data: bytes | None = None) -> None:
-    """Load safetensors weights, with a clear error when they do not fit the model."""
+def load_weights(model: torch.nn.Module, path: Path, *, data: bytes | None = None,
+                 cfg: RunConfig | None = None) -> None:
+    """Load safetensors weights, with a clear error when they do not fit the model, or, given the config the model
+    was built from, when the file says it was saved with another model config (files written before the model config
+    was kept in them are not checked)."""
     tensors, metadata = _read_weights(path, data)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -206,4 +264,6 @@ def load_weights(model: torch.nn.Module, path: Path, *, data: bytes | None = Non
         )
         made_by = f" (saved by a {metadata['preset']!r} run)" if "preset" in metadata else ""
         raise CheckpointError(f"weights {path}{made_by} do not fit this model ({detail})")
+    if cfg is not None and "model" in metadata:
+        _check_saved_with(metadata["model"], cfg, path)
     model.load_state_dict(tensors)

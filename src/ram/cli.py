@@ -5,6 +5,7 @@ Every bad setting is reported as `ram CMD: error: FIELD = VALUE: why` with exit 
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from . import presets
 from .checkpoint import CheckpointError
 from .config import ConfigError, ModelKind, TaskConfig
 from .data import DataError
+from .files import shown
 from .flags import Recipe, defaults
 from .train import TrainingError
 
@@ -64,12 +66,14 @@ class Train(Recipe):
             hooks.append(run_pictures_hook)
         except ImportError:
             pass
+        # The headline is the trained task's: a new one would read the data again, and a folder changed during
+        # training then failed a finished run.
+        finished = {}
+        hooks.append(lambda event, *, task, **_: finished.update(task=task) if event == "end" else None)
         result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
                      checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
         if result:
-            from .tasks import make_task
-
-            print(f"{make_task(cfg, progress=False).headline(result)}; run folder {out}")
+            print(f"{finished['task'].headline(result)}; run folder {out}")
 
 
 @dataclass
@@ -151,6 +155,9 @@ class Predict:
         _positive("batch_size", self.batch_size)
         module, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
         model = Model(module, cfg, source)
+        if self.tracks is not None and self.tracks.exists() and not self.tracks.is_dir():
+            raise ConfigError(f"tracks = {f.shown(self.tracks)!r}: exists and is not a folder; give a folder to draw "
+                              "the gaze pictures into")
         if self.tracks is not None and not cfg.model.about.drawn:
             raise ConfigError(f"tracks = {str(self.tracks)!r}: a {cfg.model.kind} model reads the whole image and "
                               "takes no glimpses, so there is no gaze to draw")
@@ -167,7 +174,7 @@ class Predict:
             out = model.predict(batch.images)
             for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
                 p = round(float(probs[label]), 4)
-                print(json.dumps({"file": f.shown(file.path), "class": name, "label": label, "probability": p})
+                print(json.dumps({"file": f.encodable(file.path), "class": name, "label": label, "probability": p})
                       if self.json else f"{f.shown(file.path)}\t{name}\t{p:.4f}", flush=True)
             if self.tracks is not None:
                 self._draw(model, batch, {file: self.tracks / pictures[file] for file in batch.files})
@@ -474,7 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(argv)
         code = args.run() or 0  # a command that did part of its work says so by its code (ram predict: 1)
     except (ConfigError, CheckpointError, DataError, TrainingError) as e:
-        print(f"ram {command}: error: {e}", file=sys.stderr)
+        print(f"ram {command}: error: {shown(str(e))}", file=sys.stderr)  # a file's name may hold terminal escapes
+        return 2
+    except OSError as e:  # a full disk where no writer of the package names it (a picture, a cache file)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"ram {command}: error: no space left on the disk writing {shown(str(e.filename or 'a file'))}; free "
+              "some space and run again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ram {command}: interrupted", file=sys.stderr)

@@ -352,8 +352,18 @@ class ModelConfig:
                  "a model with no classes must have actions to take")
         for name in ("saccade_step", "init_downsample", "policy_hidden"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
+        for name, most in MODEL_LIMITS.items():
+            _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
         if self.policy in POLICY_CHECKS:  # the policy's own checks (ram.policies registers them)
             POLICY_CHECKS[self.policy](self)
+
+
+MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
+                "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384,
+                "policy_hidden": 16384}
+"""The largest value of a ModelConfig size: far above any model here (hidden 512, 100x100 images, 8 glimpses), far
+below what would exhaust a machine's memory building it."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -58,7 +58,7 @@ def load_pretrained(name: str) -> tuple[torch.nn.Module, RunConfig]:
     except ConfigError as e:
         raise ckpt.CheckpointError(f"pretrained {name}: the manifest's config is invalid: {e}") from None
     model = build_model(cfg.model)
-    ckpt.load_weights(model, path, data=data)
+    ckpt.load_weights(model, path, data=data, cfg=cfg)
     return model.eval(), cfg
 
 
@@ -72,7 +72,7 @@ def load_checkpoint(folder: Path) -> tuple[torch.nn.Module, RunConfig]:
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ckpt.CheckpointError(f"checkpoint {folder} has no model.safetensors yet (no epoch finished)")
-    ckpt.load_weights(model, weights)
+    ckpt.load_weights(model, weights, cfg=cfg)
     return model.eval(), cfg
 
 

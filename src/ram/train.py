@@ -11,6 +11,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -36,6 +37,7 @@ from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
 from .models import build_model
+from .runlock import run_lock
 from .speed import check_precision, machine, resolve_precision, tune_malloc
 from .tasks import Task, make_task
 
@@ -165,6 +167,7 @@ def _resume_state(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
     if not last.exists():
         if (out / "config.json").is_file():  # killed before its first checkpoint: start over, but only the same run
             _check_same_run(ckpt.read_config(out), cfg, out)
+        ckpt.remove_stale_temps(out)  # a .config.json.*.tmp of a process killed while writing it
         return None
     saved = ckpt.load_state(last, required=("config", "model", "optimizer", "rng", "loop"))
     try:
@@ -172,10 +175,42 @@ def _resume_state(out: Path, cfg: RunConfig) -> dict[str, Any] | None:
     except ConfigError as e:
         raise ckpt.CheckpointError(f"checkpoint {last} holds an invalid config: {e}") from None
     _check_same_run(made_with, cfg, out)
-    if not isinstance(saved["loop"], dict) or any(k not in saved["loop"] for k in _LOOP_KEYS):
+    if not _loop_state_ok(saved["loop"]):
         raise ckpt.CheckpointError(f"checkpoint {last} is not a training state written by ram train (bad loop state)")
     ckpt.remove_stale_temps(out)  # half-written files of the process that died
+    _restore_config(out, made_with)
     return saved
+
+
+def _loop_state_ok(loop: Any) -> bool:
+    """The loop state's keys and their types: a damaged or hand-made last.pt fails here, not as a TypeError later."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def count(x):
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    return (isinstance(loop, dict) and all(k in loop for k in _LOOP_KEYS)
+            and all(count(loop[k]) for k in ("epoch", "batch", "step"))
+            and number(loop["best_val_error"]) and number(loop["elapsed"])
+            and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])
+            and (loop["sums"] is None or (isinstance(loop["sums"], dict)
+                                          and all(number(v) for v in loop["sums"].values()))))
+
+
+def _restore_config(out: Path, made_with: RunConfig) -> None:
+    """config.json as the checkpoint's own copy says: `ram eval` rebuilds the model from config.json, so a truncated
+    or edited one is written again from last.pt, with a notice, never kept quietly."""
+    try:
+        on_disk = ckpt.read_config(out)
+    except ckpt.CheckpointError as e:
+        why = f"is damaged ({e})"
+    else:
+        if on_disk == made_with:
+            return
+        why = f"differs from the checkpoint's own config ({'; '.join(on_disk.differences(made_with))})"
+    ckpt.atomic_write(out / "config.json", json.dumps(made_with.to_dict(), indent=2).encode())
+    print(f"ram: notice: {out / 'config.json'} {why}; written again from {out / 'last.pt'}", file=sys.stderr)
 
 
 def _check_same_run(made_with: RunConfig, cfg: RunConfig, out: Path) -> None:
@@ -235,6 +270,13 @@ def fit(
     if dist.main:
         check_precision(cfg.train.precision, dev)
     _check_out(out, resume)
+    with run_lock(out) if dist.main else contextlib.nullcontext():  # one run at a time in a folder
+        return _fit(cfg, out, dist, dev, resume=resume, progress=progress, checkpoint_every=checkpoint_every,
+                    detect_anomaly=detect_anomaly, data=data, hooks=hooks)
+
+
+def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, resume: bool, progress: bool,
+         checkpoint_every: float, detect_anomaly: bool, data: TaskData | None, hooks: list | None) -> dict[str, Any]:
     saved = _resume_state(out, cfg) if resume else None
     tc = cfg.train
     start_from = _initial_weights(cfg) if tc.init and saved is None else None

@@ -38,6 +38,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import filelock
@@ -46,16 +47,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from ..config import ConfigError, RunConfig, TaskConfig
+from ..config import MODEL_LIMITS, ConfigError, RunConfig, TaskConfig
+from .decoding import FORMAT_NAMES, FORMATS, UnreadableImage, converted, decode
 from .mnist import DataError, Digits, data_dir
 
 __all__ = ["FORMATS", "Source", "configure", "default_val_size", "export_folder", "fit_image", "image_files", "inspect",
            "load", "open_image", "open_task", "read_image", "with_channels"]
 
-# The image formats read, here and in the page's uploads (Pillow's names). Pillow knows dozens more, some decoded by
-# outside programs: EPS goes to Ghostscript, which runs the PostScript it is given, whatever the file's extension.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # FORMATS, for messages
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _FORMAT = 1  # bump when the cache's layout changes: old entries are then never read
@@ -87,7 +85,9 @@ class Source(NamedTuple):
 
 
 def notice(message: str) -> None:
-    print(f"ram: notice: {message}", file=sys.stderr)
+    from ..files import shown  # the names of files in a notice may hold terminal escapes
+
+    print(f"ram: notice: {shown(message)}", file=sys.stderr)
 
 
 def _few(files: list[str]) -> str:
@@ -229,24 +229,39 @@ def _header(path: Path) -> Image.Image:
             return image
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - a damaged header breaks Pillow's parsers in many ways (SyntaxError, ...)
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e}); remove it or replace it") from None
 
 
-def _npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of each array in an .npz, read from the member headers without loading them."""
+class _Member(NamedTuple):
+    """An .npz member's array header, read without loading the array."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+
+
+def _npz_members(path: Path) -> dict[str, _Member]:
+    """The header of each array in an .npz, each checked against the bytes its member holds: a header may declare
+    10**9 elements in a file of a few bytes, and numpy allocates what the header says before it reads."""
     out = {}
     try:
         with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                if name.endswith(".npy"):
-                    with z.open(name) as f:
+            for info in z.infolist():
+                if info.filename.endswith(".npy"):
+                    with z.open(info) as f:
                         version = np.lib.format.read_magic(f)
                         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                 else np.lib.format.read_array_header_2_0)
-                        shape, _, dtype = read(f)
-                    out[name[:-4]] = (shape, dtype)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+                        shape, fortran, dtype = read(f)
+                        held = info.file_size - f.tell()
+                    name = info.filename[:-4]
+                    declared = math.prod(shape) * dtype.itemsize
+                    if not dtype.hasobject and declared != held:
+                        raise DataError(f"{path}: {name} declares shape {shape} of {dtype} ({declared:,} bytes) but "
+                                        f"holds {held:,} bytes of data; the file is damaged")
+                    out[name] = _Member(shape, dtype, fortran)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from None
     return out
 
@@ -269,7 +284,7 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
         raise DataError(f"{path}: no {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test "
                         f"(it holds {', '.join(members) or 'nothing'})")
     for name in ("x_train", "x_test", "y_train", "y_test"):  # from the headers: an object array cannot be loaded
-        shape, dtype = members[name]
+        shape, dtype, _ = members[name]
         kinds, expected = ("iuf", "expected uint8 0..255 or floats 0..1") if name[0] == "x" else (
             "iu", "labels must be integers 0..K-1")
         if dtype.hasobject or (dtype.kind not in kinds and math.prod(shape)):
@@ -299,6 +314,9 @@ def _inspect_npz(path: Path, *, size: int) -> Source:
         y_train, y_test = z["y_train"], z["y_test"]
         names = _npz_classes(z, path)
     k = len(names) if names else int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    if k > MODEL_LIMITS["classes"]:  # the classes' names "0".."K-1" and the classifier's outputs would be made first
+        raise DataError(f"{path}: the labels go up to {k - 1:,}, so there would be {k:,} classes; at most "
+                        f"{MODEL_LIMITS['classes']:,} are trained (labels must be 0..K-1)")
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         bad = np.flatnonzero((y < 0) | (y >= k))
         if bad.size:
@@ -456,16 +474,20 @@ def read_image(path: Path, *, size: int, channels: int) -> tuple[np.ndarray, tup
     """An image file as training stores it, and its own (width, height): decoded (FORMATS only), made grey
     (channels 1) or RGB (3), scaled to fit size x size keeping its aspect and padded with black (`fit_image`), as
     uint8 [channels, size, size]. The cache is written with it, and `ram predict` reads files with it, so a model
-    sees a file as it saw its training images. A DataError naming the file if it cannot be decoded."""
+    sees a file as it saw its training images. The decode is bounded in pixels and time (`ram.data.decoding`). A
+    DataError naming the file if it cannot be decoded."""
     try:
-        with open_image(path) as image:
-            image.load()  # a truncated file fails here, not at the lazy open
-            pixels = np.asarray(fit_image(image.convert("L" if channels == 1 else "RGB"), size))
+        with open(path, "rb") as f, decode(f) as image:
+            try:
+                pixels = np.asarray(fit_image(converted(image, "L" if channels == 1 else "RGB"), size))
+            except ValueError as e:  # a mode Pillow has no conversion for, such as LAB to grey
+                raise DataError(f"{path}: the image is in mode {image.mode}, which is not read here ({e}); save it "
+                                "as greyscale or RGB") from None
             return _channels_first(pixels), image.size
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable image (only {FORMAT_NAMES} are read)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot decode the image ({type(e).__name__}: {e})") from None
+    except UnreadableImage as e:
+        raise DataError(f"{path}: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from None
 
 
 def _channels_first(pixels: np.ndarray) -> np.ndarray:
@@ -501,43 +523,84 @@ def _write_folder(source: Source, tmp: Path, *, progress: bool) -> list[str]:
 
 
 def _write_npz(source: Source, tmp: Path, *, progress: bool) -> list[str]:
+    """The .npz's images into the cache, a block of rows at a time (`_npz_blocks`), in the fixed mixed order a folder's
+    are stored in; its labels likewise."""
     notes = []
-    with np.load(source.path, allow_pickle=False) as z:
-        for part in ("train", "test"):
-            x, name = z[f"x_{part}"], f"x_{part}"
-            channels, h, w, last = _layout(x.shape, path=source.path, name=name)
-            if x.dtype == np.uint8:
-                pass
-            elif np.issubdtype(x.dtype, np.floating):
-                if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-                    raise DataError(f"{source.path}: {name} holds floats in [{x.min():.3g}, {x.max():.3g}]; "
-                                    "expected 0..1 (or uint8 0..255)")
-                x = np.rint(x * 255).astype(np.uint8)
-            elif np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
-                x = x.astype(np.uint8)
-            else:
-                raise DataError(f"{source.path}: {name} has dtype {x.dtype}; expected uint8 0..255 or floats 0..1")
-            x = x.reshape(len(x), h, w, 1) if x.ndim == 3 else x if last else x.transpose(0, 2, 3, 1)  # [N, H, W, C]
-            order = np.random.default_rng(_ORDER_STREAM).permutation(len(x))  # mixed, as a folder's are
-            x = x[order]
-            out = np.lib.format.open_memmap(tmp / f"{part}_x.npy", mode="w+", dtype=np.uint8,
-                                            shape=(len(x), channels, source.size, source.size))
-            if (h, w) == (source.size, source.size):
-                out[:] = x.transpose(0, 3, 1, 2)
-            else:
+    members = _npz_members(source.path)
+    for part in ("train", "test"):
+        name = f"x_{part}"
+        channels, h, w, last = _layout(members[name].shape, path=source.path, name=name)
+        n = members[name].shape[0]
+        order = np.random.default_rng(_ORDER_STREAM).permutation(n)  # mixed, as a folder's are
+        where = np.argsort(order)  # row i of the file goes to where[i]
+        out = np.lib.format.open_memmap(tmp / f"{part}_x.npy", mode="w+", dtype=np.uint8,
+                                        shape=(n, channels, source.size, source.size))
+        resize = (h, w) != (source.size, source.size)
+        bar = tqdm(total=n, desc=f"{'resize' if resize else 'copy'} {name}", unit="img",
+                   disable=not (progress and resize))
+        with bar:
+            for first, x in _npz_blocks(source.path, name, members[name]):
+                x = _as_uint8(x, path=source.path, name=name)
+                x = x.reshape(len(x), h, w, 1) if x.ndim == 3 else x if last else x.transpose(0, 2, 3, 1)  # [B,H,W,C]
+                rows = where[first : first + len(x)]
+                if not resize:
+                    out[rows] = x.transpose(0, 3, 1, 2)
+                    continue
                 mode = "L" if channels == 1 else "RGB"
-                for i in tqdm(range(len(x)), desc=f"resize {name}", unit="img", disable=not progress):
-                    fitted = np.asarray(fit_image(Image.fromarray(x[i, ..., 0] if channels == 1 else x[i], mode),
-                                             source.size))
-                    out[i] = _channels_first(fitted)
-                notes.append(f"{name}: {h}x{w} images scaled to fit {source.size}x{source.size}, keeping their "
-                             "aspect, padded with black")
-            out.flush()
-            del out
+                for row, image in zip(rows, x):
+                    out[row] = _channels_first(np.asarray(fit_image(
+                        Image.fromarray(image[..., 0] if channels == 1 else image, mode), source.size)))
+                    bar.update()
+        if resize:
+            notes.append(f"{name}: {h}x{w} images scaled to fit {source.size}x{source.size}, keeping their "
+                         "aspect, padded with black")
+        out.flush()
+        del out
+        with np.load(source.path, allow_pickle=False) as z:
             np.save(tmp / f"{part}_y.npy", z[f"y_{part}"].astype(np.int64)[order])
     for note in notes:
         notice(note)
     return notes
+
+
+_BLOCK_BYTES = 64 * 2**20  # bytes of an .npz's images held in memory at once
+
+
+def _npz_blocks(path: Path, name: str, member: _Member) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of the .npz's array `name`, a block of about _BLOCK_BYTES at a time, read from the member's
+    stream: np.load holds an array whole, and the conversions after it two more copies (a 9.5 MB .npz of a 1.57 GB
+    array peaked at 3.27 GB). An array stored in Fortran order has no contiguous rows and is read whole."""
+    if member.fortran:
+        with np.load(path, allow_pickle=False) as z:
+            yield 0, z[name]
+        return
+    row = math.prod(member.shape[1:]) * member.dtype.itemsize
+    step = max(1, _BLOCK_BYTES // max(row, 1))
+    with zipfile.ZipFile(path) as z, z.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+        for first in range(0, member.shape[0], step):
+            n = min(step, member.shape[0] - first)
+            data = f.read(n * row)
+            if len(data) != n * row:
+                raise DataError(f"{path}: {name} ends after {first + len(data) // max(row, 1)} of its "
+                                f"{member.shape[0]} images; the file is truncated")
+            yield first, np.frombuffer(data, member.dtype).reshape(n, *member.shape[1:])
+
+
+def _as_uint8(x: np.ndarray, *, path: Path, name: str) -> np.ndarray:
+    """Images of an .npz as uint8: uint8 as they are, floats in 0..1 times 255, integers in 0..255; a DataError naming
+    the array and the range of its values otherwise."""
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+            raise DataError(f"{path}: {name} holds floats in [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]; "
+                            "expected 0..1 (or uint8 0..255)")
+        return np.rint(x * 255).astype(np.uint8)
+    if np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
+        return x.astype(np.uint8)
+    raise DataError(f"{path}: {name} has dtype {x.dtype}; expected uint8 0..255 or floats 0..1")
 
 
 # For a task -----------------------------------------------------------------------------------------------------------

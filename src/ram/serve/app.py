@@ -47,7 +47,7 @@ from ..hub import load_checkpoint, load_pretrained, manifest
 from ..sensor import boxes
 from ..tasks import seeded
 from ..tasks.catch import drawn_games, play
-from .guard import SameOrigin, SecurityHeaders, allowed_hosts
+from .guard import HeadLimit, SameOrigin, SecurityHeaders, allowed_hosts
 from .images import BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
@@ -160,10 +160,17 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
         seed = _int(request, "seed", 0, 0, MAX_SEED)
         data = await _body(request, max_body, body_timeout)
 
-        def run() -> dict[str, Any]:
-            with decoders:
-                ink = decode(data)
+        def run(gone: threading.Event) -> dict[str, Any]:
+            while not decoders.acquire(timeout=0.05):  # a client that left stops waiting for a decoder
+                if gone.is_set():
+                    raise Rejected(400, "the client left")
+            try:
+                ink = decode(data, stop=gone)
+            finally:
+                decoders.release()
             with models.lock:
+                if gone.is_set():
+                    raise Rejected(400, "the client left")
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
                 image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
                 try:
@@ -172,7 +179,7 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
                     raise Rejected(422, str(e)) from None
                 return answer | {"model": entry.name, "prepared": how}
 
-        return JSONResponse(await run_in_threadpool(run))
+        return JSONResponse(await _unless_gone(request, run))
 
     async def catch_game(request: Request):
         entry = models.entry(request.query_params.get("model", "catch"), task="catch")
@@ -199,8 +206,8 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
     async def rejected(request: Request, exc: Exception):
         if isinstance(exc, BadImage):
             return JSONResponse({"error": str(exc)}, status_code=422)
-        if isinstance(exc, HTTPException):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        if isinstance(exc, HTTPException):  # its headers too: a 405 says which methods are allowed (Allow)
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         # The rest of a body refused part-way is never read, so the connection cannot carry another request.
         unread = {"Connection": "close"} if exc.status in (408, 413) else None
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=unread)
@@ -218,11 +225,41 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
         Route("/api/catch/step", catch_step, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
-                  Middleware(SameOrigin)]
+    middleware = [Middleware(SecurityHeaders), Middleware(HeadLimit),
+                  Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)), Middleware(SameOrigin)]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={Rejected: rejected, BadImage: rejected, HTTPException: rejected,
                                          ClientDisconnect: gone})
+
+
+async def _unless_gone(request: Request, work) -> Any:
+    """work(gone) run in a worker thread, with `gone` (a threading.Event) set as soon as the client disconnects: the
+    work then stops where it checks (a decode at its next block, a wait for a decoder at once), and frees what it
+    held for clients still there. Two clients that sent scan bombs and left held both decoders for a minute."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await anyio.sleep(0.05)
+
+    def attempt() -> tuple[Any, Exception | None]:  # its error is raised below, not wrapped in an ExceptionGroup
+        try:
+            return work(gone), None
+        except Exception as e:  # noqa: BLE001 - re-raised as it is
+            return None, e
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            answer, error = await run_in_threadpool(attempt)
+        finally:
+            gone.set()  # the answer is ready: stop watching
+    if error is not None:
+        raise error
+    return answer
 
 
 async def _body(request: Request, limit: int, timeout: float) -> bytes:
@@ -339,7 +376,9 @@ def step(body: Any, *, size: int) -> dict[str, Any]:
 
     def number(name: str, low: float, high: float, *, whole: bool) -> float:
         value = state.get(name) if name != "move" else body.get("move")
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        # An int is compared as it is: math.isfinite(10**309) raises OverflowError (a 310-digit number gave a 500).
+        ok = (isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))) \
+            and not isinstance(value, bool)
         if not ok or (whole and value != int(value)) or not low <= value <= high:
             kind = "an integer" if whole else "a number"
             raise Rejected(422, f"{name} = {value!r}: must be {kind} in {low}..{high}")

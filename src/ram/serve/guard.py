@@ -68,6 +68,30 @@ def _refusal(headers: Headers) -> tuple[int, str] | None:
     return None
 
 
+MAX_HEAD = 16 * 1024  # bytes of a request's target and headers (a browser sends localhost the cookies of every app
+# served there)
+
+
+class HeadLimit:
+    """ASGI middleware: a request whose target and headers pass MAX_HEAD bytes is refused (431) before any route sees
+    it. The server bounds what it buffers of a request not yet whole (h11's max_incomplete_event_size), but a 20 KB
+    request line sent in one packet arrives whole and passed."""
+
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_HEAD):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+                len(name) + len(value) for name, value in scope["headers"])
+            if size > self.limit:
+                message = f"the request's target and headers take {size:,} bytes; at most {self.limit:,} are read"
+                await JSONResponse({"error": message}, status_code=431, headers={"Connection": "close"})(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class SecurityHeaders:
     """ASGI middleware: `X-Content-Type-Options: nosniff` on every answer, and the CSP on every HTML one."""
 

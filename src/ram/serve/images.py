@@ -9,16 +9,18 @@ every refusal is a `BadImage` whose message the page shows as it is.
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..config import TaskConfig
-from ..data.images import FORMAT_NAMES, open_image
+from ..data import decoding
 from ..data.tasks import DIGIT, generator, place
 
 MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
+MAX_SECONDS = 2.0  # a 2000x2000 PNG or JPEG decodes in a tenth of that
 INK = 48  # a pixel is part of the drawing from this grey (0-255) up: JPEG noise and paper texture stay below it
 BOX = 20  # MNIST's digits fit a 20x20 box, centred by their centre of mass in the 28x28 image
 
@@ -27,30 +29,22 @@ class BadImage(ValueError):
     """An upload the page cannot use; the message says why, for the person who sent it."""
 
 
-def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, max_seconds: float = MAX_SECONDS,
+           stop: threading.Event | None = None) -> np.ndarray:
     """The bytes of an image file -> uint8 [H, W], the ink bright on dark as in MNIST.
 
-    The size is read from the header and checked before any pixel is decoded. A transparent image's ink is where it
-    is opaque; an opaque one is inverted when its border is bright (dark ink on paper).
+    Decoded as every image is, bounded in pixels (as decoded: a TIFF's tiles too) and time (`ram.data.decoding`). A
+    transparent image's ink is where it is opaque; an opaque one is inverted when its border is bright (dark ink on
+    paper). `stop`, when set, stops the decode at its next block (`ram.data.decoding`).
     """
     if not data:
         raise BadImage("the upload is empty: draw a digit or drop an image file")
     try:
-        image = open_image(io.BytesIO(data))  # parses the header only
-    except Image.DecompressionBombError as e:
-        raise BadImage(f"the image is too large: {e}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise BadImage(f"the upload is not an image (only {FORMAT_NAMES} are read)") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise BadImage(f"the image is {width}x{height} pixels; at most {max_pixels:,} pixels are read "
-                       f"(a digit needs about 28x28)")
-    if width < 1 or height < 1:
-        raise BadImage(f"the image is {width}x{height} pixels: it has none")
-    try:
-        image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise BadImage(f"the {image.format or 'image'} file is damaged or truncated ({e})") from None
+        image = decoding.decode(io.BytesIO(data), max_pixels=max_pixels, max_seconds=max_seconds, stop=stop)
+    except decoding.NotAnImage:
+        raise BadImage(f"the upload is not an image (only {decoding.FORMAT_NAMES} are read)") from None
+    except decoding.UnreadableImage as e:
+        raise BadImage(f"the upload cannot be used: {e} (a digit needs about 28x28 pixels)") from None
     try:
         return _ink(image)
     except ValueError as e:  # a mode Pillow has no conversion for, such as LAB to grey
@@ -65,7 +59,7 @@ def _ink(image: Image.Image) -> np.ndarray:
         alpha = np.asarray(image.convert("RGBA"))[..., 3]
         if alpha.min() < 255:
             return alpha.copy()
-    grey = np.asarray(image.convert("L"))
+    grey = np.asarray(decoding.converted(image, "L"))
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     return (255 - grey) if border.mean() > 127 else grey.copy()
 
