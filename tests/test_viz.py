@@ -92,6 +92,31 @@ def test_trace_refuses_whole_image_models():
         viz.trace(build_model(tiny(kind="fc")), torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2))
 
 
+@pytest.mark.parametrize("kind, classes, seen", [("fc", 10, "image"), ("convnet", 10, "image"),
+                                                 ("screen", 0, "screen"), ("random-agent", 0, "screen")])
+def test_one_refusal_names_the_setting_that_asked_for_a_picture_of_a_model_without_glimpses(kind, classes, seen):
+    with pytest.raises(ConfigError) as e:
+        ModelConfig(kind=kind, classes=classes).require_drawn("checkpoint", "runs/x")
+    assert str(e.value) == (f"checkpoint = 'runs/x': a {kind} model reads the whole {seen} and takes no glimpses, "
+                            "so there is nothing to draw; pictures need a ram or random-glimpses model")
+    for drawn in ("ram", "random-glimpses"):
+        ModelConfig(kind=drawn).require_drawn("checkpoint", "runs/x")  # nothing to refuse
+
+
+def test_models_are_evaluated_in_eval_mode_and_given_back_in_their_own_mode_even_after_an_error():
+    from ram.models import evaluating
+
+    model = build_model(tiny())
+    with evaluating(model) as m:
+        assert m is model and not model.training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError), evaluating(model):
+        model.train()
+        raise RuntimeError("mid-evaluation")
+    assert not model.training
+
+
 @pytest.mark.parametrize("guess, colour", [(3, viz.RIGHT), (5, viz.WRONG)])
 def test_tracks_draws_boxes_where_the_locations_say_in_the_colour_of_correctness(guess, colour):
     t = fake_trace(x=-0.25, y=0.25, guess=guess, label=3)  # centre pixel (10.5 -> 11, 17.5 -> 18)

@@ -300,6 +300,14 @@ class ModelConfig:
         """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
         return KINDS[self.kind]
 
+    def require_drawn(self, field: str, value: Any) -> None:
+        """Refuse a picture of a model whose gaze is not worth drawing (`Kind.drawn`): the one ConfigError every
+        picture asks for, naming the setting that asked for it (`field = value`)."""
+        if not self.about.drawn:
+            seen = "image" if self.classes else "screen"
+            raise ConfigError(f"{field} = {value!r}: a {self.kind} model reads the whole {seen} and takes no glimpses, "
+                              "so there is nothing to draw; pictures need a ram or random-glimpses model")
+
     @property
     def glimpse_pixels(self) -> int:
         """Values the sensor reads per glimpse: scales x channels x patch x patch."""

@@ -24,6 +24,7 @@ from ..config import (
 )
 from ..data import Split, TaskData, to_float
 from ..losses import Losses, hybrid
+from ..models import evaluating
 from ..policies import POLICIES
 from .common import autocast, float32, seeded
 
@@ -63,15 +64,13 @@ def evaluate(
 ) -> dict[str, Any]:
     """Error and accuracy (%) of a model on a split."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = 0
     n = split.images.shape[0]
-    for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
-        images = to_float(split.images[i : i + batch_size]).to(device)
-        probs = predict(model, images, mc_samples=mc_samples)
-        correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
+            images = to_float(split.images[i : i + batch_size]).to(device)
+            probs = predict(model, images, mc_samples=mc_samples)
+            correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
     accuracy = 100.0 * correct / n
     return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
 

@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 from .. import sensor
 from ..config import ConfigError
 from ..data import Split, to_float
+from ..models import evaluating
 from ..policies import Lattice
 from ..sensor import boxes
 from .common import (
@@ -105,19 +106,11 @@ def trace(model, images, labels=None, classes: Sequence[str] = ()) -> Trace:
 
     if isinstance(model, Model):
         images, model, classes = model.images(images), model.module, classes or model.classes
-    if not model.cfg.about.drawn:
-        raise ConfigError(
-            f"model = {model.cfg.kind!r}: it reads the whole image and takes no glimpses, so there is nothing to draw; "
-            "pictures need a ram or random-glimpses model"
-        )
+    model.cfg.require_drawn("model", model.cfg.kind)
     floats = to_float(images) if images.dtype == torch.uint8 else images.float()
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         ep = model(floats.to(device), sample=False)
-    finally:
-        model.train(was_training)
     labels = torch.full((floats.shape[0],), -1) if labels is None else torch.as_tensor(labels)
     return Trace(
         images=floats.cpu(),
