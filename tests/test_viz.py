@@ -215,6 +215,21 @@ def test_curves_from_rows_and_from_metrics_csv(tmp_path):
         viz.curves([])
 
 
+@pytest.mark.parametrize("entropy", [-1.77, 0.9])  # a Gaussian's differential entropy (RAM), a categorical's
+def test_curves_draw_the_entropy_inside_its_axis_and_name_the_best_epoch_in_the_legend(entropy):
+    rows = [dict(row, entropy=entropy - 0.01 * row["epoch"]) for row in metrics_rows(n=6)]
+    fig = viz.curves(rows)
+    twin = fig.axes[-1]  # the reward panel's twin, made last
+    low, high = twin.get_ylim()
+    line = twin.get_lines()[0].get_ydata()
+    assert low <= line.min() and line.max() <= high  # the line is on its axis, not below its floor
+    error = fig.axes[1]
+    # The best epoch is the last one here: its label sits in the legend, so nothing is written under the minimum,
+    # where it ran into the axis labels (or off the plot when the best epoch was the first).
+    assert [t.get_text() for t in error.get_legend().get_texts()][-1] == "best 6.67% (epoch 6)"
+    assert not error.texts
+
+
 def test_curves_of_a_game_have_no_cross_entropy_panel():
     fig = viz.curves(metrics_rows(classify=""))  # a game's rows: it has no cross-entropy
     assert [ax.get_title() for ax in fig.axes] == ["error (%)", "reward (mean, sampled episodes)",

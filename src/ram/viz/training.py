@@ -109,9 +109,10 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     ax_err.plot(epoch, train, label="train (sampled)", linewidth=1.4)
     ax_err.plot(epoch, val, label="validation", linewidth=2.2)
     best = int(val.argmin())
-    ax_err.plot(epoch[best], val[best], "o", color="black", markersize=4)
-    ax_err.annotate(f"best {val[best]:.2f}% (epoch {int(epoch[best])})", (epoch[best], val[best]),
-                    textcoords="offset points", xytext=(0, -6), ha="right", va="top", fontsize=8)  # below the minimum
+    # Named in the legend, not beside the point: the minimum sits at the bottom of the axes, often at its first or
+    # last epoch, where a label runs off the plot or into the axis labels.
+    ax_err.plot(epoch[best], val[best], "o", color="black", markersize=4,
+                label=f"best {val[best]:.2f}% (epoch {int(epoch[best])})")
     if (np.concatenate([train, val]) > 0).all():
         ax_err.set_yscale("log")
         # Plain numbers (0.5, 1, 2, 5, 10) instead of 5x10^-1: errors are read as percentages.
@@ -123,11 +124,15 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     ax_rew.plot(epoch, column("reward"), color="tab:green", linewidth=1.6)
     ax_rew.set_title("reward (mean, sampled episodes)")
     if logged("entropy"):
-        # A policy whose entropy falls to ~0 early always makes the same choices: it has stopped exploring.
+        # A falling entropy is a policy that explores less. A categorical's (saccades, Catch's moves) is >= 0, and
+        # near 0 it always makes the same choice; a Gaussian's is differential, negative at RAM's std (2-D, std 0.1:
+        # -1.77 nats), so 0 is the axis' floor only when no value lies below it.
+        entropy = column("entropy")
         ax_ent = ax_rew.twinx()
-        ax_ent.plot(epoch, column("entropy"), color="tab:purple", linewidth=1.2, linestyle="--")
+        ax_ent.plot(epoch, entropy, color="tab:purple", linewidth=1.2, linestyle="--")
         ax_ent.set_ylabel("policy entropy per decision (dashed)", fontsize=8, color="tab:purple")
-        ax_ent.set_ylim(bottom=0)
+        if (entropy >= 0).all():
+            ax_ent.set_ylim(bottom=0)
     ax_speed.plot(epoch, column("img_per_s"), color="tab:gray", linewidth=1.6)
     ax_speed.set_title("training speed (images/s)")
     ax_speed.set_ylim(bottom=0)
