@@ -18,7 +18,7 @@ from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ..data import TEST, TRAIN, VAL
 from ..data.tasks import generator
 from ..envs import CatchBatch, Recorder, Recording
-from ..losses import Losses, game
+from ..losses import Losses, LossSpec, game
 from ..models import evaluating
 from .common import autocast, float32, seeded
 
@@ -91,6 +91,7 @@ class CatchGame:
 
     def __init__(self, cfg: RunConfig, **_):
         self.cfg = cfg
+        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
 
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -156,8 +157,7 @@ class CatchGame:
         world.reset()
         with autocast(device, tc.precision):
             episode = model(world, sample=True)
-        return game(float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline,
-                    entropy_weight=tc.entropy_weight, reduction=tc.rl_reduction, discount=tc.discount)
+        return game(float32(episode), world.reward, self.loss_spec)
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return catch_rate(model, games=self.cfg.task.val_games, size=self.cfg.task.canvas, seed=self.cfg.train.seed,
