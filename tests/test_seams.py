@@ -50,6 +50,25 @@ def test_catch_refuses_monte_carlo_copies_it_would_ignore():
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mc_samples=2)).validate()
 
 
+def _literal_settings():
+    for cls in (ModelConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            if typing.get_origin(hint) is typing.Literal:
+                yield pytest.param(cls, f.name, typing.get_args(hint), id=f"{cls.__name__}.{f.name}")
+
+
+@pytest.mark.parametrize("cls, name, allowed", list(_literal_settings()))
+def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name(cls, name, allowed):
+    """A config read from JSON may hold any string: the one type check names the field as users know it (the
+    --model flag sets `kind`) and every allowed value, for each Literal, with no second list of the values."""
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(cls(), **{name: "nonsense"}).validate()
+    shown = "model" if name == "kind" else name
+    quoted = [repr(v) for v in allowed]
+    assert str(e.value) == f"{shown} = 'nonsense': must be {', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
 def test_the_loss_spec_is_read_from_the_run_config_in_one_place():
     """LossSpec.of takes every loss setting under its config name (the baseline from the model, the rest from the
     recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default recipe's loss."""
