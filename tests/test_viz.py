@@ -230,6 +230,22 @@ def test_curves_draw_the_entropy_inside_its_axis_and_name_the_best_epoch_in_the_
     assert not error.texts
 
 
+@pytest.mark.parametrize("val_error, scale", [(40, "log"), (1.2, "linear")])
+def test_the_error_axis_is_logarithmic_only_over_a_decade_and_always_has_labelled_ticks(val_error, scale):
+    """40/e .. 10% (with the train error, 50/e) spans a decade: log, to show the last gains. A second phase between
+    1.2% and 1.5% on a log axis had no labelled tick at all."""
+    rows = [dict(row, train_error=1.5, val_error=val_error / (e if val_error > 10 else 1))
+            for e, row in enumerate(metrics_rows(), 1)]
+    fig = viz.curves(rows)
+    error = fig.axes[1]
+    assert error.get_yscale() == scale
+    fig.canvas.draw()  # tick labels are made when drawn
+    low, high = error.get_ylim()
+    shown = [t for t in error.get_yticklabels(minor=False) + error.get_yticklabels(minor=True)
+             if t.get_text() and low <= t.get_position()[1] <= high]
+    assert len(shown) >= 2
+
+
 def test_curves_of_a_game_have_no_cross_entropy_panel():
     fig = viz.curves(metrics_rows(classify=""))  # a game's rows: it has no cross-entropy
     assert [ax.get_title() for ax in fig.axes] == ["error (%)", "reward (mean, sampled episodes)",

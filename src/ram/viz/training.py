@@ -113,7 +113,10 @@ def curves(metrics: Path | str | Sequence[dict[str, Any]]) -> Figure:
     # last epoch, where a label runs off the plot or into the axis labels.
     ax_err.plot(epoch[best], val[best], "o", color="black", markersize=4,
                 label=f"best {val[best]:.2f}% (epoch {int(epoch[best])})")
-    if (np.concatenate([train, val]) > 0).all():
+    errors = np.concatenate([train, val])
+    # Log where the errors span a decade (90% down to 1%), so the last epochs' gains still show; within less than a
+    # decade a log axis may hold no labelled tick at all (85..95% falls between 50 and 100).
+    if (errors > 0).all() and errors.max() >= 10 * errors.min():
         ax_err.set_yscale("log")
         # Plain numbers (0.5, 1, 2, 5, 10) instead of 5x10^-1: errors are read as percentages.
         ax_err.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
