@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+from fingerprints import missing_data  # this folder's: benchmarks/fingerprints.py
 
 from ram.hub import load_pretrained, manifest
 from ram.tasks import make_task, seeded
@@ -66,6 +67,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.names or sorted(manifest()) + sorted(VARIANTS)
+    if missing := missing_data([VARIANTS.get(n, (n,))[0] for n in names]):
+        print("loss fingerprints: " + "; ".join(missing) + " (or name the models to fingerprint)", file=sys.stderr)
+        return 2
     found = {}
     for name in names:
         start = time.perf_counter()
