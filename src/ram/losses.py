@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,12 +25,13 @@ from .model import Episode
 
 @dataclass(frozen=True, kw_only=True)
 class LossSpec:
-    """The settings of the loss, as the config names them (their meaning: `TrainConfig`, `ModelConfig.baseline`).
-    The defaults are RAM's: reward 1 for a right guess, a learned baseline b(h_t), one copy, means over the batch."""
+    """The settings of the loss, as the config names them (their meaning and their values: `TrainConfig`,
+    `ModelConfig.baseline`; the config checks them, so their value sets are written there only). The defaults are
+    RAM's: reward 1 for a right guess, a learned baseline b(h_t), one copy, means over the batch."""
 
     rl_weight: float = 1.0
-    reward: Literal["correct", "prob"] = "correct"
-    baseline: Literal["state", "scalar", "batch", "copies"] = "state"
+    reward: str = "correct"
+    baseline: str = "state"
     mc_samples: int = 1
     """Copies of each input in the batch (copy k of input i at k * B + i): what the "copies" baseline and the
     distillation teacher average over."""
@@ -38,7 +39,7 @@ class LossSpec:
     step_weight: float = 0.0
     means_weight: float = 0.0
     distill_weight: float = 0.0
-    rl_reduction: Literal["mean", "sum"] = "mean"
+    rl_reduction: str = "mean"
     discount: float = 1.0
 
     @classmethod
