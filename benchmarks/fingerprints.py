@@ -17,12 +17,15 @@ import hashlib
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
+from ram.config import RunConfig
 from ram.data import to_float
 from ram.envs import CatchBatch
 from ram.hub import load_pretrained, manifest
+from ram.results import BY_NAME
 from ram.tasks import make_task, seeded
 
 IMAGES = 500  # test images per classifier
@@ -61,6 +64,20 @@ def fingerprint(name: str) -> dict:
     return out | {"catch_rate": report["catch_rate"], "catch_rate_sampled": report["catch_rate_sampled"]}
 
 
+def missing_data(names: list[str]) -> list[str]:
+    """What is missing to fingerprint these models: a model of people's own images (fashion-g6) reads a folder
+    relative to where this runs, which a fresh clone does not have."""
+    missing = []
+    for name in names:
+        task = RunConfig.from_dict(manifest()[name]["config"]).task
+        if task.dataset == "images" and not Path(task.source).exists():
+            row = BY_NAME.get(name)
+            make = (f": run `ram export-folder --dataset {row.export} --out {task.source}` here first"
+                    if row is not None and row.export else "")
+            missing.append(f"{name} reads {task.source}, which is not in {Path.cwd()}{make}")
+    return missing
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="write the fingerprints to this JSON file")
@@ -69,6 +86,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.names or sorted(manifest())
+    if missing := missing_data(names):  # before minutes of work, not after: every model or none
+        print("fingerprints: " + "; ".join(missing) + " (or name the models to fingerprint)", file=sys.stderr)
+        return 2
     found = {}
     for name in names:
         start = time.perf_counter()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ram.config import ConfigError, ModelConfig
-from ram.losses import hybrid, reinforce
+from ram.losses import LossSpec, hybrid, reinforce
 from ram.model import RAM
 from ram.models import build_model
 
@@ -81,15 +81,14 @@ def test_stop_gradients():
 def test_the_means_episodes_cross_entropy_trains_the_classifier_path_only(core):
     """means_weight adds the cross-entropy of an episode along the policy means: it reaches the classifier, core and
     glimpse net, and neither the policy (the means are detached) nor the baseline."""
-    from ram.config import TrainConfig
     from ram.tasks import classification_loss
 
     torch.manual_seed(0)
     model = RAM(small(core=core))
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    with_means = TrainConfig(means_weight=1.0, rl_weight=0.0)
+    with_means = LossSpec(means_weight=1.0, rl_weight=0.0)
     torch.manual_seed(1)
-    plain = classification_loss(model, images, labels, TrainConfig(rl_weight=0.0))
+    plain = classification_loss(model, images, labels, LossSpec(rl_weight=0.0))
     torch.manual_seed(1)
     both = classification_loss(model, images, labels, with_means)
     extra = both.classify - plain.classify
@@ -110,7 +109,7 @@ def test_the_earlier_guesses_cross_entropy_is_their_mean_and_trains_the_classifi
     model = RAM(small(core=core))
     ep = model(torch.rand(8, 1, 28, 28))
     labels = torch.randint(0, 10, (8,))
-    plain, stepped = hybrid(ep, labels), hybrid(ep, labels, step_weight=0.5)
+    plain, stepped = hybrid(ep, labels), hybrid(ep, labels, LossSpec(step_weight=0.5))
     earlier = [torch.nn.functional.cross_entropy(ep.step_logits[:, t], labels) for t in range(model.cfg.glimpses - 1)]
     assert torch.allclose(stepped.classify - plain.classify, 0.5 * torch.stack(earlier).mean(), atol=1e-6)
     assert torch.equal(stepped.reward, plain.reward) and torch.equal(stepped.reinforce, plain.reinforce)

@@ -34,8 +34,8 @@ def inject(monkeypatch, fault: str, at: int) -> list[bool]:
     anomaly mode was on."""
     real, calls, anomaly = tasks_module.hybrid, itertools.count(), []
 
-    def hybrid(episode, labels, **kw):
-        losses = real(episode, labels, **kw)
+    def hybrid(episode, labels, *args, **kw):
+        losses = real(episode, labels, *args, **kw)
         anomaly.append(torch.is_anomaly_enabled())
         if next(calls) != at:
             return losses

@@ -8,7 +8,7 @@ import torch
 
 from ram import sensor
 from ram.config import ConfigError, ModelConfig
-from ram.losses import hybrid, reward
+from ram.losses import LossSpec, hybrid, reward
 from ram.model import RAM
 from ram.policies import MOVES, Categorical, InitialWindow, Lattice, Saccade
 
@@ -118,7 +118,7 @@ def test_each_loss_reaches_only_its_own_parameters(reinforce_core):
     model = RAM(saccade_cfg(reinforce_core=reinforce_core, baseline="state", dropout=0.0))
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     ep = model(images)
-    losses = hybrid(ep, labels, reward_kind="prob", baseline="state")
+    losses = hybrid(ep, labels, LossSpec(reward="prob", baseline="state"))
     # a reward that varies, so the advantage is not zero everywhere
     rl = -(ep.log_probs * (torch.arange(8.0)[:, None] - ep.baselines).detach()).sum(1).mean()
     assert groups(grads(model, losses.classify)) == {"classifier", "core"}
@@ -142,7 +142,7 @@ def test_the_batch_baseline_subtracts_the_mean_reward():
     ep = model(torch.rand(8, 1, 28, 28))
     labels = ep.logits.argmax(1).clone()
     labels[:3] = (labels[:3] + 1) % 10  # 5 right, 3 wrong
-    losses = hybrid(ep, labels, reward_kind="correct", baseline="batch")
+    losses = hybrid(ep, labels, LossSpec(reward="correct", baseline="batch"))
     r = (ep.logits.argmax(1) == labels).float()
     expected = -(ep.log_probs * (r - r.mean())[:, None]).sum(1).mean()
     torch.testing.assert_close(losses.reinforce, expected)
@@ -195,7 +195,6 @@ def test_the_core_reads_the_raw_patch_with_or_without_its_location():
 @pytest.mark.parametrize("reward_kind", ["correct", "prob"])
 @pytest.mark.parametrize("baseline", ["state", "batch"])
 def test_every_reward_and_baseline_trains_either_policy(policy, reward_kind, baseline):
-    from ram.config import TrainConfig
     from ram.tasks import classification_loss
 
     torch.manual_seed(0)
@@ -204,7 +203,7 @@ def test_every_reward_and_baseline_trains_either_policy(policy, reward_kind, bas
                                                                            glimpse_size=16)
     model = RAM(cfg)
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    losses = classification_loss(model, images, labels, TrainConfig(reward=reward_kind), baseline=baseline)
+    losses = classification_loss(model, images, labels, LossSpec(reward=reward_kind, baseline=baseline))
     losses.total.backward()
     assert torch.isfinite(losses.total)
     policy_grads = [p.grad for n, p in model.named_parameters() if n.startswith("policy.")]
@@ -223,7 +222,7 @@ def test_the_logged_entropy_is_the_policies_mean_entropy_per_decision():
     heads = model.policy.initial(pooled).view(4, 2, 13)
     first = sum(torch.distributions.Categorical(logits=heads[:, k]).entropy() for k in (0, 1))
     torch.testing.assert_close(ep.entropies[:, 0], first)
-    losses = hybrid(ep, labels, baseline="batch")
+    losses = hybrid(ep, labels, LossSpec(baseline="batch"))
     torch.testing.assert_close(losses.entropy, ep.entropies.mean())
     assert 0 < losses.entropy < 2 * torch.log(torch.tensor(13.0))  # below the most a step can have
     with torch.no_grad():  # a policy that always picks the same move has no entropy left

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ram import presets
 from ram.config import KINDS, ConfigError, ModelConfig, ModelKind, TrainConfig
-from ram.losses import hybrid
+from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import MODELS
 from ram.policies import POLICIES
@@ -40,8 +40,7 @@ def test_a_copies_baseline_needs_copies_and_then_gives_a_finite_loss():
     torch.manual_seed(0)
     model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32, baseline="copies"))
     images, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
-    tc = TrainConfig(mc_samples=2)
-    losses = classification_loss(model, images, labels, tc, baseline="copies")
+    losses = classification_loss(model, images, labels, LossSpec(mc_samples=2, baseline="copies"))
     assert torch.isfinite(losses.total) and torch.isfinite(losses.reinforce)
 
 
@@ -51,6 +50,38 @@ def test_catch_refuses_monte_carlo_copies_it_would_ignore():
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mc_samples=2)).validate()
 
 
+def _literal_settings():
+    for cls in (ModelConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            if typing.get_origin(hint) is typing.Literal:
+                yield pytest.param(cls, f.name, typing.get_args(hint), id=f"{cls.__name__}.{f.name}")
+
+
+@pytest.mark.parametrize("cls, name, allowed", list(_literal_settings()))
+def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name(cls, name, allowed):
+    """A config read from JSON may hold any string: the one type check names the field as users know it (the
+    --model flag sets `kind`) and every allowed value, for each Literal, with no second list of the values."""
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(cls(), **{name: "nonsense"}).validate()
+    shown = "model" if name == "kind" else name
+    quoted = [repr(v) for v in allowed]
+    assert str(e.value) == f"{shown} = 'nonsense': must be {', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def test_the_loss_spec_is_read_from_the_run_config_in_one_place():
+    """LossSpec.of takes every loss setting under its config name (the baseline from the model, the rest from the
+    recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default recipe's loss."""
+    train = TrainConfig(rl_weight=0.5, reward="prob", mc_samples=2, entropy_weight=0.1, step_weight=0.2,
+                        means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)
+    assert LossSpec.of(train, ModelConfig(baseline="copies")) == LossSpec(
+        rl_weight=0.5, reward="prob", baseline="copies", mc_samples=2, entropy_weight=0.1, step_weight=0.2,
+        means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)
+    assert LossSpec.of(TrainConfig(), ModelConfig()) == LossSpec()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LossSpec().rl_weight = 2.0
+
+
 def test_the_means_copy_is_part_of_the_hybrid_loss():
     """means_weight adds its cross-entropy to the total and to the classification term, inside losses.hybrid (it
     was patched on afterwards), on the first copy's labels."""
@@ -58,7 +89,7 @@ def test_the_means_copy_is_part_of_the_hybrid_loss():
     episode = model(images.repeat(2, 1, 1, 1))
     means = model(images, sample=False).logits
     plain = hybrid(episode, labels.repeat(2))
-    with_means = hybrid(episode, labels.repeat(2), means_logits=means, means_weight=0.5)
+    with_means = hybrid(episode, labels.repeat(2), LossSpec(means_weight=0.5), means_logits=means)
     extra = 0.5 * F.cross_entropy(means, labels)
     assert torch.allclose(with_means.total, plain.total + extra)
     assert torch.allclose(with_means.classify, plain.classify + extra)
@@ -72,7 +103,7 @@ def test_distillation_teaches_the_means_path_the_averaged_sampled_copies_and_not
     episode = model(images.repeat(3, 1, 1, 1))
     means = model(images, sample=False).logits
     plain = hybrid(episode, labels.repeat(3))
-    distilled = hybrid(episode, labels.repeat(3), means_logits=means, distill_weight=2.0)
+    distilled = hybrid(episode, labels.repeat(3), LossSpec(distill_weight=2.0), means_logits=means)
     teacher = F.softmax(episode.logits, -1).view(3, 4, 10).mean(0)
     expected = 2.0 * -(teacher * F.log_softmax(means, -1)).sum(-1).mean()
     assert torch.allclose(distilled.total - plain.total, expected, atol=1e-6)

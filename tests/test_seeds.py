@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from ram import presets, sensor
 from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from ram.envs import CatchBatch
-from ram.losses import game, hybrid, policy_gradient, reinforce
+from ram.losses import LossSpec, game, hybrid, policy_gradient, reinforce
 from ram.model import RAM
 from ram.policies import Gaussian, UniformLocation
 from ram.train import fit, learning_rate
@@ -56,8 +56,8 @@ def test_the_summed_reinforce_and_regression_are_the_batch_times_the_mean():
     world.reset()
     ep = model.play(world)
     r = torch.arange(8.0) % 2
-    _, base_mean = policy_gradient(ep, r, baseline="scalar")
-    _, base_sum = policy_gradient(ep, r, baseline="scalar", reduction="sum")
+    _, base_mean = policy_gradient(ep, r, LossSpec(baseline="scalar"))
+    _, base_sum = policy_gradient(ep, r, LossSpec(baseline="scalar", rl_reduction="sum"))
     torch.testing.assert_close(base_sum, ((ep.baselines[:, 0] - r) ** 2).sum())  # seed 002's b_loss
     torch.testing.assert_close(base_sum, 8 * base_mean)
 
@@ -71,7 +71,7 @@ def test_the_reduction_changes_no_gradient_path_of_seed_000s_loss(reduction):
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     ep = model(images)
     labels[:4] = ep.logits.argmax(1)[:4]  # some right, some wrong: the advantage is not zero
-    losses = hybrid(ep, labels, reward_kind="prob", baseline="batch", rl_weight=1e-3, reduction=reduction)
+    losses = hybrid(ep, labels, LossSpec(reward="prob", baseline="batch", rl_weight=1e-3, rl_reduction=reduction))
     assert reached(model, losses.classify) == {"classifier", "core"}
     assert reached(model, losses.reinforce) == {"policy.moves", "policy.initial", "core"}
     assert losses.baseline.item() == 0.0
@@ -86,7 +86,7 @@ def test_seed_000s_summed_policy_gradient_is_a_hundred_times_the_mean_at_batch_1
     labels[:50] = ep.logits.argmax(1)[:50]
     g = {}
     for reduction in ("mean", "sum"):
-        losses = hybrid(ep, labels, reward_kind="prob", baseline="batch", rl_weight=1e-3, reduction=reduction)
+        losses = hybrid(ep, labels, LossSpec(reward="prob", baseline="batch", rl_weight=1e-3, rl_reduction=reduction))
         model.zero_grad(set_to_none=True)
         (1e-3 * losses.reinforce).backward(retain_graph=True)
         g[reduction] = model.policy.moves[0].weight.grad.clone()
@@ -117,7 +117,7 @@ def test_with_discount_0_only_the_last_steps_move_and_location_are_reinforced():
     world.reset()
     ep = model.play(world)
     rewards = torch.arange(16.0) % 2
-    losses = game(ep, rewards, baseline="scalar", discount=0.0, reduction="sum")
+    losses = game(ep, rewards, LossSpec(baseline="scalar", discount=0.0, rl_reduction="sum"))
     (g,) = torch.autograd.grad(losses.reinforce, ep.log_probs, retain_graph=True)
     assert (g[:, :-1] == 0).all() and (g[:, -1] != 0).any()
     assert reached(model, losses.reinforce) == {"act", "policy.mean", "core", "glimpse_net"}

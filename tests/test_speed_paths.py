@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ram.config import ModelConfig, TrainConfig
-from ram.losses import hybrid
+from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import build_model
 from ram.tasks import classification_loss
@@ -121,7 +121,7 @@ def test_fused_training_steps_track_the_plain_ones(core):
         model.fused = use_fused
         optimizer = make_optimizer(model, TrainConfig(lr=1e-3))
         for _ in range(10):
-            train_step(model, optimizer, lambda: classification_loss(model, images, labels, TrainConfig()),
+            train_step(model, optimizer, lambda: classification_loss(model, images, labels, LossSpec()),
                        TrainConfig())
         weights.append(model.state_dict())
     for name, w in weights[0].items():
@@ -222,7 +222,8 @@ def test_bf16_training_steps_track_float32(tmp_path):
             tc = TrainConfig(lr=1e-3, precision=precision)
             optimizer = make_optimizer(model, tc)
             for _ in range(20):
-                losses, _ = train_step(model, optimizer, lambda: classification_loss(model, images, labels, tc), tc)
+                losses, _ = train_step(model, optimizer, lambda: classification_loss(
+                    model, images, labels, LossSpec.of(tc, model_cfg), precision=tc.precision), tc)
             assert torch.isfinite(losses.total)
             weights[precision] = model.state_dict()
         moved = torch.cat([(w - start[k]).flatten() for k, w in weights["fp32"].items()])

@@ -92,6 +92,31 @@ def test_trace_refuses_whole_image_models():
         viz.trace(build_model(tiny(kind="fc")), torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2))
 
 
+@pytest.mark.parametrize("kind, classes, seen", [("fc", 10, "image"), ("convnet", 10, "image"),
+                                                 ("screen", 0, "screen"), ("random-agent", 0, "screen")])
+def test_one_refusal_names_the_setting_that_asked_for_a_picture_of_a_model_without_glimpses(kind, classes, seen):
+    with pytest.raises(ConfigError) as e:
+        ModelConfig(kind=kind, classes=classes).require_drawn("checkpoint", "runs/x")
+    assert str(e.value) == (f"checkpoint = 'runs/x': a {kind} model reads the whole {seen} and takes no glimpses, "
+                            "so there is nothing to draw; pictures need a ram or random-glimpses model")
+    for drawn in ("ram", "random-glimpses"):
+        ModelConfig(kind=drawn).require_drawn("checkpoint", "runs/x")  # nothing to refuse
+
+
+def test_models_are_evaluated_in_eval_mode_and_given_back_in_their_own_mode_even_after_an_error():
+    from ram.models import evaluating
+
+    model = build_model(tiny())
+    with evaluating(model) as m:
+        assert m is model and not model.training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError), evaluating(model):
+        model.train()
+        raise RuntimeError("mid-evaluation")
+    assert not model.training
+
+
 @pytest.mark.parametrize("guess, colour", [(3, viz.RIGHT), (5, viz.WRONG)])
 def test_tracks_draws_boxes_where_the_locations_say_in_the_colour_of_correctness(guess, colour):
     t = fake_trace(x=-0.25, y=0.25, guess=guess, label=3)  # centre pixel (10.5 -> 11, 17.5 -> 18)
@@ -188,6 +213,37 @@ def test_curves_from_rows_and_from_metrics_csv(tmp_path):
         assert (drawn >= 0).all()  # the total (-1/e) and REINFORCE (-2/e) are in metrics.csv only
     with pytest.raises(ValueError, match="no rows"):
         viz.curves([])
+
+
+@pytest.mark.parametrize("entropy", [-1.77, 0.9])  # a Gaussian's differential entropy (RAM), a categorical's
+def test_curves_draw_the_entropy_inside_its_axis_and_name_the_best_epoch_in_the_legend(entropy):
+    rows = [dict(row, entropy=entropy - 0.01 * row["epoch"]) for row in metrics_rows(n=6)]
+    fig = viz.curves(rows)
+    twin = fig.axes[-1]  # the reward panel's twin, made last
+    low, high = twin.get_ylim()
+    line = twin.get_lines()[0].get_ydata()
+    assert low <= line.min() and line.max() <= high  # the line is on its axis, not below its floor
+    error = fig.axes[1]
+    # The best epoch is the last one here: its label sits in the legend, so nothing is written under the minimum,
+    # where it ran into the axis labels (or off the plot when the best epoch was the first).
+    assert [t.get_text() for t in error.get_legend().get_texts()][-1] == "best 6.67% (epoch 6)"
+    assert not error.texts
+
+
+@pytest.mark.parametrize("val_error, scale", [(40, "log"), (1.2, "linear")])
+def test_the_error_axis_is_logarithmic_only_over_a_decade_and_always_has_labelled_ticks(val_error, scale):
+    """40/e .. 10% (with the train error, 50/e) spans a decade: log, to show the last gains. A second phase between
+    1.2% and 1.5% on a log axis had no labelled tick at all."""
+    rows = [dict(row, train_error=1.5, val_error=val_error / (e if val_error > 10 else 1))
+            for e, row in enumerate(metrics_rows(), 1)]
+    fig = viz.curves(rows)
+    error = fig.axes[1]
+    assert error.get_yscale() == scale
+    fig.canvas.draw()  # tick labels are made when drawn
+    low, high = error.get_ylim()
+    shown = [t for t in error.get_yticklabels(minor=False) + error.get_yticklabels(minor=True)
+             if t.get_text() and low <= t.get_position()[1] <= high]
+    assert len(shown) >= 2
 
 
 def test_curves_of_a_game_have_no_cross_entropy_panel():

@@ -88,12 +88,12 @@ def test_saccades_shades_the_windows_in_visit_order_with_arrows_and_a_ringed_fir
     shaded = [p for p in ax.patches if p.get_fill()]
     assert [[p.get_x(), p.get_y(), p.get_width()] for p in shaded] == viz.windows(t.locations[0], t.lattice).tolist()
     # the shades run along the order colormap, first to last
-    assert np.allclose([p.get_facecolor()[:3] for p in shaded], viz._order_colours(T)[:, :3])
+    assert np.allclose([p.get_facecolor()[:3] for p in shaded], viz.common._order_colours(T)[:, :3])
     rings = [p for p in ax.patches if not p.get_fill()]
     assert [(p.get_x(), p.get_y()) for p in rings] == [(0, 0)]
     assert len(ax.texts) == T - 1  # one arrow per saccade, no stays
     assert ax.get_title() == f"pred {int(t.preds[0])} / true {int(t.labels[0])}"
-    assert ax.title.get_color() == viz._hue(bool(t.correct[0]))
+    assert ax.title.get_color() == viz.common._hue(bool(t.correct[0]))
     assert len(fig.axes) == 4 + 1  # the images and the order's colour bar
 
 
@@ -117,7 +117,7 @@ def test_render_a_saccade_model_writes_saccades_png_and_a_gif_whose_window_moves
     z = 8
     for k, shot in enumerate(viz.frames(t, n=1, zoom=z)):
         rgb = np.asarray(shot)
-        hue = np.array(viz._rgb255(viz._hue(int(t.probs[0, k].argmax()) == int(t.labels[0]))))
+        hue = np.array(viz.common._rgb255(viz.common._hue(int(t.probs[0, k].argmax()) == int(t.labels[0]))))
         top, left, side = viz.GIF_HEADER + 2 * k * z, 2 * k * z, 4 * z
         assert (rgb[top, left : left + side] == hue).all(), k  # top edge
         assert (rgb[top : top + side, left + side - 1] == hue).all(), k  # right edge
@@ -171,7 +171,7 @@ def test_catch_frames_draw_the_screen_the_boxes_of_every_scale_and_the_outcome()
     z = 8
     shots = viz.catch_frames(g, zoom=z)
     assert len(shots) == 24
-    cyan = np.array(viz._rgb255(viz.PATH))
+    cyan = np.array(viz.common._rgb255(viz.PATH))
     side = 24 * z
     left, top = 8 + side + 16, viz.CATCH_HEADER  # game 2's screen
     for step in (0, 11):
@@ -186,7 +186,7 @@ def test_catch_frames_draw_the_screen_the_boxes_of_every_scale_and_the_outcome()
         paddle = int(torch.nonzero(g.frames[1, step, 0, -1])[0])
         assert (rgb[top + 24 * z - 2, left + paddle * z + 2] == 255).all()
     end = np.asarray(shots[-1])
-    hue = np.array(viz._rgb255(viz._hue(bool(g.caught[0]))))
+    hue = np.array(viz.common._rgb255(viz.common._hue(bool(g.caught[0]))))
     assert (end[viz.CATCH_HEADER - 2, 8 + 20] == hue).all()  # game 1's outline
 
 
@@ -232,7 +232,7 @@ def test_run_pictures_hook_turns_a_failed_catch_picture_into_a_warning(tmp_path,
     def broken(*a, **k):
         raise RuntimeError("no screen")
 
-    monkeypatch.setattr(viz, "catch_frames", broken)
+    monkeypatch.setattr(viz.catch, "catch_frames", broken)  # where render_catch looks it up
     cfg = catch_config()
     with pytest.warns(RuntimeWarning, match="no screen"):
         viz.run_pictures_hook("end", model=catch_model(cfg), task=CatchGame(cfg), row={}, out=tmp_path)

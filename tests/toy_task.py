@@ -11,6 +11,7 @@ import torch
 from ram.config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ram.data import Split, to_float
 from ram.data.tasks import generator
+from ram.losses import LossSpec
 from ram.tasks.classify import classification_loss, evaluate, test_report
 
 SIDE, SQUARE = 12, 3
@@ -36,6 +37,7 @@ class Squares:
 
     def __init__(self, cfg: RunConfig, **_):
         self.cfg = cfg
+        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
 
     @staticmethod
     def check_task(t: TaskConfig) -> None:
@@ -72,7 +74,7 @@ class Squares:
 
     def loss(self, model, batch, device):
         images, labels = (t.to(device) for t in batch)
-        return classification_loss(model, images, labels, self.cfg.train, baseline=self.cfg.model.baseline)
+        return classification_loss(model, images, labels, self.loss_spec, precision=self.cfg.train.precision)
 
     def validate(self, model, device):
         return evaluate(model, squares(200, generator(self.cfg.train.seed, 2)), device=device)

@@ -158,9 +158,8 @@ class Predict:
         if self.tracks is not None and self.tracks.exists() and not self.tracks.is_dir():
             raise ConfigError(f"tracks = {f.shown(self.tracks)!r}: exists and is not a folder; give a folder to draw "
                               "the gaze pictures into")
-        if self.tracks is not None and not cfg.model.about.drawn:
-            raise ConfigError(f"tracks = {str(self.tracks)!r}: a {cfg.model.kind} model reads the whole image and "
-                              "takes no glimpses, so there is no gaze to draw")
+        if self.tracks is not None:
+            cfg.model.require_drawn("tracks", str(self.tracks))
         listed = f.listed(self.files)
         pictures = dict(zip(listed, f.picture_names(listed)))
         skipped = 0
@@ -340,10 +339,8 @@ class Viz:
         from .train import seed_everything
 
         model, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
-        if not cfg.model.about.drawn:
-            field, value = ("pretrained", self.pretrained) if self.pretrained else ("checkpoint", str(self.checkpoint))
-            raise ConfigError(f"{field} = {value!r}: a {cfg.model.kind} model reads the whole image and takes no "
-                              "glimpses, so there is nothing to draw; viz needs a ram or random-glimpses model")
+        field, value = ("pretrained", self.pretrained) if self.pretrained else ("checkpoint", str(self.checkpoint))
+        cfg.model.require_drawn(field, value)
         task = make_task(cfg)
         seed_everything(self.seed)  # random-glimpses draws its locations from the global generator
         paths = task.draw(model, self.out, n=self.n, seed=self.seed, split=self.split)

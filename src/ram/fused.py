@@ -39,6 +39,22 @@ class Geometry(NamedTuple):
     width: int
 
 
+class Weights(NamedTuple):
+    """The parameters the loop computes with, by name (built by keyword in `episode_loop`; a gradient of each comes
+    back from `backward_loop` in the same structure). G glimpse features, H hidden units, P patch values."""
+
+    what_w: torch.Tensor  # [what, P] glimpse_net.what: the patch's features h_g
+    what_b: torch.Tensor  # [what]
+    where_w: torch.Tensor  # [where, 2] glimpse_net.where: the location's features h_l
+    where_b: torch.Tensor  # [where]
+    merge_w: torch.Tensor  # [G, what + where] glimpse_net.merge: g_t from [h_g, h_l]
+    merge_b: torch.Tensor  # [G]
+    core_w: torch.Tensor  # [H or 4 H, G + H] the core's one Linear on [g_t, h_{t-1}] (`one_linear`)
+    core_b: torch.Tensor  # [H or 4 H]
+    policy_w: torch.Tensor  # [2, H] the location policy's mean (`fused_weights`)
+    policy_b: torch.Tensor  # [2]
+
+
 class Loop(NamedTuple):
     """The glimpse loop's results, time-major. Heads that do not feed the loop (classifier, baseline) are applied
     by the caller with ordinary autograd."""
@@ -49,21 +65,25 @@ class Loop(NamedTuple):
     locations: torch.Tensor  # [T, B, 2] where each glimpse was read: raws clamped to [-1, 1]
 
 
-def forward_loop(padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo: Geometry, dtype: torch.dtype,
-                 lstm: bool = False, first=None):
+def forward_loop(padded, noise, weights: Weights, *, geo: Geometry, dtype: torch.dtype, lstm: bool = False,
+                 first=None):
     """The T glimpses. padded [B, C, Hp, Wp] from `sensor.pad_images`; noise [T, B, 2] (std already applied) or None
     to follow the means; first [B, 2] the first glimpse's mean when the image decides it (a constant here: the caller
-    puts its gradient back), None for the policy on the zero state. Wc, bc: the core's one Linear on [g_t, h_{t-1}],
-    for the LSTM ([W_ih, W_hh], b_ih + b_hh) giving the four gates i, f, g, o. Returns what the backward needs and the
-    caller reads: patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where] ([h_g, h_l] after ReLU),
-    core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2], raws [T, B, 2], and for the
-    LSTM gates [T, B, 4 hidden] (after their nonlinearities) and cells [T, B, hidden] (empty for the RNN).
+    puts its gradient back), None for the policy on the zero state. weights.core_w, core_b: the core's one Linear on
+    [g_t, h_{t-1}], for the LSTM ([W_ih, W_hh], b_ih + b_hh) giving the four gates i, f, g, o. Returns what the
+    backward needs and the caller reads: patches [T, B, P], locations [T, B, 2], merge_in [T, B, what+where]
+    ([h_g, h_l] after ReLU), core_in [T, B, glimpse+hidden] ([g_t, h_{t-1}]), hs [T, B, hidden], means [T, B, 2],
+    raws [T, B, 2], and for the LSTM gates [T, B, 4 hidden] (after their nonlinearities) and cells [T, B, hidden]
+    (empty for the RNN).
 
     dtype is that of the glimpse network and the core: their weights, the patches and the states are cast to it (bf16
     for mixed precision). The policy, its noise and the locations stay in the inputs' own dtype, and so does the
     multi-scale sensor, whose pyramid runs slower in bf16 on a CPU (a 1-scale read is a plain gather: cast first).
     The LSTM's gates and cell state are computed in at least float32, as autograd's LSTMCell does under autocast."""
-    Wg, bg, Wl, bl, Wm, bm, Wc, bc = (x.to(dtype) for x in (Wg, bg, Wl, bl, Wm, bm, Wc, bc))
+    w = weights  # the maths below in the usual letters: g glimpse (what), l location (where), m merge, c core, p policy
+    Wg, bg, Wl, bl = w.what_w.to(dtype), w.what_b.to(dtype), w.where_w.to(dtype), w.where_b.to(dtype)
+    Wm, bm, Wc, bc = w.merge_w.to(dtype), w.merge_b.to(dtype), w.core_w.to(dtype), w.core_b.to(dtype)
+    Wp, bp = w.policy_w, w.policy_b
     if geo.scales == 1:
         padded = padded.to(dtype)
     B = padded.shape[0]
@@ -120,7 +140,7 @@ def _lstm_cell_backward(d_h, d_c, gates, c, c_prev):
 
 def backward_loop(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm, Wc, d_hs, d_means, what_size: int,
                   lstm: bool = False):
-    """Gradients of (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp) from dL/dhs [T, B, hidden] and dL/dmeans [T, B, 2], in
+    """The gradients of `Weights`, as Weights, from dL/dhs [T, B, hidden] and dL/dmeans [T, B, 2], in
     the dtype of `forward_loop`'s saved tensors (patches ...) except the policy's (that of means). The weights Wm, Wc
     are the parameters; d_hs and d_means come in the parameters' dtype."""
     dtype = patches.dtype
@@ -159,8 +179,9 @@ def backward_loop(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm,
     dWm = d_merge.t() @ merge_in.view(TB, -1)
     dWg = d_first[:, :Hg].t() @ patches.view(TB, P)
     dWl = (locs.view(TB, 2).to(dtype).t() @ d_first[:, Hg:]).t()  # this way round: MKL is 6x faster with 2 rows than 2 columns
-    return (dWg, d_first[:, :Hg].sum(0), dWl, d_first[:, Hg:].sum(0), dWm, d_merge.sum(0), dWc, d_core.sum(0),
-            dWp, d_pre.sum(0))
+    return Weights(what_w=dWg, what_b=d_first[:, :Hg].sum(0), where_w=dWl, where_b=d_first[:, Hg:].sum(0),
+                   merge_w=dWm, merge_b=d_merge.sum(0), core_w=dWc, core_b=d_core.sum(0), policy_w=dWp,
+                   policy_b=d_pre.sum(0))
 
 
 class _Compiled:
@@ -220,17 +241,21 @@ def _call(fn_name: str, *args, **kwargs):
 
 
 class _FusedEpisode(torch.autograd.Function):
+    """The loop as one autograd node. Its weights come in as `Weights`' fields in their declared order (autograd
+    sees only tensors passed directly to `apply`), and are named again as Weights at once."""
+
     @staticmethod
-    def forward(ctx, padded, noise, first, geo: Geometry, dtype: torch.dtype, lstm: bool, Wg, bg, Wl, bl, Wm, bm, Wc,
-                bc, Wp, bp):
+    def forward(ctx, padded, noise, first, geo: Geometry, dtype: torch.dtype, lstm: bool, *fields: torch.Tensor):
+        weights = Weights._make(fields)
         patches, locs, merge_in, core_in, hs, means, raws, gates, cells = _call(
-            "forward", padded, noise, Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp, geo, dtype, lstm, first)
-        ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, gates, cells, Wm, Wc)
-        ctx.what_size = Wg.shape[0]
+            "forward", padded, noise, weights, geo=geo, dtype=dtype, lstm=lstm, first=first)
+        ctx.save_for_backward(patches, locs, merge_in, core_in, hs, means, gates, cells, weights.merge_w,
+                              weights.core_w)
+        ctx.what_size = weights.what_w.shape[0]
         ctx.lstm = lstm
-        ctx.param_dtypes = [w.dtype for w in (Wg, bg, Wl, bl, Wm, bm, Wc, bc, Wp, bp)]
+        ctx.param_dtypes = [w.dtype for w in weights]
         ctx.mark_non_differentiable(raws, locs)
-        return hs.to(Wc.dtype), means, raws, locs
+        return hs.to(weights.core_w.dtype), means, raws, locs
 
     @staticmethod
     @once_differentiable
@@ -265,10 +290,11 @@ def episode_loop(model, padded: torch.Tensor, pad: int, *, sample: bool, first: 
     with torch.autocast(padded.device.type, enabled=False):
         Wc, bc = core.one_linear()
         first_mean = None if first is None else first.detach().to(padded.dtype)
+        weights = Weights(what_w=gn.what.weight, what_b=gn.what.bias, where_w=gn.where.weight,
+                          where_b=gn.where.bias, merge_w=gn.merge.weight, merge_b=gn.merge.bias, core_w=Wc,
+                          core_b=bc, policy_w=Wp, policy_b=bp)
         hs, means, raws, locs = _FusedEpisode.apply(
-            padded, noise, first_mean, geo, dtype, core.fused_cell == "lstm", gn.what.weight, gn.what.bias,
-            gn.where.weight, gn.where.bias, gn.merge.weight, gn.merge.bias, Wc, bc, Wp, bp,
-        )
+            padded, noise, first_mean, geo, dtype, core.fused_cell == "lstm", *weights)
     if first is not None:  # the loop's first mean was a constant; the one with a graph goes in its place
         means = torch.cat((first[None].to(means.dtype), means[1:]))
     return Loop(hs=hs, means=means, raws=raws, locations=locs)

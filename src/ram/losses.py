@@ -5,16 +5,48 @@
   only the location policy: the policy reads a detached state (unless the model's reinforce_core says otherwise), and
   the advantage is detached.
 - The baseline learns by regression onto the reward, from a detached state.
+
+Which reward, which baseline and how the terms are weighted is one `LossSpec`, built once from a run's config
+(`LossSpec.of`) and handed whole to `hybrid` or `game`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from .config import ModelConfig, TrainConfig
 from .model import Episode
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossSpec:
+    """The settings of the loss, as the config names them (their meaning and their values: `TrainConfig`,
+    `ModelConfig.baseline`; the config checks them, so their value sets are written there only). The defaults are
+    RAM's: reward 1 for a right guess, a learned baseline b(h_t), one copy, means over the batch."""
+
+    rl_weight: float = 1.0
+    reward: str = "correct"
+    baseline: str = "state"
+    mc_samples: int = 1
+    """Copies of each input in the batch (copy k of input i at k * B + i): what the "copies" baseline and the
+    distillation teacher average over."""
+    entropy_weight: float = 0.0
+    step_weight: float = 0.0
+    means_weight: float = 0.0
+    distill_weight: float = 0.0
+    rl_reduction: str = "mean"
+    discount: float = 1.0
+
+    @classmethod
+    def of(cls, train: TrainConfig, model: ModelConfig) -> LossSpec:
+        """A run's loss settings: the baseline is the model's (it may be a learned head), the rest the recipe's."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "baseline"]
+        return cls(baseline=model.baseline, **{name: getattr(train, name) for name in names})
 
 
 class Losses(NamedTuple):
@@ -71,21 +103,21 @@ def copies_baseline(rewards: torch.Tensor, copies: int) -> torch.Tensor:
     return ((r.sum(0, keepdim=True) - r) / (copies - 1)).view(-1)
 
 
-def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, copies: int = 1,
-                    entropy_weight: float = 0.0, reduction: str = "mean",
-                    discount: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_gradient(episode: Episode, rewards: torch.Tensor,
+                    spec: LossSpec = LossSpec()) -> tuple[torch.Tensor, torch.Tensor]:
     """(REINFORCE term, baseline regression) for an episode's rewards [B]. baseline "batch" subtracts the batch's
     mean reward and "copies" the mean reward of the other copies of the same input; neither has anything to fit.
     "state" and "scalar" use the model's learned baselines. entropy_weight > 0 adds the policies' entropy as a bonus
-    to the REINFORCE term, against an early collapse onto one move. reduction "sum" sums REINFORCE and the
+    to the REINFORCE term, against an early collapse onto one move. rl_reduction "sum" sums REINFORCE and the
     regression (each episode's mean squared error over its steps) over the batch instead of averaging them; discount
     weights step t's advantage by discount**(T-1-t) (`reinforce`)."""
     if not episode.log_probs.numel():  # a model that takes no decisions (fc, convnet) has nothing to reinforce
         zero = rewards.new_zeros(())
         return zero, zero
-    bonus = entropy_weight * episode.entropies.sum(1).mean() if entropy_weight else 0.0
-    if baseline in ("batch", "copies"):
-        b = rewards.mean().expand_as(rewards) if baseline == "batch" else copies_baseline(rewards, copies)
+    reduction, discount = spec.rl_reduction, spec.discount
+    bonus = spec.entropy_weight * episode.entropies.sum(1).mean() if spec.entropy_weight else 0.0
+    if spec.baseline in ("batch", "copies"):
+        b = rewards.mean().expand_as(rewards) if spec.baseline == "batch" else copies_baseline(rewards, spec.mc_samples)
         rl = reinforce(episode.log_probs, b[:, None].expand_as(episode.log_probs), rewards, reduction=reduction,
                        discount=discount)
         return rl - bonus, rewards.new_zeros(())
@@ -98,10 +130,8 @@ def policy_gradient(episode: Episode, rewards: torch.Tensor, *, baseline: str, c
     return rl - bonus, base
 
 
-def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, reward_kind: str = "correct",
-           baseline: str = "state", copies: int = 1, entropy_weight: float = 0.0, step_weight: float = 0.0,
-           means_logits: torch.Tensor | None = None, means_weight: float = 0.0, distill_weight: float = 0.0,
-           reduction: str = "mean", discount: float = 1.0) -> Losses:
+def hybrid(episode: Episode, labels: torch.Tensor, spec: LossSpec = LossSpec(), *,
+           means_logits: torch.Tensor | None = None) -> Losses:
     """Classification: cross-entropy, plus REINFORCE on the reward of the final guess, plus the baseline's fit. With
     step_weight, plus that times the mean cross-entropy of the guesses after each earlier glimpse (the reward is still
     the final guess's). With means_weight, plus that times the cross-entropy of means_logits [B0, classes], the final
@@ -111,32 +141,30 @@ def hybrid(episode: Episode, labels: torch.Tensor, *, rl_weight: float = 1.0, re
     cross-entropy of means_logits against the teacher: the class probabilities of the M sampled copies of each image
     (episode.logits [M * B0, classes], copy k of image i at k * B0 + i), averaged and detached."""
     classify = F.cross_entropy(episode.logits, labels)
-    if step_weight and episode.step_logits.shape[1] > 1:
+    if spec.step_weight and episode.step_logits.shape[1] > 1:
         earlier = episode.step_logits[:, :-1]  # [B, T-1, classes]
-        classify = classify + step_weight * F.cross_entropy(earlier.flatten(0, 1),
-                                                            labels.repeat_interleave(earlier.shape[1]))
-    r = reward(episode.logits, labels, reward_kind)
-    rl, base = policy_gradient(episode, r, baseline=baseline, copies=copies, entropy_weight=entropy_weight,
-                               reduction=reduction, discount=discount)
+        classify = classify + spec.step_weight * F.cross_entropy(earlier.flatten(0, 1),
+                                                                 labels.repeat_interleave(earlier.shape[1]))
+    r = reward(episode.logits, labels, spec.reward)
+    rl, base = policy_gradient(episode, r, spec)
     success = (episode.logits.argmax(1) == labels).float()
-    total = classify + rl_weight * rl + base
-    if means_logits is not None and means_weight > 0:
-        means = means_weight * F.cross_entropy(means_logits, labels[: means_logits.shape[0]])
+    total = classify + spec.rl_weight * rl + base
+    if means_logits is not None and spec.means_weight > 0:
+        means = spec.means_weight * F.cross_entropy(means_logits, labels[: means_logits.shape[0]])
         total, classify = total + means, classify + means
-    if means_logits is not None and distill_weight > 0:
+    if means_logits is not None and spec.distill_weight > 0:
         B0 = means_logits.shape[0]
         teacher = F.softmax(episode.logits.detach(), dim=-1).view(-1, B0, episode.logits.shape[-1]).mean(0)
-        distill = distill_weight * F.cross_entropy(means_logits, teacher)  # soft targets
+        distill = spec.distill_weight * F.cross_entropy(means_logits, teacher)  # soft targets
         total, classify = total + distill, classify + distill
     return Losses(total=total, classify=classify, reinforce=rl, baseline=base, reward=r, success=success,
                   entropy=mean_entropy(episode))
 
 
-def game(episode: Episode, rewards: torch.Tensor, *, rl_weight: float = 1.0, baseline: str = "state", copies: int = 1,
-         entropy_weight: float = 0.0, reduction: str = "mean", discount: float = 1.0) -> Losses:
+def game(episode: Episode, rewards: torch.Tensor, spec: LossSpec = LossSpec()) -> Losses:
     """A game (Catch): REINFORCE on the end-of-game rewards [B] for every decision (discounted from the last step
-    back by `discount`), plus the baseline's fit."""
-    rl, base = policy_gradient(episode, rewards, baseline=baseline, copies=copies, entropy_weight=entropy_weight,
-                               reduction=reduction, discount=discount)
-    return Losses(total=rl_weight * rl + base, classify=rl.new_full((), float("nan")), reinforce=rl, baseline=base,
+    back by `discount`), plus the baseline's fit. The settings of classification (reward, step, means and distill
+    weights) have nothing to act on here; Catch's config checks refuse them."""
+    rl, base = policy_gradient(episode, rewards, spec)
+    return Losses(total=spec.rl_weight * rl + base, classify=rl.new_full((), float("nan")), reinforce=rl, baseline=base,
                   reward=rewards, success=(rewards > 0).float(), entropy=mean_entropy(episode))

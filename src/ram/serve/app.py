@@ -93,9 +93,7 @@ class Models:
         self._pools: dict[tuple, torch.Tensor | None] = {}
         if checkpoint is not None:
             module, cfg = load_checkpoint(checkpoint)
-            if not cfg.model.about.drawn:
-                raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model reads the whole image "
-                                  "and takes no glimpses, so the page has nothing to show; give a ram model's run")
+            cfg.model.require_drawn("checkpoint", str(checkpoint))
             name = f"run:{Path(checkpoint).name}"
             # The folder's name, not its path: the page may be shown to others, and the list to other sites.
             self.entries[name] = Entry(name, cfg, f"{task_of(cfg.task.dataset).about(cfg)} (run folder {Path(checkpoint).name})")

@@ -18,7 +18,8 @@ from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ..data import TEST, TRAIN, VAL
 from ..data.tasks import generator
 from ..envs import CatchBatch, Recorder, Recording
-from ..losses import Losses, game
+from ..losses import Losses, LossSpec, game
+from ..models import evaluating
 from .common import autocast, float32, seeded
 
 
@@ -54,14 +55,12 @@ def catch_rate(model: torch.nn.Module, *, games: int, size: int, seed: int, stre
     """Balls caught (%) in `games` games whose starts are fixed by (seed, stream); sample=False takes every policy's
     mode. The sampled moves and locations come from torch's global generator."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     caught = 0
     worlds = catch_games(games=games, size=size, seed=seed, stream=stream, batch_size=batch_size, device=device)
-    for world in tqdm(worlds, total=-(-games // batch_size), desc="games", leave=False, disable=not progress):
-        model(world, sample=sample)
-        caught += int(world.reward.sum().item())
-    model.train(was_training)
+    with evaluating(model):
+        for world in tqdm(worlds, total=-(-games // batch_size), desc="games", leave=False, disable=not progress):
+            model(world, sample=sample)
+            caught += int(world.reward.sum().item())
     rate = 100.0 * caught / games
     return {"catch_rate": round(rate, 4), "error": round(100.0 - rate, 4), "n": games}
 
@@ -71,19 +70,13 @@ def play(model: torch.nn.Module, cfg: RunConfig, *, n: int = 4, seed: int = 0, s
     """Play the n games `drawn_games` starts from `seed` on cfg.task.canvas, recording every frame, following every
     policy's mode (sample=True: sampling glimpses and moves from torch's global generator). The model runs in eval
     mode and its mode is restored."""
-    if not cfg.model.about.drawn:
-        raise ConfigError(f"model = {cfg.model.kind!r}: it reads the whole screen and takes no glimpses, so there is "
-                          "nothing to draw; pictures need a ram or random-glimpses model")
+    cfg.model.require_drawn("model", cfg.model.kind)
     if n < 1:
         raise ConfigError(f"games = {n}: must be >= 1")
     world = drawn_games(n, size=cfg.task.canvas, seed=seed, device=next(model.parameters()).device)
     recorder = Recorder(world)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         ep = model.play(recorder, sample=sample)
-    finally:
-        model.train(was_training)
     return recorder.recording(ep, patch_size=model.cfg.patch_size, scales=model.cfg.scales)
 
 
@@ -98,6 +91,7 @@ class CatchGame:
 
     def __init__(self, cfg: RunConfig, **_):
         self.cfg = cfg
+        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
 
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -163,8 +157,7 @@ class CatchGame:
         world.reset()
         with autocast(device, tc.precision):
             episode = model(world, sample=True)
-        return game(float32(episode), world.reward, rl_weight=tc.rl_weight, baseline=self.cfg.model.baseline,
-                    entropy_weight=tc.entropy_weight, reduction=tc.rl_reduction, discount=tc.discount)
+        return game(float32(episode), world.reward, self.loss_spec)
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return catch_rate(model, games=self.cfg.task.val_games, size=self.cfg.task.canvas, seed=self.cfg.train.seed,

@@ -18,12 +18,12 @@ from ..config import (
     ConfigError,
     RunConfig,
     TaskConfig,
-    TrainConfig,
     _require,
     register_task,
 )
 from ..data import Split, TaskData, to_float
-from ..losses import Losses, hybrid
+from ..losses import Losses, LossSpec, hybrid
+from ..models import evaluating
 from ..policies import POLICIES
 from .common import autocast, float32, seeded
 
@@ -63,15 +63,13 @@ def evaluate(
 ) -> dict[str, Any]:
     """Error and accuracy (%) of a model on a split."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = 0
     n = split.images.shape[0]
-    for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
-        images = to_float(split.images[i : i + batch_size]).to(device)
-        probs = predict(model, images, mc_samples=mc_samples)
-        correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
+            images = to_float(split.images[i : i + batch_size]).to(device)
+            probs = predict(model, images, mc_samples=mc_samples)
+            correct += (probs.argmax(1).cpu() == split.labels[i : i + batch_size]).sum().item()
     accuracy = 100.0 * correct / n
     return {"error": round(100.0 - accuracy, 4), "accuracy": round(accuracy, 4), "n": n}
 
@@ -97,23 +95,20 @@ def test_report(
     return report
 
 
-def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, tc: TrainConfig, *,
-                        baseline: str = "state") -> Losses:
-    """The hybrid loss of a batch with M Monte-Carlo copies of each image, in the recipe's precision; with
-    means_weight, one more episode of each image along the policy means adds its cross-entropy."""
+def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: LossSpec, *,
+                        precision: str = "fp32") -> Losses:
+    """The hybrid loss of a batch with M = spec.mc_samples Monte-Carlo copies of each image, the model run in the
+    recipe's precision; with means_weight or distill_weight, one more episode of each image along the policy means."""
     one = images
-    if tc.mc_samples > 1:
-        images, labels = images.repeat(tc.mc_samples, 1, 1, 1), labels.repeat(tc.mc_samples)
-    with autocast(images.device, tc.precision):
+    if spec.mc_samples > 1:
+        images, labels = images.repeat(spec.mc_samples, 1, 1, 1), labels.repeat(spec.mc_samples)
+    with autocast(images.device, precision):
         episode = model(images, sample=True)
     means_logits = None
-    if tc.means_weight > 0 or tc.distill_weight > 0:
-        with autocast(images.device, tc.precision):
+    if spec.means_weight > 0 or spec.distill_weight > 0:
+        with autocast(images.device, precision):
             means_logits = model(one, sample=False).logits.float()
-    return hybrid(float32(episode), labels, rl_weight=tc.rl_weight, reward_kind=tc.reward, baseline=baseline,
-                  copies=tc.mc_samples, entropy_weight=tc.entropy_weight, step_weight=tc.step_weight,
-                  means_logits=means_logits, means_weight=tc.means_weight, distill_weight=tc.distill_weight,
-                  reduction=tc.rl_reduction, discount=tc.discount)
+    return hybrid(float32(episode), labels, spec, means_logits=means_logits)
 
 
 def _digits(task: TaskConfig) -> tuple[str, ...]:
@@ -130,6 +125,7 @@ class Classification:
     def __init__(self, cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True):
         self.cfg = cfg
         self.data = data or TaskData(cfg.task, seed=cfg.train.seed, progress=progress)
+        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
 
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -205,7 +201,7 @@ class Classification:
 
     def loss(self, model: torch.nn.Module, batch, device: torch.device) -> Losses:
         images, labels = (t.to(device) for t in batch)
-        return classification_loss(model, images, labels, self.cfg.train, baseline=self.cfg.model.baseline)
+        return classification_loss(model, images, labels, self.loss_spec, precision=self.cfg.train.precision)
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return evaluate(model, self.data.val(), batch_size=self.cfg.train.eval_batch_size, device=device)
