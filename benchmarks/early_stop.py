@@ -7,7 +7,8 @@ stops after 10 validations without a better error) against the same recipe run t
 
 For each: the epochs and training seconds each ran, the stopped run's share of the full run's, its best validation
 error, and its test errors at one episode along the means and with 10 episodes averaged (`ram eval`). A finished run
-is read, not trained again. Seconds include slow-downs from other jobs on the machine; epochs do not.
+is read, not trained again. Seconds include slow-downs from other jobs on the machine, and the first run of a model
+shape also compiles its loop (later runs read torch's compile cache); the share of epochs has neither.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out-file", type=Path, help="also write the rows and the table here as JSON")
     args = p.parse_args()
-    rows, lines = [], ["| dataset | epochs run / planned | time, stopped / full | best val. error, stopped / full | "
-                       "one episode, stopped / full | 10 averaged, stopped / full |", "|---|---|---|---|---|---|"]
+    rows, lines = [], ["| dataset | epochs run / planned (share) | time, stopped / full | best val. error, stopped / "
+                       "full | one episode, stopped / full | 10 averaged, stopped / full |",
+                       "|---|---|---|---|---|---|"]
     for name in args.datasets:
         data = prepare(name, args.work / "data")
         got = {}
@@ -48,7 +50,8 @@ def main() -> None:
             got[variant] = measure(folder, run(data, folder, model="ram", threads=args.threads, extra=extra))
         s, f = got["stops"], got["full"]
         rows.append({"dataset": name, **{f"{k}_{v}": x for v, r in got.items() for k, x in r.items()}})
-        lines.append(f"| {name} | {s['epochs']} / {s['planned_epochs']} | {s['train_seconds'] / 60:.1f} / "
+        lines.append(f"| {name} | {s['epochs']} / {s['planned_epochs']} ({s['epochs'] / s['planned_epochs']:.2f}) | "
+                     f"{s['train_seconds'] / 60:.1f} / "
                      f"{f['train_seconds'] / 60:.1f} min ({s['train_seconds'] / f['train_seconds']:.2f}) | "
                      f"{s['best_val_error']:.2f} / {f['best_val_error']:.2f} | {s['error']:.2f} / {f['error']:.2f} | "
                      f"{s['error_averaged']:.2f} / {f['error_averaged']:.2f} |")

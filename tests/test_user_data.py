@@ -396,10 +396,10 @@ def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_train
     root = folder(tmp_path / "pets")
     report = train._Run.final_report
 
-    def changed_then_report(self):
+    def changed_then_report(self, *args, **kwargs):
         png(root / "train" / "emu" / "0.png")  # someone adds a class while the run trains
         png(root / "test" / "emu" / "0.png")
-        return report(self)
+        return report(self, *args, **kwargs)
 
     monkeypatch.setattr(train._Run, "final_report", changed_then_report)
     assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
