@@ -335,3 +335,12 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
                                "then 40 epochs at lr 0.0001")
     first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
     assert third_cmd[-2:] == ["--out", "runs/c100-g8"] and evaluate[3] == "runs/c100-g8"
+
+
+def test_the_table_is_made_on_a_fresh_clone_without_the_rows_data_folder(tmp_path, monkeypatch):
+    """A row trained on a folder of images (`--data data/fashion-images`) is described without reading that folder,
+    which a fresh clone does not have: `ram results` runs there."""
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / BY_NAME["fashion-g6"].data).exists()
+    line = table({"fashion-g6": {"error": 12.11, "epochs": 100}}).splitlines()[2]
+    assert "RAM, 6 glimpses" in line and "**12.11**" in line

@@ -419,6 +419,8 @@ def _later_phases(row: Row, path: str) -> str:
     0.1" after the lr where a phase narrows the location policy, ", taught the average of 2 sampled episodes" at the
     end where it starts to distil them into the path along the means, ", its first glimpse decided by the image" where
     it adds the context network); "" for one."""
+    if not row.then:  # one phase: nothing to say, and no config to build (which would read a --data folder)
+        return ""
     configs = row.configs()
     return "".join(_then(before, after, path) for before, after in zip(configs, configs[1:]))
 
