@@ -14,6 +14,7 @@ import torch
 import tyro
 
 import ram.data.mnist
+import ram.tasks
 from ram.cli import Train, main, parse
 from ram.config import ConfigError
 from ram.data import Digits
@@ -296,3 +297,28 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
                     break
             assert f.name in reached, f"no value of {flag} could be set on any preset"
     assert len(reached) >= 45, sorted(reached)
+
+
+def test_training_says_its_preset_its_run_folder_and_an_estimate_before_the_first_epoch_ends(tiny_digits, tmp_path,
+                                                                                            capsys):
+    """The estimate is timed over the steps after the first, whose warm-up would make it many times too long."""
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--glimpses", "2", "--threads", "1", "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("epoch 1/2:"))
+    assert lines[0].startswith("ram train: preset mnist (") and lines[0].endswith(f"2 epochs; run folder {out}")
+    estimate = [line for line in lines[:first] if line.startswith("estimate: ")]
+    assert len(estimate) == 1 and "an epoch at" in estimate[0] and "for the 2 epoch(s) left" in estimate[0]
+    steps = len(list(ram.tasks.make_task(parse(["train", "--glimpses", "2"]).config(), progress=False)
+                     .train_batches(0, 32)))
+    assert f"timed over {steps - 1} batches after the first" in estimate[0]
+
+
+def test_an_interrupted_training_run_names_resume(monkeypatch, capsys):
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Train, "run", interrupt)
+    assert main(["train", "--epochs", "1"]) == 130
+    assert "interrupted; the same command with --resume continues" in capsys.readouterr().err

@@ -53,6 +53,9 @@ class Train(Recipe):
             print(line, flush=True)
         name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
         out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
+        about = presets.PRESETS[cfg.preset][1] if cfg.preset in presets.PRESETS else ""
+        print(f"ram train: preset {cfg.preset}{f' ({about})' if about else ''}, {cfg.model.kind} model, "
+              f"{cfg.train.epochs} epochs; run folder {out}", flush=True)
         hooks = []
         if self.tensorboard:
             from .viz import tensorboard_hook
@@ -477,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ram {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ram {command}: interrupted", file=sys.stderr)
+        resume = "; the same command with --resume continues from the last checkpoint" if command == "train" else ""
+        print(f"ram {command}: interrupted{resume}", file=sys.stderr)
         return 130
     return code
 

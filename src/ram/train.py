@@ -362,6 +362,9 @@ def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch
     return state
 
 
+ESTIMATE_AFTER = 20
+"""Steps, after an epoch's first, timed for the estimate `ram train` prints before its first epoch ends."""
+
 _SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success", "entropy")
 
 
@@ -417,6 +420,19 @@ class _Run:
             # weights stay equal (checked at every epoch end); the effective batch is world * batch_size.
             self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
         self.last_save = time.monotonic()
+        self.estimated = False
+
+    def estimate(self, seconds: float, images: int, steps: int) -> None:
+        """Print how long the epochs left will take at the speed of `steps` steps after the first (whose warm-up
+        would make it look many times longer), before the first epoch line."""
+        self.estimated = True
+        if not (self.progress and self.dist.main) or seconds <= 0:
+            return
+        per_epoch = seconds / steps * self.steps_per_epoch
+        left = self.cfg.train.epochs - self.state["epoch"]
+        tqdm.write(f"estimate: {_hours(per_epoch)} an epoch at {images * self.dist.world / seconds:,.0f} img/s, "
+                   f"{_hours(per_epoch * left)} for the {left} epoch(s) left, plus validation (timed over "
+                   f"{steps} batches after the first)")
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -488,6 +504,7 @@ class _Run:
                    desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (self.progress and dist.main), leave=False,
                    unit="batch")
         t0 = time.perf_counter()
+        warm = None  # (time, images) at the end of this epoch's first step, whose warm-up the ETA leaves out
         for batch in self.task.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
             for key, value in zip(_SUMS, self.step(batch, epoch)):
                 sums[key] += value
@@ -496,6 +513,13 @@ class _Run:
             sums["n"] += 1
             sums["images"] += self.task.episodes(batch)
             bar.update(1)
+            if warm is None:
+                warm = (time.perf_counter(), sums["images"])
+                done = bar.n
+                bar.reset()  # tqdm's rate and ETA timed from here
+                bar.n = bar.last_print_n = bar.initial = done
+            elif not self.estimated and (sums["n"] == ESTIMATE_AFTER + 1 or bar.n == self.steps_per_epoch):
+                self.estimate(time.perf_counter() - warm[0], sums["images"] - warm[1], sums["n"] - 1)
             if sums["n"] % 25 == 0:
                 seconds = sums["seconds"] + time.perf_counter() - t0
                 bar.set_postfix_str(readable({**_means(sums),
