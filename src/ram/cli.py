@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,7 @@ class Predict:
 
     def run(self) -> int:
         from . import files as f
-        from .api import Model
+        from .api import DARK_ON_LIGHT, Model
         from .hub import load_run
 
         _positive("batch_size", self.batch_size)
@@ -167,7 +168,13 @@ class Predict:
             skipped += len(batch.skipped)
             if not batch.files:
                 continue
-            out = model.predict(batch.images)
+            for file, light in zip(batch.files, model.light_background(batch.images).tolist()):
+                if light:
+                    print(f"ram predict: warning: {f.shown(file.path)}: {DARK_ON_LIGHT}",
+                          file=sys.stderr)
+            with warnings.catch_warnings():  # said above, file by file
+                warnings.simplefilter("ignore")
+                out = model.predict(batch.images)
             for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
                 p = round(float(probs[label]), 4)
                 print(json.dumps({"file": f.shown(file.path), "class": name, "label": label, "probability": p})
