@@ -28,7 +28,7 @@ class Train(Recipe):
     """Train a model on a preset, evaluate it on the test set, and write a run folder."""
 
     out: Path | None = None
-    """Run folder (default runs/PRESET-gG-sSEED)."""
+    """Run folder (default runs/PRESET-gG-sSEED; runs/PRESET-KIND-sSEED for a model without glimpses)."""
     device: str = "auto"
     """auto picks CUDA when present."""
     threads: int | None = None
@@ -53,7 +53,8 @@ class Train(Recipe):
         for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
             print(line, flush=True)
         name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
-        out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
+        glimpses = f"-g{cfg.model.glimpses}" if cfg.model.about.glimpses else ""
+        out = self.out or Path("runs") / f"{name}{glimpses}-s{cfg.train.seed}"
         about = presets.PRESETS[cfg.preset][1] if cfg.preset in presets.PRESETS else ""
         print(f"ram train: preset {cfg.preset}{f' ({about})' if about else ''}, {cfg.model.kind} model, "
               f"{cfg.train.epochs} epochs; run folder {out}", flush=True)

@@ -378,13 +378,16 @@ def _means(sums: dict[str, Any]) -> dict[str, Any]:
     return {key: "" if math.isnan(v) else round(v, 3 if key == "train_error" else 5) for key, v in means.items()}
 
 
-def readable(row: dict[str, Any]) -> str:
+def readable(row: dict[str, Any], *, reward: bool = True) -> str:
     """The numbers of a metrics row that tell learning from stalling, for the progress line: the cross-entropy (a
     game has none), the mean reward, the train error, the validation error when the row has one, and images per
     second. The hybrid total is not among them: REINFORCE's term makes it negative, and it says nothing to a reader
-    (it stays in metrics.csv)."""
+    (it stays in metrics.csv). reward False leaves out the reward of a model that takes no glimpses (fc, convnet),
+    which nothing reinforces."""
     parts = [] if row.get("classify") in (None, "") else [f"cross-entropy {float(row['classify']):.3f}"]
-    parts += [f"reward {float(row['reward']):.3f}", f"train error {float(row['train_error']):.2f}%"]
+    if reward:
+        parts.append(f"reward {float(row['reward']):.3f}")
+    parts.append(f"train error {float(row['train_error']):.2f}%")
     if row.get("val_error") not in (None, ""):
         parts.append(f"val error {float(row['val_error']):.2f}%")
     return "  ".join([*parts, f"{float(row['img_per_s']):,.0f} img/s"])
@@ -523,7 +526,8 @@ class _Run:
             if sums["n"] % 25 == 0:
                 seconds = sums["seconds"] + time.perf_counter() - t0
                 bar.set_postfix_str(readable({**_means(sums),
-                                              "img_per_s": sums["images"] * dist.world / max(seconds, 1e-9)}))
+                                              "img_per_s": sums["images"] * dist.world / max(seconds, 1e-9)},
+                                             reward=self.cfg.model.about.glimpses))
             if _agreed(time.monotonic() - self.last_save > self.checkpoint_every * 60, dist, state["step"]):
                 state["sums"] = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
                 self.save_last()
@@ -558,7 +562,8 @@ class _Run:
                 ckpt.export_model(self.out, self.kept, self.cfg)
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:
-                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: {readable(row)}  {row['seconds']:.1f} s "
+                shown = readable(row, reward=self.cfg.model.about.glimpses)
+                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: {shown}  {row['seconds']:.1f} s "
                            f"({_hours(row['total_seconds'])} in all)")
             for hook in self.hooks:
                 hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)
