@@ -335,3 +335,12 @@ def test_a_convnet_run_is_described_in_its_own_terms(tiny_digits, tmp_path, monk
     assert run.is_dir() and json.loads((run / "test.json").read_text())["protocol"] == "the whole image read once"
     assert main(["eval", "--checkpoint", str(run), "--mc-samples", "0"]) == 0
     assert "mnist convnet: test error" in capsys.readouterr().out
+
+
+def test_help_reflows_each_fields_docstring_instead_of_breaking_it_at_every_source_line(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        parse(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "auto with --data PATH (a recipe derived from your images, which it prints)" in text
+    assert re.search(r"seed\s+000's policy gradient", text) and not re.search(r"seed\s*│\n│\s*000's", text)
