@@ -124,10 +124,10 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
 
 
 WIDE = {"precision": "bf16", "what_size": 256, "glimpse_size": 512}
-"""Session 8's recipe for the 60x60 and 100x100 RAM rows: the glimpse network twice the paper's width, in bf16."""
+"""The 60x60 and 100x100 RAM rows' recipe: the glimpse network twice the paper's width, in bf16."""
 FROM_CLUTTERED_G6 = {"epochs": 40, "core": "lstm", "means_weight": 1.0, "init": "mnist-cluttered-g6", "lr": 3e-4,
                      "lr_min": 1e-6, **WIDE}
-"""The 60x60 rows other than cluttered g6 (sessions 33-34): 40 epochs from its shipped weights, with the copy."""
+"""The 60x60 rows other than cluttered g6: 40 epochs from its shipped weights, trained along the means too."""
 
 
 def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
@@ -161,7 +161,7 @@ def _error(accuracy: float) -> float:
 
 ALONG_THE_MODES = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
 """The saccade row's second phase: 3 epochs at a low lr that also train the reader on the path of the policies' modes,
-the one episode it is tested on (results/NOTES.md, session 19)."""
+the one episode it is tested on."""
 def narrowed(epochs: int) -> tuple[str, ...]:
     """A second phase of `epochs` along the means too at lr 3e-4, with the location policy narrowed to std 0.1."""
     return ("--epochs", str(epochs), "--lr", "3e-4", "--lr-min", "1e-6", "--means-weight", "1", "--std", "0.1")
@@ -169,14 +169,12 @@ def narrowed(epochs: int) -> tuple[str, ...]:
 
 NARROWED = narrowed(40)
 """A second phase of 40 epochs along the means too with the location policy narrowed from the preset's std 0.2 to
-0.1, which moved the 100x100 g8 path along the means where a second phase at std 0.2 did not (session 24)."""
+0.1."""
 DISTILLED = narrowed(80) + ("--mc-samples", "2", "--distill-weight", "1")
-"""The 100x100 g8 row's second phase: NARROWED for 80 epochs (session 27) instead of 40 (session 26), with the path
-along the means also taught the averaged class probabilities of 2 sampled episodes: 8.14 / 8.27 at one episode, against
-9.29 / 8.71 in 40 epochs and NARROWED's 9.76 / 9.58."""
+"""The 100x100 g8 row's second phase: NARROWED for 80 epochs, with the path along the means also taught the averaged
+class probabilities of 2 sampled episodes."""
 POLISHED = ("--epochs", "40", "--lr", "1e-4")
-"""The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr (session 28):
-8.02 / 8.07 at one episode, against 8.14 / 8.27 after the second phase and 8.23 / 7.92 for a third at the same lr."""
+"""The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr."""
 
 
 def from_the_image(epochs: int) -> tuple[str, ...]:
@@ -187,8 +185,7 @@ def from_the_image(epochs: int) -> tuple[str, ...]:
 
 CONTEXT_G8 = from_the_image(40) + ("--lr", "3e-4")
 """The 100x100 g8 row's fourth phase: 40 epochs at POLISHED's length and DISTILLED's lr with an initial-location
-network on the 25x25 max-pooled image deciding the first glimpse (session 29): 6.28 / 6.26 at one episode as shipped
-in float16 (6.28 / 6.30 as trained), against 8.02 / 8.07 after the third phase."""
+network on the 25x25 max-pooled image deciding the first glimpse."""
 SEED_000_NOTE = (
     "as written but for: 59,000 training images, 1,000 held out to watch the run (seed 000 trains on all 60,000: "
     "5,900 steps against its 6,000); batches drawn afresh each epoch (seed 000 reads the training set in one fixed "
@@ -205,7 +202,6 @@ SEED_002_NOTE = (
 )
 
 
-# What each row's recipe gained over the one before it: results/NOTES.md.
 ROWS: list[Row] = [
     _ram("mnist", 2, 6.27, 3.79, seed_repo=(("001", 7.17), ("002", _error(89.54)))),
     _ram("mnist", 3, None, 1.51, epochs=200, means_weight=1.0, seed_repo=(("002", _error(94.48)),)),
