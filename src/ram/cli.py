@@ -299,19 +299,24 @@ class Reproduce:
 
 @dataclass
 class Results:
-    """Regenerate the README's results table from results/*.json."""
+    """Regenerate the results tables from results/*.json: the README's compact one, and the docs' full one with every
+    row's recipe, epochs, time and commands."""
 
     results: Path = Path("results")
     readme: Path = Path("README.md")
+    page: Path = Path("docs/results.md")
+    """The docs' results page."""
 
     def run(self) -> None:
-        from .results import load_results, table, update_readme
+        from .results import compact_table, load_results, load_seeds, update_page, update_readme
 
-        if not self.readme.is_file():
-            raise ConfigError(f"readme = {str(self.readme)!r}: no such file")
-        changed = update_readme(self.readme, self.results)
-        print(table(load_results(self.results)))
-        print(f"{self.readme}: {'updated' if changed else 'already up to date'}")
+        for field, path in (("readme", self.readme), ("page", self.page)):
+            if not path.is_file():
+                raise ConfigError(f"{field} = {str(path)!r}: no such file")
+        changed = {self.readme: update_readme(self.readme, self.results), self.page: update_page(self.page, self.results)}
+        print(compact_table(load_results(self.results), load_seeds(self.results)))
+        for path, was in changed.items():
+            print(f"{path}: {'updated' if was else 'already up to date'}")
 
 
 @dataclass
