@@ -521,6 +521,7 @@ class _Run:
                 done = bar.n
                 bar.reset()  # tqdm's rate and ETA timed from here
                 bar.n = bar.last_print_n = bar.initial = done
+                bar.refresh()
             elif not self.estimated and (sums["n"] == ESTIMATE_AFTER + 1 or bar.n == self.steps_per_epoch):
                 self.estimate(time.perf_counter() - warm[0], sums["images"] - warm[1], sums["n"] - 1)
             if sums["n"] % 25 == 0:
