@@ -240,16 +240,18 @@ def test_size_and_loss_flags_reach_the_config():
     assert cfg.model.scales == 3  # the rest is the preset's
 
 
-def test_every_ram_command_in_the_readme_parses():
-    """The README's commands are what a new user types first: each must be a valid command line (parsed, not run)."""
+def test_every_ram_command_in_the_readme_and_the_docs_parses():
+    """The README's and the docs' commands are what a new user types first: each must be a valid command line
+    (parsed here, whether or not tests/test_docs.py runs it)."""
 
     from ram.cli import COMMANDS
 
-    readme = (ROOT / "README.md").read_text()
-    blocks = readme.split("```bash")[1:]
-    lines = [line.split("#")[0].strip() for block in blocks for line in block.split("```")[0].splitlines()]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in page.read_text().split("```bash")[1:]]
+    lines = [part.split("#")[0].strip() for block in blocks for line in block.split("```")[0].splitlines()
+             for part in line.split(" && ")]
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("ram ")]
-    assert len(commands) >= 10
+    assert len(commands) >= 20
     for args in commands:
         parsed = parse(args)
         assert isinstance(parsed, tuple(COMMANDS.values())), args
