@@ -30,13 +30,13 @@ def digits(n: int = 3) -> np.ndarray:
     return images
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
+def test_the_getting_started_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the example writes its picture where it runs
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Python\n.*?```python\n(.*?)```", text, flags=re.S)
-    assert block, "README has a ## Python section with a python example"
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    block = re.search(r"## From Python\n.*?```python\n(.*?)```", text, flags=re.S)
+    assert block, "docs/getting-started.md has a ## From Python section with a python example"
     scope: dict = {}
-    exec(block.group(1), scope)  # noqa: S102 - the README's own example
+    exec(block.group(1), scope)  # noqa: S102 - the docs' own example
     out = scope["out"]
     assert out.labels.tolist() == [1]  # the example draws a 1
     assert (tmp_path / "tracks.png").is_file()

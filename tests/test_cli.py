@@ -14,6 +14,7 @@ import torch
 import tyro
 
 import ram.data.mnist
+import ram.tasks
 from ram.cli import Train, main, parse
 from ram.config import ConfigError
 from ram.data import Digits
@@ -239,16 +240,18 @@ def test_size_and_loss_flags_reach_the_config():
     assert cfg.model.scales == 3  # the rest is the preset's
 
 
-def test_every_ram_command_in_the_readme_parses():
-    """The README's commands are what a new user types first: each must be a valid command line (parsed, not run)."""
+def test_every_ram_command_in_the_readme_and_the_docs_parses():
+    """The README's and the docs' commands are what a new user types first: each must be a valid command line
+    (parsed here, whether or not tests/test_docs.py runs it)."""
 
     from ram.cli import COMMANDS
 
-    readme = (ROOT / "README.md").read_text()
-    blocks = readme.split("```bash")[1:]
-    lines = [line.split("#")[0].strip() for block in blocks for line in block.split("```")[0].splitlines()]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in page.read_text().split("```bash")[1:]]
+    lines = [part.split("#")[0].strip() for block in blocks for line in block.split("```")[0].splitlines()
+             for part in line.split(" && ")]
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("ram ")]
-    assert len(commands) >= 10
+    assert len(commands) >= 20
     for args in commands:
         parsed = parse(args)
         assert isinstance(parsed, tuple(COMMANDS.values())), args
@@ -296,3 +299,50 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
                     break
             assert f.name in reached, f"no value of {flag} could be set on any preset"
     assert len(reached) >= 45, sorted(reached)
+
+
+def test_training_says_its_preset_its_run_folder_and_an_estimate_before_the_first_epoch_ends(tiny_digits, tmp_path,
+                                                                                            capsys):
+    """The estimate is timed over the steps after the first, whose warm-up would make it many times too long."""
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--glimpses", "2", "--threads", "1", "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("epoch 1/2:"))
+    assert lines[0].startswith("ram train: preset mnist (") and lines[0].endswith(f"2 epochs; run folder {out}")
+    estimate = [line for line in lines[:first] if line.startswith("estimate: ")]
+    assert len(estimate) == 1 and "an epoch at" in estimate[0] and "for the 2 epoch(s) left" in estimate[0]
+    steps = len(list(ram.tasks.make_task(parse(["train", "--glimpses", "2"]).config(), progress=False)
+                     .train_batches(0, 32)))
+    assert f"timed over {steps - 1} batches after the first" in estimate[0]
+
+
+def test_an_interrupted_training_run_names_resume(monkeypatch, capsys):
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Train, "run", interrupt)
+    assert main(["train", "--epochs", "1"]) == 130
+    assert "interrupted; the same command with --resume continues" in capsys.readouterr().err
+
+
+def test_a_convnet_run_is_described_in_its_own_terms(tiny_digits, tmp_path, monkeypatch, capsys):
+    """No reward in its progress (nothing is reinforced), no policy means in its protocol, no glimpses in its name."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "convnet", "--epochs", "1", "--threads", "1", "--batch-size", "64"]) == 0
+    out = capsys.readouterr().out
+    epoch = next(line for line in out.splitlines() if line.startswith("epoch 1/1:"))
+    assert "reward" not in epoch and "train error" in epoch
+    run = tmp_path / "runs" / "mnist-convnet-s0"
+    assert run.is_dir() and json.loads((run / "test.json").read_text())["protocol"] == "the whole image read once"
+    assert main(["eval", "--checkpoint", str(run), "--mc-samples", "0"]) == 0
+    assert "mnist convnet: test error" in capsys.readouterr().out
+
+
+def test_help_reflows_each_fields_docstring_instead_of_breaking_it_at_every_source_line(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        parse(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "auto with --data PATH (a recipe derived from your images, which it prints)" in text
+    assert re.search(r"seed\s+000's policy gradient", text) and not re.search(r"seed\s*│\n│\s*000's", text)

@@ -179,3 +179,23 @@ def test_terminal_escapes_in_a_file_name_are_printed_escaped(run, tmp_path, caps
     assert f"skipped {tmp_path}/x\\x1b[31m.png: not a readable image" in captured.err
     assert main(["predict", "--checkpoint", str(out), str(tmp_path / name), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["file"] == str(tmp_path / name)  # JSON escapes it itself
+
+
+def test_dark_ink_on_paper_is_warned_of_where_the_model_was_trained_on_light_on_black(tmp_path, capsys):
+    """A black 3 on white reads confidently as another digit: the API warns, and `ram predict` names the file."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:9, 9:19] = digit[12:15, 11:19] = digit[19:22, 9:19] = digit[6:22, 16:19] = 255  # a 3, light on black
+    Image.fromarray(255 - digit).save(tmp_path / "paper.png")
+    Image.fromarray(digit).save(tmp_path / "mnist-like.png")
+    model = ram.load("mnist-g6")
+    assert model.light_background(np.stack([255 - digit, digit])).tolist() == [True, False]
+    with pytest.warns(UserWarning, match=r"1 of 2 image\(s\) \(0\) have a light background"):
+        model.predict(np.stack([255 - digit, digit]))
+    assert main(["predict", "--pretrained", "mnist-g6", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / 'paper.png'}: a light background" in err and "mnist-like" not in err
+
+
+def test_a_model_of_your_own_images_is_not_warned_of_a_light_background(run):
+    out, _ = run  # trained on random colours: its background may be anything
+    assert not ram.load(out).light_background(np.full((16, 16, 3), 255, np.uint8)).any()

@@ -1,6 +1,7 @@
 """The README results table is generated from results/*.json, beside both versions of the paper's numbers."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +18,15 @@ from ram.results import (
     Row,
     _model,
     _train_time,
+    compact_table,
+    load_results,
+    short_model,
     from_the_image,
     load_seeds,
     median_seed,
     reproduce_commands,
     table,
+    update_page,
     update_readme,
 )
 
@@ -40,9 +45,9 @@ def test_table_rows_come_from_result_files(tmp_path):
     (results / "mnist-cluttered-100-g8.json").write_text(json.dumps(
         {"error": 20.5, "epochs": 37, "planned_epochs": 40, "train_seconds": 59, "precision": "bf16",
          "machine": {"cpu": "a Xeon", "cpu_flags": ["avx2", "avx512f", "avx512_bf16"], "threads": 1}}))
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "results.md"
     readme.write_text(f"intro\n{START}\nold table\n{END}\nrest\n")
-    assert update_readme(readme, results)
+    assert update_page(readme, results)
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro") and text.endswith("rest\n")
     mnist = next(line for line in text.splitlines() if "`mnist-g6`" in line)
@@ -52,7 +57,7 @@ def test_table_rows_come_from_result_files(tmp_path):
     clutter = next(line for line in text.splitlines() if "100x100" in line)
     assert "37 of 40" in clutter and "59 s, bf16 on AVX512-BF16" in clutter and "| 8.10 |" in clutter
     assert "15 min |" in mnist  # a results file that does not say where it ran says nothing of it
-    assert not update_readme(readme, results)  # idempotent
+    assert not update_page(readme, results)  # idempotent
 
 
 def test_a_row_whose_phases_ran_on_different_cpus_gives_each_cpus_share_of_the_time():
@@ -335,3 +340,41 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
                                "then 40 epochs at lr 0.0001")
     first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
     assert third_cmd[-2:] == ["--out", "runs/c100-g8"] and evaluate[3] == "runs/c100-g8"
+
+
+def test_the_table_is_made_on_a_fresh_clone_without_the_rows_data_folder(tmp_path, monkeypatch):
+    """A row trained on a folder of images (`--data data/fashion-images`) is described without reading that folder,
+    which a fresh clone does not have: `ram results` runs there."""
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / BY_NAME["fashion-g6"].data).exists()
+    line = table({"fashion-g6": {"error": 12.11, "epochs": 100}}).splitlines()[2]
+    assert "RAM, 6 glimpses" in line and "**12.11**" in line
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_and_the_results_page_are_what_ram_results_makes_of_results(tmp_path):
+    """Every number in both tables comes from results/*.json: regenerating them changes nothing."""
+    for name in ("README.md", "docs/results.md"):
+        copy = tmp_path / Path(name).name
+        copy.write_text((ROOT / name).read_text())
+        update = update_readme if name == "README.md" else update_page
+        assert not update(copy, ROOT / "results"), f"{name} is out of date: run `ram results`"
+
+
+def test_the_readmes_table_names_each_model_in_at_most_8_words():
+    results, seeds = load_results(ROOT / "results"), load_seeds(ROOT / "results")
+    lines = compact_table(results, seeds).splitlines()[2:]
+    assert len(lines) == len([row for row in ROWS if row.name in results or row.name in seeds]) >= 30
+    for line in lines:
+        model = line.split(" | ")[1]
+        assert len(model.split()) <= 8, model
+    assert all(len(short_model(row).split()) <= 7 for row in ROWS)  # and the shipped name besides
+
+
+def test_the_results_page_gives_every_rows_commands_as_on_a_fresh_clone():
+    text = (ROOT / "docs" / "results.md").read_text()
+    assert "ram export-folder --dataset fashion --out data/fashion-images" in text
+    for row in ROWS:
+        assert f"# {row.name}: " in text, row.name

@@ -426,3 +426,24 @@ def test_a_person_plays_catch_through_the_glimpse_window(server, browser):
     assert f"the agent {'caught' if game['caught'] else 'missed'} it" in page.inner_text("#human-score")
     assert errors == []
     page.close()
+
+
+def test_the_first_view_says_what_to_do_and_what_the_controls_mean(server, browser):
+    """Before anything is drawn: a hint on the pad, what will appear where, and what 'policy means', 'sampled' and
+    'seed' are. The first stroke wipes the hint, so it never reaches the model."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    assert "Draw a digit on the pad" in page.inner_text("#prepared")
+    help_text = page.inner_text("#help")
+    assert "policy means" in help_text and "sampled" in help_text and "seed" in help_text
+    grey = "(() => { const d = document.getElementById('pad').getContext('2d').getImageData(70, 125, 140, 30).data;"\
+           " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 0; return n; })()"
+    assert page.evaluate(grey) > 0  # the hint's text
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.1 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + 0.3 * box["height"], steps=4)
+    page.mouse.up()
+    assert page.evaluate(grey) == 0  # wiped by the stroke, far from it
+    page.close()

@@ -1,4 +1,5 @@
-"""A third task, written as the README's "Adding a task" says: one module, one registered class.
+"""A third task, written as docs/extending.md says (and shows, this file being its example): one module, one
+registered class.
 
 Where is the square? A 12x12 black image holds one 3x3 white square in one of its four quadrants; the label is the
 quadrant. It reuses the classification losses and evaluation, but owns its data, checks, lines and seeding.

@@ -11,6 +11,7 @@ expected. The model runs on the CPU, in eval mode.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,6 +23,12 @@ from . import sensor
 from .config import ConfigError, RunConfig
 from .data.tasks import seeded
 from .hub import load_named
+
+
+DARK_BACKGROUND = ("mnist", "fashion")
+"""The built-in datasets, whose images are light ink (or cloth) on black."""
+DARK_ON_LIGHT = ("a light background (dark ink on paper?), and this model was trained on light ink on black: invert "
+                 "(255 - image) for a meaningful answer")
 
 
 class Prediction(NamedTuple):
@@ -76,6 +83,10 @@ class Model:
         if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
             raise ValueError(f"mc_samples = {mc_samples!r}: must be an integer >= 0")
         x = self.images(images)
+        light = self.light_background(x)
+        if light.any():
+            warnings.warn(f"{int(light.sum())} of {len(x)} image(s) ({', '.join(map(str, light.nonzero()[:, 0].tolist()[:5]))}"
+                          f"{', ...' if light.sum() > 5 else ''}) have {DARK_ON_LIGHT}", stacklevel=2)
         with seeded(seed):
             episodes = [self.module(x, sample=False)] if mc_samples == 0 else [
                 self.module(x, sample=True) for _ in range(mc_samples)]
@@ -84,6 +95,16 @@ class Model:
         return Prediction(labels=probs.argmax(-1), probs=probs, step_probs=F.softmax(first.step_logits, dim=-1),
                           locations=first.locations, pixels=(first.locations + 1) * (self.image_size / 2),
                           classes=self.classes)
+
+    def light_background(self, images: Any) -> torch.Tensor:
+        """bool [B]: which images have a light border (dark ink on paper) where the model was trained on light on
+        black (MNIST, Fashion-MNIST). Such a model reads them confidently and wrongly: a black 3 on white reads as an
+        8. All False for a model trained on your own images, whose background may be anything."""
+        x = self.images(images)
+        if self.cfg.task.dataset not in DARK_BACKGROUND:
+            return torch.zeros(len(x), dtype=torch.bool)
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)  # [B, C, 4 * side]
+        return border.mean(dim=(1, 2)) > 0.5
 
     @torch.no_grad()
     def glimpses(self, images: Any) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """The auto recipe: a glimpse and a schedule derived from your images (`ram train --data PATH`, or `--preset auto`).
 
-The mnist preset was made for 28x28 digits: one 8x8 scale reads a 40x40 scene through a keyhole (one episode erred
-19.3% on 1,500 coloured shapes, 0.67% with three scales). So for your own images the glimpse follows their side S
-and the schedule their number N (the training images left after validation), by this rule:
+The mnist preset was made for 28x28 digits: one 8x8 scale reads a 40x40 scene through a keyhole. So for your own
+images the glimpse follows their side S and the schedule their number N (the training images left after validation),
+by this rule:
 
 - patch_size p: S / 5 rounded, within 4..12 (and at most S). Small enough that a glimpse is a detail, large enough to
   hold one; 12 is what the paper reads its 60x60 and 100x100 canvases with.
@@ -10,8 +10,7 @@ and the schedule their number N (the training images left after validation), by 
   than half of the side, most often three quarters or more: the first glimpse already sees where the object is.
 - glimpses: ceil(S / p) + 2, within 4..8: as many as the finest patch needs to cross the image, and two more to look
   around (the paper's best: 7 on 28x28, 8 on 100x100).
-- std: 0.1 up to 32 pixels, 0.2 above: what the MNIST recipes found (0.1 on 28x28; 0.2 on 60x60 and 100x100,
-  results/NOTES.md session 2).
+- std: 0.1 up to 32 pixels, 0.2 above: what the MNIST recipes found (0.1 on 28x28; 0.2 on 60x60 and 100x100).
 - epochs: 2,560,000 / N (20,000 steps of 128) rounded up, within 10..500: the run shows about 2.56 million images
   whatever N is, a small set many times over (at most 500; a set under 5,120 images gets fewer steps), a large one
   at least 10 times.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ class Train(Recipe):
     """Train a model on a preset, evaluate it on the test set, and write a run folder."""
 
     out: Path | None = None
-    """Run folder (default runs/PRESET-gG-sSEED)."""
+    """Run folder (default runs/PRESET-gG-sSEED; runs/PRESET-KIND-sSEED for a model without glimpses)."""
     device: str = "auto"
     """auto picks CUDA when present."""
     threads: int | None = None
@@ -54,7 +55,11 @@ class Train(Recipe):
         for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
             print(line, flush=True)
         name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
-        out = self.out or Path("runs") / f"{name}-g{cfg.model.glimpses}-s{cfg.train.seed}"
+        glimpses = f"-g{cfg.model.glimpses}" if cfg.model.about.glimpses else ""
+        out = self.out or Path("runs") / f"{name}{glimpses}-s{cfg.train.seed}"
+        about = presets.PRESETS[cfg.preset][1] if cfg.preset in presets.PRESETS else ""
+        print(f"ram train: preset {cfg.preset}{f' ({about})' if about else ''}, {cfg.model.kind} model, "
+              f"{cfg.train.epochs} epochs; run folder {out}", flush=True)
         hooks = []
         if self.tensorboard:
             from .viz import tensorboard_hook
@@ -149,7 +154,7 @@ class Predict:
 
     def run(self) -> int:
         from . import files as f
-        from .api import Model
+        from .api import DARK_ON_LIGHT, Model
         from .hub import load_run
 
         _positive("batch_size", self.batch_size)
@@ -170,7 +175,13 @@ class Predict:
             skipped += len(batch.skipped)
             if not batch.files:
                 continue
-            out = model.predict(batch.images)
+            for file, light in zip(batch.files, model.light_background(batch.images).tolist()):
+                if light:
+                    print(f"ram predict: warning: {f.shown(file.path)}: {DARK_ON_LIGHT}",
+                          file=sys.stderr)
+            with warnings.catch_warnings():  # said above, file by file
+                warnings.simplefilter("ignore")
+                out = model.predict(batch.images)
             for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
                 p = round(float(probs[label]), 4)
                 print(json.dumps({"file": f.encodable(file.path), "class": name, "label": label, "probability": p})
@@ -294,19 +305,24 @@ class Reproduce:
 
 @dataclass
 class Results:
-    """Regenerate the README's results table from results/*.json."""
+    """Regenerate the results tables from results/*.json: the README's compact one, and the docs' full one with every
+    row's recipe, epochs, time and commands."""
 
     results: Path = Path("results")
     readme: Path = Path("README.md")
+    page: Path = Path("docs/results.md")
+    """The docs' results page."""
 
     def run(self) -> None:
-        from .results import load_results, table, update_readme
+        from .results import compact_table, load_results, load_seeds, update_page, update_readme
 
-        if not self.readme.is_file():
-            raise ConfigError(f"readme = {str(self.readme)!r}: no such file")
-        changed = update_readme(self.readme, self.results)
-        print(table(load_results(self.results)))
-        print(f"{self.readme}: {'updated' if changed else 'already up to date'}")
+        for field, path in (("readme", self.readme), ("page", self.page)):
+            if not path.is_file():
+                raise ConfigError(f"{field} = {str(path)!r}: no such file")
+        changed = {self.readme: update_readme(self.readme, self.results), self.page: update_page(self.page, self.results)}
+        print(compact_table(load_results(self.results), load_seeds(self.results)))
+        for path, was in changed.items():
+            print(f"{path}: {'updated' if was else 'already up to date'}")
 
 
 @dataclass
@@ -487,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
               "some space and run again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ram {command}: interrupted", file=sys.stderr)
+        resume = "; the same command with --resume continues from the last checkpoint" if command == "train" else ""
+        print(f"ram {command}: interrupted{resume}", file=sys.stderr)
         return 130
     return code
 

@@ -25,6 +25,26 @@ import tyro
 from . import auto, presets
 from .config import ConfigError, RunConfig
 
+def _reflowed(helptext: str) -> str:
+    """A docstring as one paragraph per blank-line-separated block, a list item ("- ") on its own line.
+
+    tyro's own `remove_single_line_breaks` keeps a line break before every line that does not start with a letter,
+    and it runs before the docstring is dedented, so every indented continuation line of a field's docstring broke
+    the help mid-sentence ("seed" / "000's policy gradient")."""
+    blocks = [[line.strip() for line in block.split("\n")] for block in helptext.strip().split("\n\n")]
+    out = []
+    for lines in blocks:
+        joined = ""
+        for line in lines:
+            sep = "\n" if line.startswith(("- ", "* ")) and joined else " "
+            joined = f"{joined}{sep}{line}" if joined else line
+        out.append(joined)
+    return "\n\n".join(out)
+
+
+if hasattr(tyro, "_strings") and hasattr(tyro._strings, "remove_single_line_breaks"):
+    tyro._strings.remove_single_line_breaks = _reflowed
+
 # Nested config sections lend their fields to the command line without a prefix (--glimpses, not --model.glimpses),
 # and their booleans take a value (--reinforce-core True), as a preset's default may be either.
 Section = Annotated[RunConfig, tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff]

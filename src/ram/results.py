@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +125,10 @@ def _base(name: str, preset: str, model: str, a: float | None, b: float | None, 
 
 
 WIDE = {"precision": "bf16", "what_size": 256, "glimpse_size": 512}
-"""Session 8's recipe for the 60x60 and 100x100 RAM rows: the glimpse network twice the paper's width, in bf16."""
+"""The 60x60 and 100x100 RAM rows' recipe: the glimpse network twice the paper's width, in bf16."""
 FROM_CLUTTERED_G6 = {"epochs": 40, "core": "lstm", "means_weight": 1.0, "init": "mnist-cluttered-g6", "lr": 3e-4,
                      "lr_min": 1e-6, **WIDE}
-"""The 60x60 rows other than cluttered g6 (sessions 33-34): 40 epochs from its shipped weights, with the copy."""
+"""The 60x60 rows other than cluttered g6: 40 epochs from its shipped weights, trained along the means too."""
 
 
 def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
@@ -161,7 +162,7 @@ def _error(accuracy: float) -> float:
 
 ALONG_THE_MODES = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
 """The saccade row's second phase: 3 epochs at a low lr that also train the reader on the path of the policies' modes,
-the one episode it is tested on (results/NOTES.md, session 19)."""
+the one episode it is tested on."""
 def narrowed(epochs: int) -> tuple[str, ...]:
     """A second phase of `epochs` along the means too at lr 3e-4, with the location policy narrowed to std 0.1."""
     return ("--epochs", str(epochs), "--lr", "3e-4", "--lr-min", "1e-6", "--means-weight", "1", "--std", "0.1")
@@ -169,14 +170,12 @@ def narrowed(epochs: int) -> tuple[str, ...]:
 
 NARROWED = narrowed(40)
 """A second phase of 40 epochs along the means too with the location policy narrowed from the preset's std 0.2 to
-0.1, which moved the 100x100 g8 path along the means where a second phase at std 0.2 did not (session 24)."""
+0.1."""
 DISTILLED = narrowed(80) + ("--mc-samples", "2", "--distill-weight", "1")
-"""The 100x100 g8 row's second phase: NARROWED for 80 epochs (session 27) instead of 40 (session 26), with the path
-along the means also taught the averaged class probabilities of 2 sampled episodes: 8.14 / 8.27 at one episode, against
-9.29 / 8.71 in 40 epochs and NARROWED's 9.76 / 9.58."""
+"""The 100x100 g8 row's second phase: NARROWED for 80 epochs, with the path along the means also taught the averaged
+class probabilities of 2 sampled episodes."""
 POLISHED = ("--epochs", "40", "--lr", "1e-4")
-"""The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr (session 28):
-8.02 / 8.07 at one episode, against 8.14 / 8.27 after the second phase and 8.23 / 7.92 for a third at the same lr."""
+"""The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr."""
 
 
 def from_the_image(epochs: int) -> tuple[str, ...]:
@@ -187,8 +186,7 @@ def from_the_image(epochs: int) -> tuple[str, ...]:
 
 CONTEXT_G8 = from_the_image(40) + ("--lr", "3e-4")
 """The 100x100 g8 row's fourth phase: 40 epochs at POLISHED's length and DISTILLED's lr with an initial-location
-network on the 25x25 max-pooled image deciding the first glimpse (session 29): 6.28 / 6.26 at one episode as shipped
-in float16 (6.28 / 6.30 as trained), against 8.02 / 8.07 after the third phase."""
+network on the 25x25 max-pooled image deciding the first glimpse."""
 SEED_000_NOTE = (
     "as written but for: 59,000 training images, 1,000 held out to watch the run (seed 000 trains on all 60,000: "
     "5,900 steps against its 6,000); batches drawn afresh each epoch (seed 000 reads the training set in one fixed "
@@ -205,7 +203,6 @@ SEED_002_NOTE = (
 )
 
 
-# What each row's recipe gained over the one before it: results/NOTES.md.
 ROWS: list[Row] = [
     _ram("mnist", 2, 6.27, 3.79, seed_repo=(("001", 7.17), ("002", _error(89.54)))),
     _ram("mnist", 3, None, 1.51, epochs=200, means_weight=1.0, seed_repo=(("002", _error(94.48)),)),
@@ -419,6 +416,8 @@ def _later_phases(row: Row, path: str) -> str:
     0.1" after the lr where a phase narrows the location policy, ", taught the average of 2 sampled episodes" at the
     end where it starts to distil them into the path along the means, ", its first glimpse decided by the image" where
     it adds the context network); "" for one."""
+    if not row.then:  # one phase: nothing to say, and no config to build (which would read a --data folder)
+        return ""
     configs = row.configs()
     return "".join(_then(before, after, path) for before, after in zip(configs, configs[1:]))
 
@@ -472,38 +471,20 @@ def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) 
     A Catch row's headline (balls missed along the policies' modes) has the rate with sampled moves beside it
     ("sampled").
     """
-    seeds = seeds or {}
     lines = [
         "| task | model | this project, one episode | 10 episodes averaged (10×T glimpses) | paper A | paper B | "
         "seed repo | epochs | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     shown: list[Row] = []
-    for row in ROWS:
-        runs = seeds.get(row.name, [])
-        r = results.get(row.name) or (median_seed(runs) if runs else None)
-        if r is None:
-            continue
+    for row, r, runs in _rows(results, seeds or {}):
         shown.append(row)
-        model = _model(row)
         pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
-        for run in (r, *runs):
-            if row.model not in ("fc", "convnet") and run.get("error_averaged") is not None \
-                    and run.get("mc_samples") != 10:
-                raise ValueError(f"results for {row.name}: averaged over {run.get('mc_samples')} episodes, the column "
-                                 "says 10")
-        averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
-        sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
-        headline, second = f"**{r['error']:.2f}**{sampled}", _fmt(averaged)
-        if len(runs) >= 2:
-            if sampled:
-                sampled = f" (sampled: {_spread([100 - run['catch_rate_sampled'] for run in runs])})"
-            headline = f"**{_spread([run['error'] for run in runs])}**{sampled} ({len(runs)} seeds)"
-            if averaged is not None:
-                second = _spread([run["error_averaged"] for run in runs])
+        headline, second = _errors(row, r, runs)
         lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {model}{pretrained} | {headline} | {second} | "
-            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)}{_reached(row, r)} | {_train_time(r)} |"
+            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{pretrained} | {headline} | {second} | "
+            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)}{_reached(row, r)} | "
+            f"{_train_time(r)} |"
         )
     return "\n".join(lines) + _footnotes(shown)
 
@@ -522,24 +503,127 @@ def _footnotes(rows: list[Row]) -> str:
     return out
 
 
+SHORT = {
+    "fc": "FC, 2 layers of 256",
+    "convnet": "convnet, 2 layers",
+    "screen": "the whole screen every step",
+    "random-agent": "random moves",
+    "sb3-ppo": "stable-baselines3 PPO on the screen",
+}
+"""The compact table's model column for the models without a policy of their own."""
+
+
+def short_model(row: Row) -> str:
+    """The compact table's model column, at most 8 words with the shipped name: what the model is, not its recipe
+    (which the full table gives)."""
+    if row.model == "random-glimpses":
+        return f"{row.glimpses} random glimpses"
+    if row.model != "ram":
+        return SHORT[row.model]
+    if row.preset in AS_WRITTEN:
+        return f"seed {'000' if 'saccade' in row.preset else '002'}'s recipe as written"
+    if row.preset == "mnist-saccade":
+        return f"{row.glimpses} saccades of a 4x4 patch"
+    if row.preset == "catch":
+        return f"RAM, {row.glimpses} glimpses and moves"
+    core = ", LSTM core" if row.core == "lstm" else ""
+    return f"RAM, {row.glimpses} glimpses{core}"
+
+
+def _rows(results: dict[str, dict], seeds: dict[str, list[dict]]):
+    """(row, its result, its seeds' results) of every row that has a result: results/NAME.json, else the median
+    seed's."""
+    for row in ROWS:
+        runs = seeds.get(row.name, [])
+        r = results.get(row.name) or (median_seed(runs) if runs else None)
+        if r is not None:
+            yield row, r, runs
+
+
+def _errors(row: Row, r: dict, runs: list[dict]) -> tuple[str, str]:
+    """The one-episode cell (bold, "± sd (3 seeds)" over several seeds, a Catch row's sampled rate beside it) and the
+    10-averaged cell ("–" for a model without a policy)."""
+    for run in (r, *runs):
+        if row.model not in ("fc", "convnet") and run.get("error_averaged") is not None \
+                and run.get("mc_samples") != 10:
+            raise ValueError(f"results for {row.name}: averaged over {run.get('mc_samples')} episodes, the column "
+                             "says 10")
+    averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
+    sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
+    headline, second = f"**{r['error']:.2f}**{sampled}", _fmt(averaged)
+    if len(runs) >= 2:
+        if sampled:
+            sampled = f" (sampled: {_spread([100 - run['catch_rate_sampled'] for run in runs])})"
+        headline = f"**{_spread([run['error'] for run in runs])}**{sampled} ({len(runs)} seeds)"
+        if averaged is not None:
+            second = _spread([run["error_averaged"] for run in runs])
+    return headline, second
+
+
+def compact_table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
+    """The README's table: a row per model with a result, its task named once, the model in a few words, this project's
+    errors at one episode and 10 averaged, the paper's (A / B) and the founding projects' numbers. Recipes, epochs and
+    times are in the full `table`."""
+    lines = ["| task | model | one episode | 10 averaged | paper A / B | seed repos |", "|---|---|---|---|---|---|"]
+    task = None
+    for row, r, runs in _rows(results, seeds or {}):
+        title = row.title or TASK_TITLES[row.preset]
+        shown, task = ("" if title == task else title), title
+        name = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+        headline, second = _errors(row, r, runs)
+        lines.append(f"| {shown} | {short_model(row)}{name} | {headline} | {second} | "
+                     f"{_fmt(row.paper_a)} / {_fmt(row.paper_b)} | {_seed_repo(row)} |")
+    return "\n".join(lines)
+
+
+def recipes(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
+    """The commands that retrain every row with a result and write its results file (`ram reproduce NAME` runs
+    them; `--dry-run` prints them), each row under a comment with its training time, as a shell block."""
+    out = []
+    for row, r, _ in _rows(results, seeds or {}):
+        epochs = _epochs(r)
+        out.append(f"# {row.name}: {epochs}{'' if epochs.endswith('games') else ' epochs'}, {_train_time(r)}")
+        out += [shlex.join(command) for command in reproduce_commands(row, fresh=True)]
+    return "\n".join(out)
+
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+ILLUSTRATIVE = "<!-- illustrative: {why} -->"
+"""Marks the code block under it as one the docs' snippet test does not run, and says why."""
 
 
-def update_readme(readme: Path, results_dir: Path) -> bool:
-    """Rewrite the table between the markers; returns whether the file changed."""
-    text = readme.read_text()
-    block = f"{START}\n{table(load_results(results_dir), load_seeds(results_dir))}\n{END}"
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+def _replace(path: Path, block: str) -> bool:
+    """Rewrite what lies between the markers of path with block; returns whether the file changed."""
+    text = path.read_text()
+    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{block}\n{END}", text, flags=re.S)
     if new != text:
-        readme.write_text(new)
+        path.write_text(new)
     return new != text
 
 
+def update_readme(readme: Path, results_dir: Path) -> bool:
+    """Rewrite the README's compact table between the markers; returns whether the file changed."""
+    return _replace(readme, compact_table(load_results(results_dir), load_seeds(results_dir)))
+
+
+def page(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
+    """The docs' results page between its markers: the full table with its notes, then every row's commands."""
+    why = "each row trains for minutes to hours; tests/test_results.py checks these commands"
+    return (f"{table(results, seeds)}\n\n## Every row's commands\n\n{ILLUSTRATIVE.format(why=why)}\n"
+            f"```bash\n{recipes(results, seeds)}\n```")
+
+
+def update_page(path: Path, results_dir: Path) -> bool:
+    """Rewrite the docs' results page (the full table, every row's commands) between the markers."""
+    return _replace(path, page(load_results(results_dir), load_seeds(results_dir)))
+
+
 def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results",
-                       precision: str | None = None, seed: int | None = None) -> list[list[str]]:
+                       precision: str | None = None, seed: int | None = None, fresh: bool = False) -> list[list[str]]:
     """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
     on a CPU that only emulates bf16). With a training seed S, the run folders are suffixed -sS and the results go to
-    results/seeds/NAME-sS.json (`load_seeds`)."""
+    results/seeds/NAME-sS.json (`load_seeds`). fresh: as on a fresh clone, whatever this folder holds (a row's
+    `--data` folder is written first)."""
     if row.script:
         return [[*row.script, "--out-file", f"{results_root}/{row.name}.json"]]
     phases = row.phases(out_root, seed)
@@ -547,7 +631,7 @@ def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = 
         phases = [([*_without(args, "--precision"), "--precision", precision], out) for args, out in phases]
     train = [["ram", "train", *args, "--out", out] for args, out in phases]
     out = phases[-1][1]
-    if row.export and not Path(row.data).exists():
+    if row.export and (fresh or not Path(row.data).exists()):
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     results = f"{results_root}/{row.name}.json" if seed is None else f"{results_root}/seeds/{row.name}-s{seed}.json"
     return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", results]]

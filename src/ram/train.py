@@ -407,6 +407,9 @@ def _start(out: Path, cfg: RunConfig, saved: dict[str, Any] | None, model: torch
     return state
 
 
+ESTIMATE_AFTER = 20
+"""Steps, after an epoch's first, timed for the estimate `ram train` prints before its first epoch ends."""
+
 _SUMS = ("loss", "classify", "reinforce", "baseline", "reward", "success", "entropy")
 
 
@@ -420,13 +423,16 @@ def _means(sums: dict[str, Any]) -> dict[str, Any]:
     return {key: "" if math.isnan(v) else round(v, 3 if key == "train_error" else 5) for key, v in means.items()}
 
 
-def readable(row: dict[str, Any]) -> str:
+def readable(row: dict[str, Any], *, reward: bool = True) -> str:
     """The numbers of a metrics row that tell learning from stalling, for the progress line: the cross-entropy (a
     game has none), the mean reward, the train error, the validation error when the row has one, and images per
     second. The hybrid total is not among them: REINFORCE's term makes it negative, and it says nothing to a reader
-    (it stays in metrics.csv)."""
+    (it stays in metrics.csv). reward False leaves out the reward of a model that takes no glimpses (fc, convnet),
+    which nothing reinforces."""
     parts = [] if row.get("classify") in (None, "") else [f"cross-entropy {float(row['classify']):.3f}"]
-    parts += [f"reward {float(row['reward']):.3f}", f"train error {float(row['train_error']):.2f}%"]
+    if reward:
+        parts.append(f"reward {float(row['reward']):.3f}")
+    parts.append(f"train error {float(row['train_error']):.2f}%")
     if row.get("val_error") not in (None, ""):
         parts.append(f"val error {float(row['val_error']):.2f}%")
     return "  ".join([*parts, f"{float(row['img_per_s']):,.0f} img/s"])
@@ -462,6 +468,19 @@ class _Run:
             # weights stay equal (checked at every epoch end); the effective batch is world * batch_size.
             self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
         self.last_save = time.monotonic()
+        self.estimated = False
+
+    def estimate(self, seconds: float, images: int, steps: int) -> None:
+        """Print how long the epochs left will take at the speed of `steps` steps after the first (whose warm-up
+        would make it look many times longer), before the first epoch line."""
+        self.estimated = True
+        if not (self.progress and self.dist.main) or seconds <= 0:
+            return
+        per_epoch = seconds / steps * self.steps_per_epoch
+        left = self.cfg.train.epochs - self.state["epoch"]
+        tqdm.write(f"estimate: {_hours(per_epoch)} an epoch at {images * self.dist.world / seconds:,.0f} img/s, "
+                   f"{_hours(per_epoch * left)} for the {left} epoch(s) left, plus validation (timed over "
+                   f"{steps} batches after the first)")
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -533,6 +552,7 @@ class _Run:
                    desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (self.progress and dist.main), leave=False,
                    unit="batch")
         t0 = time.perf_counter()
+        warm = None  # (time, images) at the end of this epoch's first step, whose warm-up the ETA leaves out
         for batch in self.task.train_batches(epoch, tc.batch_size, start=state["batch"], shard=(dist.rank, dist.world)):
             for key, value in zip(_SUMS, self.step(batch, epoch)):
                 sums[key] += value
@@ -541,10 +561,19 @@ class _Run:
             sums["n"] += 1
             sums["images"] += self.task.episodes(batch)
             bar.update(1)
+            if warm is None:
+                warm = (time.perf_counter(), sums["images"])
+                done = bar.n
+                bar.reset()  # tqdm's rate and ETA timed from here
+                bar.n = bar.last_print_n = bar.initial = done
+                bar.refresh()
+            elif not self.estimated and (sums["n"] == ESTIMATE_AFTER + 1 or bar.n == self.steps_per_epoch):
+                self.estimate(time.perf_counter() - warm[0], sums["images"] - warm[1], sums["n"] - 1)
             if sums["n"] % 25 == 0:
                 seconds = sums["seconds"] + time.perf_counter() - t0
                 bar.set_postfix_str(readable({**_means(sums),
-                                              "img_per_s": sums["images"] * dist.world / max(seconds, 1e-9)}))
+                                              "img_per_s": sums["images"] * dist.world / max(seconds, 1e-9)},
+                                             reward=self.cfg.model.about.glimpses))
             if _agreed(time.monotonic() - self.last_save > self.checkpoint_every * 60, dist, state["step"]):
                 state["sums"] = dict(sums, seconds=sums["seconds"] + time.perf_counter() - t0)
                 self.save_last()
@@ -607,7 +636,8 @@ class _Run:
                 ckpt.export_model(self.out, self.kept, self.cfg)
             _write_metrics(self.out / "metrics.csv", state["history"])
             if self.progress:
-                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: {readable(row)}  {row['seconds']:.1f} s "
+                shown = readable(row, reward=self.cfg.model.about.glimpses)
+                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: {shown}  {row['seconds']:.1f} s "
                            f"({_hours(row['total_seconds'])} in all)")
             for hook in self.hooks:
                 hook("epoch", model=self.kept, task=self.task, row=row, out=self.out)

@@ -75,6 +75,8 @@ def evaluate(
 
 
 ONE_EPISODE = "one episode along the policy means"
+WHOLE_IMAGE = "the whole image read once"
+"""The protocol of a model without glimpses (fc, convnet)."""
 
 
 def test_report(
@@ -217,12 +219,16 @@ class Classification:
         tc = self.cfg.train
         mc_samples = tc.eval_mc_samples if mc_samples is None else mc_samples
         images = self.data.test(seed) if split == "test" else self.data.val()
-        return test_report(model, images, mc_samples=mc_samples, seed=seed, batch_size=batch_size or tc.eval_batch_size,
-                           device=device, progress=progress)
+        report = test_report(model, images, mc_samples=mc_samples, seed=seed,
+                             batch_size=batch_size or tc.eval_batch_size, device=device, progress=progress)
+        if not self.cfg.model.about.glimpses:  # fc, convnet: no policy, no episodes
+            report["protocol"] = WHOLE_IMAGE
+        return report
 
     def summary(self, metrics, *, split, seed) -> str:
         m = self.cfg.model
-        line = (f"{self.cfg.preset} {m.kind} g{m.glimpses}: {split} error {metrics['error']:.2f}% "
+        glimpses = f" g{m.glimpses}" if m.about.glimpses else ""
+        line = (f"{self.cfg.preset} {m.kind}{glimpses}: {split} error {metrics['error']:.2f}% "
                 f"({metrics['n']} images, seed {seed}, {metrics['protocol']})")
         if "error_averaged" in metrics:
             line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"

@@ -89,7 +89,7 @@ const classify = {
     $("patches").replaceChildren();
     $("bars").replaceChildren();
     $("verdict").textContent = "";
-    $("prepared").textContent = "";
+    $("prepared").textContent = EMPTY_VIEW;
     $("step-label").textContent = "";
     $("step").disabled = $("replay").disabled = true;
     for (const key of ["state", "label", "model"]) delete $("view").dataset[key];
@@ -194,13 +194,26 @@ const classify = {
   },
 };
 
+const EMPTY_VIEW = "Draw a digit on the pad, or drop an image on it: the model's glimpses appear here, one step at " +
+  "a time, with what each one read and what the model thinks after it.";
+
 function setupPad() {
   const pad = $("pad");
   const ctx = pad.getContext("2d");
   let last = null;
+  let hinted = false; // the pad shows how to use it, which a first stroke wipes
   const blank = () => {
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, pad.width, pad.height);
+    hinted = false;
+  };
+  const hint = () => {
+    blank();
+    ctx.fillStyle = "#777";
+    ctx.font = "18px sans-serif";
+    ctx.textAlign = "center";
+    ctx.fillText("draw a digit here", pad.width / 2, pad.height / 2);
+    hinted = true;
   };
   const point = (event) => {
     const box = pad.getBoundingClientRect();
@@ -215,10 +228,11 @@ function setupPad() {
     ctx.lineTo(...to);
     ctx.stroke();
   };
-  blank();
+  hint();
+  $("prepared").textContent = EMPTY_VIEW;
   pad.addEventListener("pointerdown", (event) => {
     pad.setPointerCapture(event.pointerId);
-    if (!(classify.source instanceof Blob) || classify.source.name) blank(); // a dropped file was showing
+    if (hinted || !(classify.source instanceof Blob) || classify.source.name) blank(); // a hint or a dropped file
     last = point(event);
     line(last, last);
   });
@@ -239,7 +253,7 @@ function setupPad() {
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
   $("clear").addEventListener("click", () => {
-    blank();
+    hint();
     classify.source = null;
     classify.request++;
     classify.clear();
