@@ -110,8 +110,8 @@ def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = No
         per_epoch = -(-max(train_images, 1) // batch_size)
         steps = out["epochs"].value * per_epoch
         every = steps // VALIDATIONS if steps // VALIDATIONS >= 2 * per_epoch else 0
-        out["val_every"] = Choice(every, f"{steps:,} steps / {VALIDATIONS} validations" if every else
-                                  f"after every epoch: two are more than a {VALIDATIONS}th of the run")
+        out["val_every"] = Choice(every, f"validated: {steps:,} steps / {VALIDATIONS} validations" if every else
+                                  f"validated: two epochs are more than a {VALIDATIONS}th of the run")
     if not keep("patience"):
         out["patience"] = Choice(PATIENCE, f"stop when {PATIENCE} validations in a row bring no better error")
     return out
@@ -155,8 +155,7 @@ def explain(cfg: RunConfig, choices: Mapping[str, Choice], *, size_from: str, to
         chosen(f"{m.glimpses} glimpses", "glimpses")
         chosen(f"location std {m.std:g}", "std")
     chosen(f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs > 1 else ''}", "epochs")
-    chosen(f"validate every {cfg.train.val_every} steps" if cfg.train.val_every else "validate every epoch",
-           "val_every")
+    chosen(f"every {cfg.train.val_every} steps" if cfg.train.val_every else "every epoch", "val_every")
     chosen(f"patience {cfg.train.patience}", "patience")
     line(f"{t.val_size:,} to validate", "--val-size",
          "yours" if val_given else f"a sixth of the {total:,} training images, at most 10,000")
