@@ -89,19 +89,25 @@ def main() -> int:
     if missing := missing_data(names):  # before minutes of work, not after: every model or none
         print("fingerprints: " + "; ".join(missing) + " (or name the models to fingerprint)", file=sys.stderr)
         return 2
+    return record(names, fingerprint, out=args.out, compare=args.compare)
+
+
+def record(names: list[str], digest, *, out: str | None, compare: str | None) -> int:
+    """digest(name) for each name, printed as it comes; written to `out`, and compared with the digests in `compare`
+    (exit code 1 on any difference)."""
     found = {}
     for name in names:
         start = time.perf_counter()
-        found[name] = fingerprint(name)
-        print(f"{name:<26} {json.dumps(found[name])} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
+        found[name] = digest(name)
+        print(f"{name:<32} {json.dumps(found[name])} ({time.perf_counter() - start:.0f} s)", flush=True)
+    if out:
+        with open(out, "w") as f:
             json.dump(found, f, indent=1)
-    if args.compare:
-        with open(args.compare) as f:
+    if compare:
+        with open(compare) as f:
             before = json.load(f)
         differ = [n for n in names if before.get(n) != found[n]]
-        print(f"{len(names) - len(differ)} of {len(names)} models identical" + (f"; differ: {differ}" if differ else ""))
+        print(f"{len(names) - len(differ)} of {len(names)} identical" + (f"; differ: {differ}" if differ else ""))
         return 1 if differ else 0
     return 0
 

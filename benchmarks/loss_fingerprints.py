@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import sys
-import time
 
 import torch
-from fingerprints import missing_data  # this folder's: benchmarks/fingerprints.py
+from fingerprints import missing_data, record  # this folder's: benchmarks/fingerprints.py
 
 from ram.hub import load_pretrained, manifest
 from ram.tasks import make_task, seeded
@@ -70,21 +68,7 @@ def main() -> int:
     if missing := missing_data([VARIANTS.get(n, (n,))[0] for n in names]):
         print("loss fingerprints: " + "; ".join(missing) + " (or name the models to fingerprint)", file=sys.stderr)
         return 2
-    found = {}
-    for name in names:
-        start = time.perf_counter()
-        found[name] = fingerprint(name)
-        print(f"{name:<32} {json.dumps(found[name])} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(found, f, indent=1)
-    if args.compare:
-        with open(args.compare) as f:
-            before = json.load(f)
-        differ = [n for n in names if before.get(n) != found[n]]
-        print(f"{len(names) - len(differ)} of {len(names)} identical" + (f"; differ: {differ}" if differ else ""))
-        return 1 if differ else 0
-    return 0
+    return record(names, fingerprint, out=args.out, compare=args.compare)
 
 
 if __name__ == "__main__":
