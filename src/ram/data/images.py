@@ -48,6 +48,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..config import MODEL_LIMITS, ConfigError, RunConfig, TaskConfig
+from ..printable import shown
 from .decoding import FORMAT_NAMES, FORMATS, UnreadableImage, converted, decode
 from .mnist import DataError, Digits, data_dir
 
@@ -85,9 +86,7 @@ class Source(NamedTuple):
 
 
 def notice(message: str) -> None:
-    from ..files import shown  # the names of files in a notice may hold terminal escapes
-
-    print(f"ram: notice: {shown(message)}", file=sys.stderr)
+    print(f"ram: notice: {shown(message)}", file=sys.stderr)  # the names of files in it may hold terminal escapes
 
 
 def _few(files: list[str]) -> str:
