@@ -16,9 +16,10 @@ from PIL import EpsImagePlugin, Image
 import ram
 from ram.cli import main
 from ram.config import ConfigError, RunConfig
-from ram.data import DataError, TaskData, to_float
+from ram.data import DataError, to_float
 from ram.data import images as user
 from ram.flags import recipe
+from ram.tasks import make_task
 
 
 @pytest.fixture(autouse=True)
@@ -274,7 +275,7 @@ def test_the_config_keeps_the_class_names_through_json(tmp_path):
 
 def test_task_data_reads_colour_batches_from_the_cache(tmp_path):
     cfg = recipe("mnist", data=str(folder(tmp_path / "pets", mode="RGB", size=(10, 10))), glimpses=2).config()
-    data = TaskData(cfg.task, seed=0, progress=False)
+    data = make_task(cfg, progress=False).data  # the images task reads them through TaskData
     images, labels = next(data.train_batches(0, 4))
     assert images.shape == (4, 3, 10, 10) and images.dtype == torch.float32 and labels.shape == (4,)
     assert data.val().images.shape == (3, 3, 10, 10) and data.test().images.shape == (6, 3, 10, 10)
