@@ -389,6 +389,20 @@ def test_an_npz_s_images_are_copied_a_block_at_a_time(tmp_path, cache, monkeypat
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
 
 
+def test_ram_train_looks_at_the_data_folder_once(tmp_path, monkeypatch):
+    """--data PATH was listed and stat'ed twice: by the flags, to make the config, and again by the task to read it.
+    The task now reads the images from what the flags found; a run folder evaluated later looks at it itself."""
+    root, looks = folder(tmp_path / "pets"), []
+    real = user._inspect_folder
+    monkeypatch.setattr(user, "_inspect_folder", lambda *a, **kw: looks.append(a) or real(*a, **kw))
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--epochs", "1", "--hidden", "16", "--batch-size", "5", "--threads", "1", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert len(looks) == 1
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--json"]) == 0
+    assert len(looks) == 2
+
+
 def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_training(tmp_path, capsys, monkeypatch):
     """Printing the headline made the task again, which read the folder again: a class folder added during training
     made a finished run exit 2 (issue 61)."""

@@ -48,7 +48,7 @@ class Train(Recipe):
     def run(self) -> None:
         from .train import fit, resolve_device
 
-        cfg, why = self.resolve(progress=self.progress)
+        cfg, why, data = self.prepare(progress=self.progress)  # data: what --data PATH found, read by the task
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
@@ -76,7 +76,7 @@ class Train(Recipe):
         finished = {}
         hooks.append(lambda event, *, task, **_: finished.update(task=task) if event == "end" else None)
         result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
-                     checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
+                     checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, data=data, hooks=hooks)
         if result:
             print(f"{finished['task'].headline(result)}; run folder {out}")
 
