@@ -28,6 +28,10 @@ from .common import seeded
 
 
 class Task(Protocol):
+    """The one protocol of a task. Its static part (the datasets, the checks, the labels, the title) is what the
+    config asks of it through the registry (`ram.config.task_of`); the rest is what training, reporting and the
+    pictures ask of a task made for a run."""
+
     datasets: tuple[str, ...]
     """The values of `TaskConfig.dataset` this task learns."""
     classifies: bool
