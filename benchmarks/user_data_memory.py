@@ -17,7 +17,10 @@ import json
 from pathlib import Path
 
 from ram import presets
-from ram.data import TaskData, images, to_float
+from ram.data import to_float
+from ram.data.images import inspect
+from ram.tasks import make_task
+from ram.tasks.images import configure
 
 
 def status() -> dict[str, int]:
@@ -37,9 +40,8 @@ def main() -> None:
     parser.add_argument("--eval-batch-size", type=int, default=1000)
     args = parser.parse_args()
     before = status()
-    source = images.inspect(args.data)
-    cfg = images.configure(presets.get("mnist"), source)
-    data = TaskData(cfg.task, seed=0)
+    cfg, source = configure(presets.get("mnist"), inspect(args.data))
+    data = make_task(cfg, data=source).data
     total = 0.0
     for x, _ in data.train_batches(0, args.batch_size):
         total += float(x.sum())  # touch every pixel, as training does

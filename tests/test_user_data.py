@@ -16,9 +16,10 @@ from PIL import EpsImagePlugin, Image
 import ram
 from ram.cli import main
 from ram.config import ConfigError, RunConfig
-from ram.data import DataError, TaskData, to_float
+from ram.data import DataError, to_float
 from ram.data import images as user
 from ram.flags import recipe
+from ram.tasks import make_task
 
 
 @pytest.fixture(autouse=True)
@@ -274,7 +275,7 @@ def test_the_config_keeps_the_class_names_through_json(tmp_path):
 
 def test_task_data_reads_colour_batches_from_the_cache(tmp_path):
     cfg = recipe("mnist", data=str(folder(tmp_path / "pets", mode="RGB", size=(10, 10))), glimpses=2).config()
-    data = TaskData(cfg.task, seed=0, progress=False)
+    data = make_task(cfg, progress=False).data  # the images task reads them through TaskData
     images, labels = next(data.train_batches(0, 4))
     assert images.shape == (4, 3, 10, 10) and images.dtype == torch.float32 and labels.shape == (4,)
     assert data.val().images.shape == (3, 3, 10, 10) and data.test().images.shape == (6, 3, 10, 10)
@@ -386,6 +387,20 @@ def test_an_npz_s_images_are_copied_a_block_at_a_time(tmp_path, cache, monkeypat
         tracemalloc.stop()
     assert d.train_images.shape == (6000, 1, 32, 32) and int(d.train_images[:, 0, 5, 5].min()) == 255
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_ram_train_looks_at_the_data_folder_once(tmp_path, monkeypatch):
+    """--data PATH was listed and stat'ed twice: by the flags, to make the config, and again by the task to read it.
+    The task now reads the images from what the flags found; a run folder evaluated later looks at it itself."""
+    root, looks = folder(tmp_path / "pets"), []
+    real = user._inspect_folder
+    monkeypatch.setattr(user, "_inspect_folder", lambda *a, **kw: looks.append(a) or real(*a, **kw))
+    assert main(["train", "--preset", "mnist", "--data", str(root), "--glimpses", "1", "--patch-size", "4",
+                 "--epochs", "1", "--hidden", "16", "--batch-size", "5", "--threads", "1", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert len(looks) == 1
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--json"]) == 0
+    assert len(looks) == 2
 
 
 def test_a_finished_run_prints_its_headline_when_its_folder_changed_during_training(tmp_path, capsys, monkeypatch):

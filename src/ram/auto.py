@@ -19,7 +19,7 @@ by this rule:
   validation.
 - patience: 10 validations, a fifth of the run: a run whose validation error has not improved for that long stops and
   tests its best weights.
-- The validation images are a sixth of the training images, at most 10,000 (`ram.data.images.default_val_size`).
+- The validation images are a sixth of the training images, at most 10,000 (`ram.tasks.images.default_val_size`).
 
 A field given explicitly (a flag, or a keyword of `ram.flags.recipe`) is kept, and the rule works around it: a given
 patch size gets the scales and glimpses that suit it, given scales get a patch that fits them. Everything else is the

@@ -20,7 +20,7 @@ from . import presets
 from .checkpoint import CheckpointError
 from .config import ConfigError, ModelKind, TaskConfig
 from .data import DataError
-from .files import shown
+from .printable import encodable, shown
 from .flags import Recipe, defaults
 from .train import TrainingError
 
@@ -48,7 +48,7 @@ class Train(Recipe):
     def run(self) -> None:
         from .train import fit, resolve_device
 
-        cfg, why = self.resolve(progress=self.progress)
+        cfg, why, data = self.prepare(progress=self.progress)  # data: what --data PATH found, read by the task
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
@@ -76,7 +76,7 @@ class Train(Recipe):
         finished = {}
         hooks.append(lambda event, *, task, **_: finished.update(task=task) if event == "end" else None)
         result = fit(cfg, out, resume=self.resume, device=self.device, threads=self.threads, progress=self.progress,
-                     checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, hooks=hooks)
+                     checkpoint_every=self.checkpoint_every, detect_anomaly=self.detect_anomaly, data=data, hooks=hooks)
         if result:
             print(f"{finished['task'].headline(result)}; run folder {out}")
 
@@ -161,7 +161,7 @@ class Predict:
         module, cfg, source = load_run(checkpoint=self.checkpoint, pretrained=self.pretrained)
         model = Model(module, cfg, source)
         if self.tracks is not None and self.tracks.exists() and not self.tracks.is_dir():
-            raise ConfigError(f"tracks = {f.shown(self.tracks)!r}: exists and is not a folder; give a folder to draw "
+            raise ConfigError(f"tracks = {shown(self.tracks)!r}: exists and is not a folder; give a folder to draw "
                               "the gaze pictures into")
         if self.tracks is not None:
             cfg.model.require_drawn("tracks", str(self.tracks))
@@ -171,21 +171,21 @@ class Predict:
         for batch in f.batches(listed, size=model.image_size, channels=cfg.model.channels,
                                batch_size=self.batch_size):
             for file, why in batch.skipped:
-                print(f"ram predict: skipped {f.shown(file.path)}: {f.shown(why)}", file=sys.stderr)
+                print(f"ram predict: skipped {shown(file.path)}: {shown(why)}", file=sys.stderr)
             skipped += len(batch.skipped)
             if not batch.files:
                 continue
             for file, light in zip(batch.files, model.light_background(batch.images).tolist()):
                 if light:
-                    print(f"ram predict: warning: {f.shown(file.path)}: {DARK_ON_LIGHT}",
+                    print(f"ram predict: warning: {shown(file.path)}: {DARK_ON_LIGHT}",
                           file=sys.stderr)
             with warnings.catch_warnings():  # said above, file by file
                 warnings.simplefilter("ignore")
                 out = model.predict(batch.images)
             for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
                 p = round(float(probs[label]), 4)
-                print(json.dumps({"file": f.encodable(file.path), "class": name, "label": label, "probability": p})
-                      if self.json else f"{f.shown(file.path)}\t{name}\t{p:.4f}", flush=True)
+                print(json.dumps({"file": encodable(file.path), "class": name, "label": label, "probability": p})
+                      if self.json else f"{shown(file.path)}\t{name}\t{p:.4f}", flush=True)
             if self.tracks is not None:
                 self._draw(model, batch, {file: self.tracks / pictures[file] for file in batch.files})
         if skipped:

@@ -13,7 +13,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -64,30 +64,11 @@ def _check_types(cfg: Any) -> None:
                      "must be a tuple of strings")
 
 
-class TaskRules(Protocol):
-    """What the config asks of a task (`ram.tasks`): the datasets it serves and the checks its settings need."""
-
-    datasets: tuple[str, ...]
-    classifies: bool
-
-    @staticmethod
-    def check_task(task: "TaskConfig") -> None:
-        """Raise ConfigError for a setting of the task section this task cannot use."""
-
-    @staticmethod
-    def check_run(cfg: "RunConfig") -> None:
-        """Raise ConfigError for a model or recipe this task cannot train."""
-
-    @staticmethod
-    def labels(task: "TaskConfig") -> tuple[str, ...]: ...
-
-    @staticmethod
-    def title(task: "TaskConfig") -> str: ...
-
-
-TASKS: dict[str, TaskRules] = {}
-"""Each dataset name -> the task that learns it. Filled by `register_task` as ram.tasks is imported (ram's
-__init__ imports it), so the config knows every task without importing one."""
+TASKS: dict[str, Any] = {}
+"""Each dataset name -> the task class that learns it, an implementation of the one protocol `ram.tasks.Task`. Filled
+by `register_task` as ram.tasks is imported (ram's __init__ imports it), so the config knows every task without
+importing one. The config asks a task only for its static part: `datasets`, `classifies`, `check_task`, `check_run`,
+`labels` and `title`."""
 
 
 def register_task(task: type) -> type:
@@ -99,8 +80,8 @@ def register_task(task: type) -> type:
     return task
 
 
-def task_of(dataset: str) -> TaskRules:
-    """The task that learns `dataset`; a ConfigError naming the known ones if none."""
+def task_of(dataset: str) -> Any:
+    """The task class (a `ram.tasks.Task`) that learns `dataset`; a ConfigError naming the known ones if none."""
     if dataset not in TASKS:
         _require(False, "dataset", dataset, f"must be one of {', '.join(sorted(TASKS))}")
     return TASKS[dataset]

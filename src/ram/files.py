@@ -7,8 +7,6 @@ or RGB as the model's channels say, scaled to fit the model's image size keeping
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +17,7 @@ import torch
 from .config import ConfigError
 from .data import DataError
 from .data.images import EXTENSIONS, image_files, read_image
+from .printable import shown
 
 
 class File(NamedTuple):
@@ -80,19 +79,3 @@ def picture_names(files: Sequence[File]) -> list[Path]:
         taken.add(name)
         out.append(name)
     return out
-
-
-def shown(text: str | Path) -> str:
-    """A path, or a message that may hold one, as text that can always be printed, and printed safely: the bytes of a
-    file name that is not UTF-8 (kept by Python as lone surrogates, which print() refuses) as \\xNN, and control
-    characters as \\xNN too (a name holding ESC [ 2 J would clear the terminal, one holding a newline forge a line)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", encodable(text))
-
-
-def encodable(text: str | Path) -> str:
-    """text with the bytes of a file name that is not UTF-8 as \\xNN, and nothing else changed: for JSON, which
-    escapes control characters itself."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (C1 holds another escape, CSI)

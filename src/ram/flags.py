@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 import tyro
 
@@ -54,6 +54,18 @@ BY_NAME = ("mnist", "fashion")
 """The datasets --data takes by name; anything else is a folder or an .npz."""
 
 
+class Prepared(NamedTuple):
+    """What a Recipe resolves to."""
+
+    config: RunConfig
+    """The validated config."""
+    why: list[str]
+    """For the auto recipe, the lines saying what it chose and why; else none."""
+    data: Any = None
+    """What --data PATH found (`ram.data.images.Source`), for `fit(cfg, out, data=...)`: the task reads its images
+    from it rather than looking at the folder again. None for a dataset by name."""
+
+
 @dataclass
 class Recipe:
     """What to train: a preset, its config's fields by name, and your own images."""
@@ -79,10 +91,14 @@ class Recipe:
     def config(self, *, progress: bool = True) -> RunConfig:
         """The validated config: the preset's, with the flags' changes, trained on --data if given (progress: a bar
         while your images' channels are read)."""
-        return self.resolve(progress=progress)[0]
+        return self.prepare(progress=progress).config
 
     def resolve(self, *, progress: bool = True) -> tuple[RunConfig, list[str]]:
         """The validated config, and for the auto recipe the lines saying what it chose and why (else none)."""
+        return self.prepare(progress=progress)[:2]
+
+    def prepare(self, *, progress: bool = True) -> Prepared:
+        """The validated config, the auto recipe's lines, and what --data PATH found, for `fit(data=...)`."""
         cfg = dataclasses.replace(self.settings, preset=self.preset)
         by_name = self.data in BY_NAME
         if self.preset == auto.PRESET and (by_name or self.data is None):
@@ -93,23 +109,25 @@ class Recipe:
                 raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
             task = dataclasses.replace(cfg.task, dataset=self.data or cfg.task.dataset,
                                        val_size=cfg.task.val_size if self.val_size is None else self.val_size)
-            return dataclasses.replace(cfg, task=task).validate(), []
-        from .data import images
+            return Prepared(dataclasses.replace(cfg, task=task).validate(), [])
+        from .data.images import inspect
+        from .tasks import images
 
         if self.image_size is not None and not self.image_size > 0:
             raise ConfigError(f"image_size = {self.image_size!r}: must be > 0")
         cfg = cfg.validate()
-        source = images.inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
+        source = inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
         if self.preset != auto.PRESET:
-            return images.configure(cfg, source, val_size=self.val_size, progress=progress), []
+            cfg, source = images.configure(cfg, source, val_size=self.val_size, progress=progress)
+            return Prepared(cfg, [], source)
         val = images.default_val_size(source.n_train) if self.val_size is None else self.val_size
         given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train")
                  for name in self.given if hasattr(getattr(cfg, section), name)}
         choices = auto.derive(size=source.size, given=given, batch_size=cfg.train.batch_size,
                               train_images=auto.train_images(source.n_train, val, cfg.task.train_size))
-        cfg = images.configure(auto.apply(cfg, choices), source, val_size=self.val_size, progress=progress)
-        return cfg, auto.explain(cfg, choices, size_from=source.size_from, total=source.n_train,
-                                 val_given=self.val_size is not None)
+        cfg, source = images.configure(auto.apply(cfg, choices), source, val_size=self.val_size, progress=progress)
+        return Prepared(cfg, auto.explain(cfg, choices, size_from=source.size_from, total=source.n_train,
+                                          val_given=self.val_size is not None), source)
 
 
 def preset_in(args: Sequence[str]) -> str:

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from . import fused
 from .config import ConfigError, RunConfig, TrainConfig
-from .data import TaskData
 from .data.tasks import stream_seed
 from .losses import Losses
 from .models import build_model
@@ -251,7 +250,7 @@ def fit(
     progress: bool = True,
     checkpoint_every: float = 10.0,
     detect_anomaly: bool = False,
-    data: TaskData | None = None,
+    data: Any = None,
     hooks: list | None = None,
 ) -> dict[str, Any]:
     """Train a model as the config says, writing the run folder `out`. Returns the final test result.
@@ -259,7 +258,8 @@ def fit(
     The task (`ram.tasks.make_task`: classification or Catch) brings the batches, the loss and the numbers; the rest
     is here, written once: the run folder, resume, the NaN stop, progress, metrics, DDP and the final report.
     checkpoint_every: minutes between mid-epoch checkpoints (the end of every epoch always writes one).
-    data: the images of a classification task, when the caller has them already.
+    data: what the task reads, when the caller has it already (`ram.tasks.Task`): the images of a classification task
+    (a TaskData), or the Source that `ram train --data PATH` found.
     hooks: callables hook(event, **info) for epoch-end extras (pictures, TensorBoard); see ram.cli.
     """
     cfg.validate()
@@ -276,7 +276,7 @@ def fit(
 
 
 def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, resume: bool, progress: bool,
-         checkpoint_every: float, detect_anomaly: bool, data: TaskData | None, hooks: list | None) -> dict[str, Any]:
+         checkpoint_every: float, detect_anomaly: bool, data: Any, hooks: list | None) -> dict[str, Any]:
     saved = _resume_state(out, cfg) if resume else None
     tc = cfg.train
     start_from = _initial_weights(cfg) if tc.init and saved is None else None

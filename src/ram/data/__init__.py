@@ -35,11 +35,14 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 class TaskData:
+    """A task's images placed as its config says. digits: the images to place; None reads MNIST or Fashion-MNIST, as
+    task.dataset names it (your own images are read by their task, `ram.tasks.images`, which passes them here)."""
+
     def __init__(self, task: TaskConfig, *, seed: int, progress: bool = True, digits: Digits | None = None):
         task.validate()
         self.task = task
         self.seed = seed
-        d = digits if digits is not None else _load(task, progress=progress)
+        d = digits if digits is not None else mnist.load(task.dataset, progress=progress)
         n_train = d.train_images.shape[0] - task.val_size
         if n_train < 1:
             raise ConfigError(f"val_size = {task.val_size}: leaves none of the {d.train_images.shape[0]} training "
@@ -100,9 +103,3 @@ class TaskData:
             yield warp(to_float(images), self.task.rotate, self.task.scale, gen=gen), self.train.labels[idx]
 
 
-def _load(task: TaskConfig, *, progress: bool) -> Digits:
-    if task.dataset == "images":
-        from .images import open_task
-
-        return open_task(task, progress=progress)
-    return mnist.load(task.dataset, progress=progress)

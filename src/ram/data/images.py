@@ -27,7 +27,6 @@ which the system frees under pressure) and memory grows with the batch, not the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
@@ -47,12 +46,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from ..config import MODEL_LIMITS, ConfigError, RunConfig, TaskConfig
+from ..config import MODEL_LIMITS
+from ..printable import shown
 from .decoding import FORMAT_NAMES, FORMATS, UnreadableImage, converted, decode
 from .mnist import DataError, Digits, data_dir
 
-__all__ = ["FORMATS", "Source", "configure", "default_val_size", "export_folder", "fit_image", "image_files", "inspect",
-           "load", "open_image", "open_task", "read_image", "with_channels"]
+__all__ = ["FORMATS", "Source", "export_folder", "fit_image", "image_files", "inspect", "load", "open_image", "read_image",
+           "with_channels"]
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -85,9 +85,7 @@ class Source(NamedTuple):
 
 
 def notice(message: str) -> None:
-    from ..files import shown  # the names of files in a notice may hold terminal escapes
-
-    print(f"ram: notice: {shown(message)}", file=sys.stderr)
+    print(f"ram: notice: {shown(message)}", file=sys.stderr)  # the names of files in it may hold terminal escapes
 
 
 def _few(files: list[str]) -> str:
@@ -353,38 +351,6 @@ def _meta(folder: Path) -> dict | None:
         return None
 
 
-# The run config -------------------------------------------------------------------------------------------------------
-
-def default_val_size(n: int) -> int:
-    """The validation images taken from n training images when --val-size is not given: a sixth, at most 10,000
-    (MNIST's 10,000 of 60,000)."""
-    return min(10_000, n // 6)
-
-
-def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None, progress: bool = True) -> RunConfig:
-    """`cfg`'s recipe trained on `source`: its classes, channels and image size in the config, validated.
-
-    val_size: validation images taken from the end of the training set; None takes `default_val_size`. A glimpse
-    larger than the images is an error naming both and where the size came from, raised before any image but the
-    first is read.
-    """
-    n = source.n_train
-    val = val_size if val_size is not None else default_val_size(n)
-    if not 1 <= val < n:
-        raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training images of {source.path} less at "
-                          f"least one to train on" + ("" if val_size is not None else " (give --val-size)"))
-    task = dataclasses.replace(cfg.task, dataset="images", source=str(source.path), canvas=source.size,
-                               class_names=source.classes, val_size=val)
-    model = dataclasses.replace(cfg.model, image_size=source.size, channels=source.channels or 1,
-                                classes=len(source.classes))
-    try:
-        dataclasses.replace(cfg, task=task, model=model).validate()  # the glimpses fit, before the headers are read
-    except ConfigError as e:
-        raise ConfigError(f"{e} (image_size = {source.size}: {source.size_from})") from None
-    model = dataclasses.replace(model, channels=with_channels(source, progress=progress).channels)
-    return dataclasses.replace(cfg, task=task, model=model).validate()
-
-
 # Decoding into the cache ----------------------------------------------------------------------------------------------
 
 def load(source: Source, *, progress: bool = True) -> Digits:
@@ -601,17 +567,6 @@ def _as_uint8(x: np.ndarray, *, path: Path, name: str) -> np.ndarray:
     if np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
         return x.astype(np.uint8)
     raise DataError(f"{path}: {name} has dtype {x.dtype}; expected uint8 0..255 or floats 0..1")
-
-
-# For a task -----------------------------------------------------------------------------------------------------------
-
-def open_task(task: TaskConfig, *, progress: bool = True) -> Digits:
-    """The images a run config names (dataset "images"), from the cache; the folder must still hold its classes."""
-    source = inspect(task.source, size=task.canvas, test_fraction=task.test_fraction)
-    if source.classes != task.class_names:
-        raise DataError(f"data = {task.source!r} now holds the classes {', '.join(source.classes)}; the run was made "
-                        f"with {', '.join(task.class_names)}")
-    return load(source, progress=progress)
 
 
 # A worked example -----------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What `fit` trains on: one module per task behind one protocol, and the registry that finds a config's task.
 
-- `classify.Classification`: images and labels (MNIST, Fashion-MNIST, your own images); the hybrid loss; error in %.
+- `classify.Classification`: images and labels (MNIST, Fashion-MNIST); the hybrid loss; error in %.
+- `images.OwnImages`: your own images (`ram train --data PATH`), classified as MNIST is; it owns the look at the folder.
 - `catch.CatchGame`: batches of games of Catch played in `ram.envs.CatchBatch`; REINFORCE on the end-of-game reward;
   the catch rate in %.
 
@@ -27,12 +28,18 @@ from .common import seeded
 
 
 class Task(Protocol):
+    """The one protocol of a task. Its static part (the datasets, the checks, the labels, the title) is what the
+    config asks of it through the registry (`ram.config.task_of`); the rest is what training, reporting and the
+    pictures ask of a task made for a run."""
+
     datasets: tuple[str, ...]
     """The values of `TaskConfig.dataset` this task learns."""
     classifies: bool
     """It labels still images (`ram.load(...).predict` and the page's drawing pad can use it)."""
 
-    def __init__(self, cfg: RunConfig, *, data: Any = None, progress: bool = True): ...
+    def __init__(self, cfg: RunConfig, *, data: Any = None, progress: bool = True):
+        """data: what the task reads, when the caller has it already (a classification's `ram.data.TaskData`, the
+        `Source` that `ram train --data PATH` found); None reads what cfg names."""
 
     # The config (static: the config is checked before a task is made) ----------------------------------------------
     @staticmethod
@@ -104,7 +111,7 @@ class Task(Protocol):
 
 
 # The tasks register themselves (ram.config.register_task) as they are imported.
-from . import catch, classify  # noqa: E402
+from . import catch, classify, images  # noqa: E402
 from .catch import CatchGame, catch_games, catch_rate  # noqa: E402
 from .classify import (  # noqa: E402
     Classification,
@@ -113,12 +120,13 @@ from .classify import (  # noqa: E402
     predict,
     test_report,
 )
+from .images import OwnImages  # noqa: E402
 
 
 def make_task(cfg: RunConfig, *, data: Any = None, progress: bool = True) -> Task:
-    """The task of cfg.task.dataset, ready to train or report."""
+    """The task of cfg.task.dataset, ready to train or report; data: what it reads, when the caller has it (`Task`)."""
     return task_of(cfg.task.dataset)(cfg, data=data, progress=progress)
 
 
-__all__ = ["CatchGame", "Classification", "catch_games", "Task", "catch", "catch_rate", "classification_loss", "classify",
-           "evaluate", "make_task", "predict", "seeded", "test_report"]
+__all__ = ["CatchGame", "Classification", "OwnImages", "catch_games", "Task", "catch", "catch_rate", "classification_loss",
+           "classify", "evaluate", "images", "make_task", "predict", "seeded", "test_report"]

@@ -1,4 +1,5 @@
-"""Classification of still images: MNIST on its canvases, Fashion-MNIST, and your own images (`ram train --data`).
+"""Classification of still images: MNIST on its canvases and Fashion-MNIST (your own images, `ram train --data`, are a
+task of their own built on this one: `ram.tasks.images`).
 
 Freshly placed training batches, the hybrid loss with M Monte-Carlo copies of each image, and error in %: one
 episode along the policy means (the headline, and what chooses the best weights), and the average of M sampled
@@ -121,7 +122,7 @@ def _digits(task: TaskConfig) -> tuple[str, ...]:
 class Classification:
     """Images and labels: freshly placed training batches, the hybrid loss with M Monte-Carlo copies, error in %."""
 
-    datasets = ("mnist", "fashion", "images")
+    datasets = ("mnist", "fashion")
     classifies = True
 
     def __init__(self, cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True):
@@ -132,13 +133,6 @@ class Classification:
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod
     def check_task(t: TaskConfig) -> None:
-        if t.dataset == "images":  # how many images there are is checked when they are read (ram.data.images)
-            _require(len(t.class_names) >= 2, "class_names", t.class_names, "a classifier needs at least 2")
-            _require(len(set(t.class_names)) == len(t.class_names), "class_names", t.class_names, "must be distinct")
-            _require(t.canvas >= 1, "canvas", t.canvas, "must be >= 1")
-            _require(t.pieces == 0, "pieces", t.pieces, "clutter is cut from MNIST digits; your own images take none")
-            _require(t.val_size >= 1 and t.train_size >= 0, "val_size", t.val_size, "must be >= 1")
-            return
         _require(t.class_names == (), "class_names", t.class_names, f"{t.dataset} names its own classes (see labels)")
         _require(t.canvas >= 28, "canvas", t.canvas, "must be at least 28, the digit size")
         _require(t.pieces >= 0, "pieces", t.pieces, "must be >= 0")
@@ -151,17 +145,14 @@ class Classification:
 
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
+        _require(cfg.model.channels == 1, "channels", cfg.model.channels, f"{cfg.task.dataset} images are grey")
+        Classification.check_classifier(cfg)
+
+    @staticmethod
+    def check_classifier(cfg: RunConfig) -> None:
+        """What every classification task asks of its model, after the checks of its own images: a classifier with
+        one output per class and no actions."""
         m, t = cfg.model, cfg.task
-        if t.dataset == "images":  # grey or RGB, and every glimpse scale within the image, before any is decoded
-            _require(m.channels in (1, 3), "channels", m.channels, "your images are grey (1) or RGB (3)")
-            largest = m.patch_size * 2 ** (m.scales - 1)
-            if m.about.glimpses:
-                _require(largest <= t.canvas, "patch_size", m.patch_size,
-                         f"with scales = {m.scales}, the largest glimpse patch_size * 2**(scales - 1) = {largest} is "
-                         f"larger than the {t.canvas}x{t.canvas} images: use a smaller --patch-size or fewer "
-                         "--scales, or a larger --image-size")
-        else:  # MNIST and Fashion-MNIST are grey
-            _require(m.channels == 1, "channels", m.channels, f"{t.dataset} images are grey")
         _require(m.about.classifies, "model", m.kind, "is a Catch baseline; classifiers are "
                  "ram, fc, convnet, random-glimpses")
         n = len(t.labels)
@@ -170,14 +161,10 @@ class Classification:
 
     @staticmethod
     def labels(t: TaskConfig) -> tuple[str, ...]:
-        if t.class_names:
-            return t.class_names
         return FASHION_CLASSES if t.dataset == "fashion" else _digits(t)
 
     @staticmethod
     def title(t: TaskConfig) -> str:
-        if t.dataset == "images":
-            return "images"
         if t.canvas == 28 and t.pieces == 0:
             return "centred"
         return "cluttered" if t.pieces else "translated"
@@ -186,8 +173,6 @@ class Classification:
     def about(cfg: RunConfig) -> str:
         m, t = cfg.model, cfg.task
         looks = f"{m.glimpses} {POLICIES[m.policy].noun}"
-        if t.dataset == "images":  # a folder or .npz of one's own: its name, not its path
-            return f"{Path(t.source).stem} ({len(t.class_names)} classes) {t.canvas}x{t.canvas}, {looks}"
         placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
         return f"{t.dataset} {placing}, {looks}"
 
