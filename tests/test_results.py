@@ -378,3 +378,31 @@ def test_the_results_page_gives_every_rows_commands_as_on_a_fresh_clone():
     assert "ram export-folder --dataset fashion --out data/fashion-images" in text
     for row in ROWS:
         assert f"# {row.name}: " in text, row.name
+
+
+def pinned_dry_runs() -> dict[tuple[str, ...], str]:
+    """tests/reproduce_dry_run.txt: each `$ ram reproduce all --dry-run ...` line's flags, and what it printed."""
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    for line in (Path(__file__).parent / "reproduce_dry_run.txt").read_text().splitlines():
+        if line.startswith("$ "):
+            command = blocks.setdefault(tuple(line.split()[4:]), [])
+        elif not line.startswith("#"):
+            command.append(line)
+    return {flags: "\n".join(lines) + "\n" for flags, lines in blocks.items()}
+
+
+@pytest.mark.parametrize("flags", list(pinned_dry_runs()))
+def test_every_rows_reproduce_commands_are_the_pinned_ones(flags, tmp_path, monkeypatch, capsys):
+    """`ram reproduce NAME --dry-run` prints, for every row, the commands the results page has always given: a row's
+    flags are made from its recipe, and the text of each is pinned here."""
+    from ram.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no data/fashion-images: the fashion row exports its folder first
+    assert main(["reproduce", "all", "--dry-run", *flags]) == 0
+    assert capsys.readouterr().out == pinned_dry_runs()[flags]
+    each = []
+    for row in ROWS:
+        assert main(["reproduce", row.name, "--dry-run", *flags]) == 0
+        each.append(capsys.readouterr().out)
+    assert "".join(each) == pinned_dry_runs()[flags]
+
