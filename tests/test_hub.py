@@ -52,7 +52,8 @@ def test_every_shipped_model_was_trained_with_its_rows_command():
         want = row.config(seed)
         if row.then and cfg.train.init == name:  # its last phase went on from the row's own shipped earlier phases
             # ... which are the row's phases, after those of the model its first phase started from
-            before = [p["epochs"] for p in hub.manifest()[row.init]["phases"]] if row.init else []
+            start = row.setting("init")
+            before = [p["epochs"] for p in hub.manifest()[start]["phases"]] if start else []
             assert [p["epochs"] for p in entry["phases"]] == before + [c.train.epochs for c in row.configs(seed)], name
             want = dataclasses.replace(want, train=dataclasses.replace(want.train, init=name))
         assert cfg.differences(want) == [], name

@@ -16,6 +16,7 @@ from ram.results import (
     SEEDS,
     START,
     Row,
+    Sci,
     _model,
     _train_time,
     compact_table,
@@ -90,7 +91,7 @@ def test_baseline_rows_replay_their_own_schedule():
 
 
 def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():
-    row = Row("x", "mnist-cluttered", glimpses=8, epochs=500, precision="bf16")
+    row = Row("x", "mnist-cluttered", {"glimpses": 8, "epochs": 500, "precision": "bf16"})
     assert row.train_args()[-4:] == ["--epochs", "500", "--precision", "bf16"]
     cfg = row.config()
     assert (cfg.preset, cfg.model.glimpses, cfg.train.epochs, cfg.train.precision) == ("mnist-cluttered", 8, 500, "bf16")
@@ -98,7 +99,7 @@ def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():
 
 
 def test_a_row_can_carry_its_own_glimpse_network_widths():
-    row = Row("x", "mnist-translated", glimpses=8, precision="bf16", what_size=256, glimpse_size=512)
+    row = Row("x", "mnist-translated", {"glimpses": 8, "precision": "bf16", "what_size": 256, "glimpse_size": 512})
     assert row.train_args()[-4:] == ["--what-size", "256", "--glimpse-size", "512"]
     m = row.config().model
     assert (m.what_size, m.where_size, m.glimpse_size, m.hidden) == (256, 128, 512, 256)
@@ -107,7 +108,7 @@ def test_a_row_can_carry_its_own_glimpse_network_widths():
 def test_the_table_says_when_a_row_was_trained_wider_than_the_paper():
     result = {"error": 1.1, "epochs": 250}
     wide, paper = BY_NAME["mnist-cluttered-100-g4"], BY_NAME["mnist-g6"]
-    assert wide.what_size == 256 and paper.what_size == 0  # shipped with the wider glimpse network, or not
+    assert wide.overrides["what_size"] == 256 and "what_size" not in paper.overrides  # wider than the paper, or not
     lines = table({wide.name: result, paper.name: result}).splitlines()[2:]
     assert "RAM, 6 glimpses |" in lines[0]
     assert "RAM, 4 glimpses, glimpse net 256/512, LSTM core," in lines[1]
@@ -121,15 +122,15 @@ def test_the_table_and_the_replay_say_when_a_row_was_trained_along_its_means():
 
 def test_the_table_names_a_core_other_than_the_papers():
     lstm = BY_NAME["mnist-cluttered-g8"]
-    assert lstm.core == "lstm" and lstm.config().model.core == "lstm"  # shipped with an LSTM core
+    assert lstm.overrides["core"] == "lstm" and lstm.config().model.core == "lstm"  # shipped with an LSTM core
     assert "--core lstm" in " ".join(lstm.train_args())
     line = table({lstm.name: {"error": 2.2, "epochs": 250}}).splitlines()[2]
     assert "RAM, 8 glimpses, glimpse net 256/512, LSTM core" in line
 
 
 def test_a_two_phase_row_replays_both_phases_the_second_from_the_firsts_weights():
-    then = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
-    row = Row("x", "mnist-saccade", "ram", 20, then=(then,))
+    then = {"means_weight": 1, "lr": Sci(1e-4), "lr_min": Sci(1e-6), "epochs": 3}
+    row = Row("x", "mnist-saccade", {"glimpses": 20}, then=(then,))
     first, second, evaluate = reproduce_commands(row, precision="fp32")
     assert first[:2] == second[:2] == ["ram", "train"] and first[-2:] == ["--out", "runs/x-phase1"]
     assert second[second.index("--init") + 1] == "runs/x-phase1" and second[-2:] == ["--out", "runs/x"]
@@ -226,7 +227,8 @@ def test_reproducing_a_seed_suffixes_every_run_folder_and_writes_its_own_results
     assert second[second.index("--init") + 1] == "runs/mnist-saccade-s2-phase1"
     assert evaluate == ["ram", "eval", "--checkpoint", "runs/mnist-saccade-s2", "--json", "--out-file",
                         "results/seeds/mnist-saccade-s2.json"]
-    assert BY_NAME["mnist-saccade"].phases("runs", 2)[0][0][-2:] == ["--seed", "2"]
+    row = BY_NAME["mnist-saccade"]
+    assert row.args(row.phases("runs", 2)[0])[-2:] == ["--seed", "2"]
 
 
 def test_the_as_written_rows_say_so_and_replay_their_founding_recipe():
@@ -262,8 +264,9 @@ def test_the_table_says_when_validation_first_reached_the_papers_number():
 
 
 def test_a_row_can_start_from_another_rows_shipped_weights():
-    row = Row("c100-g6", "mnist-cluttered-100", "ram", 6, epochs=40, precision="bf16", core="lstm",
-              means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6)
+    row = Row("c100-g6", "mnist-cluttered-100", {"glimpses": 6, "epochs": 40, "precision": "bf16", "core": "lstm",
+                                                 "means_weight": 1.0, "init": "mnist-cluttered-100-g8", "lr": 3e-4,
+                                                 "lr_min": 1e-6})
     args = row.train_args()
     assert args[args.index("--init") + 1] == "mnist-cluttered-100-g8"
     train = row.config().train
@@ -271,61 +274,63 @@ def test_a_row_can_start_from_another_rows_shipped_weights():
     assert _model(row) == ("RAM, 6 glimpses, LSTM core, trained along its means too, started from "
                            "`mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003")
     assert "--init" not in BY_NAME["mnist-g2"].train_args()  # rows from scratch name no start
-    other = Row("t-g6", "mnist-translated", "ram", 6, epochs=40, init="mnist-cluttered-g6", lr=3e-4)
+    other = Row("t-g6", "mnist-translated", {"glimpses": 6, "epochs": 40, "init": "mnist-cluttered-g6", "lr": 3e-4})
     assert _model(other).endswith("started from `mnist-cluttered-g6`'s weights, trained on 60x60 cluttered MNIST "
                                   "(4 pieces), then 40 epochs at lr 0.0003")  # a start from another task says so
 
 
 def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
-    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=40, core="lstm", init="mnist-cluttered-100-g8",
-              lr=3e-4, std=0.1)
+    row = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 40, "core": "lstm",
+                                                 "init": "mnist-cluttered-100-g8", "lr": 3e-4, "std": 0.1})
     args = row.train_args()
     assert args[args.index("--std") + 1] == "0.1"
     assert row.config().model.std == 0.1
     assert _model(row).endswith("started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003 and std 0.1")
-    assert "--std" not in BY_NAME["mnist-translated-g4"].train_args()  # 0 keeps the preset's
+    assert "--std" not in BY_NAME["mnist-translated-g4"].train_args()  # unset keeps the preset's
     assert BY_NAME["mnist-translated-g4"].config().model.std == PRESETS["mnist-translated"][0].model.std
 
 
 def test_a_second_phase_that_narrows_the_location_policy_says_so():
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(NARROWED,))
+    row = Row("c100-g8", "mnist-cluttered-100", {"glimpses": 8, "epochs": 400, "core": "lstm"}, then=(NARROWED,))
     one, two = row.configs()
     assert (one.model.std, two.model.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
     assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
 
 
 def test_a_row_taught_by_sampled_episodes_trains_and_says_so():
-    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, means_weight=1.0, distill=2)
+    row = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "means_weight": 1.0, "mc_samples": 2,
+                                                 "distill_weight": 1})
     train = row.config().train
     assert (train.mc_samples, train.distill_weight) == (2, 1.0)
     assert _model(row) == "RAM, 4 glimpses, trained along its means too, taught the average of 2 sampled episodes"
-    plain = Row("c100-g4", "mnist-cluttered-100", "ram", 4, means_weight=1.0).config().train
+    plain = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "means_weight": 1.0}).config().train
     assert (plain.mc_samples, plain.distill_weight) == (1, 0.0)
 
 
 def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED,))
+    row = Row("c100-g8", "mnist-cluttered-100", {"glimpses": 8, "epochs": 400, "core": "lstm"}, then=(DISTILLED,))
     one, two = row.configs()
     assert (one.train.distill_weight, two.train.distill_weight, two.train.mc_samples) == (0, 1, 2)
     assert _model(row).endswith("along its means too, taught the average of 2 sampled episodes")
 
 
 def test_a_phase_that_lets_the_image_decide_the_first_glimpse_says_so():
-    row = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=120, lr=3e-4, init="mnist-cluttered-100-g8",
-              then=(from_the_image(60),))
+    row = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 120, "lr": 3e-4,
+                                                 "init": "mnist-cluttered-100-g8"}, then=(from_the_image(60),))
     one, two = row.configs()
     assert (one.model.first_glimpse, two.model.first_glimpse) == ("learned", "context")
     assert (two.train.epochs, two.train.lr, two.train.init) == (60, 3e-4, "runs/c100-g4-phase1")
     assert _model(row).endswith("120 epochs at lr 0.0003, then 60 epochs at lr 0.0003, its first glimpse decided by "
                                 "the image")
-    own = Row("c100-g6", "mnist-cluttered-100", "ram", 6, core="lstm", first_glimpse="context")
+    own = Row("c100-g6", "mnist-cluttered-100", {"glimpses": 6, "core": "lstm", "first_glimpse": "context"})
     assert own.config().model.first_glimpse == "context"
     assert _model(own) == "RAM, 6 glimpses, LSTM core, its first glimpse decided by the image"
 
 
 def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
-    row = Row("c100-g8", "mnist-cluttered-100", "ram", 8, epochs=400, core="lstm", then=(DISTILLED, POLISHED))
-    (one, first), (two, second), (three, last) = row.phases("runs")
+    row = Row("c100-g8", "mnist-cluttered-100", {"glimpses": 8, "epochs": 400, "core": "lstm"},
+              then=(DISTILLED, POLISHED))
+    (one, first), (two, second), (three, last) = [(row.args(phase), phase.out) for phase in row.phases("runs")]
     assert (first, second, last) == ("runs/c100-g8-phase1", "runs/c100-g8-phase2", "runs/c100-g8")
     assert two[two.index("--init") + 1] == first and three[three.index("--init") + 1] == second
     assert three.count("--init") == 1
@@ -334,8 +339,8 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     assert (b.train.lr, c.train.lr) == (3e-4, 1e-4)
     assert (c.train.distill_weight, c.model.std, c.train.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
     assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
-    g4 = Row("c100-g4", "mnist-cluttered-100", "ram", 4, epochs=120, lr=3e-4, init="mnist-cluttered-100-g8",
-             then=(POLISHED,))
+    g4 = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 120, "lr": 3e-4,
+                                                "init": "mnist-cluttered-100-g8"}, then=(POLISHED,))
     assert _model(g4).endswith("started from `mnist-cluttered-100-g8`'s weights, 120 epochs at lr 0.0003, "
                                "then 40 epochs at lr 0.0001")
     first_cmd, second_cmd, third_cmd, evaluate = reproduce_commands(row)
@@ -378,3 +383,66 @@ def test_the_results_page_gives_every_rows_commands_as_on_a_fresh_clone():
     assert "ram export-folder --dataset fashion --out data/fashion-images" in text
     for row in ROWS:
         assert f"# {row.name}: " in text, row.name
+
+
+def pinned_dry_runs() -> dict[tuple[str, ...], str]:
+    """tests/reproduce_dry_run.txt: each `$ ram reproduce all --dry-run ...` line's flags, and what it printed."""
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    for line in (Path(__file__).parent / "reproduce_dry_run.txt").read_text().splitlines():
+        if line.startswith("$ "):
+            command = blocks.setdefault(tuple(line.split()[4:]), [])
+        elif not line.startswith("#"):
+            command.append(line)
+    return {flags: "\n".join(lines) + "\n" for flags, lines in blocks.items()}
+
+
+@pytest.mark.parametrize("flags", list(pinned_dry_runs()))
+def test_every_rows_reproduce_commands_are_the_pinned_ones(flags, tmp_path, monkeypatch, capsys):
+    """`ram reproduce NAME --dry-run` prints, for every row, the commands the results page has always given: a row's
+    flags are made from its overrides, and the text of each was pinned before rows stopped being flag strings."""
+    from ram.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no data/fashion-images: the fashion row exports its folder first
+    assert main(["reproduce", "all", "--dry-run", *flags]) == 0
+    assert capsys.readouterr().out == pinned_dry_runs()[flags]
+    each = []
+    for row in ROWS:
+        assert main(["reproduce", row.name, "--dry-run", *flags]) == 0
+        each.append(capsys.readouterr().out)
+    assert "".join(each) == pinned_dry_runs()[flags]
+
+
+def test_every_rows_config_is_what_ram_train_builds_from_its_printed_command(tmp_path, monkeypatch):
+    """Each phase's config, built from the row's overrides with no flag parsed, is the one `ram train` builds from the
+    phase's printed arguments (as rows once built theirs), for every row and a training seed. The fashion row reads
+    a stand-in folder of the same layout: both sides read the same one."""
+    from test_user_data import folder
+
+    from ram.data import images
+    from ram.flags import parse
+
+    monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(images, "_SCANNED", {})
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "data" / "fashion-images", train=12, test=2)
+    for row in ROWS:
+        if row.script:  # trained outside `ram train`
+            continue
+        for seed in (None, 1):
+            phases = row.phases(seed=seed)
+            for phase, cfg in zip(phases, row.configs(seed), strict=True):
+                assert parse(row.args(phase)).config(progress=False) == cfg, (row.name, phase.out)
+
+
+def test_a_rows_flags_are_its_overrides_by_the_names_ram_train_gives_them():
+    """One function writes a config difference as flags: the field's flag name (kind is --model), the value as str()
+    writes it, in the order given; a number the later phases spell in scientific notation keeps that spelling and
+    builds the same float."""
+    from ram.results import build, flag_args
+
+    assert flag_args({"kind": "fc", "what_size": 256, "lr": 3e-4, "lr_min": Sci(1e-6), "means_weight": 1.0}) == [
+        "--model", "fc", "--what-size", "256", "--lr", "0.0003", "--lr-min", "1e-6", "--means-weight", "1.0"]
+    cfg = build("mnist", {"lr": Sci(3e-4), "distill_weight": 1, "mc_samples": 2})
+    assert type(cfg.train.lr) is float and cfg.train.lr == 3e-4 and type(cfg.train.distill_weight) is float
+    with pytest.raises(ValueError, match="glimpse: not a field"):
+        flag_args({"glimpse": 6})

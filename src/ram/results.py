@@ -12,38 +12,96 @@ two or more seed files shows their mean ± standard deviation, and its shipped w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
 import statistics
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from . import flags
-from .config import ModelConfig, RunConfig, TrainConfig
+from . import flags, presets
+from .config import ConfigError, ModelConfig, RunConfig, TrainConfig, _hints
+
+
+Settings = Mapping[str, Any]
+"""Config fields by name ({"glimpses": 8, "core": "lstm"}), each found in the section that declares it, as
+`flags.recipe` takes them: what a row, or a later phase of one, sets over its preset."""
+
+
+class Sci(float):
+    """A number its flag writes in scientific notation, "3e-4" where str() writes 0.0003: the later phases' commands
+    spell their learning rates so."""
+
+    def __str__(self) -> str:
+        mantissa, exponent = f"{self:e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _owner(cfg: RunConfig, name: str):
+    """The section of cfg (task, model, train) that declares the field `name`."""
+    sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    for section in sections.values():
+        if name in {f.name for f in dataclasses.fields(section)}:
+            return section
+    raise ConfigError(f"{name}: not a field of the {', '.join(sections)} config")
+
+
+def flag_args(settings: Settings) -> list[str]:
+    """The `ram train` flags that set these fields over a preset, in their order: `--flag value` for each, the flag
+    the field's name as users know it (`--model` for kind, `--what-size` for what_size), the value as str() writes
+    it. What `flags.recipe` takes as keywords, this writes as a command line."""
+    cfg = RunConfig()
+    out = []
+    for name, value in settings.items():
+        flag = _hints(type(_owner(cfg, name)))[name][0]
+        out += [f"--{flag.replace('_', '-')}", str(value)]
+    return out
+
+
+def _typed(value: Any, like: Any) -> Any:
+    """value in the type of the field's value `like`: 1 as 1.0 for a weight (the flag's parse gives a float too),
+    and a plain float for a `Sci`."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if numeric and isinstance(like, float) else value
+
+
+def build(preset: str, settings: Settings, data: str = "") -> RunConfig:
+    """The validated config of a preset with these fields set, trained on the images in `data` if given (which
+    are read: their size, channels and classes belong to the config)."""
+    base = presets.get(preset)
+    fields = {name: _typed(value, getattr(_owner(base, name), name)) for name, value in settings.items()}
+    return flags.recipe(preset, data=data or None, **fields).config()
+
+
+class Phase(NamedTuple):
+    """One `ram train` run of a row."""
+
+    settings: tuple[Settings, ...]
+    """What it sets over the preset, in order, a later one winning as a later flag does: the row's own fields (and
+    the training seed), each later phase's changes up to this one, and the weights it starts from (init)."""
+    out: str
+    """Its run folder."""
+
+    def merged(self) -> dict[str, Any]:
+        """Its settings as one: the last value of each field."""
+        return {name: value for own in self.settings for name, value in own.items()}
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
     preset: str
-    model: str = "ram"
-    glimpses: int = 0
+    overrides: Settings = field(default_factory=dict)
+    """The config fields the row sets over its preset's, by name: its `ram train` flags, in the order its command
+    gives them (`flag_args`). The precision its weights were trained in is always among them (the presets' auto picks
+    one by the machine)."""
     paper_a: float | None = None
     paper_b: float | None = None
     note: str = ""
-    epochs: int = 0
-    """The row's own schedule length; 0 trains for the preset's epochs."""
-    precision: str = "fp32"
-    """The arithmetic the row's weights were trained in (the presets' auto picks one by the machine)."""
-    what_size: int = 0
-    glimpse_size: int = 0
-    """The row's own glimpse-network widths (h_g and g); 0 keeps the preset's (the paper's 128 and 256)."""
-    core: str = ""
-    """The row's own recurrent core; "" keeps the preset's (the paper's ReLU RNN)."""
-    means_weight: float = 0.0
-    """The row's own weight of the cross-entropy along the policy means (the one-episode recipe); 0 keeps the
-    preset's (off)."""
     seed_repo: tuple[tuple[str, float], ...] = ()
     """The founding projects' own test errors (%) for the row, as (seed, error) for each that reports it, from their
     READMEs (../shared/seeds/); how each measured them is in `SEEDS`."""
@@ -53,62 +111,57 @@ class Row:
     """The built-in dataset `ram export-folder` writes into `data` when it is missing (a worked example of --data)."""
     title: str = ""
     """The task column; "" takes the preset's (TASK_TITLES)."""
-    init: str = ""
-    """The shipped model whose weights the row starts from (`--init NAME`: the 8-glimpse 100x100 model for fewer
-    glimpses on the same canvas); "" trains from scratch."""
-    lr: float = 0.0
-    lr_min: float = 0.0
-    """The row's own learning rate and the cosine schedule's last one; 0 keeps the preset's."""
-    std: float = 0.0
-    """The row's own standard deviation of the location policy; 0 keeps the preset's."""
-    distill: int = 0
-    """Sampled copies of each image whose averaged class probabilities teach the path along the means
-    (`--mc-samples N --distill-weight 1`); 0 keeps the preset's (no teacher)."""
-    first_glimpse: str = ""
-    """The row's own first glimpse (`--first-glimpse`: "context" lets the image decide it); "" keeps the preset's."""
-    then: tuple[tuple[str, ...], ...] = ()
-    """Later phases, in order: each the `ram train` flags that change from the phase before, for a run that starts
-    from the phase before's weights (`--init`); () trains in one phase."""
+    then: tuple[Settings, ...] = ()
+    """Later phases, in order: each the fields that change from the phase before, for a run that starts from the
+    phase before's weights (init); () trains in one phase."""
     script: tuple[str, ...] = ()
-    """A row trained by a script of its own rather than `ram train` (an outside library's agent): the command that
-    trains it and writes the results file given with `--out-file`, which `ram reproduce` runs; () for `ram train`."""
+    """A row trained by a script of its own rather than `ram train` (an outside library's agent, named by its
+    overrides' kind): the command that trains it and writes the results file given with `--out-file`, which
+    `ram reproduce` runs; () for `ram train`."""
 
     @property
     def target(self) -> float | None:
         """The paper's number the row is measured against: B (the NIPS version), else A; None for a row it lacks."""
         return self.paper_b if self.paper_b is not None else self.paper_a
 
-    def train_args(self) -> list[str]:
-        """The `ram train` arguments that reproduce the row (`ram reproduce` runs them)."""
-        args = ["--preset", self.preset]
-        if self.data:
-            args += ["--data", self.data]
-        if self.model != "ram":
-            args += ["--model", self.model]
-        own = (("--glimpses", self.glimpses), ("--epochs", self.epochs), ("--precision", self.precision),
-               ("--what-size", self.what_size), ("--glimpse-size", self.glimpse_size), ("--core", self.core),
-               ("--means-weight", self.means_weight), ("--lr", self.lr), ("--lr-min", self.lr_min),
-               ("--std", self.std), ("--init", self.init), ("--mc-samples", self.distill),
-               ("--distill-weight", 1 if self.distill else 0), ("--first-glimpse", self.first_glimpse))
-        for flag, value in own:  # 0 and "" leave the preset's value
-            if value:
-                args += [flag, str(value)]
-        return args
+    def setting(self, name: str) -> Any:
+        """A field's value in the row's first phase, its own or its preset's, without reading a --data folder."""
+        if name in self.overrides:
+            return self.overrides[name]
+        return getattr(_owner(presets.get(self.preset), name), name)
 
-    def phases(self, out_root: str = "runs", seed: int | None = None) -> list[tuple[list[str], str]]:
-        """(`ram train` arguments, run folder) of each phase; the last phase's folder holds the row's weights. With
-        a seed, every phase trains with `--seed seed` into folders suffixed -s{seed}."""
+    @property
+    def model(self) -> str:
+        """The kind of model (`--model`): ram or a baseline."""
+        return self.setting("kind")
+
+    @property
+    def glimpses(self) -> int:
+        return self.setting("glimpses")
+
+    def phases(self, out_root: str = "runs", seed: int | None = None) -> list[Phase]:
+        """Each phase of training; the last one's folder holds the row's weights. With a seed, every phase trains
+        with it into folders suffixed -s{seed}."""
         out = f"{out_root}/{self.name}" + ("" if seed is None else f"-s{seed}")
-        args = self.train_args() + ([] if seed is None else ["--seed", str(seed)])
-        phases = [(args, f"{out}-phase1")]
+        settings = (self.overrides, *([] if seed is None else [{"seed": seed}]))
+        phases = [Phase(settings, f"{out}-phase1")]
         for i, then in enumerate(self.then, 2):
-            args = [*args, *then]
-            phases.append(([*args, "--init", phases[-1][1]], f"{out}-phase{i}"))
-        return [*phases[:-1], (phases[-1][0], out)]
+            settings = (*settings, then)
+            phases.append(Phase((*settings, {"init": phases[-1].out}), f"{out}-phase{i}"))
+        return [*phases[:-1], phases[-1]._replace(out=out)]
+
+    def args(self, phase: Phase) -> list[str]:
+        """The `ram train` arguments of one of the row's phases (the run folder aside)."""
+        data = ["--data", self.data] if self.data else []
+        return ["--preset", self.preset, *data, *(arg for own in phase.settings for arg in flag_args(own))]
+
+    def train_args(self) -> list[str]:
+        """The `ram train` arguments of the row's first phase."""
+        return self.args(self.phases()[0])
 
     def configs(self, seed: int | None = None) -> list[RunConfig]:
         """The config `ram train` builds for each phase (of training seed `seed`: `ram reproduce --seeds`)."""
-        return [flags.parse(args).config() for args, _ in self.phases(seed=seed)]
+        return [build(self.preset, phase.merged(), self.data) for phase in self.phases(seed=seed)]
 
     def config(self, seed: int | None = None) -> RunConfig:
         """The last phase's config: the one the row's shipped weights must carry (those of its median seed, where
@@ -119,20 +172,24 @@ class Row:
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
 
 
-def _base(name: str, preset: str, model: str, a: float | None, b: float | None, note: str, glimpses: int = 0,
+def _base(name: str, preset: str, kind: str, a: float | None, b: float | None, note: str, glimpses: int = 0,
           epochs: int = BASELINE_EPOCHS) -> Row:
-    return Row(name, preset, model, glimpses, a, b, note, epochs=epochs)
+    own = {"kind": kind, **({"glimpses": glimpses} if glimpses else {}), "epochs": epochs, "precision": "fp32"}
+    return Row(name, preset, own, a, b, note)
 
 
 WIDE = {"precision": "bf16", "what_size": 256, "glimpse_size": 512}
 """The 60x60 and 100x100 RAM rows' recipe: the glimpse network twice the paper's width, in bf16."""
-FROM_CLUTTERED_G6 = {"epochs": 40, "core": "lstm", "means_weight": 1.0, "init": "mnist-cluttered-g6", "lr": 3e-4,
-                     "lr_min": 1e-6, **WIDE}
+FROM_CLUTTERED_G6 = {"epochs": 40, **WIDE, "core": "lstm", "means_weight": 1.0, "lr": 3e-4, "lr_min": 1e-6,
+                     "init": "mnist-cluttered-g6"}
 """The 60x60 rows other than cluttered g6: 40 epochs from its shipped weights, trained along the means too."""
 
 
-def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", **recipe) -> Row:
-    return Row(f"{preset}-g{g}", preset, "ram", g, a, b, note, **recipe)
+def _ram(preset: str, g: int, a: float | None, b: float | None, note: str = "", *,
+         seed_repo: tuple[tuple[str, float], ...] = (), then: tuple[Settings, ...] = (), **overrides) -> Row:
+    """The RAM row of `g` glimpses on a preset's task; its other keywords are the config fields it sets, in the
+    order its command gives them."""
+    return Row(f"{preset}-g{g}", preset, {"glimpses": g, **overrides}, a, b, note, seed_repo=seed_repo, then=then)
 
 
 SEEDS: dict[str, str] = {
@@ -160,31 +217,33 @@ def _error(accuracy: float) -> float:
     return round(100 - accuracy, 2)
 
 
-ALONG_THE_MODES = ("--means-weight", "1", "--lr", "1e-4", "--lr-min", "1e-6", "--epochs", "3")
+ALONG_THE_MODES = {"means_weight": 1, "lr": Sci(1e-4), "lr_min": Sci(1e-6), "epochs": 3}
 """The saccade row's second phase: 3 epochs at a low lr that also train the reader on the path of the policies' modes,
 the one episode it is tested on."""
-def narrowed(epochs: int) -> tuple[str, ...]:
+
+
+def narrowed(epochs: int) -> dict[str, Any]:
     """A second phase of `epochs` along the means too at lr 3e-4, with the location policy narrowed to std 0.1."""
-    return ("--epochs", str(epochs), "--lr", "3e-4", "--lr-min", "1e-6", "--means-weight", "1", "--std", "0.1")
+    return {"epochs": epochs, "lr": Sci(3e-4), "lr_min": Sci(1e-6), "means_weight": 1, "std": 0.1}
 
 
 NARROWED = narrowed(40)
 """A second phase of 40 epochs along the means too with the location policy narrowed from the preset's std 0.2 to
 0.1."""
-DISTILLED = narrowed(80) + ("--mc-samples", "2", "--distill-weight", "1")
+DISTILLED = {**narrowed(80), "mc_samples": 2, "distill_weight": 1}
 """The 100x100 g8 row's second phase: NARROWED for 80 epochs, with the path along the means also taught the averaged
 class probabilities of 2 sampled episodes."""
-POLISHED = ("--epochs", "40", "--lr", "1e-4")
+POLISHED = {"epochs": 40, "lr": Sci(1e-4)}
 """The 100x100 g8 row's third phase: 40 more epochs of DISTILLED from its weights, at a third of its lr."""
 
 
-def from_the_image(epochs: int) -> tuple[str, ...]:
+def from_the_image(epochs: int) -> dict[str, Any]:
     """A later phase of `epochs` with the first glimpse decided by the image (`--first-glimpse context`), the rest
     of the recipe as the phase before."""
-    return ("--first-glimpse", "context", "--epochs", str(epochs))
+    return {"first_glimpse": "context", "epochs": epochs}
 
 
-CONTEXT_G8 = from_the_image(40) + ("--lr", "3e-4")
+CONTEXT_G8 = {**from_the_image(40), "lr": Sci(3e-4)}
 """The 100x100 g8 row's fourth phase: 40 epochs at POLISHED's length and DISTILLED's lr with an initial-location
 network on the 25x25 max-pooled image deciding the first glimpse."""
 SEED_000_NOTE = (
@@ -204,12 +263,13 @@ SEED_002_NOTE = (
 
 
 ROWS: list[Row] = [
-    _ram("mnist", 2, 6.27, 3.79, seed_repo=(("001", 7.17), ("002", _error(89.54)))),
-    _ram("mnist", 3, None, 1.51, epochs=200, means_weight=1.0, seed_repo=(("002", _error(94.48)),)),
-    _ram("mnist", 4, 1.73, 1.54, means_weight=1.0, seed_repo=(("001", 1.89), ("002", _error(96.82)))),
-    _ram("mnist", 5, None, 1.34, seed_repo=(("002", _error(97.09)),)),
-    _ram("mnist", 6, 1.29, 1.12, seed_repo=(("001", 1.57), ("002", _error(97.54)))),
-    _ram("mnist", 7, None, 1.07, seed_repo=(("002", _error(97.57)),)),
+    _ram("mnist", 2, 6.27, 3.79, precision="fp32", seed_repo=(("001", 7.17), ("002", _error(89.54)))),
+    _ram("mnist", 3, None, 1.51, epochs=200, precision="fp32", means_weight=1.0, seed_repo=(("002", _error(94.48)),)),
+    _ram("mnist", 4, 1.73, 1.54, precision="fp32", means_weight=1.0,
+         seed_repo=(("001", 1.89), ("002", _error(96.82)))),
+    _ram("mnist", 5, None, 1.34, precision="fp32", seed_repo=(("002", _error(97.09)),)),
+    _ram("mnist", 6, 1.29, 1.12, precision="fp32", seed_repo=(("001", 1.57), ("002", _error(97.54)))),
+    _ram("mnist", 7, None, 1.07, precision="fp32", seed_repo=(("002", _error(97.57)),)),
     _base("mnist-fc", "mnist", "fc", 1.35, 1.69, "FC, 2 layers of 256"),
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
     _ram("mnist-translated", 4, 2.29, 1.54, seed_repo=(("001", 3.32), ("002", _error(89.35))), **FROM_CLUTTERED_G6),
@@ -218,31 +278,37 @@ ROWS: list[Row] = [
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
     _ram("mnist-cluttered", 4, None, 4.96, seed_repo=(("002", _error(83.00)),), **FROM_CLUTTERED_G6),
-    _ram("mnist-cluttered", 6, None, 4.08, core="lstm", means_weight=1.0, seed_repo=(("002", _error(85.50)),),
-         **WIDE),
+    _ram("mnist-cluttered", 6, None, 4.08, **WIDE, core="lstm", means_weight=1.0,
+         seed_repo=(("002", _error(85.50)),)),
     _ram("mnist-cluttered", 8, 5.23, 4.04, seed_repo=(("002", _error(85.46)),), **FROM_CLUTTERED_G6),
-    _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses", glimpses=8),
+    _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses",
+          glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
     _base("mnist-cluttered-convnet", "mnist-cluttered", "convnet", 8.09, 8.09, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=60, core="lstm",
-         means_weight=1.0, init="mnist-cluttered-100-g8", lr=3e-4, lr_min=1e-6, std=0.1, distill=2,
-         first_glimpse="context", **WIDE),
-    _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, core="lstm", means_weight=1.0, init="mnist-cluttered-100-g8",
-         lr=3e-4, lr_min=1e-6, std=0.1, first_glimpse="context", **WIDE),
-    _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, core="lstm",
-         then=(DISTILLED, POLISHED, CONTEXT_G8), **WIDE),
+    _ram("mnist-cluttered-100", 4, 14.95, 9.4, "B is read off a figure: about 9.4", epochs=60, **WIDE, core="lstm",
+         means_weight=1.0, lr=3e-4, lr_min=1e-6, std=0.1, init="mnist-cluttered-100-g8", mc_samples=2,
+         distill_weight=1, first_glimpse="context"),
+    _ram("mnist-cluttered-100", 6, 11.58, None, epochs=40, **WIDE, core="lstm", means_weight=1.0, lr=3e-4,
+         lr_min=1e-6, std=0.1, init="mnist-cluttered-100-g8", first_glimpse="context"),
+    _ram("mnist-cluttered-100", 8, None, 8.1, "B is read off a figure: about 8.1", epochs=400, **WIDE, core="lstm",
+         then=(DISTILLED, POLISHED, CONTEXT_G8)),
     _base("mnist-cluttered-100-convnet", "mnist-cluttered-100", "convnet", None, 15.0, "convnet: about 14-16"),
-    Row("mnist-saccade-g10", "mnist-saccade", "ram", 10, epochs=10),
-    Row("mnist-saccade", "mnist-saccade", "ram", 20, seed_repo=(("000", _error(95.56)),), then=(ALONG_THE_MODES,)),
-    Row("mnist-saccade-000", "mnist-saccade-000", "ram", 20, seed_repo=(("000", _error(95.56)),), note=SEED_000_NOTE),
-    Row("mnist-saccade-g30", "mnist-saccade", "ram", 30, epochs=10),
-    Row("catch", "catch", "ram", 23, seed_repo=(("002", _error(89.0)),)),
-    Row("catch-002", "catch-002", "ram", 23, seed_repo=(("002", _error(89.0)),), note=SEED_002_NOTE),
-    Row("catch-screen", "catch", "screen", 23, note="the whole screen every step, same core and move head", epochs=30),
-    Row("catch-random", "catch", "random-agent", 23, note="random moves", epochs=1),
-    Row("catch-sb3-ppo", "catch", "sb3-ppo", script=("python", "examples/catch_sb3.py"),
+    Row("mnist-saccade-g10", "mnist-saccade", {"glimpses": 10, "epochs": 10, "precision": "fp32"}),
+    Row("mnist-saccade", "mnist-saccade", {"glimpses": 20, "precision": "fp32"}, seed_repo=(("000", _error(95.56)),),
+        then=(ALONG_THE_MODES,)),
+    Row("mnist-saccade-000", "mnist-saccade-000", {"glimpses": 20, "precision": "fp32"},
+        seed_repo=(("000", _error(95.56)),), note=SEED_000_NOTE),
+    Row("mnist-saccade-g30", "mnist-saccade", {"glimpses": 30, "epochs": 10, "precision": "fp32"}),
+    Row("catch", "catch", {"glimpses": 23, "precision": "fp32"}, seed_repo=(("002", _error(89.0)),)),
+    Row("catch-002", "catch-002", {"glimpses": 23, "precision": "fp32"}, seed_repo=(("002", _error(89.0)),),
+        note=SEED_002_NOTE),
+    Row("catch-screen", "catch", {"kind": "screen", "glimpses": 23, "epochs": 30, "precision": "fp32"},
+        note="the whole screen every step, same core and move head"),
+    Row("catch-random", "catch", {"kind": "random-agent", "glimpses": 23, "epochs": 1, "precision": "fp32"},
+        note="random moves"),
+    Row("catch-sb3-ppo", "catch", {"kind": "sb3-ppo"}, script=("python", "examples/catch_sb3.py"),
         note="stable-baselines3 PPO, MlpPolicy on the whole screen, SB3's defaults"),
-    Row("fashion-g6", "mnist", "ram", 6, data="data/fashion-images", export="fashion",
+    Row("fashion-g6", "mnist", {"glimpses": 6, "precision": "fp32"}, data="data/fashion-images", export="fashion",
         title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
 ]
 BY_NAME = {r.name: r for r in ROWS}
@@ -349,7 +415,7 @@ def _reached(row: Row, r: dict) -> str:
     if target is None or not r.get("val_curve"):
         return ""
     *before, _ = r.get("phases", [{}])
-    curves = [p.get("val_curve", []) if not row.init else [] for p in before] + [r["val_curve"]]
+    curves = [p.get("val_curve", []) if not row.setting("init") else [] for p in before] + [r["val_curve"]]
     for i, curve in enumerate(curves):
         if hit := first_reached(curve, target):
             epoch = hit[0] + sum(p["epochs"] or 0 for p in before[:i])
@@ -402,13 +468,14 @@ def _started_from(row: Row) -> str:
     another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy; the other
     row's task where it is not this row's, "…'s weights, trained on 60x60 cluttered MNIST (4 pieces), then 40
     epochs…"); "" for one trained from scratch."""
-    if not row.init:
+    init, std = row.setting("init"), row.overrides.get("std")  # std: where the row narrows the preset's
+    if not init:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
-    std = f" and std {row.std:g}" if row.std else ""
-    start = BY_NAME.get(row.init)
+    std = f" and std {std:g}" if std else ""
+    start = BY_NAME.get(init)
     then = f", trained on {TASK_TITLES[start.preset]}, then" if start and start.preset != row.preset else ","
-    return f", started from `{row.init}`'s weights{then} {train.epochs} epochs at lr {train.lr:g}{std}"
+    return f", started from `{init}`'s weights{then} {train.epochs} epochs at lr {train.lr:g}{std}"
 
 
 def _later_phases(row: Row, path: str) -> str:
@@ -447,16 +514,17 @@ def _architecture(row: Row) -> str:
     one-episode recipe (--means-weight) and ", taught the average of 2 sampled episodes" where sampled episodes teach
     that path (the row's distill), ", its first glimpse decided by the image" for the context first glimpse; "" for
     the paper's own."""
-    paper = ModelConfig()
+    paper, own = ModelConfig(), row.overrides
     out = ""
-    if row.what_size or row.glimpse_size:
-        out += f", glimpse net {row.what_size or paper.what_size}/{row.glimpse_size or paper.glimpse_size}"
-    if row.core and row.core != paper.core:
-        out += f", {row.core.upper()} core"
-    if row.means_weight:
+    if own.get("what_size") or own.get("glimpse_size"):
+        what, glimpse = own.get("what_size") or paper.what_size, own.get("glimpse_size") or paper.glimpse_size
+        out += f", glimpse net {what}/{glimpse}"
+    if own.get("core") and own["core"] != paper.core:
+        out += f", {own['core'].upper()} core"
+    if own.get("means_weight"):
         out += ", trained along its means too"
-    out += _taught(row.configs()[0].train) if row.distill else ""
-    return out + (_FROM_THE_IMAGE if row.first_glimpse == "context" else "")
+    out += _taught(row.configs()[0].train) if own.get("distill_weight") else ""
+    return out + (_FROM_THE_IMAGE if own.get("first_glimpse") == "context" else "")
 
 
 def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
@@ -526,7 +594,7 @@ def short_model(row: Row) -> str:
         return f"{row.glimpses} saccades of a 4x4 patch"
     if row.preset == "catch":
         return f"RAM, {row.glimpses} glimpses and moves"
-    core = ", LSTM core" if row.core == "lstm" else ""
+    core = ", LSTM core" if row.overrides.get("core") == "lstm" else ""
     return f"RAM, {row.glimpses} glimpses{core}"
 
 
@@ -627,17 +695,12 @@ def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = 
     if row.script:
         return [[*row.script, "--out-file", f"{results_root}/{row.name}.json"]]
     phases = row.phases(out_root, seed)
-    if precision is not None:
-        phases = [([*_without(args, "--precision"), "--precision", precision], out) for args, out in phases]
-    train = [["ram", "train", *args, "--out", out] for args, out in phases]
-    out = phases[-1][1]
+    if precision is not None:  # the last setting of each phase, as --precision ends its command
+        phases = [phase._replace(settings=(*({k: v for k, v in own.items() if k != "precision"} for own in
+                                              phase.settings), {"precision": precision})) for phase in phases]
+    train = [["ram", "train", *row.args(phase), "--out", phase.out] for phase in phases]
+    out = phases[-1].out
     if row.export and (fresh or not Path(row.data).exists()):
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     results = f"{results_root}/{row.name}.json" if seed is None else f"{results_root}/seeds/{row.name}-s{seed}.json"
     return [*train, ["ram", "eval", "--checkpoint", out, "--json", "--out-file", results]]
-
-
-def _without(args: list[str], flag: str) -> list[str]:
-    """args with `flag VALUE` taken out."""
-    i = args.index(flag) if flag in args else len(args)
-    return args[:i] + args[i + 2:]
