@@ -320,13 +320,6 @@ class ModelConfig:
         """Values the sensor reads per glimpse: scales x channels x patch x patch."""
         return self.scales * self.channels * self.patch_size**2
 
-    @property
-    def core_input(self) -> int:
-        """Width of what enters the core each step, as glimpse_net says."""
-        if self.glimpse_net == "ram":
-            return self.glimpse_size
-        return self.glimpse_pixels + (2 if self.glimpse_net == "pixels+where" else 0)
-
     def validate(self) -> None:
         _check_types(self)
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
