@@ -123,15 +123,18 @@ class Kind:
     """It classifies images."""
     plays: bool
     """It plays a game (an action head)."""
+    compared: bool
+    """One of the comparison models (`ram.baselines`), not RAM itself: a run of it is named after it too
+    (runs/mnist-fc-s0, beside RAM's runs/mnist-g6-s0)."""
 
 
 KINDS: dict[str, Kind] = {
-    "ram": Kind(glimpses=True, drawn=True, classifies=True, plays=True),
-    "fc": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
-    "convnet": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
-    "random-glimpses": Kind(glimpses=True, drawn=True, classifies=True, plays=False),
-    "screen": Kind(glimpses=True, drawn=False, classifies=False, plays=True),
-    "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True),
+    "ram": Kind(glimpses=True, drawn=True, classifies=True, plays=True, compared=False),
+    "fc": Kind(glimpses=False, drawn=False, classifies=True, plays=False, compared=True),
+    "convnet": Kind(glimpses=False, drawn=False, classifies=True, plays=False, compared=True),
+    "random-glimpses": Kind(glimpses=True, drawn=True, classifies=True, plays=False, compared=True),
+    "screen": Kind(glimpses=True, drawn=False, classifies=False, plays=True, compared=True),
+    "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True, compared=True),
 }
 ModelKind = Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"]
 """The kinds by name, for the command line's choices (the same names as KINDS)."""
