@@ -106,9 +106,19 @@ def task_of(dataset: str) -> TaskRules:
     return TASKS[dataset]
 
 
-POLICY_CHECKS: dict[str, Any] = {}
-"""Each location policy's name -> the checks its settings need (a callable of a ModelConfig raising ConfigError),
-filled by `ram.policies` as it is imported."""
+POLICIES: dict[str, Any] = {}
+"""Each location policy by its name (`ModelConfig.policy`), filled by `register_policy` as ram.policies is imported:
+the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else it answers)."""
+
+
+def register_policy(name: str):
+    """Class decorator: the location policy `ModelConfig.policy = name` builds."""
+    def register(policy: type) -> type:
+        if name in POLICIES and POLICIES[name] is not policy:
+            raise ValueError(f"policy {name!r} is {POLICIES[name].__name__} already")
+        POLICIES[name] = policy
+        return policy
+    return register
 
 
 @dataclass(frozen=True)
@@ -354,8 +364,8 @@ class ModelConfig:
         # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
         for name, most in MODEL_LIMITS.items():
             _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
-        if self.policy in POLICY_CHECKS:  # the policy's own checks (ram.policies registers them)
-            POLICY_CHECKS[self.policy](self)
+        if self.policy in POLICIES:  # the policy's own checks (ram.policies registers them)
+            POLICIES[self.policy].check_config(self)
 
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
