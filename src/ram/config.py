@@ -111,12 +111,20 @@ POLICIES: dict[str, Any] = {}
 the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else it answers)."""
 
 
+PolicyName = str
+"""`ModelConfig.policy`'s type: a Literal of the registered names once a policy is (`register_policy` rebinds it; the
+annotation is read when the config is checked or the command line is parsed), so the names are written once."""
+
+
 def register_policy(name: str):
     """Class decorator: the location policy `ModelConfig.policy = name` builds."""
     def register(policy: type) -> type:
+        global PolicyName
         if name in POLICIES and POLICIES[name] is not policy:
             raise ValueError(f"policy {name!r} is {POLICIES[name].__name__} already")
         POLICIES[name] = policy
+        PolicyName = Literal[tuple(POLICIES)]
+        _hints.cache_clear()
         return policy
     return register
 
@@ -275,7 +283,7 @@ class ModelConfig:
     init_downsample times (ReLU layer of policy_hidden units) and adds its output to the zero-state policy's, so that
     the mean is tanh(b + c(image)); reinforced like every other location. Its last layer starts at zero, so a model
     started (`init`) from a learned-first-glimpse one starts exactly where that one looked."""
-    policy: Literal["gaussian", "saccade"] = "gaussian"
+    policy: PolicyName = "gaussian"
     """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
     directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
     initial-location network on the image max-pooled init_downsample times."""
