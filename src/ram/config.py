@@ -106,27 +106,38 @@ def task_of(dataset: str) -> TaskRules:
     return TASKS[dataset]
 
 
-POLICIES: dict[str, Any] = {}
-"""Each location policy by its name (`ModelConfig.policy`), filled by `register_policy` as ram.policies is imported:
-the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else it answers)."""
+def _registry(kind: str, names: str) -> tuple[dict[str, Any], Any]:
+    """A registry of a seam's variants by name, and the class decorator that fills it (`register(name)`).
+
+    Registering rebinds this module's `names` (the annotation of the config field that names a variant, a string
+    under PEP 563, read when `_check_types` runs and when tyro builds the command line) to a Literal of every
+    registered name, so the field's choices, help and refusals are the registry's, written once."""
+    table: dict[str, Any] = {}
+
+    def register(name: str):
+        def add(variant: type) -> type:
+            if name in table and table[name] is not variant:
+                raise ValueError(f"{kind} {name!r} is {table[name].__name__} already")
+            table[name] = variant
+            globals()[names] = Literal[tuple(table)]
+            _hints.cache_clear()
+            return variant
+        return add
+
+    return table, register
 
 
 PolicyName = str
-"""`ModelConfig.policy`'s type: a Literal of the registered names once a policy is (`register_policy` rebinds it; the
-annotation is read when the config is checked or the command line is parsed), so the names are written once."""
+"""`ModelConfig.policy`'s type: a Literal of the registered policies' names once there are any (`_registry`)."""
+POLICIES, register_policy = _registry("policy", "PolicyName")
+"""Each location policy by its name (`ModelConfig.policy`), filled by `@register_policy(name)` as ram.policies is
+imported: the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else)."""
 
-
-def register_policy(name: str):
-    """Class decorator: the location policy `ModelConfig.policy = name` builds."""
-    def register(policy: type) -> type:
-        global PolicyName
-        if name in POLICIES and POLICIES[name] is not policy:
-            raise ValueError(f"policy {name!r} is {POLICIES[name].__name__} already")
-        POLICIES[name] = policy
-        PolicyName = Literal[tuple(POLICIES)]
-        _hints.cache_clear()
-        return policy
-    return register
+GlimpseNetName = str
+"""`ModelConfig.glimpse_net`'s type: a Literal of the registered glimpse nets' names (`_registry`)."""
+GLIMPSE_NETS, register_glimpse_net = _registry("glimpse_net", "GlimpseNetName")
+"""What enters the core, by `ModelConfig.glimpse_net`, filled by `@register_glimpse_net(name)` as ram.nets is
+imported: `from_config(cfg)` builds one, forward(patches [B, P], locations [B, 2]) -> [B, out_size]."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +315,7 @@ class ModelConfig:
     state_dropout: float = 0.0
     """Probability of dropping a unit of the core state where the classifier reads it (the policies and baseline
     read it whole). Off in eval()."""
-    glimpse_net: Literal["ram", "pixels", "pixels+where"] = "ram"
+    glimpse_net: GlimpseNetName = "ram"
     """What enters the core. ram: the paper's glimpse network of patches and location. pixels: the raw patches,
     flattened (seed 000). pixels+where: the raw patches and the location (x, y)."""
     reinforce_core: bool = False

@@ -1,8 +1,8 @@
 """The small networks RAM is made of: glimpse net, recurrent core, and the heads. One nn.Module each.
 
-Each kind is found by its `ModelConfig` name in a registry (`GLIMPSE_NETS`, `CORES`, `BASELINES`), and says what the
-model needs to know of it: `fuses`, whether `ram.fused`'s loop computes it; a glimpse net also its width
-(`out_size`), which the core reads.
+Each kind is found by its `ModelConfig` name in a registry (`GLIMPSE_NETS`, filled by
+`ram.config.register_glimpse_net`; `CORES`; `BASELINES`), and says what the model needs to know of it: `fuses`,
+whether `ram.fused`'s loop computes it; a glimpse net also its width (`out_size`), which the core reads.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import GLIMPSE_NETS, ModelConfig, register_glimpse_net  # noqa: F401  (GLIMPSE_NETS: found here too)
 
 
+@register_glimpse_net("ram")
 class GlimpseNet(nn.Module):
     """g = ReLU(W_a h_g + W_b h_l), h_g = ReLU(W_g rho), h_l = ReLU(W_l l)  (paper, sec. 4).
 
@@ -40,6 +41,7 @@ class GlimpseNet(nn.Module):
         return torch.relu(self.merge(h))
 
 
+@register_glimpse_net("pixels")
 class Pixels(nn.Module):
     """No glimpse network: the raw patches go to the core (seed 000), with the location (x, y) if `where`."""
 
@@ -59,17 +61,13 @@ class Pixels(nn.Module):
         return torch.cat((patches, locations), dim=1) if self.where else patches
 
 
+@register_glimpse_net("pixels+where")
 class PixelsAndWhere(Pixels):
     """The raw patches and the location (x, y)."""
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "PixelsAndWhere":
         return cls(glimpse_pixels=cfg.glimpse_pixels, where=True)
-
-
-GLIMPSE_NETS: dict[str, type[nn.Module]] = {"ram": GlimpseNet, "pixels": Pixels, "pixels+where": PixelsAndWhere}
-"""What enters the core, by `ModelConfig.glimpse_net`: `from_config(cfg)` builds one, forward(patches [B, P],
-locations [B, 2]) -> [B, out_size]."""
 
 
 class StateBaseline(nn.Linear):
