@@ -60,3 +60,4 @@ def test_the_command_line_offers_the_new_policy(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parse(["train", "--help"])
     assert "--policy {gaussian,saccade,grid}" in capsys.readouterr().out
+
