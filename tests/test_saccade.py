@@ -187,7 +187,7 @@ def test_state_dropout_reaches_the_classifier_only_in_training(policy):
 def test_the_core_reads_the_raw_patch_with_or_without_its_location():
     for net, width in (("pixels", 16), ("pixels+where", 18)):
         model = RAM(saccade_cfg(glimpse_net=net))
-        assert model.core.cell.input_size == width == model.cfg.core_input
+        assert model.core.cell.input_size == width == model.glimpse_net.out_size
         assert not list(model.glimpse_net.parameters())  # no glimpse network: nothing to learn before the core
 
 

@@ -55,13 +55,15 @@ def _literal_settings():
         for f in dataclasses.fields(cls):
             hint = typing.get_type_hints(cls)[f.name]
             if typing.get_origin(hint) is typing.Literal:
-                yield pytest.param(cls, f.name, typing.get_args(hint), id=f"{cls.__name__}.{f.name}")
+                yield pytest.param(cls, f.name, id=f"{cls.__name__}.{f.name}")
 
 
-@pytest.mark.parametrize("cls, name, allowed", list(_literal_settings()))
-def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name(cls, name, allowed):
+@pytest.mark.parametrize("cls, name", list(_literal_settings()))
+def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name(cls, name):
     """A config read from JSON may hold any string: the one type check names the field as users know it (the
-    --model flag sets `kind`) and every allowed value, for each Literal, with no second list of the values."""
+    --model flag sets `kind`) and every allowed value, for each Literal, with no second list of the values. The
+    values are read when the test runs: a policy registered since collection (tests/toy_policy.py) is one of them."""
+    allowed = typing.get_args(typing.get_type_hints(cls)[name])
     with pytest.raises(ConfigError) as e:
         dataclasses.replace(cls(), **{name: "nonsense"}).validate()
     shown = "model" if name == "kind" else name

@@ -21,12 +21,11 @@ import torch.nn.functional as F
 
 from . import sensor
 from .config import ConfigError, RunConfig
+from .data.mnist import BUILT_IN
 from .data.tasks import seeded
 from .hub import load_named
 
 
-DARK_BACKGROUND = ("mnist", "fashion")
-"""The built-in datasets, whose images are light ink (or cloth) on black."""
 DARK_ON_LIGHT = ("a light background (dark ink on paper?), and this model was trained on light ink on black: invert "
                  "(255 - image) for a meaningful answer")
 
@@ -101,7 +100,7 @@ class Model:
         black (MNIST, Fashion-MNIST). Such a model reads them confidently and wrongly: a black 3 on white reads as an
         8. All False for a model trained on your own images, whose background may be anything."""
         x = self.images(images)
-        if self.cfg.task.dataset not in DARK_BACKGROUND:
+        if self.cfg.task.dataset not in BUILT_IN:  # light ink on black
             return torch.zeros(len(x), dtype=torch.bool)
         border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)  # [B, C, 4 * side]
         return border.mean(dim=(1, 2)) > 0.5

@@ -54,7 +54,7 @@ class Train(Recipe):
         _positive("checkpoint_every", self.checkpoint_every)
         for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
             print(line, flush=True)
-        name = cfg.preset if cfg.model.kind == "ram" else f"{cfg.preset}-{cfg.model.kind}"
+        name = f"{cfg.preset}-{cfg.model.kind}" if cfg.model.about.compared else cfg.preset
         glimpses = f"-g{cfg.model.glimpses}" if cfg.model.about.glimpses else ""
         out = self.out or Path("runs") / f"{name}{glimpses}-s{cfg.train.seed}"
         about = presets.PRESETS[cfg.preset][1] if cfg.preset in presets.PRESETS else ""

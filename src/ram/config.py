@@ -87,9 +87,38 @@ def task_of(dataset: str) -> Any:
     return TASKS[dataset]
 
 
-POLICY_CHECKS: dict[str, Any] = {}
-"""Each location policy's name -> the checks its settings need (a callable of a ModelConfig raising ConfigError),
-filled by `ram.policies` as it is imported."""
+def _registry(kind: str, names: str) -> tuple[dict[str, Any], Any]:
+    """A registry of a seam's variants by name, and the class decorator that fills it (`register(name)`).
+
+    Registering rebinds this module's `names` (the annotation of the config field that names a variant, a string
+    under PEP 563, read when `_check_types` runs and when tyro builds the command line) to a Literal of every
+    registered name, so the field's choices, help and refusals are the registry's, written once."""
+    table: dict[str, Any] = {}
+
+    def register(name: str):
+        def add(variant: type) -> type:
+            if name in table and table[name] is not variant:
+                raise ValueError(f"{kind} {name!r} is {table[name].__name__} already")
+            table[name] = variant
+            globals()[names] = Literal[tuple(table)]
+            _hints.cache_clear()
+            return variant
+        return add
+
+    return table, register
+
+
+PolicyName = str
+"""`ModelConfig.policy`'s type: a Literal of the registered policies' names once there are any (`_registry`)."""
+POLICIES, register_policy = _registry("policy", "PolicyName")
+"""Each location policy by its name (`ModelConfig.policy`), filled by `@register_policy(name)` as ram.policies is
+imported: the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else)."""
+
+GlimpseNetName = str
+"""`ModelConfig.glimpse_net`'s type: a Literal of the registered glimpse nets' names (`_registry`)."""
+GLIMPSE_NETS, register_glimpse_net = _registry("glimpse_net", "GlimpseNetName")
+"""What enters the core, by `ModelConfig.glimpse_net`, filled by `@register_glimpse_net(name)` as ram.nets is
+imported: `from_config(cfg)` builds one, forward(patches [B, P], locations [B, 2]) -> [B, out_size]."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +133,18 @@ class Kind:
     """It classifies images."""
     plays: bool
     """It plays a game (an action head)."""
+    compared: bool
+    """One of the comparison models (`ram.baselines`), not RAM itself: a run of it is named after it too
+    (runs/mnist-fc-s0, beside RAM's runs/mnist-g6-s0)."""
 
 
 KINDS: dict[str, Kind] = {
-    "ram": Kind(glimpses=True, drawn=True, classifies=True, plays=True),
-    "fc": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
-    "convnet": Kind(glimpses=False, drawn=False, classifies=True, plays=False),
-    "random-glimpses": Kind(glimpses=True, drawn=True, classifies=True, plays=False),
-    "screen": Kind(glimpses=True, drawn=False, classifies=False, plays=True),
-    "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True),
+    "ram": Kind(glimpses=True, drawn=True, classifies=True, plays=True, compared=False),
+    "fc": Kind(glimpses=False, drawn=False, classifies=True, plays=False, compared=True),
+    "convnet": Kind(glimpses=False, drawn=False, classifies=True, plays=False, compared=True),
+    "random-glimpses": Kind(glimpses=True, drawn=True, classifies=True, plays=False, compared=True),
+    "screen": Kind(glimpses=True, drawn=False, classifies=False, plays=True, compared=True),
+    "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True, compared=True),
 }
 ModelKind = Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"]
 """The kinds by name, for the command line's choices (the same names as KINDS)."""
@@ -243,7 +275,7 @@ class ModelConfig:
     init_downsample times (ReLU layer of policy_hidden units) and adds its output to the zero-state policy's, so that
     the mean is tanh(b + c(image)); reinforced like every other location. Its last layer starts at zero, so a model
     started (`init`) from a learned-first-glimpse one starts exactly where that one looked."""
-    policy: Literal["gaussian", "saccade"] = "gaussian"
+    policy: PolicyName = "gaussian"
     """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
     directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
     initial-location network on the image max-pooled init_downsample times."""
@@ -264,7 +296,7 @@ class ModelConfig:
     state_dropout: float = 0.0
     """Probability of dropping a unit of the core state where the classifier reads it (the policies and baseline
     read it whole). Off in eval()."""
-    glimpse_net: Literal["ram", "pixels", "pixels+where"] = "ram"
+    glimpse_net: GlimpseNetName = "ram"
     """What enters the core. ram: the paper's glimpse network of patches and location. pixels: the raw patches,
     flattened (seed 000). pixels+where: the raw patches and the location (x, y)."""
     reinforce_core: bool = False
@@ -301,13 +333,6 @@ class ModelConfig:
         """Values the sensor reads per glimpse: scales x channels x patch x patch."""
         return self.scales * self.channels * self.patch_size**2
 
-    @property
-    def core_input(self) -> int:
-        """Width of what enters the core each step, as glimpse_net says."""
-        if self.glimpse_net == "ram":
-            return self.glimpse_size
-        return self.glimpse_pixels + (2 if self.glimpse_net == "pixels+where" else 0)
-
     def validate(self) -> None:
         _check_types(self)
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
@@ -339,8 +364,8 @@ class ModelConfig:
         # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
         for name, most in MODEL_LIMITS.items():
             _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
-        if self.policy in POLICY_CHECKS:  # the policy's own checks (ram.policies registers them)
-            POLICY_CHECKS[self.policy](self)
+        if self.policy in POLICIES:  # the policy's own checks (ram.policies registers them)
+            POLICIES[self.policy].check_config(self)
 
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,

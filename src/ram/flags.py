@@ -24,6 +24,7 @@ import tyro
 
 from . import auto, presets
 from .config import ConfigError, RunConfig
+from .data.mnist import BUILT_IN
 
 def _reflowed(helptext: str) -> str:
     """A docstring as one paragraph per blank-line-separated block, a list item ("- ") on its own line.
@@ -50,8 +51,8 @@ if hasattr(tyro, "_strings") and hasattr(tyro._strings, "remove_single_line_brea
 Section = Annotated[RunConfig, tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff]
 
 
-BY_NAME = ("mnist", "fashion")
-"""The datasets --data takes by name; anything else is a folder or an .npz."""
+BY_NAME = BUILT_IN
+"""The datasets --data takes by name, the built-in ones; anything else is a folder or an .npz."""
 
 
 class Prepared(NamedTuple):

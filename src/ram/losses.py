@@ -66,13 +66,17 @@ def mean_entropy(episode: Episode) -> torch.Tensor:
     return e.mean() if e.numel() else e.new_full((), float("nan"))
 
 
+REWARDS = {
+    "correct": lambda logits, right: right.float(),
+    "prob": lambda logits, right: torch.where(right, F.softmax(logits.detach(), dim=1).amax(1), 0.0),
+}
+"""Classification rewards by `TrainConfig.reward`: (logits [B, classes], right [B] bool) -> [B] float."""
+
+
 def reward(logits: torch.Tensor, labels: torch.Tensor, kind: str = "correct") -> torch.Tensor:
     """[B, classes], [B] -> [B] float. correct: 1 for a right final guess, else 0 (RAM). prob: the probability of
     the predicted class when it is right, else 0 (seed 000)."""
-    right = logits.argmax(1) == labels
-    if kind == "prob":
-        return torch.where(right, F.softmax(logits.detach(), dim=1).amax(1), 0.0)
-    return right.float()
+    return REWARDS[kind](logits, logits.argmax(1) == labels)
 
 
 def _over_batch(per_episode: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -103,6 +107,14 @@ def copies_baseline(rewards: torch.Tensor, copies: int) -> torch.Tensor:
     return ((r.sum(0, keepdim=True) - r) / (copies - 1)).view(-1)
 
 
+REWARD_BASELINES = {
+    "batch": lambda rewards, copies: rewards.mean().expand_as(rewards),
+    "copies": copies_baseline,
+}
+"""The baselines made of the rewards themselves, by `ModelConfig.baseline`: (rewards [M * B], copies M) -> [M * B].
+They have nothing to fit; the others are the model's learned heads (`ram.nets.BASELINES`), read from the episode."""
+
+
 def policy_gradient(episode: Episode, rewards: torch.Tensor,
                     spec: LossSpec = LossSpec()) -> tuple[torch.Tensor, torch.Tensor]:
     """(REINFORCE term, baseline regression) for an episode's rewards [B]. baseline "batch" subtracts the batch's
@@ -116,8 +128,8 @@ def policy_gradient(episode: Episode, rewards: torch.Tensor,
         return zero, zero
     reduction, discount = spec.rl_reduction, spec.discount
     bonus = spec.entropy_weight * episode.entropies.sum(1).mean() if spec.entropy_weight else 0.0
-    if spec.baseline in ("batch", "copies"):
-        b = rewards.mean().expand_as(rewards) if spec.baseline == "batch" else copies_baseline(rewards, spec.mc_samples)
+    if spec.baseline in REWARD_BASELINES:
+        b = REWARD_BASELINES[spec.baseline](rewards, spec.mc_samples)
         rl = reinforce(episode.log_probs, b[:, None].expand_as(episode.log_probs), rewards, reduction=reduction,
                        discount=discount)
         return rl - bonus, rewards.new_zeros(())

@@ -10,7 +10,7 @@ from torch import nn
 from . import fused, sensor
 from .config import ModelConfig
 from .envs.world import Still, World
-from .nets import GlimpseNet, Pixels, ScalarBaseline, make_core
+from .nets import BASELINES, GLIMPSE_NETS, make_core
 from .policies import POLICIES, CategoricalPolicy
 
 
@@ -40,15 +40,12 @@ class RAM(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        if cfg.glimpse_net == "ram":
-            self.glimpse_net = GlimpseNet(glimpse_pixels=cfg.glimpse_pixels, what_size=cfg.what_size,
-                                          where_size=cfg.where_size, out_size=cfg.glimpse_size)
-        else:
-            self.glimpse_net = Pixels(where=cfg.glimpse_net == "pixels+where")
-        self.core = make_core(cfg.core, input_size=cfg.core_input, hidden_size=cfg.hidden)
+        # Built in this order, so that a seed draws the same initial weights as ever.
+        self.glimpse_net = GLIMPSE_NETS[cfg.glimpse_net].from_config(cfg)
+        self.core = make_core(cfg.core, input_size=self.glimpse_net.out_size, hidden_size=cfg.hidden)
         self.policy = POLICIES[cfg.policy].from_config(cfg)
-        self.baseline = {"state": lambda: nn.Linear(cfg.hidden, 1), "scalar": ScalarBaseline, "batch": lambda: None,
-                         "copies": lambda: None}[cfg.baseline]()
+        baseline = BASELINES[cfg.baseline]
+        self.baseline = baseline.from_config(cfg) if baseline is not None else None
         self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
         self.drop_state = nn.Dropout(cfg.state_dropout)  # where the classifier reads the core state
         self.act = CategoricalPolicy(hidden_size=cfg.hidden, n=cfg.actions) if cfg.actions else None
@@ -59,17 +56,24 @@ class RAM(nn.Module):
     False runs the plain autograd loop below, the reference it is tested against."""
 
     @property
-    def uses_fused_loop(self) -> bool:
-        """The fused loop covers the paper's classifier (glimpse network, Gaussian policy on a detached state,
-        a state baseline) with the cores that say how it runs them (`fused_cell`: the ReLU RNN and the LSTM)."""
+    def fusable(self) -> bool:
+        """Whether `ram.fused`'s loop computes this model. Each part it runs says so of itself (`fuses`: the glimpse
+        net, the core, the location policy, the learned baseline; a baseline made of the rewards has no head for the
+        loop's heads to read); the rest is the loop's own shape: a classifier with no move head, whose policy and
+        baseline read the detached state, through the sensor's default mean pooling and zero padding."""
         cfg = self.cfg
-        return (self.fused and hasattr(self.core, "fused_cell") and self.policy.fuses
-                and cfg.glimpse_net == "ram" and cfg.baseline == "state" and not cfg.reinforce_core and cfg.pool == "mean"
-                and cfg.pad == "zeros" and self.act is None and self.classifier is not None)
+        parts = (self.glimpse_net, self.core, self.policy, self.baseline)
+        return (all(part is not None and part.fuses for part in parts) and self.act is None
+                and self.classifier is not None and not cfg.reinforce_core and cfg.pool == "mean" and cfg.pad == "zeros")
+
+    @property
+    def uses_fused_loop(self) -> bool:
+        """The fused loop runs: it can (`fusable`) and it is on (`fused`)."""
+        return self.fused and self.fusable
 
     def matmul_shape(self) -> tuple[int, int]:
         """(inner, columns) of the matmul that dominates a step: the core's [g_t, h_{t-1}] @ W (`ram bench`)."""
-        return self.cfg.core_input + self.cfg.hidden, self.cfg.hidden
+        return self.glimpse_net.out_size + self.cfg.hidden, self.cfg.hidden
 
     def forward(self, inputs, *, sample: bool = True) -> Episode:
         """inputs: images [B, C, H, W] in [0, 1], or a world to play in (see `play`). sample=False follows the

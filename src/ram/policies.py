@@ -14,7 +14,8 @@ as (x, y) in [-1, 1], so the episode loop treats every location policy alike:
 
 What the rest of the house needs to know of a location policy is asked of it, never of its class: `fuses` (whether
 `ram.fused`'s loop runs it, through `fused_weights`), `lattice` (the windows a discrete policy lands on, None for any
-point) and `describe(cfg)` (a few words for `ram presets`). `POLICIES` builds one from `ModelConfig.policy`.
+point) and `describe(cfg)` (a few words for `ram presets`). `POLICIES` (`ram.config.register_policy`) finds the one
+`ModelConfig.policy` names.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import POLICY_CHECKS, ModelConfig, _require
+from .config import POLICIES, ModelConfig, _require, register_policy  # noqa: F401  (POLICIES: found here too)
 
 
 class Gaussian:
@@ -98,6 +99,7 @@ def _check_downsample(cfg: ModelConfig) -> None:
              f"must be at most the image side {cfg.image_size}")
 
 
+@register_policy("gaussian")
 class GaussianPolicy(nn.Module):
     """pi(l | h) = N(tanh(W h + b), std^2 I) over (x, y), the sample clamped to the image [-1, 1].
 
@@ -270,6 +272,7 @@ class InitialWindow(Categorical):
         return self.location(self.mode())
 
 
+@register_policy("saccade")
 class SaccadePolicy(nn.Module):
     """Seed 000's hard attention: discrete saccades on a lattice, and an initial-location network.
 
@@ -337,8 +340,3 @@ class CategoricalPolicy(nn.Module):
 
     def forward(self, h: torch.Tensor) -> Categorical:
         return Categorical(self.logits(h))
-
-
-POLICIES: dict[str, type] = {"gaussian": GaussianPolicy, "saccade": SaccadePolicy}
-"""The location policies by `ModelConfig.policy`."""
-POLICY_CHECKS.update({name: policy.check_config for name, policy in POLICIES.items()})

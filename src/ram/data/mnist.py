@@ -102,6 +102,11 @@ class Digits(NamedTuple):
     test_labels: torch.Tensor  # int64 [10000]
 
 
+BUILT_IN = tuple(_SHA256)
+"""The datasets `load` serves: 28x28 grey images of light strokes (digits, clothes) on black. A model of one of them
+reads a drawing made MNIST-like (`ram.serve.images`) and misreads dark ink on paper (`ram.api`)."""
+
+
 def data_dir() -> Path:
     """``$RAM_DATA_DIR`` if set, else the user cache folder of ``recurrent-attention``."""
     env = os.environ.get("RAM_DATA_DIR")

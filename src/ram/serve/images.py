@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..config import TaskConfig
 from ..data import decoding
+from ..data.mnist import BUILT_IN
 from ..data.tasks import DIGIT, generator, place
 
 MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
@@ -102,7 +103,7 @@ def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor 
     taken as it is ("as is"); anything else is a drawing of a digit, made MNIST-like and placed ("digit")."""
     if ink.shape == (task.canvas, task.canvas):
         return ink, "as is"
-    if task.dataset not in ("mnist", "fashion"):
+    if task.dataset not in BUILT_IN:
         raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
                        f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
     return on_canvas(mnist_digit(ink), task, seed=seed, pool=pool), "digit"
