@@ -62,7 +62,8 @@ def main() -> None:
         import torch
 
         args.out_file.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows,
-                                             "table": "\n".join(lines), "machine": machine(torch.device("cpu"))},
+                                             "table": "\n".join(lines), "machine": machine(torch.device("cpu")),
+                                             "train_threads": args.threads},
                                             indent=1) + "\n")
 
 
