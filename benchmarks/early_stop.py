@@ -19,7 +19,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
 from auto_recipe import DATASETS, prepare, run  # noqa: E402
+
+from ram.checkpoint import json_text  # noqa: E402
+from ram.speed import machine  # noqa: E402
 
 VARIANTS = {"stops": [], "full": ["--patience", "0", "--val-every", "0"]}
 
@@ -57,14 +61,9 @@ def main() -> None:
                      f"{s['error_averaged']:.2f} / {f['error_averaged']:.2f} |")
         print("\n".join(lines), flush=True)
     if args.out_file:
-        from ram.speed import machine
-
-        import torch
-
-        args.out_file.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows,
-                                             "table": "\n".join(lines), "machine": machine(torch.device("cpu")),
-                                             "train_threads": args.threads},
-                                            indent=1) + "\n")
+        args.out_file.write_text(json_text({"command": "python " + " ".join(sys.argv), "rows": rows,
+                                            "table": "\n".join(lines), "machine": machine(torch.device("cpu")),
+                                            "train_threads": args.threads}))
 
 
 if __name__ == "__main__":
