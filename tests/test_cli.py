@@ -236,7 +236,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_size_and_loss_flags_reach_the_config():
     cfg = recipe("mnist-translated", hidden=64, rl_weight=0.5, precision="bf16").config()
-    assert cfg.model.hidden == 64 and cfg.train.rl_weight == 0.5 and cfg.train.precision == "bf16"
+    assert cfg.model.hidden == 64 and cfg.loss.rl_weight == 0.5 and cfg.train.precision == "bf16"
     assert cfg.model.scales == 3  # the rest is the preset's
 
 
