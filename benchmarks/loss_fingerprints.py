@@ -21,16 +21,27 @@ import sys
 import torch
 from fingerprints import missing_data, record  # this folder's: benchmarks/fingerprints.py
 
+from ram.config import SECTIONS, RunConfig
 from ram.hub import load_pretrained, manifest
 from ram.tasks import make_task, seeded
 
 BATCH = 16
-# name -> (shipped model, recipe changes, model changes): the loss terms no shipped recipe switches on.
+# name -> (shipped model, config changes by field name, each made in the section that holds it): the loss terms no
+# shipped recipe switches on.
 VARIANTS = {
-    "mnist-g6+step+entropy+discount": ("mnist-g6", dict(step_weight=0.5, entropy_weight=0.01, discount=0.9), {}),
-    "mnist-saccade+copies": ("mnist-saccade", dict(mc_samples=2, distill_weight=0.5), dict(baseline="copies")),
-    "mnist-g6+sum": ("mnist-g6", dict(rl_reduction="sum", rl_weight=0.01, reward="prob"), {}),
+    "mnist-g6+step+entropy+discount": ("mnist-g6", dict(step_weight=0.5, entropy_weight=0.01, discount=0.9)),
+    "mnist-saccade+copies": ("mnist-saccade", dict(mc_samples=2, distill_weight=0.5, baseline="copies")),
+    "mnist-g6+sum": ("mnist-g6", dict(rl_reduction="sum", rl_weight=0.01, reward="prob")),
 }
+
+
+def changed(cfg: RunConfig, changes: dict) -> RunConfig:
+    """cfg with each change made in the section that declares its field."""
+    parts = {}
+    for section in SECTIONS:
+        names = {f.name for f in dataclasses.fields(getattr(cfg, section))}
+        parts[section] = dataclasses.replace(getattr(cfg, section), **{k: v for k, v in changes.items() if k in names})
+    return dataclasses.replace(cfg, **parts)
 
 
 def _digest(tensors) -> str:
@@ -41,10 +52,9 @@ def _digest(tensors) -> str:
 
 
 def fingerprint(name: str) -> dict:
-    shipped, train, model_changes = VARIANTS.get(name, (name, {}, {}))
+    shipped, changes = VARIANTS.get(name, (name, {}))
     model, cfg = load_pretrained(shipped)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train),
-                              model=dataclasses.replace(cfg.model, **model_changes))
+    cfg = changed(cfg, changes)
     model.train()
     task = make_task(cfg, progress=False)
     batch = next(iter(task.train_batches(0, BATCH)))

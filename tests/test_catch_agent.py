@@ -70,8 +70,7 @@ def test_catch_needs_the_core_to_learn_from_reinforce():
 def test_catch_refuses_the_settings_of_the_classification_loss(field, value, words):
     cfg = tiny_catch()
     cfg.validate()  # the same run with the setting left alone is fine
-    bad = RunConfig(preset="catch", task=cfg.task, model=cfg.model,
-                    train=dataclasses.replace(cfg.train, **{field: value}))
+    bad = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, **{field: value}))
     with pytest.raises(ConfigError, match=f"^{field} = {value!r}: {words}"):
         bad.validate()
 

@@ -236,7 +236,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_size_and_loss_flags_reach_the_config():
     cfg = recipe("mnist-translated", hidden=64, rl_weight=0.5, precision="bf16").config()
-    assert cfg.model.hidden == 64 and cfg.train.rl_weight == 0.5 and cfg.train.precision == "bf16"
+    assert cfg.model.hidden == 64 and cfg.loss.rl_weight == 0.5 and cfg.train.precision == "bf16"
     assert cfg.model.scales == 3  # the rest is the preset's
 
 
@@ -340,7 +340,8 @@ def test_a_convnet_run_is_described_in_its_own_terms(tiny_digits, tmp_path, monk
 
 
 def test_help_reflows_each_fields_docstring_instead_of_breaking_it_at_every_source_line(monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "400")
+    # Wide enough that no sentence below wraps: tyro sets the five sections' boxes in three columns, about 200 each.
+    monkeypatch.setenv("COLUMNS", "600")
     with pytest.raises(SystemExit):
         parse(["train", "--help"])
     text = capsys.readouterr().out

@@ -116,7 +116,7 @@ def test_the_table_says_when_a_row_was_trained_wider_than_the_paper():
 
 def test_the_table_and_the_replay_say_when_a_row_was_trained_along_its_means():
     row = BY_NAME["mnist-g3"]
-    assert row.train_args()[-2:] == ["--means-weight", "1.0"] and row.config().train.means_weight == 1.0
+    assert row.train_args()[-2:] == ["--means-weight", "1.0"] and row.config().loss.means_weight == 1.0
     assert "RAM, 3 glimpses, trained along its means too |" in table({row.name: {"error": 1.35}}).splitlines()[2]
 
 
@@ -137,9 +137,9 @@ def test_a_two_phase_row_replays_both_phases_the_second_from_the_firsts_weights(
     assert evaluate[:4] == ["ram", "eval", "--checkpoint", "runs/x"]
     assert all(c[c.index("--precision") + 1] == "fp32" for c in (first, second))
     one, two = row.configs()
-    assert (one.train.epochs, one.train.means_weight, one.train.init) == (30, 0.0, "")
+    assert (one.train.epochs, one.loss.means_weight, one.train.init) == (30, 0.0, "")
     assert two == row.config() and two.train.init == "runs/x-phase1"
-    assert (two.train.epochs, two.train.lr, two.train.lr_min, two.train.means_weight) == (3, 1e-4, 1e-6, 1.0)
+    assert (two.train.epochs, two.train.lr, two.train.lr_min, two.loss.means_weight) == (3, 1e-4, 1e-6, 1.0)
     assert two.model == one.model
     assert _model(row).endswith("LSTM of 512, then 3 epochs at lr 0.0001 along its modes too")
     assert _model(BY_NAME["mnist-g3"]).endswith("trained along its means too")  # one phase: nothing added
@@ -236,7 +236,7 @@ def test_the_as_written_rows_say_so_and_replay_their_founding_recipe():
     assert _model(saccade).startswith("seed 000's recipe as written: 20 moves of a 4x4 patch, the patch alone")
     assert _model(catch).startswith("seed 002's agent and loss as written: 23 glimpses and moves")
     assert saccade.train_args() == ["--preset", "mnist-saccade-000", "--glimpses", "20", "--precision", "fp32"]
-    assert saccade.config().train.rl_reduction == "sum" and catch.config().train.discount == 0.0
+    assert saccade.config().loss.rl_reduction == "sum" and catch.config().loss.discount == 0.0
 
 
 def test_the_table_says_when_validation_first_reached_the_papers_number():
@@ -300,17 +300,17 @@ def test_a_second_phase_that_narrows_the_location_policy_says_so():
 def test_a_row_taught_by_sampled_episodes_trains_and_says_so():
     row = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "means_weight": 1.0, "mc_samples": 2,
                                                  "distill_weight": 1})
-    train = row.config().train
-    assert (train.mc_samples, train.distill_weight) == (2, 1.0)
+    cfg = row.config()
+    assert (cfg.train.mc_samples, cfg.loss.distill_weight) == (2, 1.0)
     assert _model(row) == "RAM, 4 glimpses, trained along its means too, taught the average of 2 sampled episodes"
-    plain = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "means_weight": 1.0}).config().train
-    assert (plain.mc_samples, plain.distill_weight) == (1, 0.0)
+    plain = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "means_weight": 1.0}).config()
+    assert (plain.train.mc_samples, plain.loss.distill_weight) == (1, 0.0)
 
 
 def test_a_second_phase_that_distils_sampled_episodes_says_how_many():
     row = Row("c100-g8", "mnist-cluttered-100", {"glimpses": 8, "epochs": 400, "core": "lstm"}, then=(DISTILLED,))
     one, two = row.configs()
-    assert (one.train.distill_weight, two.train.distill_weight, two.train.mc_samples) == (0, 1, 2)
+    assert (one.loss.distill_weight, two.loss.distill_weight, two.train.mc_samples) == (0, 1, 2)
     assert _model(row).endswith("along its means too, taught the average of 2 sampled episodes")
 
 
@@ -337,7 +337,7 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     a, b, c = row.configs()
     assert (a.train.epochs, b.train.epochs, c.train.epochs) == (400, 80, 40)
     assert (b.train.lr, c.train.lr) == (3e-4, 1e-4)
-    assert (c.train.distill_weight, c.model.std, c.train.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
+    assert (c.loss.distill_weight, c.model.std, c.loss.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
     assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
     g4 = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 120, "lr": 3e-4,
                                                 "init": "mnist-cluttered-100-g8"}, then=(POLISHED,))
@@ -443,6 +443,6 @@ def test_a_rows_flags_are_its_overrides_by_the_names_ram_train_gives_them():
     assert flag_args({"kind": "fc", "what_size": 256, "lr": 3e-4, "lr_min": Sci(1e-6), "means_weight": 1.0}) == [
         "--model", "fc", "--what-size", "256", "--lr", "0.0003", "--lr-min", "1e-6", "--means-weight", "1.0"]
     cfg = build("mnist", {"lr": Sci(3e-4), "distill_weight": 1, "mc_samples": 2})
-    assert type(cfg.train.lr) is float and cfg.train.lr == 3e-4 and type(cfg.train.distill_weight) is float
+    assert type(cfg.train.lr) is float and cfg.train.lr == 3e-4 and type(cfg.loss.distill_weight) is float
     with pytest.raises(ValueError, match="glimpse: not a field"):
         flag_args({"glimpse": 6})

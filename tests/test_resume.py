@@ -407,3 +407,35 @@ def test_a_run_validating_every_k_steps_killed_anywhere_resumes_bit_identical(di
             fit(cfg, out, data=data, progress=False, checkpoint_every=0.0)
         fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
         assert_same_run(reference, out)
+
+
+def test_a_run_folder_written_before_the_loss_section_resumes_bit_identical(digits, tmp_path, fast, capsys):
+    """A run killed mid-epoch, its config.json and last.pt's config rewritten in the layout of the code before the
+    loss section (rl_weight, means_weight ... inside "train"), resumes through `config.migrate` and ends as a run
+    that never stopped; config.json says the same run, so it is not written again."""
+    cfg = small_config(TASKS["centred"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1),
+                              loss=dataclasses.replace(cfg.loss, rl_weight=0.5, means_weight=0.3))
+    data = TaskData(cfg.task, seed=cfg.train.seed, digits=digits)
+    reference = tmp_path / "reference"
+    fit(cfg, reference, data=data, progress=False, checkpoint_every=0.0)
+
+    def flat(d: dict) -> dict:
+        d = {**d, "train": {**d["train"], **d["loss"]}}
+        del d["loss"]
+        return d
+
+    out = tmp_path / "run"
+    with killed_before_write(3), pytest.raises(Killed):  # config.json, steps 1-2 of the epoch, then killed
+        fit(cfg, out, data=data, progress=False, checkpoint_every=0.0)
+    saved = ckpt.load_state(out / "last.pt")
+    assert saved["loop"]["batch"] == 2
+    saved["config"] = flat(saved["config"])
+    ckpt.save_state(out / "last.pt", saved)
+    old = json.dumps(flat(json.loads((out / "config.json").read_text())), indent=2)
+    (out / "config.json").write_text(old)
+    assert "loss" not in ckpt.load_state(out / "last.pt")["config"]
+    capsys.readouterr()
+    fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
+    assert "notice" not in capsys.readouterr().err
+    assert_same_run(reference, out)

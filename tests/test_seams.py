@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ram import presets
-from ram.config import KINDS, ConfigError, ModelConfig, ModelKind, TrainConfig
+from ram.config import KINDS, ConfigError, LossConfig, ModelConfig, ModelKind, RunConfig, TrainConfig
 from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import MODELS
@@ -51,7 +51,7 @@ def test_catch_refuses_monte_carlo_copies_it_would_ignore():
 
 
 def _literal_settings():
-    for cls in (ModelConfig, TrainConfig):
+    for cls in (ModelConfig, TrainConfig, LossConfig):
         for f in dataclasses.fields(cls):
             hint = typing.get_type_hints(cls)[f.name]
             if typing.get_origin(hint) is typing.Literal:
@@ -72,14 +72,16 @@ def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name
 
 
 def test_the_loss_spec_is_read_from_the_run_config_in_one_place():
-    """LossSpec.of takes every loss setting under its config name (the baseline from the model, the rest from the
-    recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default recipe's loss."""
-    train = TrainConfig(rl_weight=0.5, reward="prob", mc_samples=2, entropy_weight=0.1, step_weight=0.2,
-                        means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)
-    assert LossSpec.of(train, ModelConfig(baseline="copies")) == LossSpec(
+    """LossSpec.of takes every loss setting under its config name (the loss section whole, the baseline from the
+    model, the copies from the recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default
+    recipe's loss."""
+    loss = LossConfig(rl_weight=0.5, reward="prob", entropy_weight=0.1, step_weight=0.2, means_weight=0.3,
+                      distill_weight=0.4, rl_reduction="sum", discount=0.9)
+    cfg = RunConfig(model=ModelConfig(baseline="copies"), train=TrainConfig(mc_samples=2), loss=loss)
+    assert LossSpec.of(cfg) == LossSpec(
         rl_weight=0.5, reward="prob", baseline="copies", mc_samples=2, entropy_weight=0.1, step_weight=0.2,
         means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)
-    assert LossSpec.of(TrainConfig(), ModelConfig()) == LossSpec()
+    assert LossSpec.of(RunConfig()) == LossSpec()
     with pytest.raises(dataclasses.FrozenInstanceError):
         LossSpec().rl_weight = 2.0
 
@@ -113,4 +115,4 @@ def test_distillation_teaches_the_means_path_the_averaged_sampled_copies_and_not
     grad_episode, grad_means = torch.autograd.grad(extra, [episode.logits, means])
     assert grad_episode.abs().sum() == 0 and grad_means.abs().sum() > 0  # the teacher is detached
     with pytest.raises(ConfigError, match="distill_weight = 1.0: distils the average .* mc_samples = 1"):
-        TrainConfig(distill_weight=1.0).validate()
+        RunConfig(loss=LossConfig(distill_weight=1.0)).validate()

@@ -307,10 +307,10 @@ def test_keep_last_ships_the_last_epochs_weights(tmp_path):
 
 def test_mnist_saccade_000_is_seed_000s_recipe_and_none_of_this_projects():
     cfg = presets.get("mnist-saccade-000").validate()
-    m, t, tc = cfg.model, cfg.task, cfg.train
+    m, t, tc, lc = cfg.model, cfg.task, cfg.train, cfg.loss
     assert (m.glimpse_net, m.hidden, m.policy_hidden, m.dropout, m.state_dropout, m.elu_logits) == (
         "pixels", 512, 512, 0.7, 0.0, True)
-    assert (tc.rl_reduction, tc.rl_weight, tc.reward, m.baseline, m.reinforce_core) == ("sum", 1e-3, "prob", "batch",
+    assert (lc.rl_reduction, lc.rl_weight, lc.reward, m.baseline, m.reinforce_core) == ("sum", 1e-3, "prob", "batch",
                                                                                       True)
     assert (tc.epochs, tc.batch_size, tc.schedule, tc.lr, tc.keep, t.shift) == (10, 100, "constant", 1e-3, "last", 0)
     assert 60_000 - t.val_size == 59_000  # seed 000 trains on all 60,000; 1,000 are held out to watch the run
@@ -318,9 +318,9 @@ def test_mnist_saccade_000_is_seed_000s_recipe_and_none_of_this_projects():
 
 def test_catch_002_is_seed_002s_agent_and_loss():
     cfg = presets.get("catch-002").validate()
-    m, tc = cfg.model, cfg.train
+    m, tc, lc = cfg.model, cfg.train, cfg.loss
     assert (m.first_glimpse, m.squash, m.pad, m.pool, m.baseline, m.detach_location) == (
         "random", "sample", "edge", "max", "scalar", False)
-    assert (tc.discount, tc.rl_reduction, tc.rl_weight, tc.entropy_weight, tc.schedule) == (0.0, "sum", 1.0, 0.0,
+    assert (lc.discount, lc.rl_reduction, lc.rl_weight, lc.entropy_weight, tc.schedule) == (0.0, "sum", 1.0, 0.0,
                                                                                           "exponential")
     assert cfg.task.epoch_games * tc.epochs == 716_800  # the games the shipped catch agent saw

@@ -38,7 +38,7 @@ class Squares:
 
     def __init__(self, cfg: RunConfig, **_):
         self.cfg = cfg
-        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
+        self.loss_spec = LossSpec.of(cfg)
 
     @staticmethod
     def check_task(t: TaskConfig) -> None:

@@ -120,7 +120,7 @@ def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = No
 def apply(cfg: RunConfig, choices: Mapping[str, Choice]) -> RunConfig:
     """cfg with the chosen values in their sections."""
     sections = {}
-    for section in ("model", "train"):
+    for section in ("model", "train", "loss"):
         part = getattr(cfg, section)
         names = {f.name for f in dataclasses.fields(part)}
         sections[section] = dataclasses.replace(part, **{k: c.value for k, c in choices.items() if k in names})

@@ -1,6 +1,6 @@
-"""Run configuration: what data, which model, how to train. Frozen dataclasses, validated where they are made,
-and the schema of `ram train`'s flags (ram.flags). The tasks register here what their configs need (`register_task`),
-and what each kind of model is lives in one table (`KINDS`).
+"""Run configuration: what data, which model, how to train, what loss. Frozen dataclasses, validated where they are
+made, and the schema of `ram train`'s flags (ram.flags). The tasks register here what their configs need
+(`register_task`), and what each kind of model is lives in one table (`KINDS`).
 
 A run is fully described by a `RunConfig`; it is written next to every run and into every checkpoint, so a model is
 rebuilt from its checkpoint and never from the command line.
@@ -396,37 +396,10 @@ class TrainConfig:
     """Clip the global gradient norm to this; 0 turns clipping off."""
     mc_samples: int = 1
     """M: Monte-Carlo copies of each image per training step, and episodes averaged at evaluation."""
-    rl_weight: float = 1.0
-    """Weight of the REINFORCE term in the hybrid loss."""
-    rl_reduction: Literal["mean", "sum"] = "mean"
-    """How REINFORCE and the baseline's regression combine the batch's episodes: their mean (this project), or their
-    sum (seeds 000 and 002), which makes the term's size grow with the batch: at batch 100 and rl_weight 1e-3, seed
-    000's policy gradient is 100 times the mean's, beside a cross-entropy that is a mean."""
-    discount: float = 1.0
-    """The advantage of the decisions of step t of T is scaled by discount**(T-1-t): 1 reinforces every decision
-    with the end-of-episode reward (RAM), 0 only the last step's (seed 002's Catch, whose gamma is 0)."""
-    means_weight: float = 0.0
-    """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
-    core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
-    sampled episodes only: the means are detached). 0: off."""
-    distill_weight: float = 0.0
-    """Weight of a distillation loss: the episode along the policy means is taught the class probabilities of the
-    sampled episodes of the same image, averaged over the mc_samples copies and held constant (the teacher), by
-    cross-entropy against those soft targets. It aims the one-episode protocol at what M averaged episodes know,
-    beside means_weight's hard labels. Needs mc_samples >= 2 (one sampled episode is too noisy a teacher). 0: off."""
-    step_weight: float = 0.0
-    """Weight of the mean cross-entropy of the classifier's guesses after glimpses 1..T-1, beside the final guess's:
-    every step's state is taught to hold what it has read so far. 0: off (RAM trains on the final guess only)."""
-    entropy_weight: float = 0.0
-    """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
-    on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
     ema: float = 0.0
     """Decay of an exponential moving average of the weights, updated after every step (Polyak averaging). The
     average, not the last step's weights, is validated, kept as the best weights and tested: it smooths the
     step-to-step jitter of a policy trained on a noisy reward. 0: off."""
-    reward: Literal["correct", "prob"] = "correct"
-    """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
-    predicted class when it is right, else 0."""
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
     """Training arithmetic (auto in the presets, so `ram train`'s default). auto: bf16 where the CPU or GPU computes
     it natively (AVX512-BF16 or AMX; a GPU that supports it), else fp32; the run folder records which one ran. bf16:
@@ -462,20 +435,6 @@ class TrainConfig:
         _require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
         _require(math.isfinite(self.clip_grad) and self.clip_grad >= 0, "clip_grad", self.clip_grad, "must be >= 0")
         _require(self.mc_samples >= 1, "mc_samples", self.mc_samples, "must be >= 1")
-        _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
-        _require(math.isfinite(self.discount) and 0 <= self.discount <= 1, "discount", self.discount,
-                 "must be in [0, 1]")
-        _require(math.isfinite(self.means_weight) and self.means_weight >= 0, "means_weight", self.means_weight,
-                 "must be >= 0")
-        _require(math.isfinite(self.step_weight) and self.step_weight >= 0, "step_weight", self.step_weight,
-                 "must be >= 0")
-        _require(math.isfinite(self.distill_weight) and self.distill_weight >= 0, "distill_weight",
-                 self.distill_weight, "must be >= 0")
-        _require(self.distill_weight == 0 or self.mc_samples >= 2, "distill_weight", self.distill_weight,
-                 f"distils the average of the sampled copies, and mc_samples = {self.mc_samples} gives one: set "
-                 "mc_samples >= 2")
-        _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
-                 self.entropy_weight, "must be >= 0")
         _require(math.isfinite(self.ema) and 0 <= self.ema < 1, "ema", self.ema, "must be in [0, 1)")
         _require(0 <= self.seed < 2**63, "seed", self.seed, "must be in 0..2**63-1")
         _require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")
@@ -485,19 +444,73 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LossConfig:
+    """The loss: which reward, which baseline, and how the terms are weighted. The defaults are RAM's: reward 1 for a
+    right guess, REINFORCE at weight 1 with a learned baseline b(h_t), means over the batch. `ram.losses` reads it
+    whole (`losses.LossSpec`)."""
+
+    rl_weight: float = 1.0
+    """Weight of the REINFORCE term in the hybrid loss."""
+    rl_reduction: Literal["mean", "sum"] = "mean"
+    """How REINFORCE and the baseline's regression combine the batch's episodes: their mean (this project), or their
+    sum (seeds 000 and 002), which makes the term's size grow with the batch: at batch 100 and rl_weight 1e-3, seed
+    000's policy gradient is 100 times the mean's, beside a cross-entropy that is a mean."""
+    discount: float = 1.0
+    """The advantage of the decisions of step t of T is scaled by discount**(T-1-t): 1 reinforces every decision
+    with the end-of-episode reward (RAM), 0 only the last step's (seed 002's Catch, whose gamma is 0)."""
+    means_weight: float = 0.0
+    """Weight of a cross-entropy on one more episode of each image, along the policy means: trains the classifier,
+    core and glimpse net on the path the one-episode protocol reads (the policy still learns from REINFORCE on the
+    sampled episodes only: the means are detached). 0: off."""
+    distill_weight: float = 0.0
+    """Weight of a distillation loss: the episode along the policy means is taught the class probabilities of the
+    sampled episodes of the same image, averaged over the mc_samples copies and held constant (the teacher), by
+    cross-entropy against those soft targets. It aims the one-episode protocol at what M averaged episodes know,
+    beside means_weight's hard labels. Needs mc_samples >= 2 (one sampled episode is too noisy a teacher). 0: off."""
+    step_weight: float = 0.0
+    """Weight of the mean cross-entropy of the classifier's guesses after glimpses 1..T-1, beside the final guess's:
+    every step's state is taught to hold what it has read so far. 0: off (RAM trains on the final guess only)."""
+    entropy_weight: float = 0.0
+    """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
+    on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
+    reward: Literal["correct", "prob"] = "correct"
+    """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
+    predicted class when it is right, else 0."""
+
+    def validate(self) -> None:
+        _check_types(self)
+        _require(math.isfinite(self.rl_weight) and self.rl_weight >= 0, "rl_weight", self.rl_weight, "must be >= 0")
+        _require(math.isfinite(self.discount) and 0 <= self.discount <= 1, "discount", self.discount,
+                 "must be in [0, 1]")
+        _require(math.isfinite(self.means_weight) and self.means_weight >= 0, "means_weight", self.means_weight,
+                 "must be >= 0")
+        _require(math.isfinite(self.step_weight) and self.step_weight >= 0, "step_weight", self.step_weight,
+                 "must be >= 0")
+        _require(math.isfinite(self.distill_weight) and self.distill_weight >= 0, "distill_weight",
+                 self.distill_weight, "must be >= 0")
+        _require(math.isfinite(self.entropy_weight) and self.entropy_weight >= 0, "entropy_weight",
+                 self.entropy_weight, "must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     preset: tyro.conf.Suppress[str] = "mnist"
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def validate(self) -> "RunConfig":
         _require(isinstance(self.preset, str) and self.preset != "", "preset", self.preset, "must be a name")
-        for name, kind in (("task", TaskConfig), ("model", ModelConfig), ("train", TrainConfig)):
+        for name, kind in SECTIONS.items():
             _require(isinstance(getattr(self, name), kind), name, getattr(self, name), f"must be a {kind.__name__}")
         self.task.validate()
         self.model.validate()
         self.train.validate()
+        self.loss.validate()
+        _require(self.loss.distill_weight == 0 or self.train.mc_samples >= 2, "distill_weight",
+                 self.loss.distill_weight, "distils the average of the sampled copies, and mc_samples = "
+                 f"{self.train.mc_samples} gives one: set mc_samples >= 2")
         _require(
             self.model.image_size == self.task.canvas,
             "image_size",
@@ -516,8 +529,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        """The validated config of a to_dict() result; fields added since it was written take their defaults."""
+        """The validated config of a to_dict() result, written by this code or an older one (`migrate`); fields added
+        since it was written take their defaults."""
         try:
+            d = migrate(d)
             task = d["task"]
             if isinstance(task, dict) and isinstance(task.get("class_names"), list):  # JSON turned the tuple to a list
                 task = {**task, "class_names": tuple(task["class_names"])}
@@ -526,6 +541,7 @@ class RunConfig:
                 task=TaskConfig(**task),
                 model=ModelConfig(**d["model"]),
                 train=TrainConfig(**d["train"]),
+                loss=LossConfig(**d["loss"]),
             )
         except (KeyError, TypeError) as e:
             raise ConfigError(f"config: not a recurrent-attention run config ({e})") from None
@@ -535,6 +551,22 @@ class RunConfig:
         """'section.field: mine -> other' for each field that differs."""
         a, b = self.to_dict(), other.to_dict()
         out = [f"preset: {a['preset']!r} -> {b['preset']!r}"] if a["preset"] != b["preset"] else []
-        for section in ("task", "model", "train"):
+        for section in SECTIONS:
             out += [f"{section}.{k}: {v!r} -> {b[section][k]!r}" for k, v in a[section].items() if v != b[section][k]]
         return out
+
+
+SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig, "loss": LossConfig}
+"""A RunConfig's sections by name, each a dataclass of its own fields (no field name is in two of them)."""
+
+
+def migrate(d: dict) -> dict:
+    """A stored config (`RunConfig.to_dict()` as JSON: config.json, last.pt, a weight file's metadata, a results file)
+    in the layout this code reads. Configs written before the loss section had its fields in "train"; they move to
+    "loss". Anything not a dict of dicts is returned as it is, for `from_dict` to refuse."""
+    if not isinstance(d, dict) or "loss" in d or not isinstance(d.get("train"), dict):
+        return d
+    names = {f.name for f in dataclasses.fields(LossConfig)}
+    train = {k: v for k, v in d["train"].items() if k not in names}
+    loss = {k: v for k, v in d["train"].items() if k in names}
+    return {**d, "train": train, "loss": loss}

@@ -23,7 +23,7 @@ from typing import Annotated, Any, NamedTuple
 import tyro
 
 from . import auto, presets
-from .config import ConfigError, RunConfig
+from .config import SECTIONS, ConfigError, RunConfig
 from .data.mnist import BUILT_IN
 
 def _reflowed(helptext: str) -> str:
@@ -122,7 +122,7 @@ class Recipe:
             cfg, source = images.configure(cfg, source, val_size=self.val_size, progress=progress)
             return Prepared(cfg, [], source)
         val = images.default_val_size(source.n_train) if self.val_size is None else self.val_size
-        given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train")
+        given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train", "loss")
                  for name in self.given if hasattr(getattr(cfg, section), name)}
         choices = auto.derive(size=source.size, given=given, batch_size=cfg.train.batch_size,
                               train_images=auto.train_images(source.n_train, val, cfg.task.train_size))
@@ -168,15 +168,15 @@ def parse(args: Sequence[str]) -> Recipe:
 def recipe(preset: str | None = None, *, data: str | None = None, image_size: int | None = None,
            val_size: int | None = None, **fields) -> Recipe:
     """A Recipe from Python, as its flags would give it: recipe("mnist-translated", hidden=64, lr=3e-4). Each keyword
-    is a config field's name, found in its section (task, model or train); kind is the model family (--model).
+    is a config field's name, found in its section (task, model, train or loss); kind is the model family (--model).
     preset None: auto for data that is a path, else mnist, as on the command line."""
     preset = preset or (auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset)
     cfg = presets.get(preset)
-    sections = {name: {} for name in ("task", "model", "train")}
+    sections = {name: {} for name in SECTIONS}
     for name, value in fields.items():
         owner = [s for s in sections if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
         if not owner:
-            raise ConfigError(f"{name} = {value!r}: not a field of the task, model or train config")
+            raise ConfigError(f"{name} = {value!r}: not a field of the task, model, train or loss config")
         sections[owner[0]][name] = value
     settings = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in sections.items()})
     return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, settings=settings,

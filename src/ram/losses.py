@@ -19,34 +19,27 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, TrainConfig
+from .config import LossConfig, RunConfig
 from .model import Episode
 
 
 @dataclass(frozen=True, kw_only=True)
-class LossSpec:
-    """The settings of the loss, as the config names them (their meaning and their values: `TrainConfig`,
-    `ModelConfig.baseline`; the config checks them, so their value sets are written there only). The defaults are
-    RAM's: reward 1 for a right guess, a learned baseline b(h_t), one copy, means over the batch."""
+class LossSpec(LossConfig):
+    """The loss section (`LossConfig`: its settings' meanings and their checks are written there only) with the two
+    settings the loss reads from other sections: the baseline, which may be a learned head of the model, and the
+    copies of each input in the batch, which are also the evaluation's. The defaults are RAM's: reward 1 for a right
+    guess, a learned baseline b(h_t), one copy, means over the batch."""
 
-    rl_weight: float = 1.0
-    reward: str = "correct"
     baseline: str = "state"
     mc_samples: int = 1
     """Copies of each input in the batch (copy k of input i at k * B + i): what the "copies" baseline and the
     distillation teacher average over."""
-    entropy_weight: float = 0.0
-    step_weight: float = 0.0
-    means_weight: float = 0.0
-    distill_weight: float = 0.0
-    rl_reduction: str = "mean"
-    discount: float = 1.0
 
     @classmethod
-    def of(cls, train: TrainConfig, model: ModelConfig) -> LossSpec:
-        """A run's loss settings: the baseline is the model's (it may be a learned head), the rest the recipe's."""
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "baseline"]
-        return cls(baseline=model.baseline, **{name: getattr(train, name) for name in names})
+    def of(cls, cfg: RunConfig) -> LossSpec:
+        """A run's loss settings: its loss section, the model's baseline and the recipe's copies."""
+        loss = {f.name: getattr(cfg.loss, f.name) for f in dataclasses.fields(LossConfig)}
+        return cls(baseline=cfg.model.baseline, mc_samples=cfg.train.mc_samples, **loss)
 
 
 class Losses(NamedTuple):
@@ -70,7 +63,7 @@ REWARDS = {
     "correct": lambda logits, right: right.float(),
     "prob": lambda logits, right: torch.where(right, F.softmax(logits.detach(), dim=1).amax(1), 0.0),
 }
-"""Classification rewards by `TrainConfig.reward`: (logits [B, classes], right [B] bool) -> [B] float."""
+"""Classification rewards by `LossConfig.reward`: (logits [B, classes], right [B] bool) -> [B] float."""
 
 
 def reward(logits: torch.Tensor, labels: torch.Tensor, kind: str = "correct") -> torch.Tensor:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from .config import ConfigError, LossConfig, ModelConfig, RunConfig, TaskConfig, TrainConfig
 
 MNIST_MEAN = 0.1306604762738429
 MNIST_STD = 0.30810780713141817
@@ -36,8 +36,8 @@ SEED_000 = dict(
     model=ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
                       dropout=0.7, elu_logits=True, glimpse_net="pixels", core="lstm", hidden=512, policy_hidden=512,
                       baseline="batch", reinforce_core=True, pixel_mean=MNIST_MEAN, pixel_std=MNIST_STD),
-    train=TrainConfig(epochs=10, batch_size=100, lr=1e-3, lr_min=1e-3, schedule="constant", reward="prob",
-                      rl_weight=1e-3, rl_reduction="sum", keep="last"),
+    train=TrainConfig(epochs=10, batch_size=100, lr=1e-3, lr_min=1e-3, schedule="constant", keep="last"),
+    loss=LossConfig(reward="prob", rl_weight=1e-3, rl_reduction="sum"),
 )
 """Seed 000's main.lua as written: the patch alone into the LSTM, REINFORCE summed over the batch at 1e-3 with the
 batch's mean reward as baseline, an ELU before each softmax, standardised pixels, Adam at a constant 1e-3, 10 epochs
@@ -51,7 +51,8 @@ SEED_002 = dict(
                       hidden=256, std=0.25, squash="sample", first_glimpse="random", reinforce_core=True,
                       baseline="scalar"),
     train=TrainConfig(epochs=32, batch_size=64, lr=0.99e-4, lr_min=1e-7, schedule="exponential", lr_decay=0.99,
-                      rl_weight=1.0, rl_reduction="sum", discount=0.0, eval_mc_samples=0, keep="last"),
+                      eval_mc_samples=0, keep="last"),
+    loss=LossConfig(rl_weight=1.0, rl_reduction="sum", discount=0.0),
 )
 """Seed 002's RAM_catch.py as written: a random first glimpse, the location tanh of a Gaussian sample, a max-pooled
 retina padded by repeating the border, REINFORCE on the last step's decisions only (gamma 0) and a learned scalar
@@ -61,9 +62,10 @@ baseline, both summed over the batch, reaching the LSTM from the moves and the l
 side by side (the catch agent now trains on to 80); seed 002 played 700 epochs (15.7M)."""
 
 
-def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str):
+def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str,
+            loss: LossConfig = LossConfig()):
     model = dataclasses.replace(model, image_size=task.canvas)
-    return name, (RunConfig(preset=name, task=task, model=model, train=train), about)
+    return name, (RunConfig(preset=name, task=task, model=model, train=train, loss=loss), about)
 
 
 PRESETS: dict[str, tuple[RunConfig, str]] = dict(
@@ -102,9 +104,9 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
                         dropout=0.7, state_dropout=0.5, glimpse_net="pixels+where", core="lstm", hidden=512,
                         policy_hidden=512, baseline="batch", reinforce_core=True),
-            TrainConfig(precision="auto", epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5, reward="prob",
-                        rl_weight=1e-3),
+            TrainConfig(precision="auto", epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5),
             "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
+            loss=LossConfig(reward="prob", rl_weight=1e-3),
         ),
         _preset(
             "mnist-saccade-000",
@@ -116,10 +118,9 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             TaskConfig(dataset="catch", canvas=24),
             ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", core="lstm", hidden=256,
                         std=0.25, reinforce_core=True, detach_location=True, baseline="state"),
-            TrainConfig(precision="auto", epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, rl_weight=0.1,
-                        entropy_weight=0.01,
-                        eval_mc_samples=0),
+            TrainConfig(precision="auto", epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
             "Catch on a 24x24 screen: 6x6 glimpses, 3 scales, an LSTM of 256, a move after every glimpse",
+            loss=LossConfig(rl_weight=0.1, entropy_weight=0.01),
         ),
         _preset(
             "auto",
@@ -151,11 +152,12 @@ def get(name: str) -> RunConfig:
     return PRESETS[name][0]
 
 
-def resolve(name: str, *, task: dict | None = None, model: dict | None = None, train: dict | None = None) -> RunConfig:
+def resolve(name: str, *, task: dict | None = None, model: dict | None = None, train: dict | None = None,
+            loss: dict | None = None) -> RunConfig:
     """A preset with overrides (None values are ignored), validated."""
     cfg = get(name)
     parts = {}
-    for section, overrides in (("task", task), ("model", model), ("train", train)):
+    for section, overrides in (("task", task), ("model", model), ("train", train), ("loss", loss)):
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         parts[section] = dataclasses.replace(getattr(cfg, section), **overrides)
     return dataclasses.replace(cfg, **parts).validate()

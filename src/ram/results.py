@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import flags, presets
-from .config import ConfigError, ModelConfig, RunConfig, TrainConfig, _hints
+from .config import ConfigError, ModelConfig, RunConfig, _hints
 
 
 Settings = Mapping[str, Any]
@@ -41,7 +41,7 @@ class Sci(float):
 
 
 def _owner(cfg: RunConfig, name: str):
-    """The section of cfg (task, model, train) that declares the field `name`."""
+    """The section of cfg (task, model, train, loss) that declares the field `name`."""
     sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
                 if dataclasses.is_dataclass(getattr(cfg, f.name))}
     for section in sections.values():
@@ -496,16 +496,16 @@ _FROM_THE_IMAGE = ", its first glimpse decided by the image"
 def _then(before: RunConfig, after: RunConfig, path: str) -> str:
     """What one phase changed from the one before, in `_later_phases`' words."""
     std = f" and std {after.model.std:g}" if after.model.std != before.model.std else ""
-    along = f" along its {path} too" if after.train.means_weight and not before.train.means_weight else ""
-    taught = _taught(after.train) if not before.train.distill_weight else ""
+    along = f" along its {path} too" if after.loss.means_weight and not before.loss.means_weight else ""
+    taught = _taught(after) if not before.loss.distill_weight else ""
     first = _FROM_THE_IMAGE if after.model.first_glimpse == "context" != before.model.first_glimpse else ""
     return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}{first}"
 
 
-def _taught(train: TrainConfig) -> str:
+def _taught(cfg: RunConfig) -> str:
     """", taught the average of 2 sampled episodes" for training that distils sampled episodes into the path along
     the means (--distill-weight); "" for training without a teacher."""
-    return f", taught the average of {train.mc_samples} sampled episodes" if train.distill_weight else ""
+    return f", taught the average of {cfg.train.mc_samples} sampled episodes" if cfg.loss.distill_weight else ""
 
 
 def _architecture(row: Row) -> str:
@@ -523,7 +523,7 @@ def _architecture(row: Row) -> str:
         out += f", {own['core'].upper()} core"
     if own.get("means_weight"):
         out += ", trained along its means too"
-    out += _taught(row.configs()[0].train) if own.get("distill_weight") else ""
+    out += _taught(row.configs()[0]) if own.get("distill_weight") else ""
     return out + (_FROM_THE_IMAGE if own.get("first_glimpse") == "context" else "")
 
 

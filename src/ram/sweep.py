@@ -88,13 +88,14 @@ def run(
     model: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
     task: dict[str, Any] | None = None,
+    loss: dict[str, Any] | None = None,
     device: str = "auto",
     threads: int | None = None,
     progress: bool = False,
 ):
     """Run the study until it holds `trials` completed trials; returns the optuna Study.
 
-    model / train / task: fixed overrides of the preset for every trial (e.g. glimpses, batch_size, train_size).
+    model / train / task / loss: fixed overrides of the preset for every trial (e.g. glimpses, batch_size, train_size).
     """
     optuna = _optuna()
     if trials < 1:
@@ -102,7 +103,7 @@ def run(
     if sampler not in ("random", "tpe"):
         raise ConfigError(f"sampler = {sampler!r}: must be 'random' or 'tpe'")
     space.validate()
-    base = presets.resolve(preset, model=model, train={**(train or {}), "epochs": epochs})
+    base = presets.resolve(preset, model=model, train={**(train or {}), "epochs": epochs}, loss=loss)
     if task:
         import dataclasses
 

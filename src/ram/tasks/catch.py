@@ -91,7 +91,7 @@ class CatchGame:
 
     def __init__(self, cfg: RunConfig, **_):
         self.cfg = cfg
-        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
+        self.loss_spec = LossSpec.of(cfg)
 
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -103,7 +103,7 @@ class CatchGame:
 
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
-        m, t, tc = cfg.model, cfg.task, cfg.train
+        m, t, tc, lc = cfg.model, cfg.task, cfg.train, cfg.loss
         _require(m.channels == 1, "channels", m.channels, f"{t.dataset} images are grey")
         _require(m.about.plays, "model", m.kind, "cannot play catch; players are ram, screen, random-agent")
         _require(m.classes == 0, "classes", m.classes, "catch has no classes")
@@ -113,13 +113,13 @@ class CatchGame:
         _require(m.reinforce_core, "reinforce_core", False,
                  "catch has no classification loss: the core learns only from REINFORCE, so it must be on")
         # The settings of the classification loss have nothing to act on in a game: refuse them, not ignore them.
-        _require(tc.means_weight == 0, "means_weight", tc.means_weight,
+        _require(lc.means_weight == 0, "means_weight", lc.means_weight,
                  "catch has no classification loss for the means copy to add to")
-        _require(tc.distill_weight == 0, "distill_weight", tc.distill_weight,
+        _require(lc.distill_weight == 0, "distill_weight", lc.distill_weight,
                  "catch has no class probabilities to distil")
-        _require(tc.step_weight == 0, "step_weight", tc.step_weight,
+        _require(lc.step_weight == 0, "step_weight", lc.step_weight,
                  "catch has no guess after each glimpse to add a loss on")
-        _require(tc.reward == "correct", "reward", tc.reward, "catch's reward is the game's: 1 for a caught ball, else 0")
+        _require(lc.reward == "correct", "reward", lc.reward, "catch's reward is the game's: 1 for a caught ball, else 0")
         _require(tc.mc_samples == 1, "mc_samples", tc.mc_samples,
                  "catch plays each batch's games once: every game is a new start, so there are no copies to average")
 

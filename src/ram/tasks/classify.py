@@ -128,7 +128,7 @@ class Classification:
     def __init__(self, cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True):
         self.cfg = cfg
         self.data = data or TaskData(cfg.task, seed=cfg.train.seed, progress=progress)
-        self.loss_spec = LossSpec.of(cfg.train, cfg.model)
+        self.loss_spec = LossSpec.of(cfg)
 
     # The config ------------------------------------------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,51 @@
+"""Configs stored before the loss section (the loss settings inside "train") load through `config.migrate`: shipped
+weight files, run folders' config.json and last.pt, results files."""
+
+import json
+
+from ram.config import LossConfig, RunConfig, TrainConfig, migrate
+
+# mnist-saccade's config as the shipped manifest (src/ram/pretrained/manifest.json) held it, written by the code
+# before the loss section: rl_weight, reward, means_weight ... among the recipe's fields.
+OLD = json.loads("""{"model": {"actions": 0, "baseline": "batch", "channels": 1, "classes": 10, "core": "lstm",
+"detach_location": false, "dropout": 0.7, "elu_logits": false, "first_glimpse": "learned", "glimpse_net":
+"pixels+where", "glimpse_size": 256, "glimpses": 20, "hidden": 512, "image_size": 28, "init_downsample": 4, "kind":
+"ram", "pad": "zeros", "patch_size": 4, "pixel_mean": 0.0, "pixel_std": 1.0, "policy": "saccade", "policy_hidden":
+512, "pool": "mean", "reinforce_core": true, "saccade_step": 2, "scales": 1, "squash": "mean", "state_dropout": 0.5,
+"std": 0.1, "what_size": 128, "where_size": 128}, "preset": "mnist-saccade", "task": {"canvas": 28, "class_names":
+[], "dataset": "mnist", "epoch_games": 22400, "piece_size": 8, "pieces": 0, "rotate": 0.0, "scale": 0.0, "shift": 2,
+"source": "", "test_fraction": 0.2, "train_size": 0, "val_games": 1000, "val_size": 10000}, "train": {"batch_size":
+32, "clip_grad": 0.0, "discount": 1.0, "distill_weight": 0.0, "ema": 0.0, "entropy_weight": 0.0, "epochs": 3,
+"eval_batch_size": 1000, "eval_mc_samples": 10, "init": "runs/mnist-saccade-phase1", "keep": "best", "lr": 0.0001,
+"lr_decay": 0.99, "lr_min": 1e-06, "mc_samples": 1, "means_weight": 1.0, "momentum": 0.9, "optimizer": "adam",
+"precision": "fp32", "reward": "prob", "rl_reduction": "mean", "rl_weight": 0.001, "schedule": "cosine", "seed": 0,
+"step_weight": 0.0}}""")
+
+
+def test_a_config_written_before_the_loss_section_loads_with_its_loss_settings_in_the_section():
+    cfg = RunConfig.from_dict(OLD)
+    assert cfg.loss == LossConfig(rl_weight=0.001, reward="prob", means_weight=1.0)
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.mc_samples, cfg.train.init) == (
+        1e-4, 3, 1, "runs/mnist-saccade-phase1")
+    assert (cfg.model.baseline, cfg.model.policy) == ("batch", "saccade")
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # the new layout round-trips
+
+
+def test_migrate_moves_only_the_loss_fields_and_leaves_a_new_config_as_it_is():
+    new = migrate(OLD)
+    assert set(new["loss"]) == {"rl_weight", "rl_reduction", "discount", "means_weight", "distill_weight",
+                                "step_weight", "entropy_weight", "reward"}
+    assert set(new["train"]) | set(new["loss"]) == set(OLD["train"]) and not set(new["train"]) & set(new["loss"])
+    assert set(new["train"]) <= {f for f in TrainConfig.__dataclass_fields__}
+    assert "loss" not in OLD["train"] and "rl_weight" in OLD["train"]  # the stored dict is not changed in place
+    assert migrate(new) is new
+
+
+def test_every_shipped_config_loads_as_the_same_recipe():
+    from ram.hub import manifest
+
+    for name, entry in manifest().items():
+        stored = entry["config"]
+        cfg = RunConfig.from_dict(stored)
+        flat = {**cfg.to_dict()["train"], **cfg.to_dict()["loss"]}
+        assert {k: flat[k] for k in stored["train"]} == stored["train"], name
