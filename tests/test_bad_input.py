@@ -16,7 +16,7 @@ import torch
 from ram import checkpoint as ckpt
 from ram import presets
 from ram.cli import main
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import SECTIONS, ConfigError, ModelConfig, RunConfig
 from ram.models import build_model
 from ram.presets import PRESETS
 from ram.train import _rng_state, make_optimizer
@@ -239,7 +239,6 @@ def _bad_values(kind, default=None) -> list:
     return [3] if default == "" else ["", 3]  # a field whose default is "" takes "" as "none" (train.init)
 
 
-SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
 FIELD_CASES = [
     (section, f.name, value)
     for section, cls in SECTIONS.items()

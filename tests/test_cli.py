@@ -16,7 +16,7 @@ import tyro
 import ram.data.mnist
 import ram.tasks
 from ram.cli import Train, main, parse
-from ram.config import ConfigError
+from ram.config import SECTIONS, ConfigError
 from ram.data import Digits
 from ram.flags import defaults, recipe
 
@@ -274,7 +274,7 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
     flags = [flag for action in parser._actions for flag in action.option_strings]
     assert len(flags) == len(set(flags)), [f for f in flags if flags.count(f) > 1]  # no flag declared twice
     reached = set()
-    for section in ("task", "model", "train"):
+    for section in SECTIONS:
         for f in dataclasses.fields(getattr(presets.get("mnist"), section)):
             if f.name in derived:
                 assert f"--{f.name.replace('_', '-')}" not in flags or f.name in ("image_size", "val_size"), f.name
