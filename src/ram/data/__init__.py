@@ -17,11 +17,10 @@ import torch
 from ..config import ConfigError, TaskConfig
 from . import mnist
 from .mnist import DataError, Digits, data_dir, load
-from .tasks import generator, place, shift, warp
+from .tasks import TEST, TRAIN, VAL, epoch_batches, generator, place, shift, warp
 
 __all__ = ["DataError", "Digits", "Split", "TaskData", "data_dir", "load", "place", "to_float"]
 
-TRAIN, VAL, TEST = 1, 2, 3  # stream ids for seeding
 
 
 class Split(NamedTuple):
@@ -90,14 +89,7 @@ class TaskData:
         shard = (rank, world): each data-parallel rank takes every world-th batch of the same permutation.
         """
         n = self.train.images.shape[0]
-        order = torch.randperm(n, generator=generator(self.seed, TRAIN, epoch))
-        rank, world = shard
-        total = self.batches_per_epoch(batch_size)
-        # Ranks must take equally many steps or a collective hangs, so a ragged last round is dropped.
-        for b in range(start, total - total % world if world > 1 else total):
-            if b % world != rank:
-                continue
-            idx = order[b * batch_size : (b + 1) * batch_size]
+        for b, idx in epoch_batches(n, batch_size, seed=self.seed, epoch=epoch, start=start, shard=shard):
             gen = generator(self.seed, TRAIN, epoch, b)
             images = shift(self._place(self.train.images[idx], gen, idx), self.task.shift, gen=gen)
             yield warp(to_float(images), self.task.rotate, self.task.scale, gen=gen), self.train.labels[idx]

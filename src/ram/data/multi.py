@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 
 from .mnist import Digits
-from .tasks import DIGIT, add_clutter, generator, square_index
+from .tasks import DIGIT, TEST, TRAIN, VAL, add_clutter, epoch_batches, generator, square_index
 
 __all__ = [
     "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths",
@@ -38,7 +38,6 @@ __all__ = [
 
 EOS = 10  # end of sequence, after the digit classes 0..9
 PAD = -100  # after EOS when strings of different lengths share a batch: cross_entropy's default ignore_index
-TRAIN, VAL, TEST = 1, 2, 3  # stream ids for seeding, as in ram.data.TaskData
 _MAX_ROUNDS = 1000  # redraws of overlapping positions; a feasible layout needs a handful (see _positions)
 
 
@@ -261,11 +260,5 @@ class MultiDigitData:
         ragged last round is dropped so that every rank takes as many steps.
         """
         n = self.train.images.shape[0]
-        order = torch.randperm(n, generator=generator(self.seed, TRAIN, epoch))
-        rank, world = shard
-        total = self.batches_per_epoch(batch_size)
-        for b in range(start, total - total % world if world > 1 else total):
-            if b % world != rank:
-                continue
-            first = order[b * batch_size : (b + 1) * batch_size]
+        for b, first in epoch_batches(n, batch_size, seed=self.seed, epoch=epoch, start=start, shard=shard):
             yield compose(*self.train, first, layout=self.layout, gen=generator(self.seed, TRAIN, epoch, b))

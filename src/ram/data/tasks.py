@@ -8,6 +8,7 @@ All images stay uint8 until a batch is fed to the model: clutter is added in int
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -34,6 +35,23 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+TRAIN, VAL, TEST = 1, 2, 3
+"""Stream ids for seeding (`generator(seed, stream, ...)`): training batches, the validation set, the test set."""
+
+
+def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, start: int = 0,
+                  shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, torch.Tensor]]:
+    """(b, indices into the n training items) for each batch b of an epoch's seeded permutation, from batch `start`
+    on. shard = (rank, world): each data-parallel rank takes every world-th batch, and a ragged last round is
+    dropped, since ranks must take equally many steps or a collective hangs."""
+    order = torch.randperm(n, generator=generator(seed, TRAIN, epoch))
+    rank, world = shard
+    total = -(-n // batch_size)
+    for b in range(start, total - total % world if world > 1 else total):
+        if b % world == rank:
+            yield b, order[b * batch_size : (b + 1) * batch_size]
 
 
 def square_index(top: torch.Tensor, left: torch.Tensor, side: int, row_stride: int) -> torch.Tensor:
