@@ -47,7 +47,7 @@ def error(model, images: torch.Tensor, labels: torch.Tensor, first: torch.Tensor
         for i in range(0, images.shape[0], batch):
             if first is not None:
                 where = first[i:i + batch]
-                net.policy.first = lambda frame, h: Gaussian(where, net.cfg.std)
+                net.policy.first = lambda frame, h: Gaussian(where, net.policy_cfg.std)
             with torch.no_grad():
                 logits = net(to_float(images[i:i + batch]), sample=False).logits
             wrong += (logits.argmax(-1) != labels[i:i + batch]).sum().item()

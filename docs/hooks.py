@@ -1,7 +1,8 @@
 """mkdocs hook: the command-line reference is tyro's own help of every `ram` command, made at build time from the
 config dataclasses and their docstrings, so it cannot fall out of step with the code.
 
-A page writes `<!-- cli: COMMAND -->` where that command's help goes.
+A page writes `<!-- cli: COMMAND -->` where that command's help goes, or `<!-- cli: COMMAND WORDS -->` for the help
+those words ask for (`<!-- cli: train all -->`: `ram train --help all`).
 """
 
 import contextlib
@@ -9,10 +10,10 @@ import io
 import os
 import re
 
-CLI = re.compile(r"<!-- cli: ([a-z-]+) -->")
+CLI = re.compile(r"<!-- cli: ([a-z-]+)((?: [a-z-]+)*) -->")
 
 
-def _help(command: str) -> str:
+def _help(command: str, words: str = "") -> str:
     from ram.cli import parse
 
     out = io.StringIO()
@@ -20,7 +21,7 @@ def _help(command: str) -> str:
     os.environ["COLUMNS"] = "100"
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-            parse([command, "--help"])
+            parse([command, "--help", *words.split()])
     finally:
         if old is None:
             del os.environ["COLUMNS"]
@@ -30,4 +31,4 @@ def _help(command: str) -> str:
 
 
 def on_page_markdown(markdown: str, page, **_) -> str:
-    return CLI.sub(lambda m: f"```text\n{_help(m[1])}\n```", markdown)
+    return CLI.sub(lambda m: f"```text\n{_help(m[1], m[2])}\n```", markdown)

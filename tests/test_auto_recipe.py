@@ -79,7 +79,7 @@ def test_data_without_a_preset_is_the_auto_recipe_and_says_why(tmp_path):
     cfg, why = parse(["--data", str(root)]).resolve(progress=False)
     assert cfg.preset == "auto"
     m = cfg.model
-    assert (m.patch_size, m.scales, m.glimpses, m.std, cfg.train.epochs) == (8, 3, 7, 0.2, 500)
+    assert (m.patch_size, m.scales, m.glimpses, cfg.policy.std, cfg.train.epochs) == (8, 3, 7, 0.2, 500)
     assert cfg.task.val_size == 4 and cfg.train.lr == 1e-3  # a sixth of 24; the rest is the mnist recipe
     text = "\n".join(why)
     assert why[0].startswith("recipe auto: 2 classes of 40x40 grey images") and "20 to train on" in why[0]
@@ -101,7 +101,7 @@ def test_an_explicit_flag_wins_over_the_derived_value(tmp_path, flags):
 
 def test_python_keywords_are_given_fields_too(tmp_path):
     cfg = recipe(data=str(folder(tmp_path / "pets")), std=0.3, scales=1).config(progress=False)
-    assert cfg.preset == "auto" and cfg.model.std == 0.3 and cfg.model.scales == 1
+    assert cfg.preset == "auto" and cfg.policy.std == 0.3 and cfg.model.scales == 1
     assert cfg.model.patch_size == 6 and cfg.train.epochs == 500  # still derived: a fifth of 28; 20 images
 
 

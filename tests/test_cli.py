@@ -65,7 +65,7 @@ def test_train_then_eval_json(tiny_digits, tmp_path, capsys):
     test = json.loads((out / "test.json").read_text())
     assert test["precision"] == ran and test["machine"]["device"] == "cpu" and test["machine"]["threads"] == 1
     # RAM's Gaussian has a fixed std: its entropy per decision is a constant, 2 * (log std + log sqrt(2 pi e))
-    std = json.loads((out / "config.json").read_text())["model"]["std"]
+    std = json.loads((out / "config.json").read_text())["policy"]["std"]
     assert float(rows[0]["entropy"]) == pytest.approx(2 * (math.log(std) + 0.5 * math.log(2 * math.pi * math.e)),
                                                       abs=1e-4)
     capsys.readouterr()
@@ -126,13 +126,13 @@ def test_eval_json_names_both_protocols(tiny_digits, tmp_path, capsys):
 
 def test_init_starts_from_a_run_and_refuses_another_network(tiny_digits, tmp_path, capsys):
     from ram.checkpoint import load_weights
-    from ram.models import build_model
+    from ram.models import model_of
     from ram.train import _initial_weights
 
     first = tmp_path / "first"
     main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(first), "--no-progress"])
     cfg = recipe(glimpses=2, std=0.03, init=str(first)).config()
-    model = build_model(cfg.model)
+    model = model_of(cfg)
     load_weights(model, first / "model.safetensors")
     start = _initial_weights(cfg)
     assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
@@ -154,15 +154,15 @@ def test_init_into_a_network_with_a_context_first_glimpse_starts_where_the_init_
     that lacks a weight of the init is still refused."""
     from ram.checkpoint import load_weights
     from ram.data import to_float
-    from ram.models import build_model
+    from ram.models import model_of
     from ram.train import _initial_weights
 
     first = tmp_path / "first"
     main(["train", "--epochs", "1", "--glimpses", "2", "--threads", "1", "--out", str(first), "--no-progress"])
-    learned = build_model(recipe(glimpses=2).config().model)
+    learned = model_of(recipe(glimpses=2).config())
     load_weights(learned, first / "model.safetensors")
     cfg = recipe(glimpses=2, first_glimpse="context", init=str(first)).config()
-    context = build_model(cfg.model)
+    context = model_of(cfg)
     assert context.load_state_dict(_initial_weights(cfg), strict=False).missing_keys == [
         f"policy.context.{i}.{w}" for i in (2, 4) for w in ("weight", "bias")]
     images = to_float(tiny_digits.test_images[:16])
@@ -259,45 +259,52 @@ def test_every_ram_command_in_the_readme_and_the_docs_parses():
 
 def test_every_config_field_is_one_flag_and_reaches_the_config():
     """The config dataclasses are the schema: every field a user may set is a flag of `ram train` under its own
-    name (the model kind as --model), declared once, and a value given on the command line arrives in its section.
+    name (the model kind as --model, the policy as --policy, whose section's fields are then the flags of that
+    policy), declared once, and a value given on the command line arrives in its section.
     The fields that follow from the data (canvas, channels, classes, ...) are set by the preset or --data only."""
     import dataclasses
     import typing
 
-    from ram import presets
+    from ram import config, presets
+    from ram.flags import with_policy
 
     derived = {"preset", "dataset", "source", "class_names", "canvas", "val_size", "image_size", "channels", "classes",
                "actions"}
-    with warnings.catch_warnings():  # get_parser is deprecated in tyro 1.0, and the one way to list the flags
-        warnings.simplefilter("ignore", DeprecationWarning)
-        parser = tyro.extras.get_parser(Train, default=defaults(Train, []))
-    flags = [flag for action in parser._actions for flag in action.option_strings]
-    assert len(flags) == len(set(flags)), [f for f in flags if flags.count(f) > 1]  # no flag declared twice
     reached = set()
-    for section in SECTIONS:
-        for f in dataclasses.fields(getattr(presets.get("mnist"), section)):
-            if f.name in derived:
-                assert f"--{f.name.replace('_', '-')}" not in flags or f.name in ("image_size", "val_size"), f.name
-                continue
-            flag = "--model" if f.name == "kind" else f"--{f.name.replace('_', '-')}"
-            assert flag in flags, flag
-            for preset in ("mnist", "mnist-saccade", "catch"):
-                old = getattr(getattr(presets.get(preset), section), f.name)
-                kind = typing.get_type_hints(type(getattr(presets.get(preset), section)))[f.name]
-                choices = [c for c in typing.get_args(kind) if c != old] if typing.get_origin(kind) is typing.Literal \
-                    else [not old] if isinstance(old, bool) else [old + 1, old * 0.5] if isinstance(old, (int, float)) \
-                    else ["mnist-g6"]
-                for value in choices:
-                    try:
-                        cfg = parse(["train", "--preset", preset, flag, str(value)]).config()
-                    except (ConfigError, SystemExit):  # a value this preset refuses: try the next
-                        continue
-                    assert getattr(getattr(cfg, section), f.name) == value, (flag, value)
-                    reached.add(f.name)
-                    break
-                if f.name in reached:
-                    break
-            assert f.name in reached, f"no value of {flag} could be set on any preset"
+    for policy in ("gaussian", "saccade"):
+        with warnings.catch_warnings():  # get_parser is deprecated in tyro 1.0, and the one way to list the flags
+            warnings.simplefilter("ignore", DeprecationWarning)
+            parser = tyro.extras.get_parser(Train, default=defaults(Train, ["--policy", policy]))
+        flags = [flag for action in parser._actions for flag in action.option_strings]
+        assert len(flags) == len(set(flags)), [f for f in flags if flags.count(f) > 1]  # no flag declared twice
+        for section in SECTIONS:
+            for f in dataclasses.fields(getattr(with_policy(presets.get("mnist"), policy), section)):
+                if f.name in derived:
+                    assert f"--{f.name.replace('_', '-')}" not in flags or f.name in ("image_size", "val_size"), f.name
+                    continue
+                flag = f"--{section}" if f.name == "kind" else f"--{f.name.replace('_', '-')}"
+                assert flag in flags, flag
+                if (section, f.name) in reached:  # a model, train or loss field, set under the other policy already
+                    continue
+                chosen = [] if flag == "--policy" else ["--policy", policy]
+                for preset in ("mnist", "mnist-saccade", "catch"):
+                    settings = getattr(with_policy(presets.get(preset), policy), section)
+                    old = getattr(settings, f.name)
+                    kind = config.PolicyName if flag == "--policy" else typing.get_type_hints(type(settings))[f.name]
+                    choices = [c for c in typing.get_args(kind) if c != old] if typing.get_origin(kind) is \
+                        typing.Literal else [not old] if isinstance(old, bool) else [old + 1, old * 0.5] \
+                        if isinstance(old, (int, float)) else ["mnist-g6"]
+                    for value in choices:
+                        try:
+                            cfg = parse(["train", "--preset", preset, *chosen, flag, str(value)]).config()
+                        except (ConfigError, SystemExit):  # a value this preset refuses: try the next
+                            continue
+                        assert getattr(getattr(cfg, section), f.name) == value, (flag, value)
+                        reached.add((section, f.name))
+                        break
+                    if (section, f.name) in reached:
+                        break
+                assert (section, f.name) in reached, f"no value of {flag} could be set on any preset ({policy})"
     assert len(reached) >= 45, sorted(reached)
 
 
@@ -343,7 +350,7 @@ def test_help_reflows_each_fields_docstring_instead_of_breaking_it_at_every_sour
     # Wide enough that no sentence below wraps: tyro sets the five sections' boxes in three columns, about 200 each.
     monkeypatch.setenv("COLUMNS", "600")
     with pytest.raises(SystemExit):
-        parse(["train", "--help"])
+        parse(["train", "--help", "all"])  # tyro's whole help: every flag with its docstring
     text = capsys.readouterr().out
     assert "auto with --data PATH (a recipe derived from your images, which it prints)" in text
     assert re.search(r"seed\s+000's policy gradient", text) and not re.search(r"seed\s*│\n│\s*000's", text)

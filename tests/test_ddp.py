@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from ram import train
+from ram import models, train
 from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from ram.data import Digits, TaskData
 
@@ -49,8 +49,8 @@ def _worker(rank: int, port: int, out: str, results: str, game: bool = False) ->
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     built = []
-    build = train.build_model
-    train.build_model = lambda cfg: built.append(build(cfg)) or built[-1]  # keep the trained model to inspect it
+    build = train.model_of
+    train.model_of = lambda cfg: built.append(build(cfg)) or built[-1]  # keep the trained model to inspect it
     cfg = _catch_config() if game else _config()
     saves = []
     save_state = train.ckpt.save_state
@@ -79,7 +79,7 @@ def test_two_ranks_stay_in_sync_and_only_rank_0_writes(tmp_path):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     train.seed_everything(_config().train.seed)
-    initial = train.build_model(_config().model).state_dict()
+    initial = models.model_of(_config()).state_dict()
     assert any(not torch.equal(a[n], initial[n]) for n in a)
 
     # Rank 0 alone wrote the run folder and the result; epoch-end checkpoints and the agreed mid-epoch one at step 25.
@@ -109,7 +109,7 @@ def test_catch_trains_data_parallel_through_the_same_fit(tmp_path):
 
 def test_weights_digest_sees_any_change():
     torch.manual_seed(0)
-    model = train.build_model(ModelConfig(glimpses=1, hidden=8, what_size=8, where_size=8, glimpse_size=8))
+    model = models.build_model(ModelConfig(glimpses=1, hidden=8, what_size=8, where_size=8, glimpse_size=8))
     before = train.weights_digest(model)
     assert before == train.weights_digest(model)
     with torch.no_grad():

@@ -65,7 +65,7 @@ def test_a_second_phase_from_a_shipped_model_counts_both_phases(tmp_path, monkey
     _tiny_run(first, {"error": 3.0, "epochs": 100, "train_seconds": 500.0})
     hub.publish(first, "tiny")
     # the second phase continues the shipped model under its own name, which the new weights then replace
-    second_cfg = presets.resolve("mnist", model={"glimpses": 2, "std": 0.05}, train={"init": "tiny"})
+    second_cfg = presets.resolve("mnist", model={"glimpses": 2}, policy={"std": 0.05}, train={"init": "tiny"})
     second = tmp_path / "second"
     ckpt.export_model(second, build_model(second_cfg.model), second_cfg)
     (second / "test.json").write_text(json.dumps({"error": 2.0, "epochs": 20, "train_seconds": 100.0}))

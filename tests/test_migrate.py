@@ -1,9 +1,12 @@
-"""Configs stored before the loss section (the loss settings inside "train") load through `config.migrate`: shipped
-weight files, run folders' config.json and last.pt, results files."""
+"""Configs stored before the loss and policy sections (the loss settings inside "train", the policy's and the
+baseline inside "model") load through `config.migrate`: shipped weight files, run folders' config.json and last.pt,
+results files."""
 
+import dataclasses
 import json
 
-from ram.config import LossConfig, RunConfig, TrainConfig, migrate
+from ram.config import POLICIES, LossConfig, ModelConfig, RunConfig, TrainConfig, migrate, network
+from ram.policies import SaccadeConfig
 
 # mnist-saccade's config as the shipped manifest (src/ram/pretrained/manifest.json) held it, written by the code
 # before the loss section: rl_weight, reward, means_weight ... among the recipe's fields.
@@ -22,23 +25,42 @@ OLD = json.loads("""{"model": {"actions": 0, "baseline": "batch", "channels": 1,
 "step_weight": 0.0}}""")
 
 
-def test_a_config_written_before_the_loss_section_loads_with_its_loss_settings_in_the_section():
+def test_a_flat_config_loads_with_its_loss_and_policy_settings_in_their_sections():
     cfg = RunConfig.from_dict(OLD)
-    assert cfg.loss == LossConfig(rl_weight=0.001, reward="prob", means_weight=1.0)
+    assert cfg.loss == LossConfig(rl_weight=0.001, reward="prob", means_weight=1.0, baseline="batch")
+    assert cfg.policy == SaccadeConfig(saccade_step=2, init_downsample=4, policy_hidden=512, dropout=0.7)
     assert (cfg.train.lr, cfg.train.epochs, cfg.train.mc_samples, cfg.train.init) == (
         1e-4, 3, 1, "runs/mnist-saccade-phase1")
-    assert (cfg.model.baseline, cfg.model.policy) == ("batch", "saccade")
+    assert (cfg.model.glimpse_net, cfg.model.state_dropout, cfg.model.hidden) == ("pixels+where", 0.5, 512)
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # the new layout round-trips
 
 
-def test_migrate_moves_only_the_loss_fields_and_leaves_a_new_config_as_it_is():
+def test_migrate_moves_each_setting_to_its_section_and_leaves_a_new_config_as_it_is():
     new = migrate(OLD)
     assert set(new["loss"]) == {"rl_weight", "rl_reduction", "discount", "means_weight", "distill_weight",
-                                "step_weight", "entropy_weight", "reward"}
-    assert set(new["train"]) | set(new["loss"]) == set(OLD["train"]) and not set(new["train"]) & set(new["loss"])
+                                "step_weight", "entropy_weight", "reward", "baseline"}
+    assert set(new["train"]) | set(new["loss"]) == set(OLD["train"]) | {"baseline"}
     assert set(new["train"]) <= {f for f in TrainConfig.__dataclass_fields__}
-    assert "loss" not in OLD["train"] and "rl_weight" in OLD["train"]  # the stored dict is not changed in place
+    assert set(new["model"]) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert new["policy"] == {"kind": "saccade", "saccade_step": 2, "init_downsample": 4, "policy_hidden": 512,
+                             "dropout": 0.7, "elu_logits": False}
+    assert "loss" not in OLD and "rl_weight" in OLD["train"] and "std" in OLD["model"]  # not changed in place
     assert migrate(new) is new
+
+
+def test_the_settings_a_flat_config_drops_are_the_other_policys_defaults():
+    """A flat config held every policy's settings; those of the policy it did not use are dropped, and in every
+    shipped config they held their defaults: nothing a model was trained with is lost."""
+    from ram.hub import manifest
+
+    for name, entry in manifest().items():
+        stored = entry["config"]["model"]
+        cfg = RunConfig.from_dict(entry["config"])
+        kept = network(cfg)
+        assert {k: stored[k] for k in kept if k in stored} == {k: v for k, v in kept.items() if k in stored}, name
+        defaults = {f.name: f.default for variant in POLICIES.values() for f in dataclasses.fields(variant.Config)}
+        dropped = set(stored) - set(kept)
+        assert dropped and all(stored[k] == defaults[k] for k in dropped), (name, dropped)
 
 
 def test_every_shipped_config_loads_as_the_same_recipe():

@@ -1,5 +1,7 @@
 """RAM's structure and the hybrid loss's stop-gradients, proved with .grad."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from ram.config import ConfigError, ModelConfig
 from ram.losses import LossSpec, hybrid, reinforce
 from ram.model import RAM
 from ram.models import build_model
+from ram.policies import GaussianConfig
 
 
 def small(**kw) -> ModelConfig:
@@ -155,8 +158,11 @@ def test_baselines_train_with_the_same_loss(kind):
      ("core", "transformer", "core = 'transformer'"), ("scales", 0, "scales = 0")],
 )
 def test_bad_model_config_names_field_and_value(field, value, needle):
+    in_policy = field in {f.name for f in dataclasses.fields(GaussianConfig)}  # std: the location policy's setting
+    model = small() if in_policy else small(**{field: value})
+    policy = GaussianConfig(**{field: value}) if in_policy else GaussianConfig()
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
-        RAM(small(**{field: value}))
+        RAM(model, policy)
 
 
 def test_many_sampled_episodes_run_in_groups_and_average_all_of_them():

@@ -95,7 +95,7 @@ def test_a_rows_config_is_what_ram_train_builds_from_its_arguments():
     assert row.train_args()[-4:] == ["--epochs", "500", "--precision", "bf16"]
     cfg = row.config()
     assert (cfg.preset, cfg.model.glimpses, cfg.train.epochs, cfg.train.precision) == ("mnist-cluttered", 8, 500, "bf16")
-    assert cfg.model.std == 0.2  # everything else is the preset's
+    assert cfg.policy.std == 0.2  # everything else is the preset's
 
 
 def test_a_row_can_carry_its_own_glimpse_network_widths():
@@ -284,16 +284,16 @@ def test_a_row_started_from_other_weights_can_narrow_its_location_policy():
                                                  "init": "mnist-cluttered-100-g8", "lr": 3e-4, "std": 0.1})
     args = row.train_args()
     assert args[args.index("--std") + 1] == "0.1"
-    assert row.config().model.std == 0.1
+    assert row.config().policy.std == 0.1
     assert _model(row).endswith("started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003 and std 0.1")
     assert "--std" not in BY_NAME["mnist-translated-g4"].train_args()  # unset keeps the preset's
-    assert BY_NAME["mnist-translated-g4"].config().model.std == PRESETS["mnist-translated"][0].model.std
+    assert BY_NAME["mnist-translated-g4"].config().policy.std == PRESETS["mnist-translated"][0].policy.std
 
 
 def test_a_second_phase_that_narrows_the_location_policy_says_so():
     row = Row("c100-g8", "mnist-cluttered-100", {"glimpses": 8, "epochs": 400, "core": "lstm"}, then=(NARROWED,))
     one, two = row.configs()
-    assert (one.model.std, two.model.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
+    assert (one.policy.std, two.policy.std) == (0.2, 0.1) and two.train.init == "runs/c100-g8-phase1"
     assert _model(row).endswith("LSTM core, then 40 epochs at lr 0.0003 and std 0.1 along its means too")
 
 
@@ -318,12 +318,12 @@ def test_a_phase_that_lets_the_image_decide_the_first_glimpse_says_so():
     row = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 120, "lr": 3e-4,
                                                  "init": "mnist-cluttered-100-g8"}, then=(from_the_image(60),))
     one, two = row.configs()
-    assert (one.model.first_glimpse, two.model.first_glimpse) == ("learned", "context")
+    assert (one.policy.first_glimpse, two.policy.first_glimpse) == ("learned", "context")
     assert (two.train.epochs, two.train.lr, two.train.init) == (60, 3e-4, "runs/c100-g4-phase1")
     assert _model(row).endswith("120 epochs at lr 0.0003, then 60 epochs at lr 0.0003, its first glimpse decided by "
                                 "the image")
     own = Row("c100-g6", "mnist-cluttered-100", {"glimpses": 6, "core": "lstm", "first_glimpse": "context"})
-    assert own.config().model.first_glimpse == "context"
+    assert own.config().policy.first_glimpse == "context"
     assert _model(own) == "RAM, 6 glimpses, LSTM core, its first glimpse decided by the image"
 
 
@@ -337,7 +337,7 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     a, b, c = row.configs()
     assert (a.train.epochs, b.train.epochs, c.train.epochs) == (400, 80, 40)
     assert (b.train.lr, c.train.lr) == (3e-4, 1e-4)
-    assert (c.loss.distill_weight, c.model.std, c.loss.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
+    assert (c.loss.distill_weight, c.policy.std, c.loss.means_weight) == (1.0, 0.1, 1.0)  # kept from phase 2
     assert _model(row).endswith("taught the average of 2 sampled episodes, then 40 epochs at lr 0.0001")
     g4 = Row("c100-g4", "mnist-cluttered-100", {"glimpses": 4, "epochs": 120, "lr": 3e-4,
                                                 "init": "mnist-cluttered-100-g8"}, then=(POLISHED,))

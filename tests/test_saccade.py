@@ -1,6 +1,7 @@
 """Seed 000's hard attention as a variant of RAM: the lattice, the saccade and initial-window distributions, the
 gradient paths its settings choose, and dropout."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -10,15 +11,24 @@ from ram import sensor
 from ram.config import ConfigError, ModelConfig
 from ram.losses import LossSpec, hybrid, reward
 from ram.model import RAM
-from ram.policies import MOVES, Categorical, InitialWindow, Lattice, Saccade
+from ram.policies import MOVES, Categorical, InitialWindow, Lattice, Saccade, SaccadeConfig
 
 LATTICE = Lattice(side=28, patch=4, step=2)
+SACCADE_SETTINGS = {f.name for f in dataclasses.fields(SaccadeConfig)}
 
 
-def saccade_cfg(**kw) -> ModelConfig:
-    base = dict(image_size=28, glimpses=5, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
-                glimpse_net="pixels", core="lstm", hidden=24, policy_hidden=16, dropout=0.7, baseline="batch")
-    return ModelConfig(**{**base, **kw})
+def saccade_cfg(**kw) -> tuple[ModelConfig, SaccadeConfig]:
+    """Seed 000's small hard-attention model: its model section and its saccade policy's, each keyword in its own."""
+    base = dict(image_size=28, glimpses=5, patch_size=4, scales=1, saccade_step=2, init_downsample=4,
+                glimpse_net="pixels", core="lstm", hidden=24, policy_hidden=16, dropout=0.7)
+    kw = {**base, **kw}
+    return (ModelConfig(**{k: v for k, v in kw.items() if k not in SACCADE_SETTINGS}),
+            SaccadeConfig(**{k: v for k, v in kw.items() if k in SACCADE_SETTINGS}))
+
+
+def saccade_ram(*, baseline: str = "batch", **kw) -> RAM:
+    """That model with seed 000's batch baseline unless told otherwise."""
+    return RAM(*saccade_cfg(**kw), baseline=baseline)
 
 
 def test_the_lattice_of_seed_000_has_13_positions_a_side():
@@ -91,7 +101,7 @@ def test_samples_follow_the_softmax():
 
 def test_an_episode_walks_the_lattice_one_step_at_a_time():
     torch.manual_seed(0)
-    model = RAM(saccade_cfg(glimpses=12))
+    model = saccade_ram(glimpses=12)
     ep = model(torch.rand(4, 1, 28, 28))
     index = LATTICE.index(ep.locations.view(-1, 2)).view(4, 12, 2)
     assert torch.equal(LATTICE.location(index.view(-1, 2)).view(4, 12, 2), ep.locations)
@@ -115,7 +125,7 @@ def test_each_loss_reaches_only_its_own_parameters(reinforce_core):
     """Cross-entropy trains the classifier and core; REINFORCE trains the two policies, and the baseline's regression
     the baseline; each reaches the core only when reinforce_core says so."""
     torch.manual_seed(0)
-    model = RAM(saccade_cfg(reinforce_core=reinforce_core, baseline="state", dropout=0.0))
+    model = saccade_ram(reinforce_core=reinforce_core, baseline="state", dropout=0.0)
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     ep = model(images)
     losses = hybrid(ep, labels, LossSpec(reward="prob", baseline="state"))
@@ -138,7 +148,7 @@ def test_the_prob_reward_is_the_probability_of_a_right_guess():
 
 def test_the_batch_baseline_subtracts_the_mean_reward():
     torch.manual_seed(0)
-    model = RAM(saccade_cfg())
+    model = saccade_ram()
     ep = model(torch.rand(8, 1, 28, 28))
     labels = ep.logits.argmax(1).clone()
     labels[:3] = (labels[:3] + 1) % 10  # 5 right, 3 wrong
@@ -151,7 +161,7 @@ def test_the_batch_baseline_subtracts_the_mean_reward():
 
 def test_dropout_is_on_in_training_and_off_in_eval():
     torch.manual_seed(0)
-    model = RAM(saccade_cfg(dropout=0.7))
+    model = saccade_ram(dropout=0.7)
     images = torch.rand(4, 1, 28, 28)
     model.eval()
     a, b = model(images, sample=False), model(images, sample=False)
@@ -167,9 +177,8 @@ def test_dropout_is_on_in_training_and_off_in_eval():
 def test_state_dropout_reaches_the_classifier_only_in_training(policy):
     """state_dropout masks the core state where the classifier reads it: in training the same episode's logits
     change with the mask while its path does not; in eval() it is off."""
-    cfg = saccade_cfg(state_dropout=0.5, dropout=0.0) if policy == "saccade" else ModelConfig(
-        image_size=28, glimpses=3, patch_size=4, scales=1, hidden=24, state_dropout=0.5)
-    model = RAM(cfg)
+    model = saccade_ram(state_dropout=0.5, dropout=0.0) if policy == "saccade" else RAM(ModelConfig(
+        image_size=28, glimpses=3, patch_size=4, scales=1, hidden=24, state_dropout=0.5))
     images = torch.rand(8, 1, 28, 28)
     model.train()
     a = model(images, sample=False)
@@ -186,7 +195,7 @@ def test_state_dropout_reaches_the_classifier_only_in_training(policy):
 
 def test_the_core_reads_the_raw_patch_with_or_without_its_location():
     for net, width in (("pixels", 16), ("pixels+where", 18)):
-        model = RAM(saccade_cfg(glimpse_net=net))
+        model = saccade_ram(glimpse_net=net)
         assert model.core.cell.input_size == width == model.glimpse_net.out_size
         assert not list(model.glimpse_net.parameters())  # no glimpse network: nothing to learn before the core
 
@@ -198,10 +207,9 @@ def test_every_reward_and_baseline_trains_either_policy(policy, reward_kind, bas
     from ram.tasks import classification_loss
 
     torch.manual_seed(0)
-    common = dict(image_size=28, glimpses=3, hidden=16, baseline=baseline)
-    cfg = saccade_cfg(**common) if policy == "saccade" else ModelConfig(**common, what_size=8, where_size=8,
-                                                                           glimpse_size=16)
-    model = RAM(cfg)
+    common = dict(image_size=28, glimpses=3, hidden=16)
+    model = saccade_ram(**common, baseline=baseline) if policy == "saccade" else RAM(
+        ModelConfig(**common, what_size=8, where_size=8, glimpse_size=16), baseline=baseline)
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     losses = classification_loss(model, images, labels, LossSpec(reward=reward_kind, baseline=baseline))
     losses.total.backward()
@@ -215,7 +223,7 @@ def test_the_logged_entropy_is_the_policies_mean_entropy_per_decision():
     """metrics.csv's entropy column: the initial window's two heads at step 0 and the moves' softmax after, averaged
     over batch and steps; it reaches 0 when a policy always makes the same choice (its collapse)."""
     torch.manual_seed(0)
-    model = RAM(saccade_cfg(glimpses=3, dropout=0.0))
+    model = saccade_ram(glimpses=3, dropout=0.0)
     images, labels = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
     ep = model(images)
     pooled = torch.nn.functional.max_pool2d(images, 4)

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ram import presets
-from ram.config import KINDS, ConfigError, LossConfig, ModelConfig, ModelKind, RunConfig, TrainConfig
+from ram import config, presets
+from ram.config import KINDS, ConfigError, LossConfig, ModelConfig, ModelKind, PolicyConfig, RunConfig, TrainConfig
 from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import MODELS
-from ram.policies import POLICIES
+from ram.policies import POLICIES, GaussianConfig, SaccadeConfig
 from ram.tasks import classification_loss
 
 
@@ -25,8 +25,9 @@ def tiny_batch() -> tuple[RAM, torch.Tensor, torch.Tensor]:
 
 def test_every_kind_is_named_once_and_built_by_the_registry():
     assert set(typing.get_args(ModelKind)) == set(KINDS) == set(MODELS)
-    policies = typing.get_args(typing.get_type_hints(ModelConfig)["policy"])
-    assert set(policies) == set(POLICIES)
+    assert set(typing.get_args(config.PolicyName)) == set(POLICIES)
+    for name, policy in POLICIES.items():  # each policy's section names it, so a stored one reads back as it
+        assert issubclass(policy.Config, PolicyConfig) and policy.Config().kind == name
     for name, kind in KINDS.items():  # a kind that plays has an action head; one that is drawn has a policy
         assert kind.classifies or kind.plays, name
 
@@ -36,9 +37,9 @@ def test_a_copies_baseline_needs_copies_and_then_gives_a_finite_loss():
     divided by zero: every baseline was NaN), and with two the loss is finite and differs from the batch mean's."""
     cfg = presets.get("mnist")
     with pytest.raises(ConfigError, match="baseline = 'copies': .* mc_samples = 1 leaves none"):
-        dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, baseline="copies")).validate()
+        dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, baseline="copies")).validate()
     torch.manual_seed(0)
-    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32, baseline="copies"))
+    model = RAM(ModelConfig(glimpses=2, hidden=32, what_size=16, where_size=16, glimpse_size=32), baseline="copies")
     images, labels = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
     losses = classification_loss(model, images, labels, LossSpec(mc_samples=2, baseline="copies"))
     assert torch.isfinite(losses.total) and torch.isfinite(losses.reinforce)
@@ -51,7 +52,7 @@ def test_catch_refuses_monte_carlo_copies_it_would_ignore():
 
 
 def _literal_settings():
-    for cls in (ModelConfig, TrainConfig, LossConfig):
+    for cls in (ModelConfig, GaussianConfig, SaccadeConfig, TrainConfig, LossConfig):
         for f in dataclasses.fields(cls):
             hint = typing.get_type_hints(cls)[f.name]
             if typing.get_origin(hint) is typing.Literal:
@@ -65,19 +66,23 @@ def test_every_literal_setting_refuses_a_value_outside_its_set_by_its_flags_name
     values are read when the test runs: a policy registered since collection (tests/toy_policy.py) is one of them."""
     allowed = typing.get_args(typing.get_type_hints(cls)[name])
     with pytest.raises(ConfigError) as e:
-        dataclasses.replace(cls(), **{name: "nonsense"}).validate()
+        cfg = dataclasses.replace(cls(), **{name: "nonsense"})
+        if isinstance(cfg, PolicyConfig):  # a policy's settings are checked against the model it steers
+            cfg.validate(ModelConfig())
+        else:
+            cfg.validate()
     shown = "model" if name == "kind" else name
     quoted = [repr(v) for v in allowed]
     assert str(e.value) == f"{shown} = 'nonsense': must be {', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def test_the_loss_spec_is_read_from_the_run_config_in_one_place():
-    """LossSpec.of takes every loss setting under its config name (the loss section whole, the baseline from the
-    model, the copies from the recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default
-    recipe's loss."""
-    loss = LossConfig(rl_weight=0.5, reward="prob", entropy_weight=0.1, step_weight=0.2, means_weight=0.3,
-                      distill_weight=0.4, rl_reduction="sum", discount=0.9)
-    cfg = RunConfig(model=ModelConfig(baseline="copies"), train=TrainConfig(mc_samples=2), loss=loss)
+    """LossSpec.of takes every loss setting under its config name (the loss section whole, baseline included, the
+    copies from the recipe), and its defaults are a default run's, so hybrid(episode, labels) is the default recipe's
+    loss."""
+    loss = LossConfig(rl_weight=0.5, reward="prob", baseline="copies", entropy_weight=0.1, step_weight=0.2,
+                      means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)
+    cfg = RunConfig(train=TrainConfig(mc_samples=2), loss=loss)
     assert LossSpec.of(cfg) == LossSpec(
         rl_weight=0.5, reward="prob", baseline="copies", mc_samples=2, entropy_weight=0.1, step_weight=0.2,
         means_weight=0.3, distill_weight=0.4, rl_reduction="sum", discount=0.9)

@@ -9,24 +9,38 @@ import torch
 from safetensors.torch import load_file
 
 from ram import presets, sensor
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
 from ram.envs import CatchBatch
+from ram.flags import parse
 from ram.losses import LossSpec, game, hybrid, policy_gradient, reinforce
 from ram.model import RAM
-from ram.policies import Gaussian, UniformLocation
+from ram.policies import Gaussian, GaussianConfig, SaccadeConfig, UniformLocation
 from ram.train import fit, learning_rate
 
 
-def saccade(**kw) -> ModelConfig:
-    base = dict(image_size=28, glimpses=4, patch_size=4, scales=1, policy="saccade", glimpse_net="pixels",
-                core="lstm", hidden=24, policy_hidden=16, baseline="batch", reinforce_core=True)
-    return ModelConfig(**{**base, **kw})
+def sections(policy: type[PolicyConfig], **kw) -> tuple[ModelConfig, PolicyConfig]:
+    """The model section and the policy's of one set of keywords, each keyword in the section it belongs to."""
+    own = {f.name for f in dataclasses.fields(policy)}
+    return (ModelConfig(**{k: v for k, v in kw.items() if k not in own}),
+            policy(**{k: v for k, v in kw.items() if k in own}))
 
 
-def catch(**kw) -> ModelConfig:
+def saccade(*, baseline: str = "batch", **kw) -> RAM:
+    """A small seed-000 model: saccades, the raw patch into an LSTM, the batch baseline."""
+    base = dict(image_size=28, glimpses=4, patch_size=4, scales=1, glimpse_net="pixels", core="lstm", hidden=24,
+                policy_hidden=16, reinforce_core=True)
+    return RAM(*sections(SaccadeConfig, **{**base, **kw}), baseline=baseline)
+
+
+def catch_sections(**kw) -> tuple[ModelConfig, GaussianConfig]:
+    """A small seed-002 Catch agent's model and Gaussian policy sections."""
     base = dict(image_size=12, classes=0, actions=3, glimpses=11, patch_size=3, scales=2, what_size=8, where_size=8,
                 glimpse_size=16, hidden=16, core="lstm", reinforce_core=True, pool="max")
-    return ModelConfig(**{**base, **kw})
+    return sections(GaussianConfig, **{**base, **kw})
+
+
+def catch(*, baseline: str = "state", **kw) -> RAM:
+    return RAM(*catch_sections(**kw), baseline=baseline)
 
 
 def reached(model, loss) -> set[str]:
@@ -51,7 +65,7 @@ def test_the_summed_reinforce_and_regression_are_the_batch_times_the_mean():
     torch.testing.assert_close(g_sum, 6 * g_mean)  # each episode's gradient at full weight, not 1/B of it
     torch.testing.assert_close(g_sum, -(rewards[:, None] - baselines).expand(6, 4))
 
-    model = RAM(catch(baseline="scalar"))
+    model = catch(baseline="scalar")
     world = CatchBatch(8, size=12, generator=torch.Generator().manual_seed(1))
     world.reset()
     ep = model.play(world)
@@ -67,7 +81,7 @@ def test_the_reduction_changes_no_gradient_path_of_seed_000s_loss(reduction):
     """Summed or averaged, cross-entropy trains the classifier and core, REINFORCE both policies and the core
     (reinforce_core), and the batch baseline has nothing to fit."""
     torch.manual_seed(0)
-    model = RAM(saccade())
+    model = saccade()
     images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     ep = model(images)
     labels[:4] = ep.logits.argmax(1)[:4]  # some right, some wrong: the advantage is not zero
@@ -80,7 +94,7 @@ def test_the_reduction_changes_no_gradient_path_of_seed_000s_loss(reduction):
 
 def test_seed_000s_summed_policy_gradient_is_a_hundred_times_the_mean_at_batch_100():
     torch.manual_seed(0)
-    model = RAM(saccade(dropout=0.0))
+    model = saccade(dropout=0.0)
     images, labels = torch.rand(100, 1, 28, 28), torch.randint(0, 10, (100,))
     ep = model(images)
     labels[:50] = ep.logits.argmax(1)[:50]
@@ -112,7 +126,7 @@ def test_with_discount_0_only_the_last_steps_move_and_location_are_reinforced():
     """Catch with seed 002's gamma 0: the gradient reaches the move head and the location policy through the last
     step's log-probabilities alone, so a game's earlier decisions learn nothing from its reward."""
     torch.manual_seed(0)
-    model = RAM(catch(baseline="scalar"))
+    model = catch(baseline="scalar")
     world = CatchBatch(16, size=12, generator=torch.Generator().manual_seed(0))
     world.reset()
     ep = model.play(world)
@@ -137,7 +151,7 @@ def test_the_random_first_glimpse_is_uniform_not_decided_and_the_centre_along_th
     torch.testing.assert_close(draws.var(0), torch.full((2,), 1 / 3), atol=0.02, rtol=0)  # uniform on [-1, 1]
     assert (first.log_prob(draws) == 0).all() and (first.entropy() == 0).all()
 
-    model = RAM(catch(first_glimpse="random"))
+    model = catch(first_glimpse="random")
     assert not model.policy.fuses
     world = CatchBatch(6, size=12, generator=torch.Generator().manual_seed(0))
     world.reset()
@@ -149,20 +163,23 @@ def test_the_random_first_glimpse_is_uniform_not_decided_and_the_centre_along_th
     assert reached(model, ep.log_probs[:, 0].sum()) == {"act", "core", "glimpse_net"}  # the move, not the location
 
 
-def test_the_random_first_glimpse_belongs_to_the_gaussian_policy():
-    with pytest.raises(ConfigError, match="^first_glimpse = 'random': the saccade policy's first window comes"):
-        saccade(first_glimpse="random").validate()
-    with pytest.raises(ConfigError, match="^squash = 'sample': is a setting of the Gaussian policy"):
-        saccade(squash="sample").validate()
+def test_the_random_first_glimpse_belongs_to_the_gaussian_policy(capsys):
+    """The saccade policy's section has no first_glimpse or squash, so neither can be set for it."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'first_glimpse'"):
+        SaccadeConfig(first_glimpse="random")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'squash'"):
+        SaccadeConfig(squash="sample")
+    with pytest.raises(SystemExit):
+        parse(["--policy", "saccade", "--first-glimpse", "random"])
+    assert "--first-glimpse" in capsys.readouterr().err
 
 
 def test_the_context_first_glimpse_is_decided_by_the_image_and_reinforced_into_its_network():
     """Seed 000's initial-location network under RAM's Gaussian policy: the first mean is tanh(b + c(image)),
     c starts at zero, and the first location's log-probability trains c and b only."""
     torch.manual_seed(0)
-    cfg = ModelConfig(image_size=28, glimpses=3, hidden=16, what_size=16, where_size=8, glimpse_size=16,
-                      first_glimpse="context", init_downsample=4, policy_hidden=12)
-    model = RAM(cfg)
+    model = RAM(ModelConfig(image_size=28, glimpses=3, hidden=16, what_size=16, where_size=8, glimpse_size=16),
+                GaussianConfig(first_glimpse="context", init_downsample=4, policy_hidden=12))
     images = torch.rand(5, 1, 28, 28)
     ep = model(images, sample=False)
     torch.testing.assert_close(ep.means[:, 0], torch.tanh(model.policy.mean.bias).expand(5, 2))  # c(image) = 0
@@ -178,11 +195,11 @@ def test_the_context_first_glimpse_is_decided_by_the_image_and_reinforced_into_i
 
 def test_the_context_first_glimpse_moves_a_mean_and_reads_a_pooled_image_that_exists():
     with pytest.raises(ConfigError, match="^first_glimpse = 'context': needs squash 'mean'"):
-        ModelConfig(first_glimpse="context", squash="sample").validate()
+        GaussianConfig(first_glimpse="context", squash="sample").validate(ModelConfig())
     with pytest.raises(ConfigError, match="^init_downsample = 40: must be at most the image side 28"):
-        ModelConfig(first_glimpse="context", init_downsample=40).validate()
+        GaussianConfig(first_glimpse="context", init_downsample=40).validate(ModelConfig())
     with pytest.raises(ConfigError, match="^first_glimpse = 'ahead': must be 'learned', 'random' or 'context'"):
-        ModelConfig(first_glimpse="ahead").validate()
+        GaussianConfig(first_glimpse="ahead").validate(ModelConfig())
 
 
 def test_the_squashed_location_is_the_tanh_of_a_sample_whose_log_prob_is_taken_before_it():
@@ -196,7 +213,7 @@ def test_the_squashed_location_is_the_tanh_of_a_sample_whose_log_prob_is_taken_b
     torch.testing.assert_close(d.mean, torch.tanh(centre))  # where the mode looks
     assert not torch.equal(d.location(raw), raw.clamp(-1, 1))
 
-    model = RAM(catch(squash="sample"))
+    model = catch(squash="sample")
     world = CatchBatch(4, size=12, generator=torch.Generator().manual_seed(0))
     world.reset()
     ep = model.play(world, sample=False)
@@ -218,7 +235,7 @@ def test_edge_padding_repeats_the_border_where_zero_padding_reads_black():
     assert torch.equal(edge, padded[:4, :4])
     assert torch.equal(edge[:2, :2], torch.full((2, 2), 1.0))
 
-    model = RAM(catch(pad="edge"))
+    model = catch(pad="edge")
     frames = torch.zeros(1, 1, 12, 12)
     frames[0, 0, -1, 5:7] = 1  # the paddle in the bottom row
     padded, pad = sensor.pad_images(frames, size=3, scales=2, locations_in_range=True, mode=model.cfg.pad)
@@ -232,8 +249,8 @@ def test_standardised_pixels_are_what_the_network_reads():
     """A model with pixel_mean and pixel_std gives on x what the same weights give with the defaults on
     (x - mean) / std: the sensor and the initial-location network both read the standardised image."""
     torch.manual_seed(0)
-    plain = RAM(saccade(dropout=0.0)).eval()
-    standard = RAM(saccade(dropout=0.0, pixel_mean=0.13, pixel_std=0.31)).eval()
+    plain = saccade(dropout=0.0).eval()
+    standard = saccade(dropout=0.0, pixel_mean=0.13, pixel_std=0.31).eval()
     standard.load_state_dict(plain.state_dict())
     x = torch.rand(5, 1, 28, 28)
     a, b = standard(x, sample=False), plain((x - 0.13) / 0.31, sample=False)
@@ -259,7 +276,7 @@ def test_the_presets_mnist_statistics_are_the_training_images(real_data):
 
 def test_the_elu_before_each_softmax_adds_no_weights_and_bounds_the_logits_below():
     torch.manual_seed(0)
-    plain, elu = RAM(saccade(dropout=0.0)), RAM(saccade(dropout=0.0, elu_logits=True))
+    plain, elu = saccade(dropout=0.0), saccade(dropout=0.0, elu_logits=True)
     assert plain.state_dict().keys() == elu.state_dict().keys()
     elu.load_state_dict(plain.state_dict())
     h = torch.randn(7, 24) * 5
@@ -270,8 +287,8 @@ def test_the_elu_before_each_softmax_adds_no_weights_and_bounds_the_logits_below
     first = elu.policy.first(images, torch.zeros(7, 24))
     heads = torch.nn.functional.elu(plain.policy.initial(torch.nn.functional.max_pool2d(images, 4))).view(7, 2, 13)
     torch.testing.assert_close(first.logits, heads.log_softmax(-1))
-    with pytest.raises(ConfigError, match="^elu_logits = True: is a setting of the saccade policy"):
-        ModelConfig(elu_logits=True).validate()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'elu_logits'"):
+        GaussianConfig(elu_logits=True)  # a setting of the saccade policy only
 
 
 # The schedule and the weights kept -----------------------------------------------------------------------------------
@@ -291,9 +308,11 @@ def test_the_exponential_schedule_multiplies_by_the_decay_each_epoch_down_to_its
 
 
 def test_keep_last_ships_the_last_epochs_weights(tmp_path):
+    model, policy = catch_sections()
     cfg = RunConfig(preset="catch-002", task=TaskConfig(dataset="catch", canvas=12, epoch_games=64, val_games=32),
-                    model=catch(baseline="scalar"), train=TrainConfig(epochs=3, batch_size=32, eval_batch_size=64,
-                                                                      eval_mc_samples=0, keep="last")).validate()
+                    model=model, policy=policy, loss=LossConfig(baseline="scalar"),
+                    train=TrainConfig(epochs=3, batch_size=32, eval_batch_size=64, eval_mc_samples=0,
+                                      keep="last")).validate()
     fit(cfg, tmp_path / "run", device="cpu", threads=1, progress=False)
     kept = load_file(str(tmp_path / "run" / "model.safetensors"))
     last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
@@ -307,19 +326,20 @@ def test_keep_last_ships_the_last_epochs_weights(tmp_path):
 
 def test_mnist_saccade_000_is_seed_000s_recipe_and_none_of_this_projects():
     cfg = presets.get("mnist-saccade-000").validate()
-    m, t, tc, lc = cfg.model, cfg.task, cfg.train, cfg.loss
-    assert (m.glimpse_net, m.hidden, m.policy_hidden, m.dropout, m.state_dropout, m.elu_logits) == (
+    m, p, t, tc, lc = cfg.model, cfg.policy, cfg.task, cfg.train, cfg.loss
+    assert p.kind == "saccade"
+    assert (m.glimpse_net, m.hidden, p.policy_hidden, p.dropout, m.state_dropout, p.elu_logits) == (
         "pixels", 512, 512, 0.7, 0.0, True)
-    assert (lc.rl_reduction, lc.rl_weight, lc.reward, m.baseline, m.reinforce_core) == ("sum", 1e-3, "prob", "batch",
-                                                                                      True)
+    assert (lc.rl_reduction, lc.rl_weight, lc.reward, lc.baseline, m.reinforce_core) == ("sum", 1e-3, "prob", "batch",
+                                                                                       True)
     assert (tc.epochs, tc.batch_size, tc.schedule, tc.lr, tc.keep, t.shift) == (10, 100, "constant", 1e-3, "last", 0)
     assert 60_000 - t.val_size == 59_000  # seed 000 trains on all 60,000; 1,000 are held out to watch the run
 
 
 def test_catch_002_is_seed_002s_agent_and_loss():
     cfg = presets.get("catch-002").validate()
-    m, tc, lc = cfg.model, cfg.train, cfg.loss
-    assert (m.first_glimpse, m.squash, m.pad, m.pool, m.baseline, m.detach_location) == (
+    m, p, tc, lc = cfg.model, cfg.policy, cfg.train, cfg.loss
+    assert (p.first_glimpse, p.squash, m.pad, m.pool, lc.baseline, m.detach_location) == (
         "random", "sample", "edge", "max", "scalar", False)
     assert (lc.discount, lc.rl_reduction, lc.rl_weight, lc.entropy_weight, tc.schedule) == (0.0, "sum", 1.0, 0.0,
                                                                                           "exponential")

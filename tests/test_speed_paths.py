@@ -7,6 +7,7 @@ from ram.config import ModelConfig, TrainConfig
 from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import build_model
+from ram.policies import GaussianConfig
 from ram.tasks import classification_loss
 from ram.train import make_optimizer, train_step
 
@@ -223,7 +224,7 @@ def test_bf16_training_steps_track_float32(tmp_path):
             optimizer = make_optimizer(model, tc)
             for _ in range(20):
                 losses, _ = train_step(model, optimizer, lambda: classification_loss(
-                    model, images, labels, LossSpec(baseline=model_cfg.baseline), precision=tc.precision), tc)
+                    model, images, labels, LossSpec(), precision=tc.precision), tc)
             assert torch.isfinite(losses.total)
             weights[precision] = model.state_dict()
         moved = torch.cat([(w - start[k]).flatten() for k, w in weights["fp32"].items()])
@@ -261,8 +262,8 @@ def test_fused_episode_matches_plain_loop_with_the_first_glimpse_from_the_image(
     """The context network's first mean goes into the fused loop as a constant; its gradient is put back outside."""
     torch.manual_seed(0)
     cfg = ModelConfig(image_size=31, patch_size=5, scales=2, glimpses=3, what_size=48, where_size=16, glimpse_size=40,
-                      hidden=24, core="lstm", first_glimpse="context", init_downsample=3, policy_hidden=20)
-    model = RAM(cfg).double()
+                      hidden=24, core="lstm")
+    model = RAM(cfg, GaussianConfig(first_glimpse="context", init_downsample=3, policy_hidden=20)).double()
     with torch.no_grad():  # off the zero start, so that the image moves the first glimpse
         model.policy.context[-1].weight.normal_(0, 0.3)
     images = torch.rand(9, 1, cfg.image_size, cfg.image_size, dtype=torch.float64)

@@ -40,7 +40,7 @@ def test_trials_train_with_sampled_settings_and_a_rerun_continues(tmp_path, synt
         assert 1e-4 <= t.params["lr"] <= 1e-2 and 0.03 <= t.params["std"] <= 0.3
         run = tmp_path / f"trial-{t.number}"
         cfg = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-        assert cfg.train.lr == t.params["lr"] and cfg.model.std == t.params["std"] and cfg.train.epochs == 1
+        assert cfg.train.lr == t.params["lr"] and cfg.policy.std == t.params["std"] and cfg.train.epochs == 1
         assert t.value == json.loads((run / "test.json").read_text())["best_val_error"]
     assert done[0].params != done[1].params
     first = (tmp_path / "trial-0" / "metrics.csv").read_text()

@@ -10,34 +10,47 @@ import toy_task  # noqa: F401  (registers the squares task the grid is trained o
 import torch
 
 from ram.cli import main
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram import config
+from ram.config import ConfigError, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
 from ram.flags import parse
 from ram.model import RAM
-from ram.policies import POLICIES
+from ram.policies import POLICIES, GaussianConfig
 from ram.train import fit
 
 
-def grid_config(**model) -> RunConfig:
+def grid_config(**policy) -> RunConfig:
     return RunConfig(
         preset="squares",
         task=TaskConfig(dataset="squares", canvas=12, train_size=512),
-        model=ModelConfig(**{"image_size": 12, "classes": 4, "glimpses": 4, "patch_size": 4, "scales": 2, "hidden": 32,
-                             "what_size": 16, "where_size": 16, "glimpse_size": 32, "policy": "grid", **model}),
+        model=ModelConfig(image_size=12, classes=4, glimpses=4, patch_size=4, scales=2, hidden=32, what_size=16,
+                          where_size=16, glimpse_size=32),
+        policy=toy_policy.GridConfig(**policy),
         train=TrainConfig(epochs=2, batch_size=64, lr=3e-3, eval_mc_samples=0),
     ).validate()
 
 
 def test_the_registry_finds_the_new_policy_and_its_checks_run():
     assert POLICIES["grid"] is toy_policy.GridPolicy
-    assert "grid" in typing.get_args(typing.get_type_hints(ModelConfig)["policy"])  # the config's choices
-    with pytest.raises(ConfigError, match="first_glimpse = 'random': the grid starts at its first cell"):
-        grid_config(first_glimpse="random")
-    with pytest.raises(ConfigError, match="policy = 'spiral': must be 'gaussian', 'saccade' or 'grid'"):
-        ModelConfig(policy="spiral").validate()
+    assert "grid" in typing.get_args(config.PolicyName)  # the command line's choices
+    with pytest.raises(ConfigError, match="cells = 13: must be in 1..12, the image side"):
+        grid_config(cells=13)
+    with pytest.raises(ConfigError, match="policy = 'spiral': must be one of gaussian, grid, saccade"):
+        PolicyConfig.of({"kind": "spiral"})
+    with pytest.raises(ConfigError, match="policy = 'grid': its settings are a GridConfig, not a GaussianConfig"):
+        GaussianConfig(kind="grid").validate(ModelConfig())
+
+
+def test_a_setting_of_another_policy_is_no_flag_of_the_run(capsys):
+    with pytest.raises(SystemExit):
+        parse(["--policy", "grid", "--std", "0.3"])  # std is the Gaussian policy's
+    assert "--std" in capsys.readouterr().err
+    cfg = parse(["--policy", "grid", "--cells", "3", "--glimpses", "9"]).config(progress=False)
+    assert cfg.policy == toy_policy.GridConfig(cells=3) and cfg.model.glimpses == 9
 
 
 def test_the_model_reads_the_grid_in_order():
-    model = RAM(grid_config().model)
+    cfg = grid_config()
+    model = RAM(cfg.model, cfg.policy)
     assert isinstance(model.policy, toy_policy.GridPolicy) and not model.fusable
     ep = model(torch.rand(3, 1, 12, 12))
     corners = [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]]  # (x, y) row by row

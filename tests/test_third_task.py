@@ -16,6 +16,7 @@ from ram.config import (
     TrainConfig,
     task_of,
 )
+from ram.policies import GaussianConfig
 from ram.train import fit
 
 
@@ -24,7 +25,8 @@ def toy_config(**train) -> RunConfig:
         preset="squares",
         task=TaskConfig(dataset="squares", canvas=12, train_size=512),
         model=ModelConfig(image_size=12, classes=4, glimpses=2, patch_size=4, scales=2, hidden=32, what_size=16,
-                          where_size=16, glimpse_size=32, std=0.2),
+                          where_size=16, glimpse_size=32),
+        policy=GaussianConfig(std=0.2),
         train=TrainConfig(**{"epochs": 2, "batch_size": 64, "lr": 3e-3, "eval_mc_samples": 0, **train}),
     ).validate()
 

@@ -14,7 +14,7 @@ from ram.config import ModelConfig, RunConfig, TaskConfig
 from ram.data import Split
 from ram.envs import CatchBatch
 from ram.model import RAM
-from ram.policies import Lattice
+from ram.policies import Lattice, SaccadeConfig
 from ram.sensor import glimpse
 from ram.tasks import CatchGame
 from ram.tasks.catch import play
@@ -25,11 +25,10 @@ T = 5  # glimpses of the tiny saccade model
 def saccade_model(*, glimpses: int = T) -> RAM:
     """A tiny saccade model whose modes start in window (0, 0) and then move down-right every step, so each glimpse
     reads a new window: (k, k) at step k."""
-    cfg = ModelConfig(image_size=28, glimpses=glimpses, patch_size=4, scales=1, policy="saccade", saccade_step=2,
-                      init_downsample=4, glimpse_net="pixels", core="lstm", hidden=16, policy_hidden=8,
-                      baseline="batch", reinforce_core=True)
+    cfg = ModelConfig(image_size=28, glimpses=glimpses, patch_size=4, scales=1, glimpse_net="pixels", core="lstm",
+                      hidden=16, reinforce_core=True)
     torch.manual_seed(0)
-    model = RAM(cfg)
+    model = RAM(cfg, SaccadeConfig(saccade_step=2, init_downsample=4, policy_hidden=8), baseline="batch")
     with torch.no_grad():
         first, moves = model.policy.initial[-1], model.policy.moves[-1]
         first.weight.zero_()

@@ -2,17 +2,38 @@
 evaluates and draws it): a fixed grid.
 
 Glimpse t reads cell t (mod 4) of a 2x2 raster over the image, row by row, whatever the state: nothing is decided,
-so nothing is reinforced (log-probability and entropy 0). It shows what the policy seam asks of a policy: build
-(`from_config`), check (`check_config`), describe, a distribution for the first location (`first`) and for each next
-one (`forward`), and whether it lands on a lattice or runs in the fused loop (`lattice`, `fuses`).
+so nothing is reinforced (log-probability and entropy 0). It shows what the policy seam asks of a policy: its own
+settings (`Config`, a `PolicyConfig` that checks them and describes the policy), build (`from_config`), a
+distribution for the first location (`first`) and for each next one (`forward`), and whether it lands on a lattice
+or runs in the fused loop (`lattice`, `fuses`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import tyro
 from torch import nn
 
-from ram.config import ModelConfig, _require, register_policy
+from ram.config import ModelConfig, PolicyConfig, _require, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridConfig(PolicyConfig):
+    """A fixed grid of cells x cells glimpses, row by row."""
+
+    kind: tyro.conf.Suppress[str] = "grid"
+    cells: int = 2
+    """Cells along each side of the grid."""
+
+    def validate(self, model: ModelConfig) -> None:
+        super().validate(model)
+        _require(1 <= self.cells <= model.image_size, "cells", self.cells,
+                 f"must be in 1..{model.image_size}, the image side")
+
+    def describe(self) -> str:
+        return f"a fixed {self.cells}x{self.cells} grid"
 
 
 class Fixed:
@@ -38,8 +59,7 @@ class Fixed:
 
 @register_policy("grid")
 class GridPolicy(nn.Module):
-    noun = "glimpses"
-    """What its decisions are called (`ram serve`'s model list)."""
+    Config = GridConfig
     lattice = None
     """Any point of the image (the pictures draw tracks, not windows)."""
     fuses = False
@@ -53,16 +73,8 @@ class GridPolicy(nn.Module):
         self.register_buffer("cells", torch.stack((x.flatten(), y.flatten()), dim=1), persistent=False)  # [n*n, 2]
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> "GridPolicy":
-        return cls(cells=2)
-
-    @staticmethod
-    def describe(cfg: ModelConfig) -> str:
-        return "a fixed 2x2 grid"
-
-    @staticmethod
-    def check_config(cfg: ModelConfig) -> None:
-        _require(cfg.first_glimpse == "learned", "first_glimpse", cfg.first_glimpse, "the grid starts at its first cell")
+    def from_config(cls, model: ModelConfig, policy: GridConfig) -> "GridPolicy":
+        return cls(cells=policy.cells)
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Fixed:
         """The cell after the one nearest `previous` [B, 2]."""

@@ -120,7 +120,7 @@ def derive(*, size: int, train_images: int, given: Mapping[str, Any] | None = No
 def apply(cfg: RunConfig, choices: Mapping[str, Choice]) -> RunConfig:
     """cfg with the chosen values in their sections."""
     sections = {}
-    for section in ("model", "train", "loss"):
+    for section in ("model", "policy", "train", "loss"):
         part = getattr(cfg, section)
         names = {f.name for f in dataclasses.fields(part)}
         sections[section] = dataclasses.replace(part, **{k: c.value for k, c in choices.items() if k in names})
@@ -153,7 +153,7 @@ def explain(cfg: RunConfig, choices: Mapping[str, Choice], *, size_from: str, to
         chosen(f"{m.patch_size}x{m.patch_size} patch", "patch_size")
         chosen(f"{m.scales} scale{'s' if m.scales > 1 else ''}", "scales")
         chosen(f"{m.glimpses} glimpses", "glimpses")
-        chosen(f"location std {m.std:g}", "std")
+        chosen(f"location std {cfg.policy.std:g}", "std")
     chosen(f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs > 1 else ''}", "epochs")
     chosen(f"every {cfg.train.val_every} steps" if cfg.train.val_every else "every epoch", "val_every")
     chosen(f"patience {cfg.train.patience}", "patience")

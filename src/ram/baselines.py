@@ -16,7 +16,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, PolicyConfig
 from .model import RAM, Episode
 from .policies import Categorical
 
@@ -37,7 +37,9 @@ def _whole_image_episode(logits: torch.Tensor) -> Episode:
 
 
 class FullyConnected(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
+        """A policy and a baseline are RAM's settings: a whole-image classifier decides nothing and has no head for
+        them (they are taken, as by every model, and left alone)."""
         super().__init__()
         self.cfg = cfg
         n = cfg.channels * cfg.image_size**2
@@ -54,7 +56,7 @@ class FullyConnected(nn.Module):
 
 
 class ConvNet(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
         super().__init__()
         self.cfg = cfg
         # Large canvases get the paper's 10x10 stride-5 first layer; 28x28 digits get a 5x5 stride-1 one.
@@ -127,8 +129,8 @@ class Unlearned(nn.Module):
 class RandomGlimpses(RAM):
     """RAM whose glimpses land at uniformly random locations: the paper's "random glimpses" baseline."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
+        super().__init__(cfg, policy, baseline=baseline)
         self.policy = Unlearned(Uniform)
 
 
@@ -136,8 +138,8 @@ class WholeScreen(RAM):
     """RAM that sees the whole frame every step: one patch the size of the screen, read at its centre, through the
     same glimpse network and core. Its own cfg is the config's with that patch (one scale of image_size pixels)."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(dataclasses.replace(cfg, patch_size=cfg.image_size, scales=1))
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
+        super().__init__(dataclasses.replace(cfg, patch_size=cfg.image_size, scales=1), policy, baseline=baseline)
         self.policy = Unlearned(Centre)
 
 
@@ -160,7 +162,7 @@ class UniformMoves(nn.Module):
 class RandomAgent(RandomGlimpses):
     """Uniform moves (and random glimpses it does not use): the chance level of a game."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
+        super().__init__(cfg, policy, baseline=baseline)
         self.act = UniformMoves(cfg.actions)
 

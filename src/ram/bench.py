@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import fused
 from .config import RunConfig
-from .models import build_model
+from .models import model_of
 from .speed import resolve_precision, tune_malloc
 from .tasks import make_task
 from .train import make_optimizer, resolve_device, seed_everything, train_step
@@ -80,7 +80,7 @@ def run(
     tune_malloc()
     seed_everything(0)
     task = make_task(cfg, progress=False)
-    model = build_model(cfg.model).to(dev)
+    model = model_of(cfg).to(dev)
     optimizer = make_optimizer(model, cfg.train)
     tc = cfg.train
 

@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from .config import RunConfig
+from .config import RunConfig, network
 
 
 class CheckpointError(RuntimeError):
@@ -187,7 +187,7 @@ def weights_bytes(model: torch.nn.Module, cfg: RunConfig) -> bytes:
     # The model's config too: a config.json edited or copied from another run would otherwise rebuild another model
     # around these weights (a g2 config over g6 weights has the same shapes, and evaluated to 49.86%).
     return save(tensors, metadata={"preset": cfg.preset, "sha256": tensors_sha256(tensors),
-                                   "model": json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)})
+                                   "model": json.dumps(network(cfg), sort_keys=True)})
 
 
 def read_config(folder: Path) -> RunConfig:
@@ -212,7 +212,7 @@ def _check_saved_with(saved: str, cfg: RunConfig, path: Path) -> None:
         ok = False
     if not ok:
         raise CheckpointError(f"weights {path}: the model config in their metadata is not JSON; the file is damaged")
-    mine = dataclasses.asdict(cfg.model)
+    mine = network(cfg)
     # Fields added since the file was written are absent from it, and take their defaults: not a difference.
     differ = [f"model.{k}: {v!r} in the weights, {mine[k]!r} in the config" for k, v in theirs.items()
               if k in mine and _plain(v) != _plain(mine[k])]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, ModelKind, TaskConfig
 from .data import DataError
 from .printable import encodable, shown
-from .flags import Recipe, defaults
+from .flags import HELP_SECTIONS, Recipe, defaults, overview, section_help
 from .train import TrainingError
 
 
@@ -44,6 +45,7 @@ class Train(Recipe):
     tensorboard: bool = False
     """Also log scalars and pictures for TensorBoard into OUT/tensorboard."""
     progress: bool = True
+    """Progress bars for the epochs and the evaluation."""
 
     def run(self) -> None:
         from .train import fit, resolve_device
@@ -245,11 +247,9 @@ class Presets:
     """List the named experiments."""
 
     def run(self) -> None:
-        from .policies import POLICIES
-
         for name, (cfg, about) in presets.PRESETS.items():
-            m, t = cfg.model, cfg.train
-            policy = POLICIES[m.policy].describe(m)
+            t = cfg.train
+            policy = cfg.policy.describe()
             print(f"{name:<22} {about}\n{'':<22} {policy}, {t.optimizer} lr {t.lr}->{t.lr_min} {t.schedule}, "
                   f"batch {t.batch_size}, M {t.mc_samples}, {t.epochs} epochs")
 
@@ -477,8 +477,21 @@ COMMANDS = {"train": Train, "eval": Eval, "predict": Predict, "bench": Bench, "p
 
 
 def parse(argv: Sequence[str]):
-    """The command argv names, parsed. `ram train`'s flags take their defaults from the preset it names."""
+    """The command argv names, parsed. `ram train`'s flags take their defaults from the preset it names. `ram train
+    --help` is an overview (`flags.overview`); `--help SECTION` a section's help, `--help all` tyro's whole help."""
     train = [] if not argv or argv[0] != "train" else list(argv[1:])
+    asks = [i for i, a in enumerate(train) if a in ("-h", "--help")]
+    if asks:
+        topic = train[asks[0] + 1] if asks[0] + 1 < len(train) else ""
+        rest = [a for i, a in enumerate(train) if i not in (asks[0], asks[0] + 1)]
+        if topic in HELP_SECTIONS:
+            section_help(defaults(Train, rest), topic)
+        elif topic != "all":
+            print(overview(defaults(Train, [a for i, a in enumerate(train) if i != asks[0]]),
+                           width=max(60, min(120, shutil.get_terminal_size().columns))))
+            raise SystemExit(0)
+        train = rest
+        argv = ["train", *rest, "--help"]
     commands = [
         Annotated[cls, tyro.conf.subcommand(name=name, default=defaults(Train, train) if cls is Train else None)]
         for name, cls in COMMANDS.items()

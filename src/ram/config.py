@@ -13,7 +13,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import tyro
 
@@ -109,10 +109,11 @@ def _registry(kind: str, names: str) -> tuple[dict[str, Any], Any]:
 
 
 PolicyName = str
-"""`ModelConfig.policy`'s type: a Literal of the registered policies' names once there are any (`_registry`)."""
+"""The registered policies' names as a Literal once there are any (`_registry`): `ram train --policy`'s choices."""
 POLICIES, register_policy = _registry("policy", "PolicyName")
-"""Each location policy by its name (`ModelConfig.policy`), filled by `@register_policy(name)` as ram.policies is
-imported: the config asks it `check_config(cfg)`, the model `from_config(cfg)` (`ram.policies` says what else)."""
+"""Each location policy by its name (`PolicyConfig.kind`, `ram train --policy`), filled by `@register_policy(name)`
+as ram.policies is imported. A policy class carries its config section as `Config` (a `PolicyConfig`), and the model
+builds it with `from_config(model, policy)` (`ram.policies` says what else)."""
 
 GlimpseNetName = str
 """`ModelConfig.glimpse_net`'s type: a Literal of the registered glimpse nets' names (`_registry`)."""
@@ -226,9 +227,9 @@ class TaskConfig:
 class ModelConfig:
     """The network. Sizes default to the paper's classification RAM.
 
-    The variants are settings, not forks: `policy="saccade"` with `glimpse_net="pixels"` is the hard-attention model
-    of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into the core), and
-    `actions=3` adds the move head that plays Catch.
+    The variants are settings, not forks: `glimpse_net="pixels"` with a saccade policy (the policy section) is the
+    hard-attention model of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into
+    the core), and `actions=3` adds the move head that plays Catch.
     """
 
     kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "ram"
@@ -239,8 +240,11 @@ class ModelConfig:
     channels: tyro.conf.Suppress[int] = 1
     classes: tyro.conf.Suppress[int] = 10
     glimpses: int = 6
+    """Glimpses per episode, T: the steps of the glimpse loop."""
     patch_size: int = 8
+    """Side in pixels of the finest patch of a glimpse, the size every scale is brought down to."""
     scales: int = 1
+    """Patches per glimpse, centred on the same point, each twice the side of the one before."""
     pool: Literal["mean", "max"] = "mean"
     """How the sensor brings a coarse scale down to patch_size: the mean of each block (the paper's band-limited
     retina) or its max (seed 002's Catch retina, which keeps a one-pixel ball bright at every scale)."""
@@ -261,38 +265,6 @@ class ModelConfig:
     """g: the merged glimpse feature fed to the core."""
     core: Literal["rnn", "lstm", "gru"] = "rnn"
     hidden: int = 256
-    std: float = 0.1
-    """Standard deviation of the Gaussian location policy, in units of half the image side."""
-    squash: Literal["mean", "sample"] = "mean"
-    """Gaussian policy: how tanh keeps a location on the image. mean: N(tanh(W h), std^2), the sample clamped to the
-    image (this project's RAM). sample: tanh of a sample of N(W h, std^2), its log-probability that of the sample
-    before the tanh (seed 002)."""
-    first_glimpse: Literal["learned", "random", "context"] = "learned"
-    """Gaussian policy: where the first glimpse goes. learned: the policy on the zero state, so it is reinforced too.
-    random: uniform over the image, drawn and not decided, so nothing is reinforced for it (seeds 001 and 002); along
-    the policies' means it is the centre, the uniform's mean, so that one episode along the means is deterministic.
-    context: the image decides it. An initial-location network, as seed 000's, reads the image max-pooled
-    init_downsample times (ReLU layer of policy_hidden units) and adds its output to the zero-state policy's, so that
-    the mean is tanh(b + c(image)); reinforced like every other location. Its last layer starts at zero, so a model
-    started (`init`) from a learned-first-glimpse one starts exactly where that one looked."""
-    policy: PolicyName = "gaussian"
-    """Where to look next. gaussian: RAM's, any point of the image. saccade: seed 000's, one step in one of 8
-    directions on a lattice of patch_size windows at a stride of saccade_step, the first one chosen by an
-    initial-location network on the image max-pooled init_downsample times."""
-    saccade_step: int = 2
-    """Saccade policy: pixels per move, which is also the lattice's stride."""
-    init_downsample: int = 4
-    """Saccade policy, and the Gaussian policy's context first glimpse: the initial-location network reads the image
-    max-pooled by this factor (28x28 -> 7x7)."""
-    policy_hidden: int = 512
-    """Saccade policy: units of the move network's hidden ELU layer (seed 000: 512). Gaussian policy with a context
-    first glimpse: units of the initial-location network's hidden ReLU layer."""
-    dropout: float = 0.0
-    """Probability of dropping a unit at the input of the initial-location network and after the move network's
-    hidden layer (seed 000: 0.7). Off in eval()."""
-    elu_logits: bool = False
-    """Saccade policy: an ELU on the logits of the move and initial-location softmaxes, as seed 000 has before each
-    of its three (a logit is then at least -1)."""
     state_dropout: float = 0.0
     """Probability of dropping a unit of the core state where the classifier reads it (the policies and baseline
     read it whole). Off in eval()."""
@@ -307,10 +279,6 @@ class ModelConfig:
     """With reinforce_core, the location policy still reads a detached state: the core then learns from the moves'
     REINFORCE and the baseline's regression, not from the locations', whose gradient (scaled by 1/std^2) is large
     and noisy (Catch needs it: results/NOTES.md)."""
-    baseline: Literal["state", "scalar", "batch", "copies"] = "state"
-    """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
-    number (seed 002). batch: the batch's mean reward (seed 000). copies: the mean reward of the other Monte-Carlo
-    copies of the same image or game (needs mc_samples > 1). batch and copies have nothing to learn."""
     actions: tyro.conf.Suppress[int] = 0
     """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
     right); 0 for classification."""
@@ -346,12 +314,10 @@ class ModelConfig:
             f"is larger than the {self.image_size}x{self.image_size} image",
         )
         _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
-        _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
         _require(0 <= self.pixel_mean <= 1, "pixel_mean", self.pixel_mean,
                  "must be in [0, 1], the range of the pixels it is the mean of")
         _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
                  "must be a positive number")
-        _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
         _require(0 <= self.state_dropout < 1, "state_dropout", self.state_dropout, "must be in [0, 1)")
         _require(self.state_dropout == 0 or self.classes > 0, "state_dropout", self.state_dropout,
                  "drops the state a classifier reads; a model with no classes (Catch) has none")
@@ -359,20 +325,52 @@ class ModelConfig:
         _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
         _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
                  "a model with no classes must have actions to take")
-        for name in ("saccade_step", "init_downsample", "policy_hidden"):
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
         for name, most in MODEL_LIMITS.items():
             _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
-        if self.policy in POLICIES:  # the policy's own checks (ram.policies registers them)
-            POLICIES[self.policy].check_config(self)
 
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
-                "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384,
-                "policy_hidden": 16384}
+                "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384}
 """The largest value of a ModelConfig size: far above any model here (hidden 512, 100x100 images, 8 glimpses), far
 below what would exhaust a machine's memory building it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyConfig:
+    """Where the model looks next: the settings of one location policy. Each policy declares its own section, a
+    subclass of this one that it registers as its `Config` (`ram.policies`: `GaussianPolicy.Config` is RAM's,
+    `SaccadePolicy.Config` seed 000's), so a run holds the settings of its own policy and no other's. `kind` names
+    the policy (`ram train --policy`), and is written beside its settings so that a stored config reads back as the
+    same section."""
+
+    kind: tyro.conf.Suppress[str] = ""
+    noun: ClassVar[str] = "glimpses"
+    """What its decisions are called, in the lines the CLI and the page print."""
+
+    def validate(self, model: ModelConfig) -> None:
+        """This policy's settings, and what they ask of the model they steer (its image and patch)."""
+        _check_types(self)
+        _require(self.kind in POLICIES, "policy", self.kind, f"must be one of {', '.join(sorted(POLICIES))}")
+        _require(type(self) is POLICIES[self.kind].Config, "policy", self.kind,
+                 f"its settings are a {POLICIES[self.kind].Config.__name__}, not a {type(self).__name__}")
+
+    def describe(self) -> str:
+        """A few words on the policy for `ram presets`."""
+        return self.kind
+
+    @staticmethod
+    def of(d: dict) -> "PolicyConfig":
+        """The section a stored dict holds (`kind` picks the policy): a ConfigError naming an unknown one."""
+        kind = d.get("kind")
+        _require(kind in POLICIES, "policy", kind, f"must be one of {', '.join(sorted(POLICIES))}")
+        return POLICIES[kind].Config(**d)
+
+
+def require_positive(cfg: Any, *names: str, most: int = 16384) -> None:
+    """Each named integer setting of cfg is in 1..most (a size read from a file may hold any number)."""
+    for name in names:
+        _require(1 <= getattr(cfg, name) <= most, name, getattr(cfg, name), f"must be in 1..{most:,}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -473,6 +471,11 @@ class LossConfig:
     entropy_weight: float = 0.0
     """Bonus for the entropy of the policies' choices, added to the REINFORCE term: keeps a policy trained with Adam
     on a noisy reward from collapsing onto one move before it has learned anything (Catch)."""
+    baseline: Literal["state", "scalar", "batch", "copies"] = "state"
+    """The reward baseline. state: RAM's b(h_t), learned by regression from a detached state. scalar: one learned
+    number (seed 002). batch: the batch's mean reward (seed 000). copies: the mean reward of the other Monte-Carlo
+    copies of the same image or game (needs mc_samples > 1). batch and copies have nothing to learn. state and scalar
+    are a head of the model, so they are in its weights."""
     reward: Literal["correct", "prob"] = "correct"
     """Classification reward. correct: RAM's 1 for a right final guess, else 0. prob: seed 000's probability of the
     predicted class when it is right, else 0."""
@@ -497,6 +500,7 @@ class RunConfig:
     preset: tyro.conf.Suppress[str] = "mnist"
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    policy: PolicyConfig = field(default_factory=lambda: POLICIES["gaussian"].Config())
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -506,6 +510,7 @@ class RunConfig:
             _require(isinstance(getattr(self, name), kind), name, getattr(self, name), f"must be a {kind.__name__}")
         self.task.validate()
         self.model.validate()
+        self.policy.validate(self.model)
         self.train.validate()
         self.loss.validate()
         _require(self.loss.distill_weight == 0 or self.train.mc_samples >= 2, "distill_weight",
@@ -517,7 +522,7 @@ class RunConfig:
             self.model.image_size,
             f"does not match the {self.task.canvas}x{self.task.canvas} images of the task",
         )
-        if self.model.baseline == "copies":
+        if self.loss.baseline == "copies":
             _require(self.train.mc_samples > 1, "baseline", "copies",
                      f"is the mean reward of the other Monte-Carlo copies; mc_samples = {self.train.mc_samples} "
                      "leaves none (set mc_samples >= 2)")
@@ -540,6 +545,7 @@ class RunConfig:
                 preset=d["preset"],
                 task=TaskConfig(**task),
                 model=ModelConfig(**d["model"]),
+                policy=PolicyConfig.of(d["policy"]) if isinstance(d["policy"], dict) else d["policy"],
                 train=TrainConfig(**d["train"]),
                 loss=LossConfig(**d["loss"]),
             )
@@ -548,25 +554,66 @@ class RunConfig:
         return cfg.validate()
 
     def differences(self, other: "RunConfig") -> list[str]:
-        """'section.field: mine -> other' for each field that differs."""
+        """'section.field: mine -> other' for each field that differs; a field only one of them has (two policies'
+        settings) is 'unset' in the other."""
         a, b = self.to_dict(), other.to_dict()
         out = [f"preset: {a['preset']!r} -> {b['preset']!r}"] if a["preset"] != b["preset"] else []
         for section in SECTIONS:
-            out += [f"{section}.{k}: {v!r} -> {b[section][k]!r}" for k, v in a[section].items() if v != b[section][k]]
+            mine, theirs = a[section], b[section]
+            for k in {**mine, **theirs}:
+                if mine.get(k, _UNSET) != theirs.get(k, _UNSET):
+                    out.append(f"{section}.{k}: {mine.get(k, _UNSET)!r} -> {theirs.get(k, _UNSET)!r}")
         return out
 
 
-SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig, "loss": LossConfig}
-"""A RunConfig's sections by name, each a dataclass of its own fields (no field name is in two of them)."""
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+_UNSET = _Unset()
+
+
+SECTIONS = {"task": TaskConfig, "model": ModelConfig, "policy": PolicyConfig, "train": TrainConfig,
+            "loss": LossConfig}
+"""A RunConfig's sections by name, and the class each one's settings are (or, for the policy, derive from: the
+policy's own section). No setting's name is in two sections of one run."""
+
+
+def network(cfg: RunConfig) -> dict:
+    """The settings that shape a run's network, as one flat dict: the model section, its policy's (the policy's kind
+    as "policy"), and the baseline, which may be a head of the model. It is what a weights file records in its
+    metadata, in the layout weights files have always had, so that any of them is checked against the config it is
+    loaded with (`ram.checkpoint`)."""
+    policy = {("policy" if k == "kind" else k): v for k, v in dataclasses.asdict(cfg.policy).items()}
+    return {**dataclasses.asdict(cfg.model), **policy, "baseline": cfg.loss.baseline}
 
 
 def migrate(d: dict) -> dict:
     """A stored config (`RunConfig.to_dict()` as JSON: config.json, last.pt, a weight file's metadata, a results file)
-    in the layout this code reads. Configs written before the loss section had its fields in "train"; they move to
-    "loss". Anything not a dict of dicts is returned as it is, for `from_dict` to refuse."""
-    if not isinstance(d, dict) or "loss" in d or not isinstance(d.get("train"), dict):
+    in the layout this code reads. Anything not a dict of dicts is returned as it is, for `from_dict` to refuse.
+
+    - Configs written before the loss section had its fields in "train": they move to "loss".
+    - Configs written before the policy section had one flat "model": its policy's settings (named by "policy") move
+      to "policy", the baseline to "loss", and the settings of the policies it did not use are dropped (they held
+      their defaults, or the config was refused)."""
+    if not isinstance(d, dict) or not isinstance(d.get("train"), dict) or not isinstance(d.get("model"), dict):
         return d
-    names = {f.name for f in dataclasses.fields(LossConfig)}
-    train = {k: v for k, v in d["train"].items() if k not in names}
-    loss = {k: v for k, v in d["train"].items() if k in names}
-    return {**d, "train": train, "loss": loss}
+    if "loss" not in d:
+        names = {f.name for f in dataclasses.fields(LossConfig)}
+        d = {**d, "train": {k: v for k, v in d["train"].items() if k not in names},
+             "loss": {k: v for k, v in d["train"].items() if k in names}}
+    if "policy" not in d and isinstance(d["loss"], dict):
+        model, kind = d["model"], d["model"].get("policy", "gaussian")
+        if kind not in POLICIES:
+            return {**d, "policy": {"kind": kind}}  # refused by from_dict, naming it
+        settings = {f.name for f in dataclasses.fields(POLICIES[kind].Config)} - {"kind"}
+        moved = {name for variant in POLICIES.values() for name in _field_names(variant.Config)} | {"policy", "baseline"}
+        policy = {"kind": kind, **{k: v for k, v in model.items() if k in settings}}
+        loss = {**d["loss"], **({"baseline": model["baseline"]} if "baseline" in model else {})}
+        d = {**d, "model": {k: v for k, v in model.items() if k not in moved}, "policy": policy, "loss": loss}
+    return d
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} - {"kind"}

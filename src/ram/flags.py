@@ -7,7 +7,9 @@ follow from the data (the canvas, channels, classes) are set by the preset or `-
 (`tyro.conf.Suppress` in ram.config).
 
 Parsing takes two steps: `--preset` (and `--data`, which makes the default preset auto) is read first, since the
-preset gives every other flag its default. The auto recipe (`ram.auto`) derives some fields from the data and keeps
+preset gives every other flag its default, and so is `--policy`, which picks the policy section whose settings are
+flags (a Gaussian policy's --std, a saccade policy's --saccade-step: a setting of another policy is no flag of the
+run). The auto recipe (`ram.auto`) derives some fields from the data and keeps
 those a flag gave: which flags were given is read from the command line too (`given_in`), as a value alone cannot say
 whether it came from a flag or from the preset.
 """
@@ -22,8 +24,8 @@ from typing import Annotated, Any, NamedTuple
 
 import tyro
 
-from . import auto, presets
-from .config import SECTIONS, ConfigError, RunConfig
+from . import auto, config, presets
+from .config import SECTIONS, ConfigError, PolicyConfig, RunConfig
 from .data.mnist import BUILT_IN
 
 def _reflowed(helptext: str) -> str:
@@ -84,6 +86,9 @@ class Recipe:
     val_size: int | None = None
     """Validation images taken from the end of the training set. Default: 10,000, or for --data PATH a sixth of the
     training images, at most 10,000."""
+    policy: config.PolicyName = ""
+    """Where the model looks next: gaussian (RAM's: any point of the image) or saccade (seed 000's: steps on a
+    lattice of windows). Its settings are the flags under "policy options". Default: the preset's."""
     settings: Section = field(default_factory=RunConfig)
     """The preset's config with the flags' changes (each field is its own flag)."""
     given: tyro.conf.Suppress[tuple[str, ...]] = ()
@@ -101,6 +106,8 @@ class Recipe:
     def prepare(self, *, progress: bool = True) -> Prepared:
         """The validated config, the auto recipe's lines, and what --data PATH found, for `fit(data=...)`."""
         cfg = dataclasses.replace(self.settings, preset=self.preset)
+        if self.policy and cfg.policy.kind != self.policy:
+            cfg = dataclasses.replace(cfg, policy=with_policy(cfg, self.policy).policy)
         by_name = self.data in BY_NAME
         if self.preset == auto.PRESET and (by_name or self.data is None):
             raise ConfigError(f"preset = {self.preset!r}: derives its recipe from your images; give --data PATH "
@@ -122,7 +129,7 @@ class Recipe:
             cfg, source = images.configure(cfg, source, val_size=self.val_size, progress=progress)
             return Prepared(cfg, [], source)
         val = images.default_val_size(source.n_train) if self.val_size is None else self.val_size
-        given = {name: getattr(getattr(cfg, section), name) for section in ("model", "train", "loss")
+        given = {name: getattr(getattr(cfg, section), name) for section in ("model", "policy", "train", "loss")
                  for name in self.given if hasattr(getattr(cfg, section), name)}
         choices = auto.derive(size=source.size, given=given, batch_size=cfg.train.batch_size,
                               train_images=auto.train_images(source.n_train, val, cfg.task.train_size))
@@ -143,6 +150,22 @@ def preset_in(args: Sequence[str]) -> str:
     return auto.PRESET if known.data is not None and known.data not in BY_NAME else Recipe.preset
 
 
+def policy_in(args: Sequence[str], preset: str) -> str:
+    """The --policy named in args (the last one), else the preset's."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--policy")
+    known, _ = parser.parse_known_args(list(args))
+    return presets.get(preset).policy.kind if known.policy is None else known.policy
+
+
+def with_policy(cfg: RunConfig, kind: str) -> RunConfig:
+    """cfg steered by the policy `kind`: its own section if it has that policy, else that policy's defaults (a
+    ConfigError naming the known policies for an unknown one)."""
+    if cfg.policy.kind == kind:
+        return cfg
+    return dataclasses.replace(cfg, policy=PolicyConfig.of({"kind": kind}))
+
+
 def given_in(args: Sequence[str]) -> tuple[str, ...]:
     """The fields of auto.DERIVED that args set by flag (--patch-size or --patch_size, with its value or =value):
     tyro fills every field, from the preset when no flag gives it, so only the command line tells them apart."""
@@ -157,7 +180,8 @@ def defaults(cls: type, args: Sequence[str]):
     """An instance of cls (Recipe or a subclass) holding the defaults of the preset args name and the fields they
     set: unknown presets are refused here, with the valid names."""
     name = preset_in(args)
-    return cls(preset=name, settings=presets.get(name), given=given_in(args))
+    policy = policy_in(args, name)
+    return cls(preset=name, policy=policy, settings=with_policy(presets.get(name), policy), given=given_in(args))
 
 
 def parse(args: Sequence[str]) -> Recipe:
@@ -168,16 +192,99 @@ def parse(args: Sequence[str]) -> Recipe:
 def recipe(preset: str | None = None, *, data: str | None = None, image_size: int | None = None,
            val_size: int | None = None, **fields) -> Recipe:
     """A Recipe from Python, as its flags would give it: recipe("mnist-translated", hidden=64, lr=3e-4). Each keyword
-    is a config field's name, found in its section (task, model, train or loss); kind is the model family (--model).
-    preset None: auto for data that is a path, else mnist, as on the command line."""
+    is a config field's name, found in its section (task, model, policy, train or loss); kind is the model family
+    (--model), policy the location policy (--policy), whose settings the others may then set. preset None: auto for
+    data that is a path, else mnist, as on the command line."""
     preset = preset or (auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset)
     cfg = presets.get(preset)
+    policy = fields.pop("policy", cfg.policy.kind)
+    cfg = with_policy(cfg, policy)
     sections = {name: {} for name in SECTIONS}
     for name, value in fields.items():
         owner = [s for s in sections if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
         if not owner:
-            raise ConfigError(f"{name} = {value!r}: not a field of the task, model, train or loss config")
+            raise ConfigError(f"{name} = {value!r}: not a setting of the task, model, {cfg.policy.kind} policy, train "
+                              "or loss config")
         sections[owner[0]][name] = value
     settings = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in sections.items()})
-    return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, settings=settings,
-                  given=tuple(fields))
+    return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, policy=policy,
+                  settings=settings, given=tuple(fields))
+
+
+HELP_SECTIONS = ("task", "model", "policy", "train", "loss")
+"""The sections `ram train --help SECTION` explains, in the order the overview lists them."""
+
+
+def _doc(cls: type, name: str) -> str:
+    """A field's docstring, as tyro reads it (tyro's own reader: a field's docstring is the string under it)."""
+    try:
+        from tyro._docstrings import get_field_docstring
+
+        return get_field_docstring(cls, name, ()) or ""
+    except (ImportError, TypeError, AttributeError):  # tyro moved its reader: the help loses its one-line summaries
+        return ""
+
+
+def _first_sentence(text: str, width: int) -> str:
+    """The first sentence of text, on one line of at most width characters (cut at a word, with "...")."""
+    text = " ".join(text.split())
+    end = next((i + 1 for i, c in enumerate(text) if c == "." and (i + 1 == len(text) or text[i + 1] == " ")), len(text))
+    first = text[:end]
+    if len(first) <= width:
+        return first
+    return first[: first.rfind(" ", 0, width - 3)].rstrip(",;:") + "..."
+
+
+def _wrapped(items: list[str], indent: int, width: int) -> list[str]:
+    """items joined by spaces, in lines of at most width characters, every line after the first indented."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + 1 + len(item) > width - indent:
+            lines.append(line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    return lines + [line] if line else lines
+
+
+def _shown(value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return text if text and " " not in text else repr(text)
+
+
+def overview(command: Any, *, prog: str = "ram train", width: int = 100) -> str:
+    """`ram train --help`: the command's own options with the first sentence of each, then every setting of the
+    preset's config as the flag that sets it and the preset's value, section by section (`--help SECTION` gives each
+    one's full help, `--help all` tyro's whole help)."""
+    from .config import _hints
+
+    cls = type(command)
+    lines = [f"usage: {prog} [--preset NAME] [--data PATH] [OPTIONS] [--SETTING VALUE ...]", "",
+             _first_sentence(cls.__doc__ or "", width), "", "options:"]
+    for f in dataclasses.fields(cls):
+        if f.name in ("settings", "given"):
+            continue
+        flag = f"--{f.name.replace('_', '-')}"
+        lines.append(f"  {flag:<22} {_first_sentence(_doc(cls, f.name), width - 25)}")
+    cfg = command.settings
+    header = (f"settings: each is a flag, shown with preset {command.preset}'s value. {prog} --help SECTION explains "
+              f"a section's settings, --help all every flag. --policy NAME picks the policy section: "
+              f"{', '.join(config.POLICIES)}.")
+    lines += ["", *_wrapped(header.split(), 0, width)]
+    for name in HELP_SECTIONS:
+        section = getattr(cfg, name)
+        hints = _hints(type(section))
+        shown = [f"--{hints[f.name][0].replace('_', '-')} {_shown(getattr(section, f.name))}"
+                 for f in dataclasses.fields(section) if "Suppress" not in str(f.type)]
+        title = f"{name} ({section.kind})" if name == "policy" else name
+        body = _wrapped(shown, 20, width)
+        lines += [f"  {title:<17} {body[0] if body else '(none)'}"] + [f"{'':<20}{line}" for line in body[1:]]
+    return "\n".join(lines)
+
+
+def section_help(command: Any, name: str, *, prog: str = "ram train") -> None:
+    """Print the full help of one section of the preset's config (its flags, docstrings and the preset's values)
+    and exit, as tyro's --help does."""
+    section = getattr(command.settings, name)
+    tyro.cli(Annotated[type(section), tyro.conf.FlagConversionOff], default=section, args=["--help"],
+             prog=f"{prog} ... (settings of the {name} section)", description=type(section).__doc__)

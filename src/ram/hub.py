@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from . import checkpoint as ckpt
 from .config import ConfigError, RunConfig
-from .models import build_model
+from .models import model_of
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -57,7 +57,7 @@ def load_pretrained(name: str) -> tuple[torch.nn.Module, RunConfig]:
         cfg = RunConfig.from_dict(entry["config"])
     except ConfigError as e:
         raise ckpt.CheckpointError(f"pretrained {name}: the manifest's config is invalid: {e}") from None
-    model = build_model(cfg.model)
+    model = model_of(cfg)
     ckpt.load_weights(model, path, data=data, cfg=cfg)
     return model.eval(), cfg
 
@@ -68,7 +68,7 @@ def load_checkpoint(folder: Path) -> tuple[torch.nn.Module, RunConfig]:
     if not folder.is_dir():
         raise ckpt.CheckpointError(f"checkpoint = {str(folder)!r}: no such run folder")
     cfg = ckpt.read_config(folder)
-    model = build_model(cfg.model)
+    model = model_of(cfg)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ckpt.CheckpointError(f"checkpoint {folder} has no model.safetensors yet (no epoch finished)")

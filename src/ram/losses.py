@@ -25,21 +25,20 @@ from .model import Episode
 
 @dataclass(frozen=True, kw_only=True)
 class LossSpec(LossConfig):
-    """The loss section (`LossConfig`: its settings' meanings and their checks are written there only) with the two
-    settings the loss reads from other sections: the baseline, which may be a learned head of the model, and the
-    copies of each input in the batch, which are also the evaluation's. The defaults are RAM's: reward 1 for a right
-    guess, a learned baseline b(h_t), one copy, means over the batch."""
+    """The loss section (`LossConfig`: its settings' meanings and their checks are written there only) with the one
+    setting the loss reads from another section: the copies of each input in the batch, which are also the
+    evaluation's. The defaults are RAM's: reward 1 for a right guess, a learned baseline b(h_t), one copy, means over
+    the batch."""
 
-    baseline: str = "state"
     mc_samples: int = 1
     """Copies of each input in the batch (copy k of input i at k * B + i): what the "copies" baseline and the
     distillation teacher average over."""
 
     @classmethod
     def of(cls, cfg: RunConfig) -> LossSpec:
-        """A run's loss settings: its loss section, the model's baseline and the recipe's copies."""
+        """A run's loss settings: its loss section and the recipe's copies."""
         loss = {f.name: getattr(cfg.loss, f.name) for f in dataclasses.fields(LossConfig)}
-        return cls(baseline=cfg.model.baseline, mc_samples=cfg.train.mc_samples, **loss)
+        return cls(mc_samples=cfg.train.mc_samples, **loss)
 
 
 class Losses(NamedTuple):
@@ -104,7 +103,7 @@ REWARD_BASELINES = {
     "batch": lambda rewards, copies: rewards.mean().expand_as(rewards),
     "copies": copies_baseline,
 }
-"""The baselines made of the rewards themselves, by `ModelConfig.baseline`: (rewards [M * B], copies M) -> [M * B].
+"""The baselines made of the rewards themselves, by `LossConfig.baseline`: (rewards [M * B], copies M) -> [M * B].
 They have nothing to fit; the others are the model's learned heads (`ram.nets.BASELINES`), read from the episode."""
 
 

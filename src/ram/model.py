@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from . import fused, sensor
-from .config import ModelConfig
+from .config import ModelConfig, PolicyConfig
 from .envs.world import Still, World
 from .nets import BASELINES, GLIMPSE_NETS, make_core
 from .policies import POLICIES, CategoricalPolicy
@@ -36,15 +36,19 @@ class RAM(nn.Module):
     classification of still images is `forward`.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
+        """cfg: the network; policy: where it looks (default: RAM's Gaussian policy with its defaults); baseline: the
+        reward baseline of the loss (`LossConfig.baseline`), which for state and scalar is a head of the model."""
         super().__init__()
+        policy = POLICIES["gaussian"].Config() if policy is None else policy
         cfg.validate()
-        self.cfg = cfg
+        policy.validate(cfg)
+        self.cfg, self.policy_cfg = cfg, policy
         # Built in this order, so that a seed draws the same initial weights as ever.
         self.glimpse_net = GLIMPSE_NETS[cfg.glimpse_net].from_config(cfg)
         self.core = make_core(cfg.core, input_size=self.glimpse_net.out_size, hidden_size=cfg.hidden)
-        self.policy = POLICIES[cfg.policy].from_config(cfg)
-        baseline = BASELINES[cfg.baseline]
+        self.policy = POLICIES[policy.kind].from_config(cfg, policy)
+        baseline = BASELINES[baseline]
         self.baseline = baseline.from_config(cfg) if baseline is not None else None
         self.classifier = nn.Linear(cfg.hidden, cfg.classes) if cfg.classes else None
         self.drop_state = nn.Dropout(cfg.state_dropout)  # where the classifier reads the core state

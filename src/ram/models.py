@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from torch import nn
 
 from .baselines import ConvNet, FullyConnected, RandomAgent, RandomGlimpses, WholeScreen
-from .config import ModelConfig
+from .config import ModelConfig, PolicyConfig, RunConfig
 from .model import RAM
 
 MODELS: dict[str, type[nn.Module]] = {"ram": RAM, "fc": FullyConnected, "convnet": ConvNet,
@@ -17,9 +17,15 @@ MODELS: dict[str, type[nn.Module]] = {"ram": RAM, "fc": FullyConnected, "convnet
                                       "random-agent": RandomAgent}
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The model named by cfg.kind. Every model returns an `Episode`."""
-    return MODELS[cfg.kind](cfg)
+def build_model(cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state") -> nn.Module:
+    """The model named by cfg.kind, looking where `policy` says (default: RAM's Gaussian policy) with the reward
+    baseline `baseline` (`LossConfig.baseline`). Every model returns an `Episode`."""
+    return MODELS[cfg.kind](cfg, policy, baseline=baseline)
+
+
+def model_of(cfg: RunConfig) -> nn.Module:
+    """The model a run trains: its model section, steered by its policy section, with its loss's baseline."""
+    return build_model(cfg.model, cfg.policy, baseline=cfg.loss.baseline)
 
 
 @contextmanager

@@ -103,7 +103,7 @@ class ScalarBaseline(nn.Module):
 
 BASELINES: dict[str, type[nn.Module] | None] = {"state": StateBaseline, "scalar": ScalarBaseline, "batch": None,
                                                 "copies": None}
-"""The learned baselines by `ModelConfig.baseline`, h [B, hidden] -> [B, 1]; None for the baselines made of the
+"""The learned baselines by `LossConfig.baseline`, h [B, hidden] -> [B, 1]; None for the baselines made of the
 rewards themselves (`ram.losses`), which the model has no head for."""
 
 

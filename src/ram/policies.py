@@ -14,19 +14,24 @@ as (x, y) in [-1, 1], so the episode loop treats every location policy alike:
 
 What the rest of the house needs to know of a location policy is asked of it, never of its class: `fuses` (whether
 `ram.fused`'s loop runs it, through `fused_weights`), `lattice` (the windows a discrete policy lands on, None for any
-point) and `describe(cfg)` (a few words for `ram presets`). `POLICIES` (`ram.config.register_policy`) finds the one
-`ModelConfig.policy` names.
+point). Each policy also owns its settings: its config section is its `Config` (a `ram.config.PolicyConfig`), which
+checks them against the model they steer; `POLICIES` (`ram.config.register_policy`) finds the policy a run's
+`PolicyConfig.kind` names, and `from_config(model, policy)` builds it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+import tyro
 from torch import nn
 
-from .config import POLICIES, ModelConfig, _require, register_policy  # noqa: F401  (POLICIES: found here too)
+from .config import (POLICIES, ModelConfig, PolicyConfig, _require, register_policy,  # noqa: F401  (POLICIES: found here too)
+                     require_positive)
 
 
 class Gaussian:
@@ -89,14 +94,93 @@ def pooled_image(images: torch.Tensor, downsample: int) -> torch.Tensor:
     return F.max_pool2d(images, downsample)
 
 
-def _pooled_size(cfg: ModelConfig) -> int:
+def _pooled_size(model: ModelConfig, downsample: int) -> int:
     """Inputs of an initial-location network: the pooled image's channels x side x side."""
-    return cfg.channels * (cfg.image_size // cfg.init_downsample) ** 2
+    return model.channels * (model.image_size // downsample) ** 2
 
 
-def _check_downsample(cfg: ModelConfig) -> None:
-    _require(cfg.init_downsample <= cfg.image_size, "init_downsample", cfg.init_downsample,
-             f"must be at most the image side {cfg.image_size}")
+def _check_downsample(model: ModelConfig, downsample: int) -> None:
+    _require(downsample <= model.image_size, "init_downsample", downsample,
+             f"must be at most the image side {model.image_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GaussianConfig(PolicyConfig):
+    """RAM's location policy: any point of the image, from a Gaussian of fixed std around a learned mean."""
+
+    kind: tyro.conf.Suppress[str] = "gaussian"
+    std: float = 0.1
+    """Standard deviation of the Gaussian location policy, in units of half the image side."""
+    squash: Literal["mean", "sample"] = "mean"
+    """How tanh keeps a location on the image. mean: N(tanh(W h), std^2), the sample clamped to the image (this
+    project's RAM). sample: tanh of a sample of N(W h, std^2), its log-probability that of the sample before the tanh
+    (seed 002)."""
+    first_glimpse: Literal["learned", "random", "context"] = "learned"
+    """Where the first glimpse goes. learned: the policy on the zero state, so it is reinforced too. random: uniform
+    over the image, drawn and not decided, so nothing is reinforced for it (seeds 001 and 002); along the policies'
+    means it is the centre, the uniform's mean, so that one episode along the means is deterministic. context: the
+    image decides it. An initial-location network, as seed 000's, reads the image max-pooled init_downsample times
+    (ReLU layer of policy_hidden units) and adds its output to the zero-state policy's, so that the mean is
+    tanh(b + c(image)); reinforced like every other location. Its last layer starts at zero, so a model started
+    (`init`) from a learned-first-glimpse one starts exactly where that one looked."""
+    init_downsample: int = 4
+    """With a context first glimpse: the initial-location network reads the image max-pooled by this factor
+    (28x28 -> 7x7)."""
+    policy_hidden: int = 512
+    """With a context first glimpse: units of the initial-location network's hidden ReLU layer."""
+    dropout: float = 0.0
+    """With a context first glimpse: probability of dropping a unit at the input of the initial-location network.
+    Off in eval()."""
+
+    def validate(self, model: ModelConfig) -> None:
+        """Any size and scale; a context first glimpse moves the mean, so it needs the mean squashed."""
+        super().validate(model)
+        _require(math.isfinite(self.std) and self.std > 0, "std", self.std, "must be a positive number")
+        _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        require_positive(self, "init_downsample", "policy_hidden")
+        if self.first_glimpse == "context":
+            _require(self.squash == "mean", "first_glimpse", self.first_glimpse, "needs squash 'mean': the image "
+                     "moves the mean of the first location, which squash 'sample' does not have on the image")
+            _check_downsample(model, self.init_downsample)
+
+    def describe(self) -> str:
+        return f"std {self.std}" + (", first glimpse from the image" if self.first_glimpse == "context" else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaccadeConfig(PolicyConfig):
+    """Seed 000's hard attention: one step in one of 8 directions on a lattice of patch_size windows at a stride of
+    saccade_step, the first window chosen by an initial-location network on the image max-pooled init_downsample
+    times."""
+
+    kind: tyro.conf.Suppress[str] = "saccade"
+    noun = "saccades"
+    saccade_step: int = 2
+    """Pixels per move, which is also the lattice's stride."""
+    init_downsample: int = 4
+    """The initial-location network reads the image max-pooled by this factor (28x28 -> 7x7)."""
+    policy_hidden: int = 512
+    """Units of the move network's hidden ELU layer (seed 000: 512)."""
+    dropout: float = 0.0
+    """Probability of dropping a unit at the input of the initial-location network and after the move network's
+    hidden layer (seed 000: 0.7). Off in eval()."""
+    elu_logits: bool = False
+    """An ELU on the logits of the move and initial-location softmaxes, as seed 000 has before each of its three (a
+    logit is then at least -1)."""
+
+    def validate(self, model: ModelConfig) -> None:
+        """One scale, and moves and a pooled image that fit the image."""
+        super().validate(model)
+        _require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        require_positive(self, "saccade_step", "init_downsample", "policy_hidden")
+        _require(model.scales == 1, "scales", model.scales, "the saccade policy reads one scale")
+        _require(self.saccade_step <= max(1, model.image_size - model.patch_size), "saccade_step", self.saccade_step,
+                 f"must be at most {model.image_size - model.patch_size}, a move that keeps a "
+                 f"{model.patch_size}x{model.patch_size} window on the {model.image_size}x{model.image_size} image")
+        _check_downsample(model, self.init_downsample)
+
+    def describe(self) -> str:
+        return f"saccades of {self.saccade_step} px"
 
 
 @register_policy("gaussian")
@@ -110,8 +194,7 @@ class GaussianPolicy(nn.Module):
     initial-location network on the downsized image adds to b for the first one, N(tanh(b + c(image)), std^2 I).
     """
 
-    noun = "glimpses"
-    """What its decisions are called (`ram serve`'s model list)."""
+    Config = GaussianConfig
     lattice = None
     """Any point of the image: no lattice of windows."""
 
@@ -130,30 +213,16 @@ class GaussianPolicy(nn.Module):
         return self.squash == "mean" and self.first_glimpse in ("learned", "context")
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> "GaussianPolicy":
+    def from_config(cls, model: ModelConfig, policy: GaussianConfig) -> "GaussianPolicy":
         context = None
-        if cfg.first_glimpse == "context":
-            context = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout),
-                                    nn.Linear(_pooled_size(cfg), cfg.policy_hidden), nn.ReLU(),
-                                    nn.Linear(cfg.policy_hidden, 2))
+        if policy.first_glimpse == "context":
+            context = nn.Sequential(nn.Flatten(), nn.Dropout(policy.dropout),
+                                    nn.Linear(_pooled_size(model, policy.init_downsample), policy.policy_hidden),
+                                    nn.ReLU(), nn.Linear(policy.policy_hidden, 2))
             nn.init.zeros_(context[-1].weight)  # starts at the zero-state policy's location: c(image) = 0
             nn.init.zeros_(context[-1].bias)
-        return cls(hidden_size=cfg.hidden, std=cfg.std, squash=cfg.squash, first=cfg.first_glimpse, context=context,
-                   downsample=cfg.init_downsample)
-
-    @staticmethod
-    def describe(cfg: ModelConfig) -> str:
-        return f"std {cfg.std}" + (", first glimpse from the image" if cfg.first_glimpse == "context" else "")
-
-    @staticmethod
-    def check_config(cfg: ModelConfig) -> None:
-        """Any size and scale; no softmax for an ELU to go before."""
-        _require(not cfg.elu_logits, "elu_logits", cfg.elu_logits, "is a setting of the saccade policy's "
-                 "softmaxes; the Gaussian policy has none")
-        if cfg.first_glimpse == "context":
-            _require(cfg.squash == "mean", "first_glimpse", cfg.first_glimpse, "needs squash 'mean': the image "
-                     "moves the mean of the first location, which squash 'sample' does not have on the image")
-            _check_downsample(cfg)
+        return cls(hidden_size=model.hidden, std=policy.std, squash=policy.squash, first=policy.first_glimpse,
+                   context=context, downsample=policy.init_downsample)
 
     def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(W [2, hidden], b [2], std): the mean is tanh(W h + b), the sample the mean plus std times a normal draw."""
@@ -283,7 +352,7 @@ class SaccadePolicy(nn.Module):
     """
 
     fuses = False
-    noun = "saccades"
+    Config = SaccadeConfig
 
     def __init__(self, *, hidden_size: int, policy_hidden: int, image_size: int, channels: int, patch: int, step: int,
                  downsample: int, dropout: float, elu_logits: bool = False):
@@ -299,27 +368,10 @@ class SaccadePolicy(nn.Module):
                                      *logits)
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> "SaccadePolicy":
-        return cls(hidden_size=cfg.hidden, policy_hidden=cfg.policy_hidden, image_size=cfg.image_size,
-                   channels=cfg.channels, patch=cfg.patch_size, step=cfg.saccade_step, downsample=cfg.init_downsample,
-                   dropout=cfg.dropout, elu_logits=cfg.elu_logits)
-
-    @staticmethod
-    def describe(cfg: ModelConfig) -> str:
-        return f"saccades of {cfg.saccade_step} px"
-
-    @staticmethod
-    def check_config(cfg: ModelConfig) -> None:
-        """One scale, and moves and a pooled image that fit the image."""
-        _require(cfg.scales == 1, "scales", cfg.scales, "the saccade policy reads one scale")
-        _require(cfg.first_glimpse == "learned", "first_glimpse", cfg.first_glimpse,
-                 "the saccade policy's first window comes from its initial-location network")
-        _require(cfg.squash == "mean", "squash", cfg.squash, "is a setting of the Gaussian policy; the saccade "
-                 "policy moves on a lattice")
-        _require(cfg.saccade_step <= max(1, cfg.image_size - cfg.patch_size), "saccade_step", cfg.saccade_step,
-                 f"must be at most {cfg.image_size - cfg.patch_size}, a move that keeps a "
-                 f"{cfg.patch_size}x{cfg.patch_size} window on the {cfg.image_size}x{cfg.image_size} image")
-        _check_downsample(cfg)
+    def from_config(cls, model: ModelConfig, policy: SaccadeConfig) -> "SaccadePolicy":
+        return cls(hidden_size=model.hidden, policy_hidden=policy.policy_hidden, image_size=model.image_size,
+                   channels=model.channels, patch=model.patch_size, step=policy.saccade_step,
+                   downsample=policy.init_downsample, dropout=policy.dropout, elu_logits=policy.elu_logits)
 
     def forward(self, h: torch.Tensor, previous: torch.Tensor) -> Saccade:
         """h [B, hidden], previous location [B, 2] on the lattice -> the distribution of the next move."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import ConfigError, LossConfig, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from .config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
+from .policies import GaussianConfig, SaccadeConfig
 
 MNIST_MEAN = 0.1306604762738429
 MNIST_STD = 0.30810780713141817
@@ -33,11 +34,11 @@ images' pixels in [0, 1], by which seed 000 standardises its inputs (tests/test_
 
 SEED_000 = dict(
     task=TaskConfig(dataset="mnist", canvas=28, val_size=1000),
-    model=ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
-                      dropout=0.7, elu_logits=True, glimpse_net="pixels", core="lstm", hidden=512, policy_hidden=512,
-                      baseline="batch", reinforce_core=True, pixel_mean=MNIST_MEAN, pixel_std=MNIST_STD),
+    model=ModelConfig(glimpses=20, patch_size=4, scales=1, glimpse_net="pixels", core="lstm", hidden=512,
+                      reinforce_core=True, pixel_mean=MNIST_MEAN, pixel_std=MNIST_STD),
+    policy=SaccadeConfig(saccade_step=2, init_downsample=4, dropout=0.7, elu_logits=True, policy_hidden=512),
     train=TrainConfig(epochs=10, batch_size=100, lr=1e-3, lr_min=1e-3, schedule="constant", keep="last"),
-    loss=LossConfig(reward="prob", rl_weight=1e-3, rl_reduction="sum"),
+    loss=LossConfig(reward="prob", rl_weight=1e-3, rl_reduction="sum", baseline="batch"),
 )
 """Seed 000's main.lua as written: the patch alone into the LSTM, REINFORCE summed over the batch at 1e-3 with the
 batch's mean reward as baseline, an ELU before each softmax, standardised pixels, Adam at a constant 1e-3, 10 epochs
@@ -48,11 +49,11 @@ out to validate each epoch (which chooses nothing: keep="last"). What cannot be 
 SEED_002 = dict(
     task=TaskConfig(dataset="catch", canvas=24),
     model=ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", pad="edge", core="lstm",
-                      hidden=256, std=0.25, squash="sample", first_glimpse="random", reinforce_core=True,
-                      baseline="scalar"),
+                      hidden=256, reinforce_core=True),
+    policy=GaussianConfig(std=0.25, squash="sample", first_glimpse="random"),
     train=TrainConfig(epochs=32, batch_size=64, lr=0.99e-4, lr_min=1e-7, schedule="exponential", lr_decay=0.99,
                       eval_mc_samples=0, keep="last"),
-    loss=LossConfig(rl_weight=1.0, rl_reduction="sum", discount=0.0),
+    loss=LossConfig(rl_weight=1.0, rl_reduction="sum", discount=0.0, baseline="scalar"),
 )
 """Seed 002's RAM_catch.py as written: a random first glimpse, the location tanh of a Gaussian sample, a max-pooled
 retina padded by repeating the border, REINFORCE on the last step's decisions only (gamma 0) and a learned scalar
@@ -63,9 +64,9 @@ side by side (the catch agent now trains on to 80); seed 002 played 700 epochs (
 
 
 def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str,
-            loss: LossConfig = LossConfig()):
+            loss: LossConfig = LossConfig(), policy: PolicyConfig = GaussianConfig()):
     model = dataclasses.replace(model, image_size=task.canvas)
-    return name, (RunConfig(preset=name, task=task, model=model, train=train, loss=loss), about)
+    return name, (RunConfig(preset=name, task=task, model=model, policy=policy, train=train, loss=loss), about)
 
 
 PRESETS: dict[str, tuple[RunConfig, str]] = dict(
@@ -73,40 +74,43 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         _preset(
             "mnist",
             TaskConfig(dataset="mnist", canvas=28),
-            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 centred MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
         ),
         _preset(
             "mnist-translated",
             TaskConfig(dataset="mnist", canvas=60),
-            ModelConfig(glimpses=6, patch_size=12, scales=3, std=0.2),
+            ModelConfig(glimpses=6, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 translated MNIST, 12x12 glimpses, 3 scales, 6 glimpses",
+            policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "mnist-cluttered",
             TaskConfig(dataset="mnist", canvas=60, pieces=4),
-            ModelConfig(glimpses=8, patch_size=12, scales=3, std=0.2),
+            ModelConfig(glimpses=8, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 cluttered MNIST (4 pieces of 8x8), 12x12 glimpses, 3 scales, 8 glimpses",
+            policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "mnist-cluttered-100",
             TaskConfig(dataset="mnist", canvas=100, pieces=8),
-            ModelConfig(glimpses=8, patch_size=12, scales=4, std=0.2),
+            ModelConfig(glimpses=8, patch_size=12, scales=4),
             TrainConfig(precision="auto", epochs=160, lr=1e-3, lr_min=1e-5),
             "100x100 cluttered MNIST (8 pieces of 8x8), 12x12 glimpses, 4 scales, 8 glimpses",
+            policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "mnist-saccade",
             TaskConfig(dataset="mnist", canvas=28, shift=2),
-            ModelConfig(glimpses=20, patch_size=4, scales=1, policy="saccade", saccade_step=2, init_downsample=4,
-                        dropout=0.7, state_dropout=0.5, glimpse_net="pixels+where", core="lstm", hidden=512,
-                        policy_hidden=512, baseline="batch", reinforce_core=True),
+            ModelConfig(glimpses=20, patch_size=4, scales=1, state_dropout=0.5, glimpse_net="pixels+where",
+                        core="lstm", hidden=512, reinforce_core=True),
             TrainConfig(precision="auto", epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5),
             "28x28 MNIST, seed 000's hard attention: one 4x4 patch, 20 saccades of 2 pixels in 8 directions",
-            loss=LossConfig(reward="prob", rl_weight=1e-3),
+            loss=LossConfig(reward="prob", rl_weight=1e-3, baseline="batch"),
+            policy=SaccadeConfig(saccade_step=2, init_downsample=4, dropout=0.7, policy_hidden=512),
         ),
         _preset(
             "mnist-saccade-000",
@@ -117,15 +121,16 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             "catch",
             TaskConfig(dataset="catch", canvas=24),
             ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", core="lstm", hidden=256,
-                        std=0.25, reinforce_core=True, detach_location=True, baseline="state"),
+                        reinforce_core=True, detach_location=True),
             TrainConfig(precision="auto", epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
             "Catch on a 24x24 screen: 6x6 glimpses, 3 scales, an LSTM of 256, a move after every glimpse",
-            loss=LossConfig(rl_weight=0.1, entropy_weight=0.01),
+            loss=LossConfig(rl_weight=0.1, entropy_weight=0.01, baseline="state"),
+            policy=GaussianConfig(std=0.25),
         ),
         _preset(
             "auto",
             TaskConfig(dataset="mnist", canvas=28),
-            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "your own images (--data PATH, the default there): the mnist recipe with the glimpse, std and epochs "
             "derived from the images' size and number (ram.auto)",
@@ -138,7 +143,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         _preset(
             "fashion",
             TaskConfig(dataset="fashion", canvas=28),
-            ModelConfig(glimpses=6, patch_size=8, scales=1, std=0.1),
+            ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 Fashion-MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
         ),
@@ -152,12 +157,13 @@ def get(name: str) -> RunConfig:
     return PRESETS[name][0]
 
 
-def resolve(name: str, *, task: dict | None = None, model: dict | None = None, train: dict | None = None,
-            loss: dict | None = None) -> RunConfig:
-    """A preset with overrides (None values are ignored), validated."""
+def resolve(name: str, *, task: dict | None = None, model: dict | None = None, policy: dict | None = None,
+            train: dict | None = None, loss: dict | None = None) -> RunConfig:
+    """A preset with overrides (None values are ignored) of its sections' settings, validated."""
     cfg = get(name)
     parts = {}
-    for section, overrides in (("task", task), ("model", model), ("train", train), ("loss", loss)):
+    for section, overrides in (("task", task), ("model", model), ("policy", policy), ("train", train),
+                               ("loss", loss)):
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         parts[section] = dataclasses.replace(getattr(cfg, section), **overrides)
     return dataclasses.replace(cfg, **parts).validate()

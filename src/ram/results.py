@@ -495,11 +495,17 @@ _FROM_THE_IMAGE = ", its first glimpse decided by the image"
 
 def _then(before: RunConfig, after: RunConfig, path: str) -> str:
     """What one phase changed from the one before, in `_later_phases`' words."""
-    std = f" and std {after.model.std:g}" if after.model.std != before.model.std else ""
+    std = getattr(after.policy, "std", None)
+    std = f" and std {std:g}" if std != getattr(before.policy, "std", None) else ""
     along = f" along its {path} too" if after.loss.means_weight and not before.loss.means_weight else ""
     taught = _taught(after) if not before.loss.distill_weight else ""
-    first = _FROM_THE_IMAGE if after.model.first_glimpse == "context" != before.model.first_glimpse else ""
+    first = _FROM_THE_IMAGE if _context(after) and not _context(before) else ""
     return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}{first}"
+
+
+def _context(cfg: RunConfig) -> bool:
+    """The image decides the first glimpse (`--first-glimpse context`)."""
+    return getattr(cfg.policy, "first_glimpse", None) == "context"
 
 
 def _taught(cfg: RunConfig) -> str:

@@ -154,7 +154,7 @@ def trial_config(base: RunConfig, *, lr: float, std: float) -> RunConfig:
     lr_min = min(base.train.lr_min * lr / base.train.lr, lr)
     return dataclasses.replace(
         base,
-        model=dataclasses.replace(base.model, std=std),
+        policy=dataclasses.replace(base.policy, std=std),
         train=dataclasses.replace(base.train, lr=lr, lr_min=lr_min),
     ).validate()
 

@@ -35,7 +35,7 @@ from . import fused
 from .config import ConfigError, RunConfig, TrainConfig
 from .data.tasks import stream_seed
 from .losses import Losses
-from .models import build_model
+from .models import model_of
 from .runlock import run_lock
 from .speed import check_precision, machine, resolve_precision, tune_malloc
 from .tasks import Task, make_task
@@ -283,7 +283,7 @@ def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, res
 
     seed_everything(tc.seed)  # the same initial weights on every rank
     task = make_task(cfg, data=data, progress=progress and dist.main)
-    model = build_model(cfg.model).to(dev)
+    model = model_of(cfg).to(dev)
     if start_from is not None:
         fresh = model.load_state_dict(start_from, strict=False).missing_keys
         if fresh and dist.main:
@@ -326,7 +326,7 @@ def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     except (ConfigError, ckpt.CheckpointError) as e:
         raise ConfigError(f"init = {cfg.train.init!r}: {e}") from None
     weights = base.state_dict()
-    mine = build_model(cfg.model).state_dict()
+    mine = model_of(cfg).state_dict()
     wrong = [k for k in weights if k not in mine or weights[k].shape != mine[k].shape]
     if wrong:
         raise ConfigError(f"init = {cfg.train.init!r}: its network does not have this config's shapes "
@@ -647,7 +647,7 @@ class _Run:
         """The best weights on the test set: test.json, and the hooks' end-of-run pictures. stopped: why the run
         ended before its last epoch, if it did."""
         cfg, out, state = self.cfg, self.out, self.state
-        best = build_model(cfg.model).to(self.dev)
+        best = model_of(cfg).to(self.dev)
         ckpt.load_weights(best, out / "model.safetensors")
         test = self.task.report(best, split="test", seed=0, device=self.dev, progress=self.progress)
         result = describe(cfg, test, checkpoint=str(out), test_seed=0)

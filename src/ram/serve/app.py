@@ -76,7 +76,7 @@ class Entry:
         m, t = self.cfg.model, self.cfg.task
         return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
                 "image_size": m.image_size, "glimpses": m.glimpses, "patch_size": m.patch_size, "scales": m.scales,
-                "pool": m.pool, "policy": m.policy, "canvas": t.canvas, "pieces": t.pieces,
+                "pool": m.pool, "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": t.pieces,
                 "test_error": self.test_error}
 
 

@@ -25,7 +25,6 @@ from ..config import (
 from ..data import Split, TaskData, to_float
 from ..losses import Losses, LossSpec, hybrid
 from ..models import evaluating
-from ..policies import POLICIES
 from .common import autocast, float32, seeded
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -172,7 +171,7 @@ class Classification:
     @staticmethod
     def about(cfg: RunConfig) -> str:
         m, t = cfg.model, cfg.task
-        looks = f"{m.glimpses} {POLICIES[m.policy].noun}"
+        looks = f"{m.glimpses} {cfg.policy.noun}"
         placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
         return f"{t.dataset} {placing}, {looks}"
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ..data import DataError, TaskData
 from ..data.images import Source, inspect, load, with_channels
-from ..policies import POLICIES
 from .classify import Classification
 
 __all__ = ["OwnImages", "configure", "default_val_size", "opened"]
@@ -115,4 +114,4 @@ class OwnImages(Classification):
         """The folder's or .npz's name, not its path."""
         m, t = cfg.model, cfg.task
         return (f"{Path(t.source).stem} ({len(t.class_names)} classes) {t.canvas}x{t.canvas}, "
-                f"{m.glimpses} {POLICIES[m.policy].noun}")
+                f"{m.glimpses} {cfg.policy.noun}")
