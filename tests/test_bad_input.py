@@ -17,6 +17,7 @@ from ram import checkpoint as ckpt
 from ram import presets
 from ram.cli import main
 from ram.config import SECTIONS, ConfigError, ModelConfig, RunConfig
+from ram.policies import SaccadeConfig
 from ram.models import build_model
 from ram.presets import PRESETS
 from ram.train import _rng_state, make_optimizer
@@ -239,19 +240,21 @@ def _bad_values(kind, default=None) -> list:
     return [3] if default == "" else ["", 3]  # a field whose default is "" takes "" as "none" (train.init)
 
 
+# Each section's own class (RAM's model section, each policy's), not the base it derives from.
+SECTION_CLASSES = [(name, type(getattr(RunConfig(), name))) for name in SECTIONS] + [("policy", SaccadeConfig)]
 FIELD_CASES = [
-    (section, f.name, value)
-    for section, cls in SECTIONS.items()
+    (section, cls, f.name, value)
+    for section, cls in SECTION_CLASSES
     for f in dataclasses.fields(cls)
     for value in _bad_values(typing.get_type_hints(cls)[f.name], f.default)
 ]
-ALIASES = {"kind": ("kind", "model")}  # the CLI flag for ModelConfig.kind is --model
+ALIASES = {"kind": ("kind", "model", "policy")}  # the flag for ModelConfig.kind is --model, for a policy's --policy
 
 
-@pytest.mark.parametrize("section,name,value", FIELD_CASES, ids=[f"{s}.{n}={v!r}" for s, n, v in FIELD_CASES])
-def test_every_config_field_refuses_bad_values_naming_itself(section, name, value):
-    default = getattr(RunConfig(), section)
-    cfg = dataclasses.replace(RunConfig(), **{section: dataclasses.replace(default, **{name: value})})
+@pytest.mark.parametrize("section,cls,name,value", FIELD_CASES,
+                         ids=[f"{c.__name__}.{n}={v!r}" for s, c, n, v in FIELD_CASES])
+def test_every_config_field_refuses_bad_values_naming_itself(section, cls, name, value):
+    cfg = dataclasses.replace(RunConfig(), **{section: cls(**{name: value})})
     with pytest.raises(ConfigError) as error:
         cfg.validate()
     assert any(str(error.value).startswith(f"{n} = {value!r}: ") for n in ALIASES.get(name, (name,))), error.value

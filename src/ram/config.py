@@ -137,6 +137,13 @@ class Kind:
     compared: bool
     """One of the comparison models (`ram.baselines`), not RAM itself: a run of it is named after it too
     (runs/mnist-fc-s0, beside RAM's runs/mnist-g6-s0)."""
+    section: Any = None
+    """The class of its model section, a `NetConfig`: None for `ModelConfig`, RAM's, which its comparison models
+    share. A model of another shape brings its own (`register_model_kind`)."""
+
+    @property
+    def settings(self) -> type:
+        return self.section or ModelConfig
 
 
 KINDS: dict[str, Kind] = {
@@ -148,7 +155,18 @@ KINDS: dict[str, Kind] = {
     "random-agent": Kind(glimpses=False, drawn=False, classifies=False, plays=True, compared=True),
 }
 ModelKind = Literal["ram", "fc", "convnet", "random-glimpses", "screen", "random-agent"]
-"""The kinds by name, for the command line's choices (the same names as KINDS)."""
+"""The kinds by name, for the command line's choices (the names of KINDS, rebound by `register_model_kind`)."""
+
+
+def register_model_kind(name: str, kind: Kind) -> None:
+    """A new kind of model, `--model name`: what it is, and the section its settings are (`Kind.section`). Its
+    module registers the network itself with `ram.models.MODELS`."""
+    global ModelKind
+    if name in KINDS and KINDS[name] != kind:
+        raise ValueError(f"model kind {name!r} is registered already")
+    KINDS[name] = kind
+    ModelKind = Literal[tuple(KINDS)]
+    _hints.cache_clear()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,21 +242,21 @@ class TaskConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-    """The network. Sizes default to the paper's classification RAM.
-
-    The variants are settings, not forks: `glimpse_net="pixels"` with a saccade policy (the policy section) is the
-    hard-attention model of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into
-    the core), and `actions=3` adds the move head that plays Catch.
-    """
+class NetConfig:
+    """The model section: what every kind of model has (what it reads, what it answers, and its glimpse sensor).
+    RAM and its comparison models share one section, `ModelConfig`; a model of another shape derives its own from
+    this one and registers it with its kind (`register_model_kind`), so a run holds the settings of its own model."""
 
     kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "ram"
     """ram, or a baseline: fc, convnet and random-glimpses classify; screen (a glimpse of the whole frame every step)
-    and random-agent (uniform moves) play Catch."""
+    and random-agent (uniform moves) play Catch. dram: several objects (the Deep Recurrent Attention Model)."""
     image_size: tyro.conf.Suppress[int] = 28
     """Side of the square images (the task's canvas)."""
     channels: tyro.conf.Suppress[int] = 1
     classes: tyro.conf.Suppress[int] = 10
+    actions: tyro.conf.Suppress[int] = 0
+    """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
+    right); 0 for classification."""
     glimpses: int = 6
     """Glimpses per episode, T: the steps of the glimpse loop."""
     patch_size: int = 8
@@ -257,6 +275,72 @@ class ModelConfig:
     1 read the image as it is. The pictures and `glimpses()` show the image itself."""
     pixel_std: float = 1.0
     """See pixel_mean."""
+
+    @property
+    def about(self) -> Kind:
+        """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
+        return KINDS[self.kind]
+
+    def require_drawn(self, field: str, value: Any) -> None:
+        """Refuse a picture of a model whose gaze is not worth drawing (`Kind.drawn`): the one ConfigError every
+        picture asks for, naming the setting that asked for it (`field = value`)."""
+        if not self.about.drawn:
+            seen = "image" if self.classes else "screen"
+            raise ConfigError(f"{field} = {value!r}: a {self.kind} model reads the whole {seen} and takes no glimpses, "
+                              "so there is nothing to draw; pictures need a ram or random-glimpses model")
+
+    @property
+    def glimpse_pixels(self) -> int:
+        """Values the sensor reads per glimpse: scales x channels x patch x patch."""
+        return self.scales * self.channels * self.patch_size**2
+
+    def validate(self) -> None:
+        """The settings every model has; a section of its own checks its own after these (calling this first)."""
+        _check_types(self)
+        _require(type(self) is KINDS[self.kind].settings, "model", self.kind,
+                 f"its settings are a {KINDS[self.kind].settings.__name__}, not a {type(self).__name__}")
+        _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
+        _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
+        for name in ("channels", "image_size"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _require(
+            self.patch_size <= self.image_size,
+            "patch_size",
+            self.patch_size,
+            f"is larger than the {self.image_size}x{self.image_size} image",
+        )
+        _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
+        _require(0 <= self.pixel_mean <= 1, "pixel_mean", self.pixel_mean,
+                 "must be in [0, 1], the range of the pixels it is the mean of")
+        _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
+                 "must be a positive number")
+        _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
+        _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
+        _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
+                 "a model with no classes must have actions to take")
+        # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
+        for name, most in MODEL_LIMITS.items():
+            if hasattr(self, name):
+                _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
+
+    @staticmethod
+    def of(d: dict) -> "NetConfig":
+        """The section a stored dict holds (its `kind` picks the class): a ConfigError naming an unknown kind."""
+        kind = d.get("kind", "ram")
+        _require(kind in KINDS, "model", kind, f"must be one of {', '.join(KINDS)}")
+        return KINDS[kind].settings(**d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(NetConfig):
+    """RAM's network, and its comparison models' (fc, convnet, random-glimpses, screen, random-agent). Sizes default
+    to the paper's classification RAM.
+
+    The variants are settings, not forks: `glimpse_net="pixels"` with a saccade policy (the policy section) is the
+    hard-attention model of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into
+    the core), and `actions=3` adds the move head that plays Catch.
+    """
+
     what_size: int = 128
     """h_g: the glimpse-content half of the glimpse net."""
     where_size: int = 128
@@ -279,60 +363,19 @@ class ModelConfig:
     """With reinforce_core, the location policy still reads a detached state: the core then learns from the moves'
     REINFORCE and the baseline's regression, not from the locations', whose gradient (scaled by 1/std^2) is large
     and noisy (Catch needs it: results/NOTES.md)."""
-    actions: tyro.conf.Suppress[int] = 0
-    """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
-    right); 0 for classification."""
-
-    @property
-    def about(self) -> Kind:
-        """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
-        return KINDS[self.kind]
-
-    def require_drawn(self, field: str, value: Any) -> None:
-        """Refuse a picture of a model whose gaze is not worth drawing (`Kind.drawn`): the one ConfigError every
-        picture asks for, naming the setting that asked for it (`field = value`)."""
-        if not self.about.drawn:
-            seen = "image" if self.classes else "screen"
-            raise ConfigError(f"{field} = {value!r}: a {self.kind} model reads the whole {seen} and takes no glimpses, "
-                              "so there is nothing to draw; pictures need a ram or random-glimpses model")
-
-    @property
-    def glimpse_pixels(self) -> int:
-        """Values the sensor reads per glimpse: scales x channels x patch x patch."""
-        return self.scales * self.channels * self.patch_size**2
 
     def validate(self) -> None:
-        _check_types(self)
-        _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
-        _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
-        for name in ("what_size", "where_size", "glimpse_size", "hidden", "channels", "image_size"):
+        super().validate()
+        for name in ("what_size", "where_size", "glimpse_size", "hidden"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        _require(
-            self.patch_size <= self.image_size,
-            "patch_size",
-            self.patch_size,
-            f"is larger than the {self.image_size}x{self.image_size} image",
-        )
-        _require(1 <= self.scales <= 8, "scales", self.scales, "must be in 1..8")
-        _require(0 <= self.pixel_mean <= 1, "pixel_mean", self.pixel_mean,
-                 "must be in [0, 1], the range of the pixels it is the mean of")
-        _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
-                 "must be a positive number")
         _require(0 <= self.state_dropout < 1, "state_dropout", self.state_dropout, "must be in [0, 1)")
         _require(self.state_dropout == 0 or self.classes > 0, "state_dropout", self.state_dropout,
                  "drops the state a classifier reads; a model with no classes (Catch) has none")
-        _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
-        _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
-        _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
-                 "a model with no classes must have actions to take")
-        # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
-        for name, most in MODEL_LIMITS.items():
-            _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
 
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
                 "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384}
-"""The largest value of a ModelConfig size: far above any model here (hidden 512, 100x100 images, 8 glimpses), far
+"""The largest value of a model section's size: far above any model here (hidden 512, 100x100 images, 8 glimpses), far
 below what would exhaust a machine's memory building it."""
 
 
@@ -499,7 +542,7 @@ class LossConfig:
 class RunConfig:
     preset: tyro.conf.Suppress[str] = "mnist"
     task: TaskConfig = field(default_factory=TaskConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: NetConfig = field(default_factory=ModelConfig)
     policy: PolicyConfig = field(default_factory=lambda: POLICIES["gaussian"].Config())
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -544,7 +587,7 @@ class RunConfig:
             cfg = cls(
                 preset=d["preset"],
                 task=TaskConfig(**task),
-                model=ModelConfig(**d["model"]),
+                model=NetConfig.of(d["model"]) if isinstance(d["model"], dict) else d["model"],
                 policy=PolicyConfig.of(d["policy"]) if isinstance(d["policy"], dict) else d["policy"],
                 train=TrainConfig(**d["train"]),
                 loss=LossConfig(**d["loss"]),
@@ -574,10 +617,10 @@ class _Unset:
 _UNSET = _Unset()
 
 
-SECTIONS = {"task": TaskConfig, "model": ModelConfig, "policy": PolicyConfig, "train": TrainConfig,
+SECTIONS = {"task": TaskConfig, "model": NetConfig, "policy": PolicyConfig, "train": TrainConfig,
             "loss": LossConfig}
-"""A RunConfig's sections by name, and the class each one's settings are (or, for the policy, derive from: the
-policy's own section). No setting's name is in two sections of one run."""
+"""A RunConfig's sections by name, and the class each one's settings derive from (the model's and the policy's own
+sections are subclasses). No setting's name is in two sections of one run."""
 
 
 def network(cfg: RunConfig) -> dict:

@@ -25,7 +25,7 @@ from typing import Annotated, Any, NamedTuple
 import tyro
 
 from . import auto, config, presets
-from .config import SECTIONS, ConfigError, PolicyConfig, RunConfig
+from .config import KINDS, SECTIONS, ConfigError, NetConfig, PolicyConfig, RunConfig
 from .data.mnist import BUILT_IN
 
 def _reflowed(helptext: str) -> str:
@@ -158,6 +158,26 @@ def policy_in(args: Sequence[str], preset: str) -> str:
     return presets.get(preset).policy.kind if known.policy is None else known.policy
 
 
+def model_in(args: Sequence[str], preset: str) -> str:
+    """The --model named in args (the last one), else the preset's."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--model")
+    known, _ = parser.parse_known_args(list(args))
+    return presets.get(preset).model.kind if known.model is None else known.model
+
+
+def with_model(cfg: RunConfig, kind: str) -> RunConfig:
+    """cfg with a model of kind `kind`: the kind is a setting of the model section when the section is the same
+    class (RAM's and its comparison models'), else that kind's own section with its defaults and the settings that
+    follow from the data (the image's size and channels, the classes, the moves). An unknown kind is left to the
+    flag's parse, which names the choices."""
+    if kind not in KINDS or type(cfg.model) is KINDS[kind].settings:
+        return cfg
+    data = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(NetConfig)
+            if f.name in ("image_size", "channels", "classes", "actions")}
+    return dataclasses.replace(cfg, model=KINDS[kind].settings(kind=kind, **data))
+
+
 def with_policy(cfg: RunConfig, kind: str) -> RunConfig:
     """cfg steered by the policy `kind`: its own section if it has that policy, else that policy's defaults (a
     ConfigError naming the known policies for an unknown one)."""
@@ -181,7 +201,8 @@ def defaults(cls: type, args: Sequence[str]):
     set: unknown presets are refused here, with the valid names."""
     name = preset_in(args)
     policy = policy_in(args, name)
-    return cls(preset=name, policy=policy, settings=with_policy(presets.get(name), policy), given=given_in(args))
+    settings = with_policy(with_model(presets.get(name), model_in(args, name)), policy)
+    return cls(preset=name, policy=policy, settings=settings, given=given_in(args))
 
 
 def parse(args: Sequence[str]) -> Recipe:
@@ -198,7 +219,7 @@ def recipe(preset: str | None = None, *, data: str | None = None, image_size: in
     preset = preset or (auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset)
     cfg = presets.get(preset)
     policy = fields.pop("policy", cfg.policy.kind)
-    cfg = with_policy(cfg, policy)
+    cfg = with_policy(with_model(cfg, fields.get("kind", cfg.model.kind)), policy)
     sections = {name: {} for name in SECTIONS}
     for name, value in fields.items():
         owner = [s for s in sections if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
