@@ -16,7 +16,7 @@ def small(seed=0, **kw) -> DRAM:
     torch.manual_seed(seed)
     sizes = dict(image_size=40, patch_size=10, scales=2, conv_channels=(4, 4, 8), glimpse_features=16, hidden=16,
                  classifier_hidden=8, outputs=K, glimpses_per_output=N, classes=CLASSES, coarse=12,
-                 context_channels=(2, 2, 4), std=0.2)
+                 context_channels=(4, 4, 8), std=0.2)
     return DRAM(**(sizes | kw))
 
 
@@ -56,7 +56,7 @@ def test_the_locations_reaching_the_sensor_are_detached_samples_and_the_means_ar
 
 
 def test_the_context_sets_the_first_location_and_without_it_every_image_starts_alike():
-    x = torch.cat([torch.zeros(1, 1, 40, 40), torch.ones(1, 1, 40, 40)])
+    x = images(n=2)
     with_context = small(context=True)(x, sample=False).means[:, 0]
     assert not torch.allclose(with_context[0], with_context[1])
     model = small(context=False)
