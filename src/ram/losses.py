@@ -172,3 +172,85 @@ def game(episode: Episode, rewards: torch.Tensor, spec: LossSpec = LossSpec()) -
     rl, base = policy_gradient(episode, rewards, spec)
     return Losses(total=spec.rl_weight * rl + base, classify=rl.new_full((), float("nan")), reinforce=rl, baseline=base,
                   reward=rewards, success=(rewards > 0).float(), entropy=mean_entropy(episode))
+
+
+# Sequences of labels (DRAM). Imported here, beside their only users.
+from .data.multi import PAD, sequence_reward, upto_first_wrong  # noqa: E402
+
+
+def glimpse_returns(predicted: torch.Tensor, labels: torch.Tensor,
+                    output_of: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What each glimpse of a sequence episode is reinforced with: (returns [B, T] float, kept [B, T] bool).
+
+    predicted, labels: int64 [B, K], the emitted labels and their targets; output_of: int64 [B, T], the output each
+    glimpse leads to. The reward of a string is the number of labels right up to the first wrong one
+    (`data.multi.sequence_reward`), earned one label at a time: r_k = 1 when labels 1..k are all right.
+
+    - The return of a glimpse is what is earned from its own output on, r_k + ... + r_K (k = output_of): a glimpse
+      leading to output 2 cannot change whether output 1 was right, so that reward is left out of its return (no
+      bias, less variance), while a glimpse of output 1 is paid for the later labels too, since where it looked
+      steers every glimpse after it.
+    - A glimpse is kept when every output before its own was right: Ba et al. cut the gradient at the first wrong
+      label. The glimpses of the first wrong output are kept (their return is 0, what a wrong label earns); those of
+      the outputs after it are not, since their return is 0 whatever they do.
+    """
+    reward = sequence_reward(predicted, labels)  # [B, K] cumulative, cut at the first wrong label
+    before = torch.cat([torch.zeros_like(reward[:, :1]), reward[:, :-1]], 1)  # earned before output k
+    returns = (reward[:, -1:] - before).float().gather(1, output_of)
+    kept = upto_first_wrong(predicted, labels).gather(1, output_of)
+    return returns, kept
+
+
+UNUSED_IN_SEQUENCES = {"means_weight": 0.0, "distill_weight": 0.0, "step_weight": 0.0, "discount": 1.0,
+                       "reward": "correct"}
+"""The loss settings `sequence_hybrid` has no use for, with the one value it accepts for each."""
+
+
+def sequence_hybrid(episode, labels: torch.Tensor, spec: LossSpec = LossSpec()) -> Losses:
+    """The hybrid loss of an episode that emits a sequence of K labels (`ram.dram.SequenceEpisode`).
+
+    labels: int64 [B, L], L >= K, in `ram.data.multi`'s layout (the labels in order, EOS, PAD after it); the first K
+    are the targets. With M = spec.mc_samples copies, copy k of input i is row k * B0 + i of both.
+
+    - Cross-entropy of every emitted label against its target, PAD ignored, averaged over the labels.
+    - REINFORCE of each glimpse's location with its return minus its baseline, and only up to the first wrong label
+      (`glimpse_returns`): summed over the glimpses, averaged (or with rl_reduction "sum", summed) over the batch.
+    - The baseline: the model's learned b(r2_t), fit by regression onto the kept glimpses' returns (its mean squared
+      error; with "sum", each episode's mean over its kept glimpses, summed over the batch); or with baseline "batch"
+      the batch's mean return at each glimpse, with "copies" the mean return of the other copies of the same input
+      at each glimpse, which have nothing to fit.
+    - entropy_weight adds the location policy's entropy as a bonus, as in `policy_gradient`.
+
+    reward is the string's reward (labels right up to the first wrong one), success 1 where all K are right.
+    """
+    for name, accepted in UNUSED_IN_SEQUENCES.items():
+        if getattr(spec, name) != accepted:
+            raise ValueError(f"{name} = {getattr(spec, name)!r}: a sequence of labels has no use for it (only "
+                             f"{accepted!r})")
+    B, K, C = episode.logits.shape
+    if labels.dim() != 2 or labels.shape[0] != B or labels.shape[1] < K:
+        raise ValueError(f"labels must be [{B}, at least {K}] for {K} outputs of {B} episodes, got "
+                         f"{tuple(labels.shape)}")
+    targets = labels[:, :K]
+    classify = F.cross_entropy(episode.logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+    predicted = episode.logits.detach().argmax(-1)  # [B, K]
+    returns, kept = glimpse_returns(predicted, targets, episode.output_of)  # [B, T]
+    mask = kept.float()
+    if spec.baseline in REWARD_BASELINES:
+        b = torch.stack([REWARD_BASELINES[spec.baseline](r, spec.mc_samples) for r in returns.unbind(1)], 1)
+        base = returns.new_zeros(())
+    else:
+        b = episode.baselines
+        squared = F.mse_loss(b, returns, reduction="none") * mask
+        if spec.rl_reduction == "sum":
+            base = (squared.sum(1) / mask.sum(1).clamp(min=1)).sum()
+        else:
+            base = squared.sum() / mask.sum().clamp(min=1)
+    advantage = ((returns - b) * mask).detach()
+    rl = _over_batch(-(episode.log_probs * advantage).sum(1), spec.rl_reduction)
+    if spec.entropy_weight:
+        rl = rl - spec.entropy_weight * episode.entropies.sum(1).mean()
+    reward = sequence_reward(predicted, targets)[:, -1].float()
+    success = (reward == (targets != PAD).sum(1)).float()
+    return Losses(total=classify + spec.rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base,
+                  reward=reward, success=success, entropy=mean_entropy(episode))
