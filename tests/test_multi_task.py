@@ -1,6 +1,7 @@
 """The multi-object tasks (mnist-pairs, mnist-addition): what they teach, how they score an answer (a pair in either
 order, a sum), their batches and reports, and a small DRAM that learns on them."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ram import presets
 from ram.config import ConfigError
 from ram.data import mnist
 from ram.data.multi import EOS, Layout
@@ -27,8 +29,19 @@ def digits(n_train=300, n_val=100, n_test=200) -> mnist.Digits:
                         torch.arange(n_test) % 10)
 
 
+def run_config(Task=MnistPairs, *, canvas=100, pieces=8, val_size=100, train_size=0, mc_samples=1):
+    """The task's preset, on a canvas of `canvas` with `pieces` of clutter, `mc_samples` copies of each canvas."""
+    cfg = presets.get(Task.name)
+    return dataclasses.replace(
+        cfg,
+        task=dataclasses.replace(cfg.task, canvas=canvas, pieces=pieces, val_size=val_size, train_size=train_size),
+        model=dataclasses.replace(cfg.model, image_size=canvas),
+        train=dataclasses.replace(cfg.train, eval_mc_samples=0, mc_samples=mc_samples, precision="fp32"),
+    ).validate()
+
+
 def make(Task=MnistPairs, **kw):
-    return Task(digits=digits(), seed=0, val_size=100, eval_mc_samples=0, progress=False, **kw)
+    return Task(run_config(Task, **kw), data=digits(), progress=False)
 
 
 class Constant(nn.Module):
@@ -86,7 +99,7 @@ def test_pairs_teach_the_digits_in_reading_order():
 
 
 def test_the_loss_runs_m_copies_of_each_canvas_as_copy_k_of_canvas_i_at_k_times_b_plus_i():
-    task = make(loss_spec=LossSpec(mc_samples=3))
+    task = make(mc_samples=3)
     batch = next(task.train_batches(0, 4))
     model = small_dram()
     shown = []
@@ -141,8 +154,8 @@ def test_a_small_dram_learns_pairs_well_below_chance(real_data):
     ends near 87% and 60%, others of the same run between 67% and 92%, 40% and 66%. With the digits' true places
     given, the cross-entropy is at 0.2 after 300 steps."""
     torch.set_num_threads(1)
-    task = MnistPairs(digits=mnist.load("mnist", progress=False), layout=Layout(objects=2, canvas=64, pieces=0),
-                      seed=0, train_size=1000, val_size=1000, eval_mc_samples=0, progress=False)
+    task = MnistPairs(run_config(canvas=64, pieces=0, train_size=1000, val_size=1000),
+                      data=mnist.load("mnist", progress=False), progress=False)
     model = small_dram(image_size=64, patch_size=12, scales=3, conv_channels=(8, 8, 16), glimpse_features=64,
                        hidden=64, classifier_hidden=64, glimpses_per_output=2)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

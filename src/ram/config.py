@@ -62,6 +62,9 @@ def _check_types(cfg: Any) -> None:
         elif kind == tuple[str, ...]:
             _require(isinstance(value, tuple) and all(isinstance(v, str) for v in value), name, value,
                      "must be a tuple of strings")
+        elif kind == tuple[int, ...]:
+            _require(isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+                     name, value, "must be a tuple of integers")
 
 
 TASKS: dict[str, Any] = {}
@@ -137,6 +140,8 @@ class Kind:
     compared: bool
     """One of the comparison models (`ram.baselines`), not RAM itself: a run of it is named after it too
     (runs/mnist-fc-s0, beside RAM's runs/mnist-g6-s0)."""
+    sequence: bool = False
+    """It emits a sequence of labels, one after each group of glimpses (DRAM), rather than one answer at the end."""
     section: Any = None
     """The class of its model section, a `NetConfig`: None for `ModelConfig`, RAM's, which its comparison models
     share. A model of another shape brings its own (`register_model_kind`)."""
@@ -297,6 +302,7 @@ class NetConfig:
     def validate(self) -> None:
         """The settings every model has; a section of its own checks its own after these (calling this first)."""
         _check_types(self)
+        _require(self.kind in KINDS, "model", self.kind, f"must be one of {', '.join(KINDS)}")
         _require(type(self) is KINDS[self.kind].settings, "model", self.kind,
                  f"its settings are a {KINDS[self.kind].settings.__name__}, not a {type(self).__name__}")
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
@@ -328,7 +334,7 @@ class NetConfig:
         """The section a stored dict holds (its `kind` picks the class): a ConfigError naming an unknown kind."""
         kind = d.get("kind", "ram")
         _require(kind in KINDS, "model", kind, f"must be one of {', '.join(KINDS)}")
-        return KINDS[kind].settings(**d)
+        return KINDS[kind].settings(**_tuples(KINDS[kind].settings, d))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,7 +413,15 @@ class PolicyConfig:
         """The section a stored dict holds (`kind` picks the policy): a ConfigError naming an unknown one."""
         kind = d.get("kind")
         _require(kind in POLICIES, "policy", kind, f"must be one of {', '.join(sorted(POLICIES))}")
-        return POLICIES[kind].Config(**d)
+        return POLICIES[kind].Config(**_tuples(POLICIES[kind].Config, d))
+
+
+def _tuples(cls: type, d: dict) -> dict:
+    """d with the lists JSON made of cls's tuple fields turned back into tuples (a wrong value is left for
+    `_check_types` to name)."""
+    hints = _hints(cls)
+    return {k: tuple(v) if isinstance(v, list) and k in hints and typing.get_origin(hints[k][1]) is tuple else v
+            for k, v in d.items()}
 
 
 def require_positive(cfg: Any, *names: str, most: int = 16384) -> None:

@@ -27,15 +27,72 @@ Stop-gradients (the two layers split the work of RAM's one core):
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Annotated, NamedTuple
 
 import torch
+import tyro
 from torch import nn
 
 from . import sensor
+from .config import KINDS, Kind, NetConfig, PolicyConfig, _require, register_model_kind, require_positive
 from .dram_nets import KERNELS, ClassifierHead, ContextNet, ConvGlimpseNet, StackedLSTM, StackedState
 from .nets import StateBaseline
-from .policies import GaussianPolicy
+from .policies import GaussianConfig, GaussianPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class DramConfig(NetConfig):
+    """DRAM's network (`--model dram`): a convolutional glimpse network ("what" times "where"), two stacked LSTM
+    layers, a context network over the coarse whole image, and `outputs` labels emitted in turn. glimpses is the
+    episode's T, outputs x glimpses per output. Its location policy is the policy section's Gaussian (its std)."""
+
+    kind: Annotated[str, tyro.conf.arg(name="model")] = "dram"
+    image_size: tyro.conf.Suppress[int] = 100
+    glimpses: int = 4
+    """Glimpses per episode, T: glimpses / outputs of them before each label is emitted."""
+    patch_size: int = 12
+    """Side in pixels of the finest patch of a glimpse, the size every scale is brought down to (at least 9, what
+    the glimpse network's 5x5, 3x3, 3x3 convolutions leave a pixel of)."""
+    scales: int = 2
+    """Patches per glimpse, each twice the side of the one before (the paper's two concentric crops: 2)."""
+    outputs: tyro.conf.Suppress[int] = 2
+    """Labels emitted per image, K (the task's: 2 for a pair, 1 for a sum)."""
+    conv_channels: tuple[int, ...] = (32, 32, 64)
+    """Filters of the glimpse network's three convolutions (5x5, 3x3, 3x3, no padding)."""
+    glimpse_features: int = 256
+    """Width of the glimpse vector what(x) * where(l), the lower LSTM layer's input."""
+    hidden: int = 256
+    """Units of each of the two LSTM layers, r1 (read by the classifier) and r2 (read by the emission network)."""
+    classifier_hidden: int = 256
+    """Units of the classification network's one hidden layer."""
+    context: bool = True
+    """A context network over the coarse whole image sets r2's initial state; False starts r2 at zero (the paper's
+    "DRAM without context")."""
+    coarse: int = 16
+    """Side the whole image is averaged down to for the context network."""
+    context_channels: tuple[int, ...] = (16, 16, 32)
+    """Filters of the context network's three convolutions (5x5, 3x3, 3x3, no padding)."""
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "glimpse_features", "hidden", "classifier_hidden", "outputs")
+        _require(self.glimpses % self.outputs == 0, "glimpses", self.glimpses,
+                 f"must be a multiple of the {self.outputs} labels emitted, the same glimpses before each")
+        smallest = sum(k - 1 for k in KERNELS) + 1
+        _require(self.patch_size >= smallest, "patch_size", self.patch_size,
+                 f"must be at least {smallest} for the glimpse network's "
+                 f"{'x'.join(map(str, KERNELS))} convolutions")
+        for name in ("conv_channels", "context_channels"):
+            value = getattr(self, name)
+            _require(len(value) == len(KERNELS) and all(1 <= c <= 4096 for c in value), name, value,
+                     f"must be {len(KERNELS)} numbers of filters in 1..4096")
+        _require(not self.context or self.coarse >= smallest, "coarse", self.coarse,
+                 f"must be at least {smallest} for the context network's convolutions")
+        _require(self.coarse <= self.image_size, "coarse", self.coarse,
+                 f"is larger than the {self.image_size}x{self.image_size} image")
+        _require(self.actions == 0, "actions", self.actions, "DRAM emits labels; it makes no moves")
+        _require(self.classes >= 2, "classes", self.classes, "a label needs at least 2 classes")
 
 
 class SequenceEpisode(NamedTuple):
@@ -125,6 +182,25 @@ class DRAM(nn.Module):
         self.classifier = ClassifierHead(in_size=hidden, hidden_size=classifier_hidden, classes=classes)
         self._init_convs()
 
+    @classmethod
+    def from_config(cls, cfg: DramConfig, policy: PolicyConfig | None = None, *, baseline: str = "state") -> "DRAM":
+        """The DRAM a run's model section describes, its locations from the policy section's Gaussian (its std), its
+        baseline b(r2) learned ("state") or made of the rewards (the loss's batch or copies)."""
+        policy = GaussianConfig() if policy is None else policy
+        cfg.validate()
+        _require(isinstance(policy, GaussianConfig) and policy.squash == "mean" and policy.first_glimpse == "learned",
+                 "policy", policy.describe(), "DRAM places its glimpses with a Gaussian of squash 'mean' read from r2, "
+                 "its first from r2's initial state (the context network's): first_glimpse 'learned'")
+        _require(baseline in ("state", "batch", "copies"), "baseline", baseline,
+                 "DRAM's baseline is b(r2) ('state'), or one made of the rewards ('batch', 'copies')")
+        model = cls(image_size=cfg.image_size, channels=cfg.channels, patch_size=cfg.patch_size, scales=cfg.scales,
+                    conv_channels=cfg.conv_channels, glimpse_features=cfg.glimpse_features, hidden=cfg.hidden,
+                    classifier_hidden=cfg.classifier_hidden, outputs=cfg.outputs,
+                    glimpses_per_output=cfg.glimpses // cfg.outputs, classes=cfg.classes, context=cfg.context,
+                    coarse=cfg.coarse, context_channels=cfg.context_channels, std=policy.std)
+        model.cfg, model.policy_cfg = cfg, policy
+        return model
+
     def _init_convs(self) -> None:
         """He initialisation of the convolutions and the linear layer after them, in the glimpse and context networks.
 
@@ -141,6 +217,10 @@ class DRAM(nn.Module):
                 if isinstance(layer, (nn.Conv2d, nn.Linear)):
                     nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
                     nn.init.zeros_(layer.bias)
+
+    def matmul_shape(self) -> tuple[int, int]:
+        """(inner, columns) of the lower LSTM layer's [g_t, r1_{t-1}] @ W, the step's largest matmul (`ram bench`)."""
+        return self.core.lower.weight_ih.shape[1] + self.core.lower.hidden_size, self.core.lower.hidden_size
 
     @property
     def glimpses(self) -> int:
@@ -196,3 +276,7 @@ class DRAM(nn.Module):
         h1, c1 = self.core.lower(g, (state.h1, state.c1))
         h2, c2 = self.core.upper(h1.detach(), (state.h2, state.c2))
         return StackedState(h1, c1, h2, c2)
+
+
+register_model_kind("dram", Kind(glimpses=True, drawn=True, classifies=True, plays=False, compared=False,
+                                 sequence=True, section=DramConfig))

@@ -269,7 +269,10 @@ def _wrapped(items: list[str], indent: int, width: int) -> list[str]:
 
 
 def _shown(value: Any) -> str:
-    text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    """A value as its flag takes it: a tuple as its items, one after another."""
+    if isinstance(value, tuple):
+        return " ".join(map(_shown, value))
+    text = str(value)
     return text if text and " " not in text else repr(text)
 
 

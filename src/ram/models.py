@@ -3,18 +3,20 @@ and `evaluating`, how any of them is run for a number or a picture in the middle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from torch import nn
 
 from .baselines import ConvNet, FullyConnected, RandomAgent, RandomGlimpses, WholeScreen
 from .config import ModelConfig, PolicyConfig, RunConfig
+from .dram import DRAM
 from .model import RAM
 
-MODELS: dict[str, type[nn.Module]] = {"ram": RAM, "fc": FullyConnected, "convnet": ConvNet,
-                                      "random-glimpses": RandomGlimpses, "screen": WholeScreen,
-                                      "random-agent": RandomAgent}
+MODELS: dict[str, Callable[..., nn.Module]] = {"ram": RAM, "fc": FullyConnected, "convnet": ConvNet,
+                                               "random-glimpses": RandomGlimpses, "screen": WholeScreen,
+                                               "random-agent": RandomAgent, "dram": DRAM.from_config}
+"""Each kind's network by name: called with (model section, policy section, baseline=)."""
 
 
 def build_model(cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state") -> nn.Module:

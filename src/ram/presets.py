@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
+from .config import ConfigError, LossConfig, ModelConfig, NetConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
+from .dram import DramConfig
 from .policies import GaussianConfig, SaccadeConfig
 
 MNIST_MEAN = 0.1306604762738429
@@ -63,7 +64,7 @@ baseline, both summed over the batch, reaching the LSTM from the moves and the l
 side by side (the catch agent now trains on to 80); seed 002 played 700 epochs (15.7M)."""
 
 
-def _preset(name: str, task: TaskConfig, model: ModelConfig, train: TrainConfig, about: str,
+def _preset(name: str, task: TaskConfig, model: NetConfig, train: TrainConfig, about: str,
             loss: LossConfig = LossConfig(), policy: PolicyConfig = GaussianConfig()):
     model = dataclasses.replace(model, image_size=task.canvas)
     return name, (RunConfig(preset=name, task=task, model=model, policy=policy, train=train, loss=loss), about)
@@ -139,6 +140,22 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             "catch-002",
             **SEED_002,
             about="Catch on a 24x24 screen, seed 002's agent and loss as written",
+        ),
+        _preset(
+            "mnist-pairs",
+            TaskConfig(dataset="mnist-pairs", canvas=100, pieces=8),
+            DramConfig(glimpses=4, outputs=2, classes=10),
+            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
+            "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses per digit",
+            policy=GaussianConfig(std=0.2),
+        ),
+        _preset(
+            "mnist-addition",
+            TaskConfig(dataset="mnist-addition", canvas=100, pieces=8),
+            DramConfig(glimpses=4, outputs=1, classes=19),
+            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
+            "the sum of two MNIST digits on a 100x100 cluttered canvas: DRAM, 4 glimpses, one of 19 answers",
+            policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "fashion",

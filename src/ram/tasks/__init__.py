@@ -111,7 +111,7 @@ class Task(Protocol):
 
 
 # The tasks register themselves (ram.config.register_task) as they are imported.
-from . import catch, classify, images  # noqa: E402
+from . import catch, classify, images, multi  # noqa: E402
 from .catch import CatchGame, catch_games, catch_rate  # noqa: E402
 from .classify import (  # noqa: E402
     Classification,

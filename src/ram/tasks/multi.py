@@ -10,8 +10,9 @@ Both: freshly drawn training canvases, `losses.sequence_hybrid` with M Monte-Car
 %: one episode along the emission network's means (the headline, and what chooses the best weights), and the
 average of M sampled episodes beside it.
 
-The runtime part of the `ram.tasks.Task` protocol only: the tasks are not registered yet (that needs their config
-section), and take what they need as keyword arguments.
+A model that emits one answer (RAM, convnet: `Kind.sequence` false) learns the same canvases as a classification:
+the pair as one of the 55 unordered pairs (`data.multi.pair_class`), the sum as one of 19 classes. Its rows are the
+paper's comparisons.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ..data import Digits, mnist, to_float
-from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData
+from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData, pair_class
 from ..losses import Losses, LossSpec, sequence_hybrid
 from ..models import evaluating
-from .classify import MAX_EPISODES, ONE_EPISODE
+from .classify import MAX_EPISODES, ONE_EPISODE, classification_loss
 from .common import autocast, float32, seeded
 
 
@@ -42,15 +43,20 @@ def predict_labels(
     episodes of each image, in groups of at most max_episodes episodes.
     """
     if mc_samples <= 0:
-        return F.softmax(model(images, sample=False).logits, dim=-1)
+        return F.softmax(_labels(model(images, sample=False).logits), dim=-1)
     B = images.shape[0]
     per_group = max(1, max_episodes // B)
     probs = []
     for start in range(0, mc_samples, per_group):
         copies = min(per_group, mc_samples - start)
-        logits = model(images.repeat(copies, 1, 1, 1), sample=True).logits  # [copies * B, K, classes]
+        logits = _labels(model(images.repeat(copies, 1, 1, 1), sample=True).logits)  # [copies * B, K, classes]
         probs.append(F.softmax(logits, dim=-1).view(copies, B, *logits.shape[1:]))
     return torch.cat(probs).mean(0)
+
+
+def _labels(logits: torch.Tensor) -> torch.Tensor:
+    """Logits as a sequence of labels [B, K, classes]: a model with one answer ([B, classes]) emits K = 1."""
+    return logits if logits.dim() == 3 else logits[:, None]
 
 
 def either_order(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -77,37 +83,66 @@ class MultiDigitTask:
     (`score`)."""
 
     name: str
-    """The dataset it will be registered for."""
+    """The dataset it is registered for."""
     layout: Layout
+    """Its canvases by default (the task section's canvas, pieces and piece_size replace them)."""
     outputs: int
-    """Labels the model emits per canvas (DRAM's `outputs`)."""
+    """Labels a sequence model emits per canvas (DRAM's `outputs`)."""
     classes: int
-    """Classes of each label (DRAM's `classes`)."""
+    """Classes of each of those labels (DRAM's `classes`)."""
+    answers: int
+    """Classes of the one answer of a model that emits one (RAM, convnet)."""
+    classifies = True
 
-    def __init__(
-        self,
-        *,
-        digits: Digits | None = None,
-        layout: Layout | None = None,
-        seed: int = 0,
-        val_size: int = 10_000,
-        train_size: int = 0,
-        eval_batch_size: int = 1000,
-        eval_mc_samples: int = 10,
-        loss_spec: LossSpec = LossSpec(),
-        precision: str = "fp32",
-        progress: bool = True,
-    ):
-        """digits: MNIST, read when None. layout: the task's own when None. seed: the run's, for training batches and
-        the validation canvases. val_size, train_size: `MultiDigitData`'s split. eval_batch_size: canvases per
-        evaluation batch. eval_mc_samples: sampled episodes averaged in `report` (0: none). loss_spec: the loss, its
-        mc_samples the copies of each training canvas. precision: the training arithmetic (`tasks.common.autocast`).
-        """
-        digits = digits if digits is not None else mnist.load("mnist", progress=progress)
-        self.data = MultiDigitData(digits, seed=seed, layout=layout or self.layout, val_size=val_size,
-                                   train_size=train_size)
-        self.eval_batch_size, self.eval_mc_samples = eval_batch_size, eval_mc_samples
-        self.loss_spec, self.precision = loss_spec, precision
+    def __init__(self, cfg: RunConfig, *, data: Digits | None = None, progress: bool = True):
+        """data: the MNIST digits the canvases are made of, read when None."""
+        self.cfg = cfg
+        t, tc = cfg.task, cfg.train
+        digits = data if data is not None else mnist.load("mnist", progress=progress)
+        layout = Layout(objects=self.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
+        self.data = MultiDigitData(digits, seed=tc.seed, layout=layout, val_size=t.val_size, train_size=t.train_size)
+        self.eval_batch_size, self.eval_mc_samples = tc.eval_batch_size, tc.eval_mc_samples
+        self.loss_spec, self.precision = LossSpec.of(cfg), tc.precision
+        self.sequence = cfg.model.about.sequence
+
+    # The config ------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def check_task(t: TaskConfig) -> None:
+        _require(t.class_names == (), "class_names", t.class_names, f"{t.dataset} names its own classes")
+        for name in ("shift", "rotate", "scale"):
+            _require(getattr(t, name) == 0, name, getattr(t, name),
+                     f"{t.dataset} draws fresh canvases every epoch; it has no augmentation")
+        Layout(objects=2, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size).validate()
+        _require(0 < t.val_size < 60_000, "val_size", t.val_size, "must be in 1..59999")
+        n_train = 60_000 - t.val_size
+        _require(0 <= t.train_size <= n_train, "train_size", t.train_size,
+                 f"must be in 0..{n_train} (0 = all {n_train} training digits left by val_size {t.val_size})")
+
+    @classmethod
+    def check_run(cls, cfg: RunConfig) -> None:
+        m = cfg.model
+        _require(m.channels == 1, "channels", m.channels, f"{cls.name} canvases are grey")
+        _require(m.about.classifies, "model", m.kind, f"{cls.name} is classified, not played")
+        _require(m.actions == 0, "actions", m.actions, f"{cls.name} takes no actions")
+        if m.about.sequence:
+            _require(m.classes == cls.classes, "classes", m.classes, f"{cls.name}'s labels have {cls.classes} classes")
+            _require(getattr(m, "outputs", cls.outputs) == cls.outputs, "outputs", getattr(m, "outputs", None),
+                     f"{cls.name} is answered by {cls.outputs} label(s)")
+        else:
+            _require(m.classes == cls.answers, "classes", m.classes,
+                     f"{cls.name} answered at once is one of {cls.answers} classes")
+
+    @classmethod
+    def labels(cls, t: TaskConfig) -> tuple[str, ...]:
+        return ()
+
+    @classmethod
+    def title(cls, t: TaskConfig) -> str:
+        return f"{cls.objects_word} on {t.canvas}x{t.canvas}" + (" cluttered" if t.pieces else "")
+
+    @classmethod
+    def about(cls, cfg: RunConfig) -> str:
+        return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.glimpses} {cfg.policy.noun}"
 
     # What the answer is --------------------------------------------------------------------------------------------
     def targets(self, canvases: Canvases) -> torch.Tensor:
@@ -130,9 +165,16 @@ class MultiDigitTask:
     def episodes(self, batch: Canvases) -> int:
         return batch.images.shape[0]
 
+    def answer(self, canvases: Canvases) -> torch.Tensor:
+        """int64 [B]: the one class a model that answers once is taught."""
+        raise NotImplementedError
+
     def loss(self, model: torch.nn.Module, batch: Canvases, device: torch.device) -> Losses:
         """`sequence_hybrid` on M = loss_spec.mc_samples sampled episodes of each canvas (copy k of canvas i at
-        k * B + i)."""
+        k * B + i); for a model that answers once, the classification's hybrid loss on `answer`."""
+        if not self.sequence:
+            return classification_loss(model, to_float(batch.images).to(device), self.answer(batch).to(device), self.loss_spec,
+                                       precision=self.precision)
         images, labels = to_float(batch.images).to(device), self.targets(batch).to(device)
         copies = self.loss_spec.mc_samples
         if copies > 1:
@@ -153,7 +195,9 @@ class MultiDigitTask:
             for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
                 part = Canvases(*(t[i : i + batch_size] for t in canvases))
                 probs = predict_labels(model, to_float(part.images).to(device), mc_samples=mc_samples)
-                for key, share in self.score(probs.argmax(-1).cpu(), part).items():
+                predicted = probs.argmax(-1).cpu()
+                shares = self.score(predicted, part) if self.sequence else self.score_answer(predicted[:, 0], part)
+                for key, share in shares.items():
                     right[key] = right.get(key, 0.0) + share.sum().item()
         return {**{ERRORS[k]: round(100.0 * (1 - v / n), 4) for k, v in right.items()}, "n": n}
 
@@ -198,6 +242,33 @@ class MultiDigitTask:
             report["averaged_protocol"] = f"each label's probabilities over {mc_samples} sampled episodes averaged"
         return report
 
+    # Pictures -------------------------------------------------------------------------------------------------------
+    def _texts(self) -> dict[str, Any]:
+        """How `viz.multi` writes this task's answers: emitted, true, and whether right."""
+        if self.sequence:
+            return {"answered": lambda p: [" ".join(map(str, row.tolist())) for row in p],
+                    "truth": self.truth, "right": lambda p, c: self.score(p, c)["right"].bool()}
+        return {"answered": lambda p: self.name_answers(p[:, 0]), "truth": self.truth,
+                "right": lambda p, c: self.score_answer(p[:, 0], c)["right"].bool()}
+
+    def draw(self, model: torch.nn.Module, out, *, n: int | None = None, seed: int = 0, split: str = "test"):
+        from ..viz.multi import render_sequence
+
+        canvases = self.data.test(seed) if split == "test" else self.data.val()
+        return render_sequence(model, canvases, out, n=n or 16, **self._texts())
+
+    def end_pictures(self, model: torch.nn.Module, out) -> None:
+        """glimpses.png of the best model on 16 test canvases."""
+        if self.cfg.model.about.drawn:
+            self.draw(model, out)
+
+    def val_figure(self, model: torch.nn.Module, n: int):
+        if not self.cfg.model.about.drawn:
+            return None
+        from ..viz.multi import sequence_glimpses
+
+        return sequence_glimpses(model, self.data.val(), n=n, cols=n // 2 or 1, **self._texts())
+
     def summary(self, metrics: dict[str, Any], *, split: str, seed: int) -> str:
         line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} canvases, seed {seed}, "
                 f"{metrics['protocol']})")
@@ -211,13 +282,33 @@ class MultiDigitTask:
         return f"test error {metrics['error']:.2f}% on {metrics['n']} canvases"
 
 
+@register_task
 class MnistPairs(MultiDigitTask):
     """Name both digits, in either order. Taught in reading order, so the glimpses have one order to learn."""
 
     name = "mnist-pairs"
+    datasets = (name,)
+    objects_word = "pairs of digits"
     layout = PAIRS
     outputs = 2
     classes = 10
+    answers = 55
+
+    def answer(self, canvases: Canvases) -> torch.Tensor:
+        return pair_class(canvases.labels[:, :2])
+
+    @staticmethod
+    def truth(canvases: Canvases) -> list[str]:
+        return [f"{a} {b}" for a, b in canvases.labels[:, :2].tolist()]
+
+    @staticmethod
+    def name_answers(classes: torch.Tensor) -> list[str]:
+        """The 55 pair classes as their two digits (`data.multi.pair_class` read backwards)."""
+        pairs = [(a, b) for a in range(10) for b in range(a, 10)]
+        return [f"{pairs[c][0]} {pairs[c][1]}" for c in classes.tolist()]
+
+    def score_answer(self, predicted: torch.Tensor, canvases: Canvases) -> dict[str, torch.Tensor]:
+        return {"right": (predicted == self.answer(canvases)).float()}
 
     def targets(self, canvases: Canvases) -> torch.Tensor:
         return canvases.labels  # [B, 3]: the digits in reading order, EOS
@@ -226,13 +317,31 @@ class MnistPairs(MultiDigitTask):
         return either_order(predicted, canvases.labels)
 
 
+@register_task
 class MnistAddition(MultiDigitTask):
     """Name the sum of the two digits: one label of 19 classes after all the glimpses."""
 
     name = "mnist-addition"
+    datasets = (name,)
+    objects_word = "sums of two digits"
     layout = ADDITION
     outputs = 1
     classes = 19
+    answers = 19
+
+    def answer(self, canvases: Canvases) -> torch.Tensor:
+        return canvases.sums
+
+    @staticmethod
+    def truth(canvases: Canvases) -> list[str]:
+        return [str(v) for v in canvases.sums.tolist()]
+
+    @staticmethod
+    def name_answers(classes: torch.Tensor) -> list[str]:
+        return [str(v) for v in classes.tolist()]
+
+    def score_answer(self, predicted: torch.Tensor, canvases: Canvases) -> dict[str, torch.Tensor]:
+        return {"right": (predicted == canvases.sums).float()}
 
     def targets(self, canvases: Canvases) -> torch.Tensor:
         return canvases.sums[:, None]  # [B, 1]
