@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 
 from ram import checkpoint as ckpt
 from ram import train as train_module
-from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ModelConfig, RunConfig, TrainConfig
 from ram.data import Digits, TaskData
+from ram.tasks import DigitsConfig
 from ram.train import _rng_state, _set_rng_state, fit
 
 TIMING = {"seconds", "img_per_s", "total_seconds"}  # wall-clock columns; the only things allowed to differ
@@ -92,12 +93,12 @@ def digits() -> Digits:
 
 
 TASKS = {
-    "centred": TaskConfig(val_size=64),
-    "cluttered": TaskConfig(val_size=64, canvas=40, pieces=2),  # placement and clutter drawn per (seed, epoch, batch)
+    "centred": DigitsConfig(val_size=64),
+    "cluttered": DigitsConfig(val_size=64, canvas=40, pieces=2),  # placement and clutter drawn per (seed, epoch, batch)
 }
 
 
-def small_config(task: TaskConfig) -> RunConfig:
+def small_config(task: DigitsConfig) -> RunConfig:
     """150 training images in batches of 48: 4 steps an epoch, the last one short; M = 2 sampled episodes each."""
     model = ModelConfig(image_size=task.canvas, glimpses=2, patch_size=8, scales=2, what_size=16, where_size=16,
                         glimpse_size=32, hidden=32)

@@ -7,7 +7,8 @@ bf16 and a glimpse network twice the paper's width, `ram.results.WIDE`, or an LS
 in results/NOTES.md (the location std of 0.2 on the 60x60 and 100x100 canvases among them).
 
 auto is the mnist recipe, whose patch size, scales, glimpses, location std and epochs `ram.auto` derives from the
-images given with --data PATH (it trains on nothing else); those values here are only the flags' placeholders.
+images given with --data PATH (it trains on nothing else); those values here are only the flags' placeholders, and
+so is its task section, your own images', whose folder, classes and size --data PATH gives.
 
 mnist-saccade is seed 000's model (a 4x4 patch, saccades on a lattice, an initial-location network, an LSTM of 512)
 with its reward and baseline (the probability of a right guess, the batch's mean reward, REINFORCE reaching the
@@ -26,6 +27,7 @@ import dataclasses
 
 from .config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
 from .policies import GaussianConfig, SaccadeConfig
+from .tasks import CatchConfig, DigitsConfig, ImagesConfig
 
 MNIST_MEAN = 0.1306604762738429
 MNIST_STD = 0.30810780713141817
@@ -33,7 +35,7 @@ MNIST_STD = 0.30810780713141817
 images' pixels in [0, 1], by which seed 000 standardises its inputs (tests/test_seeds.py recomputes them)."""
 
 SEED_000 = dict(
-    task=TaskConfig(dataset="mnist", canvas=28, val_size=1000),
+    task=DigitsConfig(dataset="mnist", canvas=28, val_size=1000),
     model=ModelConfig(glimpses=20, patch_size=4, scales=1, glimpse_net="pixels", core="lstm", hidden=512,
                       reinforce_core=True, pixel_mean=MNIST_MEAN, pixel_std=MNIST_STD),
     policy=SaccadeConfig(saccade_step=2, init_downsample=4, dropout=0.7, elu_logits=True, policy_hidden=512),
@@ -47,7 +49,7 @@ out to validate each epoch (which chooses nothing: keep="last"). What cannot be 
 (`ram.results`)."""
 
 SEED_002 = dict(
-    task=TaskConfig(dataset="catch", canvas=24),
+    task=CatchConfig(canvas=24),
     model=ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", pad="edge", core="lstm",
                       hidden=256, reinforce_core=True),
     policy=GaussianConfig(std=0.25, squash="sample", first_glimpse="random"),
@@ -73,14 +75,14 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
     [
         _preset(
             "mnist",
-            TaskConfig(dataset="mnist", canvas=28),
+            DigitsConfig(dataset="mnist", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 centred MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
         ),
         _preset(
             "mnist-translated",
-            TaskConfig(dataset="mnist", canvas=60),
+            DigitsConfig(dataset="mnist", canvas=60),
             ModelConfig(glimpses=6, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 translated MNIST, 12x12 glimpses, 3 scales, 6 glimpses",
@@ -88,7 +90,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-cluttered",
-            TaskConfig(dataset="mnist", canvas=60, pieces=4),
+            DigitsConfig(dataset="mnist", canvas=60, pieces=4),
             ModelConfig(glimpses=8, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 cluttered MNIST (4 pieces of 8x8), 12x12 glimpses, 3 scales, 8 glimpses",
@@ -96,7 +98,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-cluttered-100",
-            TaskConfig(dataset="mnist", canvas=100, pieces=8),
+            DigitsConfig(dataset="mnist", canvas=100, pieces=8),
             ModelConfig(glimpses=8, patch_size=12, scales=4),
             TrainConfig(precision="auto", epochs=160, lr=1e-3, lr_min=1e-5),
             "100x100 cluttered MNIST (8 pieces of 8x8), 12x12 glimpses, 4 scales, 8 glimpses",
@@ -104,7 +106,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-saccade",
-            TaskConfig(dataset="mnist", canvas=28, shift=2),
+            DigitsConfig(dataset="mnist", canvas=28, shift=2),
             ModelConfig(glimpses=20, patch_size=4, scales=1, state_dropout=0.5, glimpse_net="pixels+where",
                         core="lstm", hidden=512, reinforce_core=True),
             TrainConfig(precision="auto", epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5),
@@ -119,7 +121,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "catch",
-            TaskConfig(dataset="catch", canvas=24),
+            CatchConfig(canvas=24),
             ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", core="lstm", hidden=256,
                         reinforce_core=True, detach_location=True),
             TrainConfig(precision="auto", epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
@@ -129,7 +131,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "auto",
-            TaskConfig(dataset="mnist", canvas=28),
+            ImagesConfig(canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "your own images (--data PATH, the default there): the mnist recipe with the glimpse, std and epochs "
@@ -142,7 +144,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "fashion",
-            TaskConfig(dataset="fashion", canvas=28),
+            DigitsConfig(dataset="fashion", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 Fashion-MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
@@ -159,11 +161,16 @@ def get(name: str) -> RunConfig:
 
 def resolve(name: str, *, task: dict | None = None, model: dict | None = None, policy: dict | None = None,
             train: dict | None = None, loss: dict | None = None) -> RunConfig:
-    """A preset with overrides (None values are ignored) of its sections' settings, validated."""
+    """A preset with overrides (None values are ignored) of its sections' settings, validated. A setting its section
+    lacks (another task's) is a ConfigError naming it."""
     cfg = get(name)
     parts = {}
     for section, overrides in (("task", task), ("model", model), ("policy", policy), ("train", train),
                                ("loss", loss)):
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        parts[section] = dataclasses.replace(getattr(cfg, section), **overrides)
+        part = getattr(cfg, section)
+        for key in overrides.keys() - {f.name for f in dataclasses.fields(part)}:
+            raise ConfigError(f"{key} = {overrides[key]!r}: not a setting of preset {name}'s {section} section "
+                              f"({type(part).__name__})")
+        parts[section] = dataclasses.replace(part, **overrides)
     return dataclasses.replace(cfg, **parts).validate()
