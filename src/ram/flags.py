@@ -296,15 +296,16 @@ def overview(command: Any, *, prog: str = "ram train", width: int = 100) -> str:
         lines.append(f"  {flag:<22} {_first_sentence(_doc(cls, f.name), width - 25)}")
     cfg = command.settings
     header = (f"settings: each is a flag, shown with preset {command.preset}'s value. {prog} --help SECTION explains "
-              f"a section's settings, --help all every flag. --policy NAME picks the policy section: "
-              f"{', '.join(config.POLICIES)}.")
+              f"a section's settings, --help all every flag. --data picks the task section (mnist, fashion, or your "
+              f"own images), --policy NAME the policy section: {', '.join(config.POLICIES)}.")
     lines += ["", *_wrapped(header.split(), 0, width)]
     for name in HELP_SECTIONS:
         section = getattr(cfg, name)
         hints = _hints(type(section))
         shown = [f"--{hints[f.name][0].replace('_', '-')} {_shown(getattr(section, f.name))}"
                  for f in dataclasses.fields(section) if "Suppress" not in str(f.type)]
-        title = f"{name} ({section.kind})" if name == "policy" else name
+        tag = section.dataset if name == "task" else section.kind if name == "policy" else ""  # the tagged sections
+        title = f"{name} ({tag})" if tag else name
         body = _wrapped(shown, 20, width)
         lines += [f"  {title:<17} {body[0] if body else '(none)'}"] + [f"{'':<20}{line}" for line in body[1:]]
     return "\n".join(lines)
