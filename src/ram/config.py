@@ -166,7 +166,7 @@ class TaskConfig:
     """What is learned, by the name a task registers (`register_task`): mnist and fashion are digits on a canvas;
     images are your own (`ram train --data PATH`); catch is the paper's game (`ram.envs.Catch`)."""
     canvas: tyro.conf.Suppress[int] = 28
-    """Side of the square image (Catch: the screen, 24 in the paper)."""
+    """Side of the square image the model reads, which its image_size must match."""
 
     def validate(self) -> None:
         """This task's settings; each task's section adds its own checks."""

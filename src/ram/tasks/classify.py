@@ -157,8 +157,10 @@ class DigitsConfig(ClassifyConfig):
     dataset: tyro.conf.Suppress[str] = "mnist"
     """mnist or fashion."""
     pieces: int = 0
-    """Clutter: random 8x8 crops of other training digits added to each image."""
+    """Clutter: random crops of other training digits (piece_size x piece_size, 8x8 in the paper) added to each
+    image."""
     piece_size: int = 8
+    """Side of each piece of clutter."""
 
     def validate(self) -> None:
         super().validate()
