@@ -11,7 +11,8 @@ from PIL import Image
 import ram
 from ram import checkpoint as ckpt
 from ram import sensor
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig
+from ram.config import ConfigError, ModelConfig, RunConfig
+from ram.tasks import CatchConfig, ImagesConfig
 from ram.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_every_accepted_form_of_the_same_images_gives_the_same_answer(model):
 def test_colour_images_in_any_memory_layout_give_the_same_answer():
     """A channels-last [B, C, H, W] (numpy's stack of transposed images, a permuted tensor) ended in a RuntimeError
     from the sensor's view()."""
-    cfg = RunConfig(task=TaskConfig(dataset="images", source="shapes", class_names=("a", "b"), canvas=12),
+    cfg = RunConfig(task=ImagesConfig(source="shapes", class_names=("a", "b"), canvas=12),
                     model=ModelConfig(image_size=12, channels=3, classes=2, patch_size=4, scales=2, glimpses=2))
     torch.manual_seed(0)
     colour = ram.Model(build_model(cfg.model), cfg, "random weights")
@@ -121,7 +122,7 @@ def test_load_takes_a_run_folder_and_refuses_what_it_cannot_classify(tmp_path):
     assert ram.load(folder).predict(digits(1)).step_probs.shape == (1, 2, 10)
     with pytest.raises(ConfigError, match="'nope' is neither a run folder nor a shipped model; shipped models are"):
         ram.load("nope")
-    catch = RunConfig(preset="catch", task=TaskConfig(dataset="catch", canvas=24),
+    catch = RunConfig(preset="catch", task=CatchConfig(canvas=24),
                       model=ModelConfig(image_size=24, classes=0, actions=3, glimpses=23, reinforce_core=True))
     ckpt.export_model(tmp_path / "catch", build_model(catch.model), catch)
     with pytest.raises(ConfigError, match="a catch agent plays games and classifies no images"):

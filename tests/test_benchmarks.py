@@ -171,7 +171,7 @@ def test_the_oracle_finds_each_test_digit_where_place_put_it():
     import torch
 
     from first_glimpse_oracle import digit_centres
-    from ram.config import TaskConfig
+    from ram.tasks import DigitsConfig
     from ram.data import Digits, TaskData
 
     g = torch.Generator().manual_seed(0)
@@ -179,7 +179,7 @@ def test_the_oracle_finds_each_test_digit_where_place_put_it():
     test = torch.zeros(50, 28, 28, dtype=torch.uint8)
     test[:, 13:15, 13:15] = 255  # a dot at the digit's centre
     digits = Digits(train, torch.zeros(400, dtype=torch.long), test, torch.zeros(50, dtype=torch.long))
-    data = TaskData(TaskConfig(dataset="mnist", canvas=60, pieces=0, val_size=100), seed=0, progress=False,
+    data = TaskData(DigitsConfig(dataset="mnist", canvas=60, pieces=0, val_size=100), seed=0, progress=False,
                     digits=digits)
     centres = digit_centres(data, seed=0)
     pixel = ((centres + 1) * 30).round().long()  # (x, y) -> the pixel the sensor centres on

@@ -10,14 +10,14 @@ import torch
 from test_resume import assert_same_run, fast, killed_before_write  # noqa: F401 - fast is a fixture
 
 from ram.cli import main
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ConfigError, ModelConfig, RunConfig, TrainConfig
 from ram.data.tasks import generator
 from ram.envs import CatchBatch
 from ram.losses import copies_baseline, game
 from ram.model import RAM
 from ram.models import build_model
 from ram.policies import Categorical
-from ram.tasks import CatchGame, catch_rate
+from ram.tasks import CatchConfig, CatchGame, catch_rate
 from ram.train import fit
 
 
@@ -25,7 +25,7 @@ def tiny_catch(**train) -> RunConfig:
     """A 12x12 screen (11 steps), 100 games an epoch in batches of 32: 4 steps, the last one short."""
     model = ModelConfig(image_size=12, classes=0, actions=3, glimpses=11, patch_size=3, scales=2, what_size=8,
                         where_size=8, glimpse_size=16, hidden=16, core="lstm", reinforce_core=True)
-    task = TaskConfig(dataset="catch", canvas=12, epoch_games=100, val_games=40)
+    task = CatchConfig(canvas=12, epoch_games=100, val_games=40)
     train = TrainConfig(**{**dict(epochs=2, batch_size=32, seed=7, eval_batch_size=64, eval_mc_samples=0), **train})
     return RunConfig(preset="catch", task=task, model=model, train=train).validate()
 

@@ -14,11 +14,14 @@ import torch
 import tyro
 
 import ram.data.mnist
+import ram.flags
+import ram.presets
 import ram.tasks
 from ram.cli import Train, main, parse
 from ram.config import SECTIONS, ConfigError
 from ram.data import Digits
 from ram.flags import defaults, recipe
+from ram.tasks import CatchConfig, DigitsConfig, ImagesConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -260,8 +263,9 @@ def test_every_ram_command_in_the_readme_and_the_docs_parses():
 def test_every_config_field_is_one_flag_and_reaches_the_config():
     """The config dataclasses are the schema: every field a user may set is a flag of `ram train` under its own
     name (the model kind as --model, the policy as --policy, whose section's fields are then the flags of that
-    policy), declared once, and a value given on the command line arrives in its section.
-    The fields that follow from the data (canvas, channels, classes, ...) are set by the preset or --data only."""
+    policy; the task's section is the preset's, or --data's), declared once, and a value given on the command line
+    arrives in its section. The fields that follow from the data (canvas, channels, classes, ...) are set by the
+    preset or --data only."""
     import dataclasses
     import typing
 
@@ -271,24 +275,27 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
     derived = {"preset", "dataset", "source", "class_names", "canvas", "val_size", "image_size", "channels", "classes",
                "actions"}
     reached = set()
-    for policy in ("gaussian", "saccade"):
+    for policy, preset in (("gaussian", "mnist"), ("saccade", "mnist"), ("gaussian", "catch")):
+        args = ["--preset", preset, "--policy", policy]
         with warnings.catch_warnings():  # get_parser is deprecated in tyro 1.0, and the one way to list the flags
             warnings.simplefilter("ignore", DeprecationWarning)
-            parser = tyro.extras.get_parser(Train, default=defaults(Train, ["--policy", policy]))
+            parser = tyro.extras.get_parser(Train, default=defaults(Train, args))
         flags = [flag for action in parser._actions for flag in action.option_strings]
         assert len(flags) == len(set(flags)), [f for f in flags if flags.count(f) > 1]  # no flag declared twice
         for section in SECTIONS:
-            for f in dataclasses.fields(getattr(with_policy(presets.get("mnist"), policy), section)):
+            for f in dataclasses.fields(getattr(with_policy(presets.get(preset), policy), section)):
                 if f.name in derived:
                     assert f"--{f.name.replace('_', '-')}" not in flags or f.name in ("image_size", "val_size"), f.name
                     continue
                 flag = f"--{section}" if f.name == "kind" else f"--{f.name.replace('_', '-')}"
                 assert flag in flags, flag
-                if (section, f.name) in reached:  # a model, train or loss field, set under the other policy already
+                if (section, f.name) in reached:  # set under another policy or task already
                     continue
                 chosen = [] if flag == "--policy" else ["--policy", policy]
-                for preset in ("mnist", "mnist-saccade", "catch"):
-                    settings = getattr(with_policy(presets.get(preset), policy), section)
+                for other in (preset, "mnist", "mnist-saccade", "catch"):
+                    settings = getattr(with_policy(presets.get(other), policy), section)
+                    if f.name not in {g.name for g in dataclasses.fields(settings)}:  # another task's section
+                        continue
                     old = getattr(settings, f.name)
                     kind = config.PolicyName if flag == "--policy" else typing.get_type_hints(type(settings))[f.name]
                     choices = [c for c in typing.get_args(kind) if c != old] if typing.get_origin(kind) is \
@@ -296,7 +303,7 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
                         if isinstance(old, (int, float)) else ["mnist-g6"]
                     for value in choices:
                         try:
-                            cfg = parse(["train", "--preset", preset, *chosen, flag, str(value)]).config()
+                            cfg = parse(["train", "--preset", other, *chosen, flag, str(value)]).config()
                         except (ConfigError, SystemExit):  # a value this preset refuses: try the next
                             continue
                         assert getattr(getattr(cfg, section), f.name) == value, (flag, value)
@@ -306,6 +313,39 @@ def test_every_config_field_is_one_flag_and_reaches_the_config():
                         break
                 assert (section, f.name) in reached, f"no value of {flag} could be set on any preset ({policy})"
     assert len(reached) >= 45, sorted(reached)
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--preset", "catch", "--pieces", "4"], "--pieces"),
+    (["--preset", "catch", "--shift", "2"], "--shift"),
+    (["--epoch-games", "64"], "--epoch-games"),
+    (["--data", "fashion", "--test-fraction", "0.5"], "--test-fraction"),
+    (["--data", "my-images", "--pieces", "4"], "--pieces"),
+])
+def test_a_setting_of_another_task_is_no_flag_of_the_run(args, flag, capsys):
+    """The preset, or --data, picks the task section whose settings are flags: Catch's --epoch-games, the digits'
+    --pieces, your own images' --test-fraction. Another task's setting is an unknown flag, not a refusal."""
+    with pytest.raises(SystemExit) as stop:
+        main(["train", *args])
+    assert stop.value.code == 2 and flag in capsys.readouterr().err
+    assert ram.flags.parse(["--preset", "catch", "--epoch-games", "64"]).settings.task.epoch_games == 64
+    assert ram.flags.parse(["--data", "my-images", "--test-fraction", "0.5", "--shift", "2"]).settings.task == \
+        ImagesConfig(test_fraction=0.5, shift=2)  # the images are not read yet: no source, no classes
+
+
+def test_a_task_section_holds_its_own_settings_and_no_other_tasks():
+    for section, name in [(CatchConfig, "pieces"), (CatchConfig, "shift"), (CatchConfig, "train_size"),
+                          (ImagesConfig, "pieces"), (ImagesConfig, "epoch_games"), (DigitsConfig, "epoch_games"),
+                          (DigitsConfig, "test_fraction"), (DigitsConfig, "source")]:
+        with pytest.raises(TypeError, match=name):
+            section(**{name: 1})
+    with pytest.raises(ConfigError, match="pieces = 4: not a setting of the catch task"):
+        recipe("catch", pieces=4)
+    with pytest.raises(ConfigError, match="val_size = 100: the catch task has no training set"):
+        recipe("catch", val_size=100).config()
+    assert recipe("mnist", val_size=100).config().task.val_size == 100
+    with pytest.raises(ConfigError, match="train_size = 5: not a setting of preset catch's task section"):
+        ram.presets.resolve("catch", task={"train_size": 5})  # `ram sweep --preset catch --train-size 5`
 
 
 def test_training_says_its_preset_its_run_folder_and_an_estimate_before_the_first_epoch_ends(tiny_digits, tmp_path,

@@ -9,7 +9,8 @@ import torch
 import torch.multiprocessing as mp
 
 from ram import models, train
-from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ModelConfig, RunConfig, TrainConfig
+from ram.tasks import CatchConfig, DigitsConfig
 from ram.data import Digits, TaskData
 
 WORLD = 2
@@ -18,7 +19,7 @@ WORLD = 2
 def _config() -> RunConfig:
     return RunConfig(
         preset="ddp-test",
-        task=TaskConfig(val_size=64),
+        task=DigitsConfig(val_size=64),
         model=ModelConfig(glimpses=2, what_size=16, where_size=8, glimpse_size=16, hidden=16),
         # 33 batches of 16 -> 16 steps per rank per epoch: step 25 falls in epoch 2, where the ranks agree on a
         # mid-epoch checkpoint (checkpoint_every is tiny below).
@@ -38,7 +39,7 @@ def _catch_config() -> RunConfig:
     """A 12x12 game: 64 games an epoch in batches of 16, 2 steps per rank per epoch."""
     return RunConfig(
         preset="ddp-catch",
-        task=TaskConfig(dataset="catch", canvas=12, epoch_games=64, val_games=32),
+        task=CatchConfig(canvas=12, epoch_games=64, val_games=32),
         model=ModelConfig(image_size=12, classes=0, actions=3, glimpses=11, patch_size=3, scales=2, what_size=8,
                           where_size=8, glimpse_size=16, hidden=16, core="lstm", reinforce_core=True),
         train=TrainConfig(epochs=2, batch_size=16, lr=3e-3, eval_batch_size=64, seed=3, eval_mc_samples=0),

@@ -96,7 +96,7 @@ def run_shell(code: str, namespace: dict, skipped: list[str]) -> None:
             if argv[0] == "ram":
                 assert main(small(argv[1:])) == 0, text
             elif argv[:2] == ["python", "-c"]:
-                exec(compile(argv[2], "<python -c>", "exec"), dict(namespace))
+                exec(compile(argv[2], "<python -c>", "exec", dont_inherit=True), dict(namespace))
             elif argv[0] == "python":
                 subprocess.run([sys.executable, *argv[1:]], check=True, timeout=120)
             else:
@@ -142,7 +142,10 @@ def test_every_block_of_the_page_runs(page, tmp_path, monkeypatch, capsys):
             assert len(why) > 10, f"an illustrative block of {page.name} says why in a few words"
             skipped.append(f"illustrative block: {why}")
         elif lang in PYTHON:
-            exec(compile(code, f"<{page.name}>", "exec"), namespace)
+            # dont_inherit: a block is compiled as its own file would be, not under this file's `from __future__
+            # import annotations`: the fields of a dataclass it defines (tests/toy_task.py's section) are read by their
+            # types, and a type left a string is looked up in the module its class names (__main__), not the block's.
+            exec(compile(code, f"<{page.name}>", "exec", dont_inherit=True), namespace)
         elif lang in SHELL:
             run_shell(code, namespace, skipped)
     with capsys.disabled():

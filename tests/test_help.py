@@ -25,7 +25,7 @@ def test_the_overview_fits_80_lines_and_its_settings_are_the_presets_own_flags(p
     lines = text.splitlines()
     assert len(lines) <= 80 and max(map(len, lines)) <= 80
     start = next(i for i, line in enumerate(lines) if line.startswith("  task "))
-    shown = " ".join(line[20:] for line in lines[start:])
+    shown = " ".join(line[20:] for line in lines[start:] if line.startswith(" " * 20) or line[19:20] == " ")
     args = shlex.split(shown)
     assert len(args) >= 2 * 50  # every section's settings, each a flag and a value
     built = parse(["--preset", preset, *args]).config(progress=False) if preset != "auto" else None
@@ -39,6 +39,10 @@ def test_the_overview_names_every_section_and_the_policys_own_settings(capsys, m
         assert f"\n  {name}" in text
     assert "policy (saccade)" in text and "--saccade-step 2" in text and "--std" not in text
     assert "--std 0.1" in help_text(capsys, monkeypatch, "--help", columns=100)  # mnist's Gaussian policy
+    text = help_text(capsys, monkeypatch, "--preset", "catch", "--help", columns=100)
+    assert "task (catch)" in text and "--epoch-games 22400" in text and "--pieces" not in text
+    text = help_text(capsys, monkeypatch, "--data", "my-images", "--help", columns=100)
+    assert "task (images)" in text and "--test-fraction 0.2" in text and "--pieces" not in text
 
 
 def test_a_sections_help_explains_its_settings_with_the_presets_values(capsys, monkeypatch):
@@ -46,6 +50,8 @@ def test_a_sections_help_explains_its_settings_with_the_presets_values(capsys, m
     assert "Pixels per move" in text and "--saccade-step" in text and "--std" not in text
     text = help_text(capsys, monkeypatch, "--preset", "catch", "--help", "model", columns=100)
     assert "(default: max)" in text and "--glimpses" in text and "--lr " not in text
+    text = help_text(capsys, monkeypatch, "--data", "my-images", "--help", "task", columns=100)
+    assert "the share of each class held out" in text and "--shift" in text and "--pieces" not in text
 
 
 def test_help_all_is_every_flag_with_its_docstring(capsys, monkeypatch):

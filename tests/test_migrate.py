@@ -1,12 +1,13 @@
-"""Configs stored before the loss and policy sections (the loss settings inside "train", the policy's and the
-baseline inside "model") load through `config.migrate`: shipped weight files, run folders' config.json and last.pt,
-results files."""
+"""Configs stored before the loss, policy and task sections (the loss settings inside "train", the policy's and the
+baseline inside "model", every task's settings in one "task") load through `config.migrate`: shipped weight files,
+run folders' config.json and last.pt, results files."""
 
 import dataclasses
 import json
 
 from ram.config import POLICIES, LossConfig, ModelConfig, RunConfig, TrainConfig, migrate, network
 from ram.policies import SaccadeConfig
+from ram.tasks import CatchConfig, DigitsConfig, ImagesConfig
 
 # mnist-saccade's config as the shipped manifest (src/ram/pretrained/manifest.json) held it, written by the code
 # before the loss section: rl_weight, reward, means_weight ... among the recipe's fields.
@@ -29,6 +30,7 @@ def test_a_flat_config_loads_with_its_loss_and_policy_settings_in_their_sections
     cfg = RunConfig.from_dict(OLD)
     assert cfg.loss == LossConfig(rl_weight=0.001, reward="prob", means_weight=1.0, baseline="batch")
     assert cfg.policy == SaccadeConfig(saccade_step=2, init_downsample=4, policy_hidden=512, dropout=0.7)
+    assert cfg.task == DigitsConfig(dataset="mnist", canvas=28, shift=2)
     assert (cfg.train.lr, cfg.train.epochs, cfg.train.mc_samples, cfg.train.init) == (
         1e-4, 3, 1, "runs/mnist-saccade-phase1")
     assert (cfg.model.glimpse_net, cfg.model.state_dropout, cfg.model.hidden) == ("pixels+where", 0.5, 512)
@@ -44,6 +46,8 @@ def test_migrate_moves_each_setting_to_its_section_and_leaves_a_new_config_as_it
     assert set(new["model"]) == {f.name for f in dataclasses.fields(ModelConfig)}
     assert new["policy"] == {"kind": "saccade", "saccade_step": 2, "init_downsample": 4, "policy_hidden": 512,
                              "dropout": 0.7, "elu_logits": False}
+    assert set(new["task"]) == {f.name for f in dataclasses.fields(DigitsConfig)}
+    assert set(OLD["task"]) - set(new["task"]) == {"source", "class_names", "test_fraction", "epoch_games", "val_games"}
     assert "loss" not in OLD and "rl_weight" in OLD["train"] and "std" in OLD["model"]  # not changed in place
     assert migrate(new) is new
 
@@ -71,3 +75,24 @@ def test_every_shipped_config_loads_as_the_same_recipe():
         cfg = RunConfig.from_dict(stored)
         flat = {**cfg.to_dict()["train"], **cfg.to_dict()["loss"]}
         assert {k: flat[k] for k in stored["train"]} == stored["train"], name
+
+
+def test_the_task_settings_a_flat_config_drops_are_the_other_tasks_defaults():
+    """A flat config's "task" held the settings of every task; those of the tasks it did not learn are dropped (its
+    own, named by "dataset", are kept as stored), and in every shipped config they held their defaults: nothing a
+    model was trained or tested with is lost."""
+    from ram.hub import manifest
+
+    defaults = {f.name: f.default for section in (DigitsConfig, ImagesConfig, CatchConfig)
+                for f in dataclasses.fields(section) if f.name not in ("dataset", "canvas")}
+    learned = set()
+    for name, entry in manifest().items():
+        stored = entry["config"]["task"]
+        task = RunConfig.from_dict(entry["config"]).task
+        kept = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()}
+        assert kept == {k: stored[k] for k in kept}, name
+        dropped = set(stored) - set(kept)
+        assert dropped and all(stored[k] == (list(defaults[k]) if isinstance(defaults[k], tuple) else defaults[k])
+                               for k in dropped), (name, dropped)
+        learned.add(type(task))
+    assert learned == {DigitsConfig, ImagesConfig, CatchConfig}  # the manifest holds a run of each task

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import toy_glimpse_net
-import toy_task  # noqa: F401  (registers the squares task it is trained on)
+import toy_task  # registers the squares task it is trained on
 
 from ram.cli import main
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ConfigError, ModelConfig, RunConfig, TrainConfig
 from ram.flags import parse
 from ram.model import RAM
 from ram.nets import GLIMPSE_NETS
@@ -18,7 +18,7 @@ from ram.train import fit
 def brightness_config() -> RunConfig:
     return RunConfig(
         preset="squares",
-        task=TaskConfig(dataset="squares", canvas=12, train_size=512),
+        task=toy_task.SquaresConfig(train_size=512),
         model=ModelConfig(image_size=12, classes=4, glimpses=4, patch_size=4, scales=2, hidden=32, what_size=16,
                           where_size=16, glimpse_size=32, glimpse_net="brightness"),
         train=TrainConfig(epochs=2, batch_size=64, lr=3e-3, eval_mc_samples=0),

@@ -23,8 +23,11 @@ from safetensors.torch import load_file
 
 from ram import checkpoint as ckpt
 from ram import train as train_module
-from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+import ram.data.mnist
+from ram.cli import main
+from ram.config import ModelConfig, RunConfig, TrainConfig
 from ram.data import Digits, TaskData
+from ram.tasks import DigitsConfig
 from ram.train import _rng_state, _set_rng_state, fit
 
 TIMING = {"seconds", "img_per_s", "total_seconds"}  # wall-clock columns; the only things allowed to differ
@@ -92,12 +95,12 @@ def digits() -> Digits:
 
 
 TASKS = {
-    "centred": TaskConfig(val_size=64),
-    "cluttered": TaskConfig(val_size=64, canvas=40, pieces=2),  # placement and clutter drawn per (seed, epoch, batch)
+    "centred": DigitsConfig(val_size=64),
+    "cluttered": DigitsConfig(val_size=64, canvas=40, pieces=2),  # placement and clutter drawn per (seed, epoch, batch)
 }
 
 
-def small_config(task: TaskConfig) -> RunConfig:
+def small_config(task: DigitsConfig) -> RunConfig:
     """150 training images in batches of 48: 4 steps an epoch, the last one short; M = 2 sampled episodes each."""
     model = ModelConfig(image_size=task.canvas, glimpses=2, patch_size=8, scales=2, what_size=16, where_size=16,
                         glimpse_size=32, hidden=32)
@@ -409,10 +412,13 @@ def test_a_run_validating_every_k_steps_killed_anywhere_resumes_bit_identical(di
         assert_same_run(reference, out)
 
 
-def test_a_run_folder_written_before_the_loss_section_resumes_bit_identical(digits, tmp_path, fast, capsys):
+def test_a_run_folder_written_before_the_sections_resumes_bit_identical_and_evaluates(digits, tmp_path, fast, capsys,
+                                                                                      monkeypatch):
     """A run killed mid-epoch, its config.json and last.pt's config rewritten in the layout of the code before the
-    loss section (rl_weight, means_weight ... inside "train"), resumes through `config.migrate` and ends as a run
-    that never stopped; config.json says the same run, so it is not written again."""
+    loss, policy and task sections (rl_weight, means_weight ... inside "train"; the policy's settings, every
+    policy's, and the baseline inside "model"; every task's settings in one "task"), resumes through
+    `config.migrate` and ends as a run that never stopped; config.json says the same run, so it is not written again.
+    A finished run folder of that layout evaluates as the run does."""
     cfg = small_config(TASKS["centred"])
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1),
                               loss=dataclasses.replace(cfg.loss, rl_weight=0.5, means_weight=0.3))
@@ -421,8 +427,13 @@ def test_a_run_folder_written_before_the_loss_section_resumes_bit_identical(digi
     fit(cfg, reference, data=data, progress=False, checkpoint_every=0.0)
 
     def flat(d: dict) -> dict:
-        d = {**d, "train": {**d["train"], **d["loss"]}}
-        del d["loss"]
+        loss = {k: v for k, v in d["loss"].items() if k != "baseline"}
+        policy = {k: v for k, v in d["policy"].items() if k != "kind"}
+        others = {"saccade_step": 2, "elu_logits": False}  # the saccade policy's settings, at their defaults
+        tasks = {"source": "", "class_names": [], "test_fraction": 0.2, "epoch_games": 22400, "val_games": 1000}
+        model = {**d["model"], **policy, **others, "policy": d["policy"]["kind"], "baseline": d["loss"]["baseline"]}
+        d = {**d, "train": {**d["train"], **loss}, "task": {**d["task"], **tasks}, "model": model}
+        del d["loss"], d["policy"]
         return d
 
     out = tmp_path / "run"
@@ -439,3 +450,10 @@ def test_a_run_folder_written_before_the_loss_section_resumes_bit_identical(digi
     fit(cfg, out, resume=True, data=data, progress=False, checkpoint_every=math.inf)
     assert "notice" not in capsys.readouterr().err
     assert_same_run(reference, out)
+    (out / "config.json").write_text(old)  # a finished run folder of that code
+    monkeypatch.setattr(ram.data.mnist, "load", lambda name="mnist", **kw: digits)
+    evaluated = []
+    for folder in (reference, out):
+        assert main(["eval", "--checkpoint", str(folder), "--json", "--mc-samples", "0"]) == 0
+        evaluated.append(json.loads(capsys.readouterr().out.splitlines()[-1]))
+    assert evaluated[0]["error"] == evaluated[1]["error"]

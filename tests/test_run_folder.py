@@ -51,7 +51,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from ram import checkpoint as ckpt  # noqa: E402
-from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig  # noqa: E402
+from ram.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from ram.tasks import DigitsConfig  # noqa: E402
 from ram.data import Digits, TaskData  # noqa: E402
 from ram.hub import load_checkpoint  # noqa: E402
 from ram.models import build_model  # noqa: E402
@@ -72,7 +73,7 @@ def small(glimpses: int = 2) -> RunConfig:
     model = ModelConfig(glimpses=glimpses, patch_size=8, scales=1, what_size=8, where_size=8, glimpse_size=16,
                         hidden=16)
     train = TrainConfig(epochs=1, batch_size=50, mc_samples=1, seed=7, eval_batch_size=64, precision="fp32")
-    return RunConfig(preset="test", task=TaskConfig(val_size=50), model=model, train=train).validate()
+    return RunConfig(preset="test", task=DigitsConfig(val_size=50), model=model, train=train).validate()
 
 
 @pytest.fixture

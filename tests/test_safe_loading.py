@@ -20,7 +20,8 @@ import torch
 from ram import checkpoint as ckpt
 from ram import hub
 from ram.cli import main
-from ram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ModelConfig, RunConfig, TrainConfig
+from ram.tasks import DigitsConfig
 from ram.models import build_model
 from ram.train import _rng_state, make_optimizer
 
@@ -43,7 +44,7 @@ def marker(tmp_path) -> Path:
 
 
 def small_config() -> RunConfig:
-    return RunConfig(preset="mnist", task=TaskConfig(), model=ModelConfig(glimpses=2, hidden=32, glimpse_size=32,
+    return RunConfig(preset="mnist", task=DigitsConfig(), model=ModelConfig(glimpses=2, hidden=32, glimpse_size=32,
                      what_size=16, where_size=16), train=TrainConfig(epochs=1)).validate()
 
 

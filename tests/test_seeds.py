@@ -9,12 +9,13 @@ import torch
 from safetensors.torch import load_file
 
 from ram import presets, sensor
-from ram.config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ConfigError, LossConfig, ModelConfig, PolicyConfig, RunConfig, TrainConfig
 from ram.envs import CatchBatch
 from ram.flags import parse
 from ram.losses import LossSpec, game, hybrid, policy_gradient, reinforce
 from ram.model import RAM
 from ram.policies import Gaussian, GaussianConfig, SaccadeConfig, UniformLocation
+from ram.tasks import CatchConfig
 from ram.train import fit, learning_rate
 
 
@@ -309,7 +310,7 @@ def test_the_exponential_schedule_multiplies_by_the_decay_each_epoch_down_to_its
 
 def test_keep_last_ships_the_last_epochs_weights(tmp_path):
     model, policy = catch_sections()
-    cfg = RunConfig(preset="catch-002", task=TaskConfig(dataset="catch", canvas=12, epoch_games=64, val_games=32),
+    cfg = RunConfig(preset="catch-002", task=CatchConfig(canvas=12, epoch_games=64, val_games=32),
                     model=model, policy=policy, loss=LossConfig(baseline="scalar"),
                     train=TrainConfig(epochs=3, batch_size=32, eval_batch_size=64, eval_mc_samples=0,
                                       keep="last")).validate()

@@ -28,7 +28,8 @@ from starlette.testclient import TestClient  # noqa: E402
 import ram  # noqa: E402
 from ram import checkpoint as ckpt  # noqa: E402
 from ram.cli import main  # noqa: E402
-from ram.config import ModelConfig, RunConfig, TaskConfig  # noqa: E402
+from ram.config import ModelConfig, RunConfig  # noqa: E402
+from ram.tasks import DigitsConfig  # noqa: E402
 from ram.models import build_model  # noqa: E402
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
@@ -109,11 +110,11 @@ def test_dark_ink_on_paper_and_transparent_drawings_read_as_white_on_black():
 
 def test_placement_is_the_seed_s():
     digit = mnist_digit(decode(drawing("zero")))
-    cluttered = TaskConfig(canvas=60, pieces=4)
+    cluttered = DigitsConfig(canvas=60, pieces=4)
     a, b, c = (on_canvas(digit, cluttered, seed=s) for s in (1, 1, 2))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (60, 60) and not np.array_equal(a, c)
-    translated = on_canvas(digit, TaskConfig(canvas=60), seed=5)
+    translated = on_canvas(digit, DigitsConfig(canvas=60), seed=5)
     assert translated.astype(int).sum() == digit.astype(int).sum()  # moved, nothing added
     image = np.zeros((60, 60), np.uint8)
     assert prepare(image, cluttered, seed=0)[1] == "as is"  # already the model's size: taken as it is

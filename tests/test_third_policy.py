@@ -6,12 +6,12 @@ import typing
 
 import pytest
 import toy_policy
-import toy_task  # noqa: F401  (registers the squares task the grid is trained on)
+import toy_task  # registers the squares task the grid is trained on
 import torch
 
 from ram.cli import main
 from ram import config
-from ram.config import ConfigError, ModelConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
+from ram.config import ConfigError, ModelConfig, PolicyConfig, RunConfig, TrainConfig
 from ram.flags import parse
 from ram.model import RAM
 from ram.policies import POLICIES, GaussianConfig
@@ -21,7 +21,7 @@ from ram.train import fit
 def grid_config(**policy) -> RunConfig:
     return RunConfig(
         preset="squares",
-        task=TaskConfig(dataset="squares", canvas=12, train_size=512),
+        task=toy_task.SquaresConfig(train_size=512),
         model=ModelConfig(image_size=12, classes=4, glimpses=4, patch_size=4, scales=2, hidden=32, what_size=16,
                           where_size=16, glimpse_size=32),
         policy=toy_policy.GridConfig(**policy),

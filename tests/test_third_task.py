@@ -12,7 +12,6 @@ from ram.config import (
     ConfigError,
     ModelConfig,
     RunConfig,
-    TaskConfig,
     TrainConfig,
     task_of,
 )
@@ -23,7 +22,7 @@ from ram.train import fit
 def toy_config(**train) -> RunConfig:
     return RunConfig(
         preset="squares",
-        task=TaskConfig(dataset="squares", canvas=12, train_size=512),
+        task=toy_task.SquaresConfig(train_size=512),
         model=ModelConfig(image_size=12, classes=4, glimpses=2, patch_size=4, scales=2, hidden=32, what_size=16,
                           where_size=16, glimpse_size=32),
         policy=GaussianConfig(std=0.2),
@@ -38,7 +37,7 @@ def test_the_registry_finds_the_new_task_and_its_checks_run():
     with pytest.raises(ConfigError, match="canvas = 16: the squares are drawn on 12x12"):
         replace(cfg, task=replace(cfg.task, canvas=16), model=replace(cfg.model, image_size=16)).validate()
     with pytest.raises(ConfigError, match="dataset = 'circles': must be one of"):
-        TaskConfig(dataset="circles").validate()
+        replace(cfg.task, dataset="circles").validate()
 
 
 def test_a_new_task_trains_evaluates_and_draws_through_the_one_trainer_and_cli(tmp_path, capsys):

@@ -12,7 +12,8 @@ from PIL import Image, ImageSequence
 
 from ram import viz
 from ram.checkpoint import export_model
-from ram.config import ConfigError, ModelConfig, RunConfig, TaskConfig
+from ram.config import ConfigError, ModelConfig, RunConfig
+from ram.tasks import DigitsConfig
 from ram.data import Digits, Split
 from ram.model import RAM
 from ram.models import build_model
@@ -337,7 +338,7 @@ def synthetic_mnist(monkeypatch):
 
 
 def run_folder(path, **model):
-    cfg = RunConfig(preset="tiny", task=TaskConfig(canvas=28), model=tiny(**model))
+    cfg = RunConfig(preset="tiny", task=DigitsConfig(canvas=28), model=tiny(**model))
     torch.manual_seed(0)
     export_model(path, build_model(cfg.model), cfg)
     return path
@@ -391,7 +392,7 @@ def test_fit_runs_the_picture_hooks(tmp_path):
         test_images=torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=gen),
         test_labels=torch.arange(20) % 10,
     )
-    cfg = RunConfig(preset="tiny", task=TaskConfig(canvas=28, val_size=10), model=tiny(),
+    cfg = RunConfig(preset="tiny", task=DigitsConfig(canvas=28, val_size=10), model=tiny(),
                     train=TrainConfig(epochs=2, batch_size=16, eval_batch_size=16))
     hooks = [viz.run_pictures_hook]
     if importlib.util.find_spec("tensorboard"):

@@ -10,7 +10,8 @@ from PIL import Image, ImageSequence
 
 from ram import viz
 from ram.checkpoint import export_model
-from ram.config import ModelConfig, RunConfig, TaskConfig
+from ram.config import ModelConfig, RunConfig
+from ram.tasks import CatchConfig
 from ram.data import Split
 from ram.envs import CatchBatch
 from ram.model import RAM
@@ -127,7 +128,7 @@ def test_render_a_saccade_model_writes_saccades_png_and_a_gif_whose_window_moves
 
 def catch_config() -> RunConfig:
     return RunConfig(
-        preset="tiny-catch", task=TaskConfig(dataset="catch", canvas=24),
+        preset="tiny-catch", task=CatchConfig(canvas=24),
         model=ModelConfig(image_size=24, classes=0, actions=3, glimpses=23, patch_size=6, scales=3, hidden=16,
                           what_size=8, where_size=8, glimpse_size=16, core="lstm", reinforce_core=True),
     ).validate()

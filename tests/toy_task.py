@@ -2,12 +2,13 @@
 registered class.
 
 Where is the square? A 12x12 black image holds one 3x3 white square in one of its four quadrants; the label is the
-quadrant. It reuses the classification losses and evaluation, but owns its data, checks, lines and seeding.
+quadrant. It reuses the classification losses and evaluation, but owns its settings, data, checks, lines and seeding.
 """
 
-from __future__ import annotations
+from dataclasses import dataclass
 
 import torch
+import tyro
 
 from ram.config import ConfigError, RunConfig, TaskConfig, _require, register_task
 from ram.data import Split, to_float
@@ -31,9 +32,25 @@ def squares(n: int, gen: torch.Generator) -> Split:
     return Split(images, labels)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SquaresConfig(TaskConfig):
+    """The settings of the squares task: its section of the run config, and its flags (`--train-size`)."""
+
+    dataset: tyro.conf.Suppress[str] = "squares"
+    canvas: tyro.conf.Suppress[int] = SIDE
+    train_size: int = 512
+    """Training images drawn each epoch."""
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.canvas == SIDE, "canvas", self.canvas, f"the squares are drawn on {SIDE}x{SIDE} images")
+        _require(self.train_size >= 1, "train_size", self.train_size, "must be >= 1")
+
+
 @register_task
 class Squares:
     datasets = ("squares",)
+    Config = SquaresConfig
     classifies = True
 
     def __init__(self, cfg: RunConfig, **_):
@@ -41,20 +58,16 @@ class Squares:
         self.loss_spec = LossSpec.of(cfg)
 
     @staticmethod
-    def check_task(t: TaskConfig) -> None:
-        _require(t.canvas == SIDE, "canvas", t.canvas, f"the squares are drawn on {SIDE}x{SIDE} images")
-
-    @staticmethod
     def check_run(cfg: RunConfig) -> None:
         _require(cfg.model.about.classifies, "model", cfg.model.kind, "must classify")
         _require(cfg.model.classes == 4, "classes", cfg.model.classes, "there are 4 quadrants")
 
     @staticmethod
-    def labels(t: TaskConfig) -> tuple[str, ...]:
+    def labels(t: SquaresConfig) -> tuple[str, ...]:
         return QUADRANTS
 
     @staticmethod
-    def title(t: TaskConfig) -> str:
+    def title(t: SquaresConfig) -> str:
         return "squares"
 
     @staticmethod

@@ -19,7 +19,7 @@ import tyro
 
 from . import presets
 from .checkpoint import CheckpointError
-from .config import ConfigError, ModelKind, TaskConfig
+from .config import ConfigError, ModelKind
 from .data import DataError
 from .printable import encodable, shown
 from .flags import HELP_SECTIONS, Recipe, defaults, overview, section_help
@@ -419,8 +419,9 @@ class ExportFolder:
 
     def run(self) -> None:
         from .data import images, load
+        from .tasks import DigitsConfig
 
-        n = images.export_folder(load(self.dataset, progress=self.progress), TaskConfig(dataset=self.dataset).labels,
+        n = images.export_folder(load(self.dataset, progress=self.progress), DigitsConfig(dataset=self.dataset).labels,
                                  self.out, progress=self.progress)
         print(f"wrote {n} images of {self.dataset} into {self.out}")
 

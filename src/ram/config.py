@@ -70,12 +70,15 @@ def _check_types(cfg: Any) -> None:
 TASKS: dict[str, Any] = {}
 """Each dataset name -> the task class that learns it, an implementation of the one protocol `ram.tasks.Task`. Filled
 by `register_task` as ram.tasks is imported (ram's __init__ imports it), so the config knows every task without
-importing one. The config asks a task only for its static part: `datasets`, `classifies`, `check_task`, `check_run`,
-`labels` and `title`."""
+importing one. The config asks a task only for its static part: `datasets`, its section `Config` (a `TaskConfig`),
+`classifies`, `check_run`, `labels` and `title`."""
 
 
 def register_task(task: type) -> type:
-    """Class decorator: the task serves `task.datasets`. A new task is one module with one such class."""
+    """Class decorator: the task serves `task.datasets`, with the settings of its section `task.Config`. A new task is
+    one module with one such class."""
+    if not (isinstance(getattr(task, "Config", None), type) and issubclass(task.Config, TaskConfig)):
+        raise ValueError(f"task {task.__name__} has no Config, the TaskConfig section of its settings")
     for name in task.datasets:
         if name in TASKS and TASKS[name] is not task:
             raise ValueError(f"dataset {name!r} is served by {TASKS[name].__name__} already")
@@ -176,58 +179,39 @@ def register_model_kind(name: str, kind: Kind) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """What the model sees: a dataset and how digits are placed on the canvas, your own images, or the game of Catch."""
+    """What the model sees: the settings of one task. Each task declares its own section, a subclass of this one that
+    it registers as its `Config` (`register_task`): `ram.tasks.classify.DigitsConfig` places MNIST and Fashion-MNIST
+    digits on a canvas, `ram.tasks.images.ImagesConfig` reads your own images, `ram.tasks.catch.CatchConfig` plays
+    the game. A run holds the settings of its own task and no other's. `dataset` names what is learned, and is
+    written beside the settings so that a stored config reads back as the same section."""
 
-    dataset: tyro.conf.Suppress[str] = "mnist"
-    """What is learned, by the name a task registers (`register_task`): mnist and fashion are classification;
-    images are your own (`source`, `ram train --data PATH`); catch is the paper's game (`ram.envs.Catch`), played on
-    the canvas."""
-    source: tyro.conf.Suppress[str] = ""
-    """images: the folder or .npz file they are read from (`ram.data.images`), as given to `ram train --data`."""
-    class_names: tyro.conf.Suppress[tuple[str, ...]] = ()
-    """images: the name of each label, from the folder names or the .npz; () for mnist and fashion, whose names are
-    known (`labels`)."""
-    test_fraction: float = 0.2
-    """images in a folder with no train/ and test/: the share of each class held out for testing, drawn with a fixed
-    seed (the same images for every run on the same folder)."""
+    dataset: tyro.conf.Suppress[str] = ""
+    """What is learned, by the name a task registers (`register_task`): mnist and fashion are digits on a canvas;
+    images are your own (`ram train --data PATH`); catch is the paper's game (`ram.envs.Catch`)."""
     canvas: tyro.conf.Suppress[int] = 28
-    """Side of the square image. 28 is the plain dataset; larger canvases place the digit at random. Catch: the
-    screen (24 in the paper)."""
-    pieces: int = 0
-    """Clutter: random 8x8 crops of other training digits added to each image."""
-    piece_size: int = 8
-    shift: int = 0
-    """Training images only: each batch moves every image by a fresh random whole number of pixels in [-shift, shift]
-    along each axis, filling with black (augmentation; validation and test images stay where they are)."""
-    rotate: float = 0.0
-    """Training images only: each batch turns every image about its centre by a fresh random angle in [-rotate,
-    rotate] degrees (bilinear, black filled in), after the shift."""
-    scale: float = 0.0
-    """Training images only: each batch resizes every image about its centre by a fresh random factor in
-    [1 - scale, 1 + scale], with the rotation."""
-    val_size: tyro.conf.Suppress[int] = 10_000
-    """Validation images taken from the end of the 60k training set; the test set is only for final numbers."""
-    train_size: int = 0
-    """Train on the first N training images only; 0 uses all of them. For smoke tests and quick experiments."""
-    epoch_games: int = 22_400
-    """Catch: games played per epoch (seed 002: 350 batches of 64)."""
-    val_games: int = 1000
-    """Catch: games played along the policies' modes after each epoch, the same games every time."""
+    """Side of the square image the model reads, which its image_size must match."""
 
     def validate(self) -> None:
+        """This task's settings; each task's section adds its own checks."""
         _check_types(self)
         task = task_of(self.dataset)
-        _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
-        _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
-        _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
-        _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift,
-                 f"must be smaller than the canvas {self.canvas}")
-        _require(0 <= self.rotate <= 180, "rotate", self.rotate, "must be in [0, 180] degrees")
-        _require(0 <= self.scale < 1, "scale", self.scale, "must be in [0, 1)")
-        _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
-        _require((self.source != "") == (self.dataset == "images"), "source", self.source,
-                 "a folder or .npz goes with dataset 'images' (`--data PATH`), and only with it")
-        task.check_task(self)
+        _require(type(self) is task.Config, "dataset", self.dataset,
+                 f"its settings are a {task.Config.__name__}, not a {type(self).__name__}")
+
+    @staticmethod
+    def of(d: dict) -> "TaskConfig":
+        """The section a stored dict holds (`dataset` picks the task): a ConfigError naming an unknown one. JSON holds
+        a tuple as a list: it is read back as a tuple."""
+        cls = task_of(d.get("dataset")).Config
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def for_dataset(self, dataset: str) -> "TaskConfig":
+        """This section for the task that learns `dataset`: renamed when that task's section is this one's (mnist and
+        fashion), else that task's section holding every setting of this one it has too (a preset's shift and
+        train_size go with it to your own images), and its defaults for the rest."""
+        cls = task_of(dataset).Config
+        shared = _field_names(cls) & _field_names(type(self)) - {"dataset"}
+        return cls(**{name: getattr(self, name) for name in shared}, dataset=dataset)
 
     @property
     def classifies(self) -> bool:
@@ -555,7 +539,7 @@ class LossConfig:
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     preset: tyro.conf.Suppress[str] = "mnist"
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: TaskConfig = field(default_factory=lambda: TASKS["mnist"].Config())
     model: NetConfig = field(default_factory=ModelConfig)
     policy: PolicyConfig = field(default_factory=lambda: POLICIES["gaussian"].Config())
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -595,12 +579,9 @@ class RunConfig:
         since it was written take their defaults."""
         try:
             d = migrate(d)
-            task = d["task"]
-            if isinstance(task, dict) and isinstance(task.get("class_names"), list):  # JSON turned the tuple to a list
-                task = {**task, "class_names": tuple(task["class_names"])}
             cfg = cls(
                 preset=d["preset"],
-                task=TaskConfig(**task),
+                task=TaskConfig.of(d["task"]) if isinstance(d["task"], dict) else d["task"],
                 model=NetConfig.of(d["model"]) if isinstance(d["model"], dict) else d["model"],
                 policy=PolicyConfig.of(d["policy"]) if isinstance(d["policy"], dict) else d["policy"],
                 train=TrainConfig(**d["train"]),
@@ -633,8 +614,8 @@ _UNSET = _Unset()
 
 SECTIONS = {"task": TaskConfig, "model": NetConfig, "policy": PolicyConfig, "train": TrainConfig,
             "loss": LossConfig}
-"""A RunConfig's sections by name, and the class each one's settings derive from (the model's and the policy's own
-sections are subclasses). No setting's name is in two sections of one run."""
+"""A RunConfig's sections by name, and the class each one's settings derive from (the task's, the model's and the
+policy's own sections are subclasses). No setting's name is in two sections of one run."""
 
 
 def network(cfg: RunConfig) -> dict:
@@ -653,9 +634,18 @@ def migrate(d: dict) -> dict:
     - Configs written before the loss section had its fields in "train": they move to "loss".
     - Configs written before the policy section had one flat "model": its policy's settings (named by "policy") move
       to "policy", the baseline to "loss", and the settings of the policies it did not use are dropped (they held
-      their defaults, or the config was refused)."""
+      their defaults, or the config was refused).
+    - Configs written before each task had its own section had one flat "task" (`FLAT_TASK`) holding the settings of
+      every task: the settings of the tasks it did not learn (named by "dataset", mnist if none) are dropped. Its task
+      never read them, and in every shipped config they held their defaults."""
     if not isinstance(d, dict) or not isinstance(d.get("train"), dict) or not isinstance(d.get("model"), dict):
         return d
+    task = d.get("task")
+    if isinstance(task, dict) and task.get("dataset", "mnist") in TASKS:
+        dataset = task.get("dataset", "mnist")
+        dropped = (task.keys() & FLAT_TASK) - _field_names(TASKS[dataset].Config)
+        if dropped or "dataset" not in task:
+            d = {**d, "task": {"dataset": dataset, **{k: v for k, v in task.items() if k not in dropped}}}
     if "loss" not in d:
         names = {f.name for f in dataclasses.fields(LossConfig)}
         d = {**d, "train": {k: v for k, v in d["train"].items() if k not in names},
@@ -670,6 +660,11 @@ def migrate(d: dict) -> dict:
         loss = {**d["loss"], **({"baseline": model["baseline"]} if "baseline" in model else {})}
         d = {**d, "model": {k: v for k, v in model.items() if k not in moved}, "policy": policy, "loss": loss}
     return d
+
+
+FLAT_TASK = frozenset({"dataset", "source", "class_names", "test_fraction", "canvas", "pieces", "piece_size", "shift",
+                       "rotate", "scale", "val_size", "train_size", "epoch_games", "val_games"})
+"""The settings of the one flat task section of configs written before each task had its own (`migrate`)."""
 
 
 def _field_names(cls: type) -> set[str]:

@@ -9,9 +9,10 @@ follow from the data (the canvas, channels, classes) are set by the preset or `-
 Parsing takes two steps: `--preset` (and `--data`, which makes the default preset auto) is read first, since the
 preset gives every other flag its default, and so is `--policy`, which picks the policy section whose settings are
 flags (a Gaussian policy's --std, a saccade policy's --saccade-step: a setting of another policy is no flag of the
-run). The auto recipe (`ram.auto`) derives some fields from the data and keeps
-those a flag gave: which flags were given is read from the command line too (`given_in`), as a value alone cannot say
-whether it came from a flag or from the preset.
+run). `--data` picks the task section the same way, and the preset where it is not given: your own images'
+--test-fraction, the digits' --pieces, the catch preset's --epoch-games. The auto recipe (`ram.auto`) derives some
+fields from the data and keeps those a flag gave: which flags were given is read from the command line too
+(`given_in`), as a value alone cannot say whether it came from a flag or from the preset.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Recipe:
         cfg = dataclasses.replace(self.settings, preset=self.preset)
         if self.policy and cfg.policy.kind != self.policy:
             cfg = dataclasses.replace(cfg, policy=with_policy(cfg, self.policy).policy)
+        cfg = with_data(cfg, self.data)
         by_name = self.data in BY_NAME
         if self.preset == auto.PRESET and (by_name or self.data is None):
             raise ConfigError(f"preset = {self.preset!r}: derives its recipe from your images; give --data PATH "
@@ -115,15 +117,23 @@ class Recipe:
         if by_name or self.data is None:
             if self.image_size is not None:
                 raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
-            task = dataclasses.replace(cfg.task, dataset=self.data or cfg.task.dataset,
-                                       val_size=cfg.task.val_size if self.val_size is None else self.val_size)
-            return Prepared(dataclasses.replace(cfg, task=task).validate(), [])
+            if self.val_size is not None:
+                if "val_size" not in {f.name for f in dataclasses.fields(cfg.task)}:
+                    raise ConfigError(f"val_size = {self.val_size}: the {cfg.task.dataset} task has no training set to "
+                                      "take validation images from")
+                cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, val_size=self.val_size))
+            return Prepared(cfg.validate(), [])
         from .data.images import inspect
         from .tasks import images
 
         if self.image_size is not None and not self.image_size > 0:
             raise ConfigError(f"image_size = {self.image_size!r}: must be > 0")
-        cfg = cfg.validate()
+        # The settings are checked before the folder is listed, as the auto recipe derives its choices around them;
+        # the task's, which hold what the images are, once `images.configure` has found them.
+        cfg.model.validate()
+        cfg.policy.validate(cfg.model)
+        cfg.train.validate()
+        cfg.loss.validate()
         source = inspect(self.data, size=self.image_size or 0, test_fraction=cfg.task.test_fraction)
         if self.preset != auto.PRESET:
             cfg, source = images.configure(cfg, source, val_size=self.val_size, progress=progress)
@@ -178,6 +188,23 @@ def with_model(cfg: RunConfig, kind: str) -> RunConfig:
     return dataclasses.replace(cfg, model=KINDS[kind].settings(kind=kind, **data))
 
 
+def data_in(args: Sequence[str]) -> str | None:
+    """The --data named in args (the last one), or None."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--data")
+    known, _ = parser.parse_known_args(list(args))
+    return known.data
+
+
+def with_data(cfg: RunConfig, data: str | None) -> RunConfig:
+    """cfg learning what --data names, whose task section then holds the task's flags: a dataset by name (mnist,
+    fashion) is its task's section, a folder or an .npz your own images' (`ram.tasks.images`), each holding the
+    settings of cfg's it has too (`TaskConfig.for_dataset`); None keeps the preset's task."""
+    if data is None:
+        return cfg
+    return dataclasses.replace(cfg, task=cfg.task.for_dataset(data if data in BY_NAME else "images"))
+
+
 def with_policy(cfg: RunConfig, kind: str) -> RunConfig:
     """cfg steered by the policy `kind`: its own section if it has that policy, else that policy's defaults (a
     ConfigError naming the known policies for an unknown one)."""
@@ -198,10 +225,10 @@ def given_in(args: Sequence[str]) -> tuple[str, ...]:
 
 def defaults(cls: type, args: Sequence[str]):
     """An instance of cls (Recipe or a subclass) holding the defaults of the preset args name and the fields they
-    set: unknown presets are refused here, with the valid names."""
+    set, its task section the one of the data they name: unknown presets are refused here, with the valid names."""
     name = preset_in(args)
     policy = policy_in(args, name)
-    settings = with_policy(with_model(presets.get(name), model_in(args, name)), policy)
+    settings = with_data(with_policy(with_model(presets.get(name), model_in(args, name)), policy), data_in(args))
     return cls(preset=name, policy=policy, settings=settings, given=given_in(args))
 
 
@@ -219,13 +246,13 @@ def recipe(preset: str | None = None, *, data: str | None = None, image_size: in
     preset = preset or (auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset)
     cfg = presets.get(preset)
     policy = fields.pop("policy", cfg.policy.kind)
-    cfg = with_policy(with_model(cfg, fields.get("kind", cfg.model.kind)), policy)
+    cfg = with_data(with_policy(with_model(cfg, fields.get("kind", cfg.model.kind)), policy), data)
     sections = {name: {} for name in SECTIONS}
     for name, value in fields.items():
         owner = [s for s in sections if name in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
         if not owner:
-            raise ConfigError(f"{name} = {value!r}: not a setting of the task, model, {cfg.policy.kind} policy, train "
-                              "or loss config")
+            raise ConfigError(f"{name} = {value!r}: not a setting of the {cfg.task.dataset} task, model, "
+                              f"{cfg.policy.kind} policy, train or loss config")
         sections[owner[0]][name] = value
     settings = dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in sections.items()})
     return Recipe(preset=preset, data=data, image_size=image_size, val_size=val_size, policy=policy,
@@ -292,17 +319,22 @@ def overview(command: Any, *, prog: str = "ram train", width: int = 100) -> str:
         lines.append(f"  {flag:<22} {_first_sentence(_doc(cls, f.name), width - 25)}")
     cfg = command.settings
     header = (f"settings: each is a flag, shown with preset {command.preset}'s value. {prog} --help SECTION explains "
-              f"a section's settings, --help all every flag. --policy NAME picks the policy section: "
-              f"{', '.join(config.POLICIES)}.")
+              f"a section's settings, --help all every flag. --data picks the task section (mnist, fashion, or your "
+              f"own images), --policy NAME the policy section: {', '.join(config.POLICIES)}.")
     lines += ["", *_wrapped(header.split(), 0, width)]
     for name in HELP_SECTIONS:
         section = getattr(cfg, name)
         hints = _hints(type(section))
         shown = [f"--{hints[f.name][0].replace('_', '-')} {_shown(getattr(section, f.name))}"
                  for f in dataclasses.fields(section) if "Suppress" not in str(f.type)]
-        title = f"{name} ({section.kind})" if name == "policy" else name
+        tag = section.dataset if name == "task" else section.kind if name == "policy" else ""  # the tagged sections
+        title = f"{name} ({tag})" if tag else name
         body = _wrapped(shown, 20, width)
-        lines += [f"  {title:<17} {body[0] if body else '(none)'}"] + [f"{'':<20}{line}" for line in body[1:]]
+        body = body or ["(none)"]
+        if len(title) > 17:  # a long task or policy name heads its own line
+            lines += [f"  {title}"] + [f"{'':<20}{line}" for line in body]
+        else:
+            lines += [f"  {title:<17} {body[0]}"] + [f"{'':<20}{line}" for line in body[1:]]
     return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ bf16 and a glimpse network twice the paper's width, `ram.results.WIDE`, or an LS
 in results/NOTES.md (the location std of 0.2 on the 60x60 and 100x100 canvases among them).
 
 auto is the mnist recipe, whose patch size, scales, glimpses, location std and epochs `ram.auto` derives from the
-images given with --data PATH (it trains on nothing else); those values here are only the flags' placeholders.
+images given with --data PATH (it trains on nothing else); those values here are only the flags' placeholders, and
+so is its task section, your own images', whose folder, classes and size --data PATH gives.
 
 mnist-saccade is seed 000's model (a 4x4 patch, saccades on a lattice, an initial-location network, an LSTM of 512)
 with its reward and baseline (the probability of a right guess, the batch's mean reward, REINFORCE reaching the
@@ -26,7 +27,9 @@ import dataclasses
 
 from .config import ConfigError, LossConfig, ModelConfig, NetConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
 from .dram import DramConfig
+from .tasks.multi import MultiDigitConfig
 from .policies import GaussianConfig, SaccadeConfig
+from .tasks import CatchConfig, DigitsConfig, ImagesConfig
 
 MNIST_MEAN = 0.1306604762738429
 MNIST_STD = 0.30810780713141817
@@ -34,7 +37,7 @@ MNIST_STD = 0.30810780713141817
 images' pixels in [0, 1], by which seed 000 standardises its inputs (tests/test_seeds.py recomputes them)."""
 
 SEED_000 = dict(
-    task=TaskConfig(dataset="mnist", canvas=28, val_size=1000),
+    task=DigitsConfig(dataset="mnist", canvas=28, val_size=1000),
     model=ModelConfig(glimpses=20, patch_size=4, scales=1, glimpse_net="pixels", core="lstm", hidden=512,
                       reinforce_core=True, pixel_mean=MNIST_MEAN, pixel_std=MNIST_STD),
     policy=SaccadeConfig(saccade_step=2, init_downsample=4, dropout=0.7, elu_logits=True, policy_hidden=512),
@@ -48,7 +51,7 @@ out to validate each epoch (which chooses nothing: keep="last"). What cannot be 
 (`ram.results`)."""
 
 SEED_002 = dict(
-    task=TaskConfig(dataset="catch", canvas=24),
+    task=CatchConfig(canvas=24),
     model=ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", pad="edge", core="lstm",
                       hidden=256, reinforce_core=True),
     policy=GaussianConfig(std=0.25, squash="sample", first_glimpse="random"),
@@ -74,14 +77,14 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
     [
         _preset(
             "mnist",
-            TaskConfig(dataset="mnist", canvas=28),
+            DigitsConfig(dataset="mnist", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 centred MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
         ),
         _preset(
             "mnist-translated",
-            TaskConfig(dataset="mnist", canvas=60),
+            DigitsConfig(dataset="mnist", canvas=60),
             ModelConfig(glimpses=6, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 translated MNIST, 12x12 glimpses, 3 scales, 6 glimpses",
@@ -89,7 +92,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-cluttered",
-            TaskConfig(dataset="mnist", canvas=60, pieces=4),
+            DigitsConfig(dataset="mnist", canvas=60, pieces=4),
             ModelConfig(glimpses=8, patch_size=12, scales=3),
             TrainConfig(precision="auto", epochs=250, lr=1e-3, lr_min=1e-5),
             "60x60 cluttered MNIST (4 pieces of 8x8), 12x12 glimpses, 3 scales, 8 glimpses",
@@ -97,7 +100,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-cluttered-100",
-            TaskConfig(dataset="mnist", canvas=100, pieces=8),
+            DigitsConfig(dataset="mnist", canvas=100, pieces=8),
             ModelConfig(glimpses=8, patch_size=12, scales=4),
             TrainConfig(precision="auto", epochs=160, lr=1e-3, lr_min=1e-5),
             "100x100 cluttered MNIST (8 pieces of 8x8), 12x12 glimpses, 4 scales, 8 glimpses",
@@ -105,7 +108,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-saccade",
-            TaskConfig(dataset="mnist", canvas=28, shift=2),
+            DigitsConfig(dataset="mnist", canvas=28, shift=2),
             ModelConfig(glimpses=20, patch_size=4, scales=1, state_dropout=0.5, glimpse_net="pixels+where",
                         core="lstm", hidden=512, reinforce_core=True),
             TrainConfig(precision="auto", epochs=30, batch_size=32, lr=1e-3, lr_min=1e-5),
@@ -120,7 +123,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "catch",
-            TaskConfig(dataset="catch", canvas=24),
+            CatchConfig(canvas=24),
             ModelConfig(classes=0, actions=3, glimpses=23, patch_size=6, scales=3, pool="max", core="lstm", hidden=256,
                         reinforce_core=True, detach_location=True),
             TrainConfig(precision="auto", epochs=80, batch_size=64, lr=1e-3, lr_min=1e-5, eval_mc_samples=0),
@@ -130,7 +133,7 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "auto",
-            TaskConfig(dataset="mnist", canvas=28),
+            ImagesConfig(canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "your own images (--data PATH, the default there): the mnist recipe with the glimpse, std and epochs "
@@ -143,23 +146,23 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         ),
         _preset(
             "mnist-pairs",
-            TaskConfig(dataset="mnist-pairs", canvas=100, pieces=8),
-            DramConfig(glimpses=4, outputs=2, classes=10),
+            MultiDigitConfig(dataset="mnist-pairs", canvas=100, pieces=8),
+            DramConfig(glimpses=4, scales=4, outputs=2, classes=10),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
-            "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses per digit",
+            "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses of 4 scales per digit",
             policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "mnist-addition",
-            TaskConfig(dataset="mnist-addition", canvas=100, pieces=8),
-            DramConfig(glimpses=4, outputs=1, classes=19),
+            MultiDigitConfig(dataset="mnist-addition", canvas=100, pieces=8),
+            DramConfig(glimpses=4, scales=4, outputs=1, classes=19),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "the sum of two MNIST digits on a 100x100 cluttered canvas: DRAM, 4 glimpses, one of 19 answers",
             policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "fashion",
-            TaskConfig(dataset="fashion", canvas=28),
+            DigitsConfig(dataset="fashion", canvas=28),
             ModelConfig(glimpses=6, patch_size=8, scales=1),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "28x28 Fashion-MNIST, 8x8 glimpses, 1 scale, 6 glimpses",
@@ -176,11 +179,16 @@ def get(name: str) -> RunConfig:
 
 def resolve(name: str, *, task: dict | None = None, model: dict | None = None, policy: dict | None = None,
             train: dict | None = None, loss: dict | None = None) -> RunConfig:
-    """A preset with overrides (None values are ignored) of its sections' settings, validated."""
+    """A preset with overrides (None values are ignored) of its sections' settings, validated. A setting its section
+    lacks (another task's) is a ConfigError naming it."""
     cfg = get(name)
     parts = {}
     for section, overrides in (("task", task), ("model", model), ("policy", policy), ("train", train),
                                ("loss", loss)):
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        parts[section] = dataclasses.replace(getattr(cfg, section), **overrides)
+        part = getattr(cfg, section)
+        for key in overrides.keys() - {f.name for f in dataclasses.fields(part)}:
+            raise ConfigError(f"{key} = {overrides[key]!r}: not a setting of preset {name}'s {section} section "
+                              f"({type(part).__name__})")
+        parts[section] = dataclasses.replace(part, **overrides)
     return dataclasses.replace(cfg, **parts).validate()

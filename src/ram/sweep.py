@@ -103,11 +103,7 @@ def run(
     if sampler not in ("random", "tpe"):
         raise ConfigError(f"sampler = {sampler!r}: must be 'random' or 'tpe'")
     space.validate()
-    base = presets.resolve(preset, model=model, train={**(train or {}), "epochs": epochs}, loss=loss)
-    if task:
-        import dataclasses
-
-        base = dataclasses.replace(base, task=dataclasses.replace(base.task, **task)).validate()
+    base = presets.resolve(preset, task=task, model=model, train={**(train or {}), "epochs": epochs}, loss=loss)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"

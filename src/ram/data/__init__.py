@@ -1,7 +1,7 @@
 """Data for a task: the digits (or your own images, `ram.data.images`), a validation split from train, the test set,
 and freshly placed training batches.
 
-Training draws new placements (and, with `TaskConfig.shift`, `rotate` and `scale`, new shifts and distortions) for
+Training draws new placements (and, with `ClassifyConfig.shift`, `rotate` and `scale`, new shifts and distortions) for
 every batch, from a generator seeded by (seed, epoch, batch), so a run resumed mid-epoch sees the same images it would
 have seen. Validation and test images are fixed functions of a seed: the test set of translated and cluttered tasks
 is redrawn by `ram eval --seed S`.
@@ -10,14 +10,17 @@ is redrawn by `ram eval --seed S`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from ..config import ConfigError, TaskConfig
+from ..config import ConfigError
 from . import mnist
 from .mnist import DataError, Digits, data_dir, load
 from .tasks import TEST, TRAIN, VAL, epoch_batches, generator, place, shift, warp
+
+if TYPE_CHECKING:  # the task sections import this package
+    from ..tasks.classify import ClassifyConfig
 
 __all__ = ["DataError", "Digits", "Split", "TaskData", "data_dir", "load", "place", "to_float"]
 
@@ -34,10 +37,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 class TaskData:
-    """A task's images placed as its config says. digits: the images to place; None reads MNIST or Fashion-MNIST, as
-    task.dataset names it (your own images are read by their task, `ram.tasks.images`, which passes them here)."""
+    """A task's images placed as its config says (the section of a classification: digits, or your own images).
+    digits: the images to place; None reads MNIST or Fashion-MNIST, as task.dataset names it (your own images are read
+    by their task, `ram.tasks.images`, which passes them here)."""
 
-    def __init__(self, task: TaskConfig, *, seed: int, progress: bool = True, digits: Digits | None = None):
+    def __init__(self, task: ClassifyConfig, *, seed: int, progress: bool = True, digits: Digits | None = None):
         task.validate()
         self.task = task
         self.seed = seed
@@ -45,7 +49,7 @@ class TaskData:
         n_train = d.train_images.shape[0] - task.val_size
         if n_train < 1:
             raise ConfigError(f"val_size = {task.val_size}: leaves none of the {d.train_images.shape[0]} training "
-                              f"images of {task.source or task.dataset} to train on")
+                              f"images of {getattr(task, 'source', '') or task.dataset} to train on")
         self._val_digits = Split(d.train_images[n_train:], d.train_labels[n_train:])
         n_train = min(task.train_size, n_train) if task.train_size else n_train
         self.train = Split(d.train_images[:n_train], d.train_labels[:n_train])
@@ -54,15 +58,7 @@ class TaskData:
 
     def _place(self, digits: torch.Tensor, gen: torch.Generator, pool_index: torch.Tensor | None) -> torch.Tensor:
         t = self.task
-        return place(
-            digits,
-            canvas=t.canvas,
-            pieces=t.pieces,
-            piece_size=t.piece_size,
-            pool=self.train.images,
-            pool_index=pool_index,
-            gen=gen,
-        )
+        return place(digits, canvas=t.canvas, **t.clutter, pool=self.train.images, pool_index=pool_index, gen=gen)
 
     def _fixed(self, stream: int, digits: Split, seed: int) -> Split:
         key = (stream, seed)

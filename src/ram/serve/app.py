@@ -76,7 +76,7 @@ class Entry:
         m, t = self.cfg.model, self.cfg.task
         return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
                 "image_size": m.image_size, "glimpses": m.glimpses, "patch_size": m.patch_size, "scales": m.scales,
-                "pool": m.pool, "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": t.pieces,
+                "pool": m.pool, "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": getattr(t, "pieces", 0),
                 "test_error": self.test_error}
 
 
@@ -122,7 +122,7 @@ class Models:
         """The training digits a cluttered model's clutter was cut from, when they are already in the data cache
         (reading them writes nothing); None, to cut clutter from the drawn digit itself, when they are not."""
         t = cfg.task
-        if not t.pieces:
+        if not getattr(t, "pieces", 0):  # only digits are cluttered
             return None
         key = (t.dataset, t.val_size, t.train_size)
         if key not in self._pools:

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import TaskConfig
 from ..data import decoding
 from ..data.mnist import BUILT_IN
 from ..data.tasks import DIGIT, generator, place
+from ..tasks.classify import ClassifyConfig, DigitsConfig
 
 MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
 MAX_SECONDS = 2.0  # a 2000x2000 PNG or JPEG decodes in a tenth of that
@@ -88,17 +88,17 @@ def mnist_digit(ink: np.ndarray) -> np.ndarray:
     return out
 
 
-def on_canvas(digit: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
+def on_canvas(digit: np.ndarray, task: DigitsConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
     """A digit uint8 [28, 28] on the task's canvas, uint8 [canvas, canvas]: at a random place with the task's clutter,
     both drawn from `seed` (the same seed, the same image). pool: uint8 [M, 28, 28], the digits clutter is cut from
     (the training digits; None cuts it from this digit)."""
     digits = torch.from_numpy(np.ascontiguousarray(digit))[None]
-    placed = place(digits, canvas=task.canvas, pieces=task.pieces, piece_size=task.piece_size, pool=pool,
-                   gen=generator(seed))
+    placed = place(digits, canvas=task.canvas, **task.clutter, pool=pool, gen=generator(seed))
     return placed[0].numpy()
 
 
-def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
+def prepare(ink: np.ndarray, task: ClassifyConfig, *, seed: int,
+            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
     """What the model reads, uint8 [canvas, canvas], and how it was made: an image already of the model's size is
     taken as it is ("as is"); anything else is a drawing of a digit, made MNIST-like and placed ("digit")."""
     if ink.shape == (task.canvas, task.canvas):

@@ -5,9 +5,10 @@
 - `catch.CatchGame`: batches of games of Catch played in `ram.envs.CatchBatch`; REINFORCE on the end-of-game reward;
   the catch rate in %.
 
-A task is a class decorated with `ram.config.register_task` that names the datasets it serves and implements `Task`:
-its batches, loss, validation and report; the checks its config needs; the lines the CLI prints; its pictures; its
-benchmark probe; and how its episodes are seeded. The trainer, the CLI, viz, bench and the page call the protocol
+A task is a class decorated with `ram.config.register_task` that names the datasets it serves, carries its settings
+as its `Config` (a section of the run config, `ram.config.TaskConfig`) and implements `Task`: its batches, loss,
+validation and report; the checks its run needs; the lines the CLI prints; its pictures; its benchmark probe; and how
+its episodes are seeded. The trainer, the CLI, viz, bench and the page call the protocol
 and never ask which task it is. Adding a task is one module like `catch.py` and one import line below (the
 README's "Adding a task").
 
@@ -28,12 +29,16 @@ from .common import seeded
 
 
 class Task(Protocol):
-    """The one protocol of a task. Its static part (the datasets, the checks, the labels, the title) is what the
-    config asks of it through the registry (`ram.config.task_of`); the rest is what training, reporting and the
-    pictures ask of a task made for a run."""
+    """The one protocol of a task. Its static part (the datasets, its section, the checks, the labels, the title) is
+    what the config asks of it through the registry (`ram.config.task_of`); the rest is what training, reporting and
+    the pictures ask of a task made for a run."""
 
     datasets: tuple[str, ...]
     """The values of `TaskConfig.dataset` this task learns."""
+    Config: type[TaskConfig]
+    """Its settings, the task section of a run (`RunConfig.task`): a frozen dataclass derived from `TaskConfig`,
+    whose fields are `ram train`'s flags for a run of this task (and of no other), and whose `validate()` checks
+    them."""
     classifies: bool
     """It labels still images (`ram.load(...).predict` and the page's drawing pad can use it)."""
 
@@ -42,10 +47,6 @@ class Task(Protocol):
         `Source` that `ram train --data PATH` found); None reads what cfg names."""
 
     # The config (static: the config is checked before a task is made) ----------------------------------------------
-    @staticmethod
-    def check_task(task: TaskConfig) -> None:
-        """ConfigError for a setting of the task section this task cannot use."""
-
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
         """ConfigError for a model or recipe this task cannot train (refused, never silently ignored)."""
@@ -112,15 +113,17 @@ class Task(Protocol):
 
 # The tasks register themselves (ram.config.register_task) as they are imported.
 from . import catch, classify, images, multi  # noqa: E402
-from .catch import CatchGame, catch_games, catch_rate  # noqa: E402
+from .catch import CatchConfig, CatchGame, catch_games, catch_rate  # noqa: E402
 from .classify import (  # noqa: E402
     Classification,
+    ClassifyConfig,
+    DigitsConfig,
     classification_loss,
     evaluate,
     predict,
     test_report,
 )
-from .images import OwnImages  # noqa: E402
+from .images import ImagesConfig, OwnImages  # noqa: E402
 
 
 def make_task(cfg: RunConfig, *, data: Any = None, progress: bool = True) -> Task:
@@ -128,5 +131,6 @@ def make_task(cfg: RunConfig, *, data: Any = None, progress: bool = True) -> Tas
     return task_of(cfg.task.dataset)(cfg, data=data, progress=progress)
 
 
-__all__ = ["CatchGame", "Classification", "OwnImages", "catch_games", "Task", "catch", "catch_rate", "classification_loss",
-           "classify", "evaluate", "images", "make_task", "predict", "seeded", "test_report"]
+__all__ = ["CatchConfig", "CatchGame", "Classification", "ClassifyConfig", "DigitsConfig", "ImagesConfig", "OwnImages",
+           "catch_games", "Task", "catch", "catch_rate", "classification_loss", "classify", "evaluate", "images",
+           "make_task", "predict", "seeded", "test_report"]

@@ -8,10 +8,12 @@ Every game's start is seeded here, in one place: training, validation and test g
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+import tyro
 from tqdm.auto import tqdm
 
 from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
@@ -80,6 +82,25 @@ def play(model: torch.nn.Module, cfg: RunConfig, *, n: int = 4, seed: int = 0, s
     return recorder.recording(ep, patch_size=model.cfg.patch_size, scales=model.cfg.scales)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CatchConfig(TaskConfig):
+    """The paper's game of Catch on a canvas x canvas screen: how many games an epoch trains on and validates on."""
+
+    dataset: tyro.conf.Suppress[str] = "catch"
+    canvas: tyro.conf.Suppress[int] = 24
+    """Side of the screen (24 in the paper): a game lasts canvas - 1 steps."""
+    epoch_games: int = 22_400
+    """Games played per epoch (seed 002: 350 batches of 64)."""
+    val_games: int = 1000
+    """Games played along the policies' modes after each epoch, the same games every time."""
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.canvas >= 4, "canvas", self.canvas, "must be at least 4, the screen of a game of Catch")
+        _require(self.epoch_games >= 1, "epoch_games", self.epoch_games, "must be >= 1")
+        _require(self.val_games >= 1, "val_games", self.val_games, "must be >= 1")
+
+
 @register_task
 class CatchGame:
     """The paper's game: each batch is `batch_size` new games, played to the end with sampled moves and glimpses;
@@ -87,6 +108,7 @@ class CatchGame:
     policies' modes after every epoch."""
 
     datasets = ("catch",)
+    Config = CatchConfig
     classifies = False
 
     def __init__(self, cfg: RunConfig, **_):
@@ -94,13 +116,6 @@ class CatchGame:
         self.loss_spec = LossSpec.of(cfg)
 
     # The config ------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def check_task(t: TaskConfig) -> None:
-        _require(t.canvas >= 4, "canvas", t.canvas, "must be at least 4, the screen of a game of Catch")
-        _require(t.shift == 0, "shift", t.shift, "moves still images; a game of Catch takes none")
-        _require(t.rotate == 0, "rotate", t.rotate, "distorts still images; a game of Catch takes none")
-        _require(t.scale == 0, "scale", t.scale, "distorts still images; a game of Catch takes none")
-
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
         m, t, tc, lc = cfg.model, cfg.task, cfg.train, cfg.loss
@@ -124,11 +139,11 @@ class CatchGame:
                  "catch plays each batch's games once: every game is a new start, so there are no copies to average")
 
     @staticmethod
-    def labels(t: TaskConfig) -> tuple[str, ...]:
+    def labels(t: CatchConfig) -> tuple[str, ...]:
         return ()
 
     @staticmethod
-    def title(t: TaskConfig) -> str:
+    def title(t: CatchConfig) -> str:
         return "catch"
 
     @staticmethod

@@ -8,11 +8,13 @@ episodes beside it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import tyro
 from tqdm.auto import tqdm
 
 from ..config import (
@@ -113,6 +115,71 @@ def classification_loss(model: torch.nn.Module, images: torch.Tensor, labels: to
     return hybrid(float32(episode), labels, spec, means_logits=means_logits)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClassifyConfig(TaskConfig):
+    """What classifying a labelled set of still images takes, whichever images they are: how the training set is
+    split, and how training images are moved and distorted (`DigitsConfig` and `ram.tasks.images.ImagesConfig` add
+    where the images come from)."""
+
+    shift: int = 0
+    """Training images only: each batch moves every image by a fresh random whole number of pixels in [-shift, shift]
+    along each axis, filling with black (augmentation; validation and test images stay where they are)."""
+    rotate: float = 0.0
+    """Training images only: each batch turns every image about its centre by a fresh random angle in [-rotate,
+    rotate] degrees (bilinear, black filled in), after the shift."""
+    scale: float = 0.0
+    """Training images only: each batch resizes every image about its centre by a fresh random factor in
+    [1 - scale, 1 + scale], with the rotation."""
+    val_size: tyro.conf.Suppress[int] = 10_000
+    """Validation images taken from the end of the training set; the test set is only for final numbers."""
+    train_size: int = 0
+    """Train on the first N training images only; 0 uses all of them. For smoke tests and quick experiments."""
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.shift >= 0, "shift", self.shift, "must be >= 0")
+        _require(self.shift == 0 or self.shift < self.canvas, "shift", self.shift,
+                 f"must be smaller than the canvas {self.canvas}")
+        _require(0 <= self.rotate <= 180, "rotate", self.rotate, "must be in [0, 180] degrees")
+        _require(0 <= self.scale < 1, "scale", self.scale, "must be in [0, 1)")
+
+    @property
+    def clutter(self) -> dict[str, int]:
+        """The clutter `ram.data.tasks.place` adds to each image, as its keywords: none."""
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsConfig(ClassifyConfig):
+    """MNIST or Fashion-MNIST, each 28x28 digit on the canvas: as it is on a canvas of 28 (the plain dataset), at a
+    random place on a larger one, with pieces of other digits as clutter."""
+
+    dataset: tyro.conf.Suppress[str] = "mnist"
+    """mnist or fashion."""
+    pieces: int = 0
+    """Clutter: random crops of other training digits (piece_size x piece_size, 8x8 in the paper) added to each
+    image."""
+    piece_size: int = 8
+    """Side of each piece of clutter."""
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.canvas >= 28, "canvas", self.canvas, "must be at least 28, the digit size")
+        _require(self.pieces >= 0, "pieces", self.pieces, "must be >= 0")
+        _require(1 <= self.piece_size <= 28, "piece_size", self.piece_size, "must be in 1..28")
+        _require(self.piece_size <= self.canvas, "piece_size", self.piece_size,
+                 f"is larger than the canvas {self.canvas}")
+        _require(0 < self.val_size < 60_000, "val_size", self.val_size, "must be in 1..59999")
+        n_train = 60_000 - self.val_size
+        _require(0 <= self.train_size <= n_train, "train_size", self.train_size,
+                 f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {self.val_size})")
+
+    @property
+    def clutter(self) -> dict[str, int]:
+        """pieces crops of piece_size x piece_size from other training digits, added to each image."""
+        return {"pieces": self.pieces, "piece_size": self.piece_size}
+
+
 def _digits(task: TaskConfig) -> tuple[str, ...]:
     return tuple(str(d) for d in range(10))
 
@@ -122,6 +189,7 @@ class Classification:
     """Images and labels: freshly placed training batches, the hybrid loss with M Monte-Carlo copies, error in %."""
 
     datasets = ("mnist", "fashion")
+    Config = DigitsConfig
     classifies = True
 
     def __init__(self, cfg: RunConfig, *, data: TaskData | None = None, progress: bool = True):
@@ -130,18 +198,6 @@ class Classification:
         self.loss_spec = LossSpec.of(cfg)
 
     # The config ------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def check_task(t: TaskConfig) -> None:
-        _require(t.class_names == (), "class_names", t.class_names, f"{t.dataset} names its own classes (see labels)")
-        _require(t.canvas >= 28, "canvas", t.canvas, "must be at least 28, the digit size")
-        _require(t.pieces >= 0, "pieces", t.pieces, "must be >= 0")
-        _require(1 <= t.piece_size <= 28, "piece_size", t.piece_size, "must be in 1..28")
-        _require(t.piece_size <= t.canvas, "piece_size", t.piece_size, f"is larger than the canvas {t.canvas}")
-        _require(0 < t.val_size < 60_000, "val_size", t.val_size, "must be in 1..59999")
-        n_train = 60_000 - t.val_size
-        _require(0 <= t.train_size <= n_train, "train_size", t.train_size,
-                 f"must be in 0..{n_train} (0 = all {n_train} training images left by val_size {t.val_size})")
-
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
         _require(cfg.model.channels == 1, "channels", cfg.model.channels, f"{cfg.task.dataset} images are grey")
@@ -159,11 +215,11 @@ class Classification:
         _require(m.actions == 0, "actions", m.actions, f"{t.dataset} is classified, not played: it takes no actions")
 
     @staticmethod
-    def labels(t: TaskConfig) -> tuple[str, ...]:
+    def labels(t: DigitsConfig) -> tuple[str, ...]:
         return FASHION_CLASSES if t.dataset == "fashion" else _digits(t)
 
     @staticmethod
-    def title(t: TaskConfig) -> str:
+    def title(t: DigitsConfig) -> str:
         if t.canvas == 28 and t.pieces == 0:
             return "centred"
         return "cluttered" if t.pieces else "translated"

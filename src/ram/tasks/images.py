@@ -13,14 +13,45 @@ Everything else (the batches, the hybrid loss, evaluation, the report, the pictu
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
+import tyro
+
+from ..config import ConfigError, RunConfig, _require, register_task
 from ..data import DataError, TaskData
 from ..data.images import Source, inspect, load, with_channels
-from .classify import Classification
+from .classify import Classification, ClassifyConfig
 
-__all__ = ["OwnImages", "configure", "default_val_size", "opened"]
+__all__ = ["ImagesConfig", "OwnImages", "configure", "default_val_size", "opened"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagesConfig(ClassifyConfig):
+    """Your own images, from the folder or .npz `ram train --data PATH` names: their classes, their size (the
+    canvas) and the validation images are found there (`configure`), and they are moved and distorted as digits
+    are."""
+
+    dataset: tyro.conf.Suppress[str] = "images"
+    source: tyro.conf.Suppress[str] = ""
+    """The folder or .npz file they are read from (`ram.data.images`), as given to `ram train --data`."""
+    class_names: tyro.conf.Suppress[tuple[str, ...]] = ()
+    """The name of each label, from the folder names or the .npz."""
+    test_fraction: float = 0.2
+    """In a folder with no train/ and test/: the share of each class held out for testing, drawn with a fixed seed
+    (the same images for every run on the same folder)."""
+
+    def validate(self) -> None:
+        """How many images there are is checked when they are read (`ram.data.images`)."""
+        super().validate()
+        _require(self.source != "", "source", self.source, "must name a folder or an .npz (`ram train --data PATH`)")
+        _require(len(self.class_names) >= 2, "class_names", self.class_names, "a classifier needs at least 2")
+        _require(len(set(self.class_names)) == len(self.class_names), "class_names", self.class_names,
+                 "must be distinct")
+        _require(self.canvas >= 1, "canvas", self.canvas, "must be >= 1")
+        _require(self.val_size >= 1, "val_size", self.val_size, "must be >= 1")
+        _require(self.train_size >= 0, "train_size", self.train_size, "must be >= 0")
+        _require(0 < self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in (0, 1)")
 
 
 def default_val_size(n: int) -> int:
@@ -43,7 +74,7 @@ def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None,
     if not 1 <= val < n:
         raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training images of {source.path} less at "
                           f"least one to train on" + ("" if val_size is not None else " (give --val-size)"))
-    task = dataclasses.replace(cfg.task, dataset="images", source=str(source.path), canvas=source.size,
+    task = dataclasses.replace(cfg.task.for_dataset("images"), source=str(source.path), canvas=source.size,
                                class_names=source.classes, val_size=val)
     model = dataclasses.replace(cfg.model, image_size=source.size, channels=source.channels or 1,
                                 classes=len(source.classes))
@@ -56,7 +87,7 @@ def configure(cfg: RunConfig, source: Source, *, val_size: int | None = None,
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, channels=source.channels)), source
 
 
-def opened(task: TaskConfig) -> Source:
+def opened(task: ImagesConfig) -> Source:
     """The images a run config names, as its folder (or .npz) holds them now; it must still hold its classes."""
     source = inspect(task.source, size=task.canvas, test_fraction=task.test_fraction)
     if source.classes != task.class_names:
@@ -70,6 +101,7 @@ class OwnImages(Classification):
     """Classification of your own images: their class names, grey or RGB, any size; the rest as MNIST's."""
 
     datasets = ("images",)
+    Config = ImagesConfig
 
     def __init__(self, cfg: RunConfig, *, data: TaskData | Source | None = None, progress: bool = True):
         """data: the images already read (a TaskData), or the source `configure` found them in; None looks at the
@@ -78,15 +110,6 @@ class OwnImages(Classification):
             source = data if data is not None else opened(cfg.task)
             data = TaskData(cfg.task, seed=cfg.train.seed, digits=load(source, progress=progress))
         super().__init__(cfg, data=data, progress=progress)
-
-    @staticmethod
-    def check_task(t: TaskConfig) -> None:
-        # How many images there are is checked when they are read (ram.data.images).
-        _require(len(t.class_names) >= 2, "class_names", t.class_names, "a classifier needs at least 2")
-        _require(len(set(t.class_names)) == len(t.class_names), "class_names", t.class_names, "must be distinct")
-        _require(t.canvas >= 1, "canvas", t.canvas, "must be >= 1")
-        _require(t.pieces == 0, "pieces", t.pieces, "clutter is cut from MNIST digits; your own images take none")
-        _require(t.val_size >= 1 and t.train_size >= 0, "val_size", t.val_size, "must be >= 1")
 
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
@@ -102,11 +125,11 @@ class OwnImages(Classification):
         Classification.check_classifier(cfg)
 
     @staticmethod
-    def labels(t: TaskConfig) -> tuple[str, ...]:
+    def labels(t: ImagesConfig) -> tuple[str, ...]:
         return t.class_names
 
     @staticmethod
-    def title(t: TaskConfig) -> str:
+    def title(t: ImagesConfig) -> str:
         return "images"
 
     @staticmethod

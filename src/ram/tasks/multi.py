@@ -18,10 +18,12 @@ paper's comparisons.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import tyro
 from tqdm.auto import tqdm
 
 from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
@@ -31,6 +33,32 @@ from ..losses import Losses, LossSpec, sequence_hybrid
 from ..models import evaluating
 from .classify import MAX_EPISODES, ONE_EPISODE, classification_loss
 from .common import autocast, float32, seeded
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiDigitConfig(TaskConfig):
+    """Canvases of several MNIST digits at random, non-overlapping places, with pieces of other digits as clutter:
+    drawn afresh for every training batch from the training digits, once for validation and test."""
+
+    dataset: tyro.conf.Suppress[str] = "mnist-pairs"
+    """mnist-pairs or mnist-addition."""
+    canvas: tyro.conf.Suppress[int] = 100
+    pieces: int = 8
+    """Clutter: random crops of other digits of the same split (piece_size x piece_size) added to each canvas."""
+    piece_size: int = 8
+    """Side of each piece of clutter."""
+    val_size: tyro.conf.Suppress[int] = 10_000
+    """Digits taken from the end of MNIST's training set to make the validation canvases."""
+    train_size: int = 0
+    """Make training canvases of the first N training digits only; 0 uses all of them. For smoke tests."""
+
+    def validate(self) -> None:
+        super().validate()
+        Layout(objects=2, canvas=self.canvas, pieces=self.pieces, piece_size=self.piece_size).validate()
+        _require(0 < self.val_size < 60_000, "val_size", self.val_size, "must be in 1..59999")
+        n_train = 60_000 - self.val_size
+        _require(0 <= self.train_size <= n_train, "train_size", self.train_size,
+                 f"must be in 0..{n_train} (0 = all {n_train} training digits left by val_size {self.val_size})")
 
 
 @torch.no_grad()
@@ -93,6 +121,7 @@ class MultiDigitTask:
     answers: int
     """Classes of the one answer of a model that emits one (RAM, convnet)."""
     classifies = True
+    Config = MultiDigitConfig
 
     def __init__(self, cfg: RunConfig, *, data: Digits | None = None, progress: bool = True):
         """data: the MNIST digits the canvases are made of, read when None."""
@@ -106,18 +135,6 @@ class MultiDigitTask:
         self.sequence = cfg.model.about.sequence
 
     # The config ------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def check_task(t: TaskConfig) -> None:
-        _require(t.class_names == (), "class_names", t.class_names, f"{t.dataset} names its own classes")
-        for name in ("shift", "rotate", "scale"):
-            _require(getattr(t, name) == 0, name, getattr(t, name),
-                     f"{t.dataset} draws fresh canvases every epoch; it has no augmentation")
-        Layout(objects=2, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size).validate()
-        _require(0 < t.val_size < 60_000, "val_size", t.val_size, "must be in 1..59999")
-        n_train = 60_000 - t.val_size
-        _require(0 <= t.train_size <= n_train, "train_size", t.train_size,
-                 f"must be in 0..{n_train} (0 = all {n_train} training digits left by val_size {t.val_size})")
-
     @classmethod
     def check_run(cls, cfg: RunConfig) -> None:
         m = cfg.model
