@@ -34,8 +34,8 @@ class Prediction(NamedTuple):
     """What the model did on B images with T glimpses and K classes. With mc_samples = M > 0, probs is the mean of
     M sampled episodes and the per-step fields are the first episode's; with 0, everything follows the policy means."""
 
-    labels: torch.Tensor  # int64 [B] the predicted class
-    probs: torch.Tensor  # [B, K] the class probabilities
+    labels: torch.Tensor  # int64 [B] the predicted class; [B, L] for a model that emits L labels in turn (DRAM)
+    probs: torch.Tensor  # [B, K] the class probabilities; [B, L, K] each emitted label's
     step_probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
     locations: torch.Tensor  # [B, T, 2] each glimpse's centre as (x, y) in [-1, 1], (-1, -1) the top-left corner
     pixels: torch.Tensor  # [B, T, 2] the same centre in pixels, (column, row) from the top-left corner
@@ -43,8 +43,17 @@ class Prediction(NamedTuple):
 
     @property
     def names(self) -> list[str]:
-        """The predicted classes' names (MNIST: the digits; your own images: their folder names)."""
-        return [self.classes[int(label)] if self.classes else str(int(label)) for label in self.labels]
+        """The predicted classes' names (MNIST: the digits; your own images: their folder names); the labels a
+        model emitted in turn, space-separated (a pair of digits: "7 3")."""
+        name = lambda label: self.classes[int(label)] if self.classes else str(int(label))  # noqa: E731
+        if self.labels.dim() == 2:
+            return [" ".join(map(name, row)) for row in self.labels]
+        return [name(label) for label in self.labels]
+
+    @property
+    def sequence(self) -> bool:
+        """The model emitted several labels per image (`labels` is [B, L])."""
+        return self.labels.dim() == 2
 
 
 class Model:

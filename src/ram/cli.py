@@ -185,6 +185,12 @@ class Predict:
                 warnings.simplefilter("ignore")
                 out = model.predict(batch.images)
             for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
+                if out.sequence:  # several labels in turn: each with its probability
+                    ps = [round(float(probs[k, c]), 4) for k, c in enumerate(label)]
+                    print(json.dumps({"file": encodable(file.path), "class": name, "labels": [
+                        {"label": c, "probability": p} for c, p in zip(label, ps)]}) if self.json else
+                          f"{shown(file.path)}\t{name}\t{' '.join(f'{p:.4f}' for p in ps)}", flush=True)
+                    continue
                 p = round(float(probs[label]), 4)
                 print(json.dumps({"file": encodable(file.path), "class": name, "label": label, "probability": p})
                       if self.json else f"{shown(file.path)}\t{name}\t{p:.4f}", flush=True)

@@ -1,0 +1,52 @@
+"""DRAM through the one trainer and the CLI: `ram train --preset mnist-pairs` trains it, `ram eval` and `ram viz` take
+its run folder, `ram predict` prints the labels it emits in turn, and `--model dram` builds its own section."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from ram.cli import main
+from ram.dram import DramConfig
+from ram.flags import parse
+
+TINY = ["--epochs", "1", "--train-size", "256", "--val-size", "100", "--eval-mc-samples", "0", "--hidden", "8",
+        "--glimpse-features", "8", "--classifier-hidden", "8", "--conv-channels", "2", "2", "4", "--context-channels",
+        "2", "2", "4", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dram") / "run"
+    assert main(["train", "--preset", "mnist-pairs", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_a_dram_run_trains_evaluates_and_draws_its_glimpses(run, tmp_path, capsys):
+    report = json.loads((run / "test.json").read_text())
+    assert report["model"] == "dram" and report["n"] == 10_000 and {"error", "digit_error"} <= set(report)
+    assert (run / "glimpses.png").is_file()
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run), "--mc-samples", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["error"] == report["error"]
+    assert main(["viz", "--checkpoint", str(run), "--out", str(tmp_path / "pics"), "--n", "4"]) == 0
+    assert (tmp_path / "pics" / "glimpses.png").is_file()
+
+
+def test_predict_prints_each_emitted_label_with_its_probability(run, tmp_path, capsys):
+    Image.new("L", (100, 100)).save(tmp_path / "pair.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "pair.png"), "--checkpoint", str(run), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert len(line["labels"]) == 2 and all(0 <= x["label"] <= 9 and 0 < x["probability"] <= 1 for x in line["labels"])
+    assert line["class"] == " ".join(str(x["label"]) for x in line["labels"])
+
+
+def test_model_dram_picks_drams_own_section_and_its_flags(capsys):
+    cfg = parse(["--preset", "mnist-pairs", "--coarse", "20", "--context", "False"]).config(progress=False)
+    assert isinstance(cfg.model, DramConfig) and (cfg.model.coarse, cfg.model.context) == (20, False)
+    with pytest.raises(SystemExit):
+        parse(["--preset", "mnist-pairs", "--core", "lstm"])  # RAM's setting: no flag of a DRAM run
+    assert "--core" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--preset", "mnist", "--coarse", "20"])  # DRAM's setting: no flag of a RAM run
