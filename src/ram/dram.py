@@ -123,7 +123,7 @@ class DRAM(nn.Module):
         image_size: int = 100,
         channels: int = 1,
         patch_size: int = 12,
-        scales: int = 2,
+        scales: int = 3,
         conv_channels: tuple[int, int, int] = (32, 32, 64),
         glimpse_features: int = 256,
         hidden: int = 256,
@@ -134,13 +134,13 @@ class DRAM(nn.Module):
         context: bool = True,
         coarse: int = 16,
         context_channels: tuple[int, int, int] = (16, 16, 32),
-        std: float = 0.1,
+        std: float = 0.2,
     ):
         """
         image_size: side of the square images read, in pixels.
         channels: channels of the images (1: grey).
         patch_size: side of the finest glimpse patch, in pixels; scale k covers 2**k times that, pooled to this side.
-        scales: concentric patches per glimpse (the paper's two crops are 2).
+        scales: concentric patches per glimpse, each twice as wide (the paper's two crops: 2; 3 learns pairs sooner).
         conv_channels: filters of the glimpse network's three convolutions (5x5, 3x3, 3x3, no padding).
         glimpse_features: width of the glimpse vector what(x) * where(l), the lower LSTM layer's input.
         hidden: units of each of the two LSTM layers, r1 and r2.
@@ -151,7 +151,7 @@ class DRAM(nn.Module):
         context: a context network over the coarse whole image sets r2's initial state; False starts r2 at zero.
         coarse: side the whole image is averaged down to for the context network.
         context_channels: filters of the context network's three convolutions (5x5, 3x3, 3x3, no padding).
-        std: standard deviation of the Gaussian location policy, in image half-widths ([-1, 1] spans the image).
+        std: standard deviation of the Gaussian location policy, in half-widths of the image ([-1, 1] spans it).
         """
         super().__init__()
         for value, field in ((image_size, "image_size"), (channels, "channels"), (scales, "scales"),
