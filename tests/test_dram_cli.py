@@ -50,3 +50,13 @@ def test_model_dram_picks_drams_own_section_and_its_flags(capsys):
     assert "--core" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse(["--preset", "mnist", "--coarse", "20"])  # DRAM's setting: no flag of a RAM run
+
+
+def test_a_model_that_answers_once_learns_the_55_pairs_and_is_scored_on_them(tmp_path, capsys):
+    out = tmp_path / "convnet"
+    small = ["--epochs", "1", "--train-size", "256", "--val-size", "100", "--eval-mc-samples", "0", "--threads", "1",
+             "--no-progress"]
+    assert main(["train", "--preset", "mnist-pairs", "--model", "convnet", *small, "--out", str(out)]) == 0
+    report = json.loads((out / "test.json").read_text())
+    assert report["model"] == "convnet" and report["n"] == 10_000 and 0 <= report["error"] <= 100
+    assert json.loads((out / "config.json").read_text())["model"]["classes"] == 55

@@ -26,7 +26,7 @@ from typing import Annotated, Any, NamedTuple
 import tyro
 
 from . import auto, config, presets
-from .config import KINDS, SECTIONS, ConfigError, NetConfig, PolicyConfig, RunConfig
+from .config import KINDS, SECTIONS, ConfigError, NetConfig, PolicyConfig, RunConfig, task_of
 from .data.mnist import BUILT_IN
 
 def _reflowed(helptext: str) -> str:
@@ -181,11 +181,15 @@ def with_model(cfg: RunConfig, kind: str) -> RunConfig:
     class (RAM's and its comparison models'), else that kind's own section with its defaults and the settings that
     follow from the data (the image's size and channels, the classes, the moves). An unknown kind is left to the
     flag's parse, which names the choices."""
-    if kind not in KINDS or type(cfg.model) is KINDS[kind].settings:
+    if kind not in KINDS:
         return cfg
+    answers = task_of(cfg.task.dataset).answers(cfg.task, KINDS[kind]) if hasattr(task_of(cfg.task.dataset),
+                                                                                "answers") else {}
+    if type(cfg.model) is KINDS[kind].settings:
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **answers)) if answers else cfg
     data = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(NetConfig)
             if f.name in ("image_size", "channels", "classes", "actions")}
-    return dataclasses.replace(cfg, model=KINDS[kind].settings(kind=kind, **data))
+    return dataclasses.replace(cfg, model=KINDS[kind].settings(kind=kind, **{**data, **answers}))
 
 
 def data_in(args: Sequence[str]) -> str | None:

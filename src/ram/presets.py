@@ -147,15 +147,15 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
         _preset(
             "mnist-pairs",
             MultiDigitConfig(dataset="mnist-pairs", canvas=100, pieces=8),
-            DramConfig(glimpses=4, scales=4, outputs=2, classes=10),
+            DramConfig(glimpses=4, scales=3, outputs=2, classes=10),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
-            "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses of 4 scales per digit",
+            "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses of 3 scales per digit",
             policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "mnist-addition",
             MultiDigitConfig(dataset="mnist-addition", canvas=100, pieces=8),
-            DramConfig(glimpses=4, scales=4, outputs=1, classes=19),
+            DramConfig(glimpses=4, scales=3, outputs=1, classes=19),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "the sum of two MNIST digits on a 100x100 cluttered canvas: DRAM, 4 glimpses, one of 19 answers",
             policy=GaussianConfig(std=0.2),

@@ -51,6 +51,10 @@ class Task(Protocol):
     def check_run(cfg: RunConfig) -> None:
         """ConfigError for a model or recipe this task cannot train (refused, never silently ignored)."""
 
+    # Optional: `answers(task, kind) -> dict`, the settings a model of that kind (`ram.config.Kind`) takes from the
+    # task when `ram train --model KIND` changes the preset's model (`flags.with_model`): the multi-digit tasks
+    # answer a sequence model with K labels of 10 classes and any other with one of 55 pairs or 19 sums.
+
     @staticmethod
     def labels(task: TaskConfig) -> tuple[str, ...]:
         """The name of each class, by label; () for a task without classes."""

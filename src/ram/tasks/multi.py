@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import tyro
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
+from ..config import ConfigError, Kind, RunConfig, TaskConfig, _require, register_task
 from ..data import Digits, mnist, to_float
 from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData, pair_class
 from ..losses import Losses, LossSpec, sequence_hybrid
@@ -118,7 +118,7 @@ class MultiDigitTask:
     """Labels a sequence model emits per canvas (DRAM's `outputs`)."""
     classes: int
     """Classes of each of those labels (DRAM's `classes`)."""
-    answers: int
+    answer_classes: int
     """Classes of the one answer of a model that emits one (RAM, convnet)."""
     classifies = True
     Config = MultiDigitConfig
@@ -146,8 +146,14 @@ class MultiDigitTask:
             _require(getattr(m, "outputs", cls.outputs) == cls.outputs, "outputs", getattr(m, "outputs", None),
                      f"{cls.name} is answered by {cls.outputs} label(s)")
         else:
-            _require(m.classes == cls.answers, "classes", m.classes,
-                     f"{cls.name} answered at once is one of {cls.answers} classes")
+            _require(m.classes == cls.answer_classes, "classes", m.classes,
+                     f"{cls.name} answered at once is one of {cls.answer_classes} classes")
+
+    @classmethod
+    def answers(cls, t: TaskConfig, kind: Kind) -> dict[str, int]:
+        """What a model of this kind answers here, for `ram train --model KIND` (`flags.with_model`): a sequence
+        model `outputs` labels of `classes`, any other one answer of `answer_classes` classes."""
+        return {"classes": cls.classes, "outputs": cls.outputs} if kind.sequence else {"classes": cls.answer_classes}
 
     @classmethod
     def labels(cls, t: TaskConfig) -> tuple[str, ...]:
@@ -309,7 +315,7 @@ class MnistPairs(MultiDigitTask):
     layout = PAIRS
     outputs = 2
     classes = 10
-    answers = 55
+    answer_classes = 55
 
     def answer(self, canvases: Canvases) -> torch.Tensor:
         return pair_class(canvases.labels[:, :2])
@@ -344,7 +350,7 @@ class MnistAddition(MultiDigitTask):
     layout = ADDITION
     outputs = 1
     classes = 19
-    answers = 19
+    answer_classes = 19
 
     def answer(self, canvases: Canvases) -> torch.Tensor:
         return canvases.sums
