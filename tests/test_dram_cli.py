@@ -60,3 +60,27 @@ def test_a_model_that_answers_once_learns_the_55_pairs_and_is_scored_on_them(tmp
     report = json.loads((out / "test.json").read_text())
     assert report["model"] == "convnet" and report["n"] == 10_000 and 0 <= report["error"] <= 100
     assert json.loads((out / "config.json").read_text())["model"]["classes"] == 55
+
+
+def test_the_sensor_settings_of_the_model_section_reach_drams_glimpses(monkeypatch):
+    """pool, pad and the pixel standardisation are settings of every glimpse model: DRAM reads them too."""
+    import dataclasses
+
+    import torch
+
+    from ram import presets, sensor
+    from ram.models import model_of
+
+    cfg = presets.get("mnist-pairs")
+    images = torch.rand(2, 1, 100, 100)
+    modes = []
+    pad_images = sensor.pad_images
+    monkeypatch.setattr(sensor, "pad_images", lambda *a, mode="zeros", **kw: modes.append(mode) or pad_images(
+        *a, mode=mode, **kw))
+    episodes = []
+    for model in ({}, {"pool": "max"}, {"pixel_mean": 0.5, "pixel_std": 0.25}, {"pad": "edge"}):
+        torch.manual_seed(0)
+        net = model_of(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model))).eval()
+        episodes.append(net(images, sample=False).logits)
+    assert not torch.equal(episodes[0], episodes[1]) and not torch.equal(episodes[0], episodes[2])
+    assert modes == ["zeros", "zeros", "zeros", "edge"]

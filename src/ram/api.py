@@ -77,8 +77,8 @@ class Model:
 
     def __repr__(self) -> str:
         m = self.cfg.model
-        return (f"ram.Model({self.source!r}: {m.kind}, {m.glimpses} glimpses of {m.patch_size}x{m.patch_size}, "
-                f"{m.scales} scale(s), {self.image_size}x{self.image_size} images)")
+        sensor = f" of {m.patch_size}x{m.patch_size}, {m.scales} scale(s)" if m.about.glimpses else ""
+        return f"ram.Model({self.source!r}: {m.kind}, {m.looks()}{sensor}, {self.image_size}x{self.image_size} images)"
 
     def images(self, images: Any) -> torch.Tensor:
         """Anything `predict` accepts -> float32 [B, C, H, W] in [0, 1]; a ValueError that says what was expected."""

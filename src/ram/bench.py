@@ -137,7 +137,7 @@ def run(
     return {
         "preset": cfg.preset,
         "model": cfg.model.kind,
-        "glimpses": cfg.model.glimpses,
+        "glimpses": cfg.model.glimpses if cfg.model.about.glimpses else 0,
         "batch_size": batch_size,
         "device": str(dev),
         "threads": torch.get_num_threads(),

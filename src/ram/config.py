@@ -232,9 +232,11 @@ class TaskConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class NetConfig:
-    """The model section: what every kind of model has (what it reads, what it answers, and its glimpse sensor).
-    RAM and its comparison models share one section, `ModelConfig`; a model of another shape derives its own from
-    this one and registers it with its kind (`register_model_kind`), so a run holds the settings of its own model."""
+    """The model section: what every kind of model has (what it reads and what it answers). Each kind's own section
+    derives from it: `GlimpseConfig` adds the glimpse sensor, and `ModelConfig` (RAM and the comparison models that
+    take glimpses) and DRAM's `ram.dram.DramConfig` derive from that; `WholeImageConfig` is fc's and convnet's. A
+    model of another shape registers its own with its kind (`register_model_kind`), so a run holds the settings of its
+    own model and no other's."""
 
     kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "ram"
     """ram, or a baseline: fc, convnet and random-glimpses classify; screen (a glimpse of the whole frame every step)
@@ -246,6 +248,61 @@ class NetConfig:
     actions: tyro.conf.Suppress[int] = 0
     """Moves the agent makes after each glimpse, from a softmax head on the core state (Catch: 3, left, stay,
     right); 0 for classification."""
+
+    @property
+    def about(self) -> Kind:
+        """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
+        return KINDS[self.kind]
+
+    def require_drawn(self, field: str, value: Any) -> None:
+        """Refuse a picture of a model whose gaze is not worth drawing (`Kind.drawn`): the one ConfigError every
+        picture asks for, naming the setting that asked for it (`field = value`)."""
+        if not self.about.drawn:
+            seen = "image" if self.classes else "screen"
+            raise ConfigError(f"{field} = {value!r}: a {self.kind} model reads the whole {seen} and takes no glimpses, "
+                              "so there is nothing to draw; pictures need a ram or random-glimpses model")
+
+    def looks(self, noun: str = "glimpses") -> str:
+        """How it reads an image, in a few words: "6 glimpses" (noun: its policy's), or "the whole image"."""
+        return "the whole image"
+
+    def validate(self) -> None:
+        """The settings every model has; a section of its own checks its own after these (calling this first)."""
+        _check_types(self)
+        _require(self.kind in KINDS, "model", self.kind, f"must be one of {', '.join(KINDS)}")
+        _require(type(self) is KINDS[self.kind].settings, "model", self.kind,
+                 f"its settings are a {KINDS[self.kind].settings.__name__}, not a {type(self).__name__}")
+        for name in ("channels", "image_size"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
+        _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
+        _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
+                 "a model with no classes must have actions to take")
+        # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
+        for name, most in MODEL_LIMITS.items():
+            if hasattr(self, name):
+                _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
+
+    @staticmethod
+    def of(d: dict) -> "NetConfig":
+        """The section a stored dict holds (its `kind` picks the class): a ConfigError naming an unknown kind."""
+        kind = d.get("kind", "ram")
+        _require(kind in KINDS, "model", kind, f"must be one of {', '.join(KINDS)}")
+        return KINDS[kind].settings(**_tuples(KINDS[kind].settings, d))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WholeImageConfig(NetConfig):
+    """fc and convnet, the paper's comparison models that read the whole image at once: no glimpse, no policy. Their
+    layers are the paper's (`ram.baselines`), so the section holds only what the data gives."""
+
+    kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "convnet"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlimpseConfig(NetConfig):
+    """A model that reads the image through glimpses: the sensor's settings."""
+
     glimpses: int = 6
     """Glimpses per episode, T: the steps of the glimpse loop."""
     patch_size: int = 8
@@ -265,18 +322,8 @@ class NetConfig:
     pixel_std: float = 1.0
     """See pixel_mean."""
 
-    @property
-    def about(self) -> Kind:
-        """What this kind of model is (`KINDS`): whether it takes glimpses, classifies, plays."""
-        return KINDS[self.kind]
-
-    def require_drawn(self, field: str, value: Any) -> None:
-        """Refuse a picture of a model whose gaze is not worth drawing (`Kind.drawn`): the one ConfigError every
-        picture asks for, naming the setting that asked for it (`field = value`)."""
-        if not self.about.drawn:
-            seen = "image" if self.classes else "screen"
-            raise ConfigError(f"{field} = {value!r}: a {self.kind} model reads the whole {seen} and takes no glimpses, "
-                              "so there is nothing to draw; pictures need a ram or random-glimpses model")
+    def looks(self, noun: str = "glimpses") -> str:
+        return f"{self.glimpses} {noun}"
 
     @property
     def glimpse_pixels(self) -> int:
@@ -284,15 +331,9 @@ class NetConfig:
         return self.scales * self.channels * self.patch_size**2
 
     def validate(self) -> None:
-        """The settings every model has; a section of its own checks its own after these (calling this first)."""
-        _check_types(self)
-        _require(self.kind in KINDS, "model", self.kind, f"must be one of {', '.join(KINDS)}")
-        _require(type(self) is KINDS[self.kind].settings, "model", self.kind,
-                 f"its settings are a {KINDS[self.kind].settings.__name__}, not a {type(self).__name__}")
+        super().validate()
         _require(self.glimpses >= 1, "glimpses", self.glimpses, "must be >= 1")
         _require(self.patch_size >= 1, "patch_size", self.patch_size, "must be >= 1")
-        for name in ("channels", "image_size"):
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _require(
             self.patch_size <= self.image_size,
             "patch_size",
@@ -304,27 +345,12 @@ class NetConfig:
                  "must be in [0, 1], the range of the pixels it is the mean of")
         _require(math.isfinite(self.pixel_std) and self.pixel_std > 0, "pixel_std", self.pixel_std,
                  "must be a positive number")
-        _require(self.actions >= 0, "actions", self.actions, "must be >= 0")
-        _require(self.classes >= 0, "classes", self.classes, "must be >= 0")
-        _require(self.classes > 0 or self.actions > 0, "classes", self.classes,
-                 "a model with no classes must have actions to take")
-        # A config read from a file may hold any number, and hidden = 10**6 asks for terabytes before anything says so.
-        for name, most in MODEL_LIMITS.items():
-            if hasattr(self, name):
-                _require(getattr(self, name) <= most, name, getattr(self, name), f"must be <= {most:,}")
-
-    @staticmethod
-    def of(d: dict) -> "NetConfig":
-        """The section a stored dict holds (its `kind` picks the class): a ConfigError naming an unknown kind."""
-        kind = d.get("kind", "ram")
-        _require(kind in KINDS, "model", kind, f"must be one of {', '.join(KINDS)}")
-        return KINDS[kind].settings(**_tuples(KINDS[kind].settings, d))
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig(NetConfig):
-    """RAM's network, and its comparison models' (fc, convnet, random-glimpses, screen, random-agent). Sizes default
-    to the paper's classification RAM.
+class ModelConfig(GlimpseConfig):
+    """RAM's network, and the comparison models' that take glimpses (random-glimpses, screen, random-agent). Sizes
+    default to the paper's classification RAM.
 
     The variants are settings, not forks: `glimpse_net="pixels"` with a saccade policy (the policy section) is the
     hard-attention model of seed 000 (discrete moves on a lattice, an initial-location network, the raw patch into
@@ -362,6 +388,9 @@ class ModelConfig(NetConfig):
         _require(self.state_dropout == 0 or self.classes > 0, "state_dropout", self.state_dropout,
                  "drops the state a classifier reads; a model with no classes (Catch) has none")
 
+
+for _kind in ("fc", "convnet"):
+    KINDS[_kind] = dataclasses.replace(KINDS[_kind], section=WholeImageConfig)
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
                 "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384}
@@ -637,7 +666,8 @@ def migrate(d: dict) -> dict:
       their defaults, or the config was refused).
     - Configs written before each task had its own section had one flat "task" (`FLAT_TASK`) holding the settings of
       every task: the settings of the tasks it did not learn (named by "dataset", mnist if none) are dropped. Its task
-      never read them, and in every shipped config they held their defaults."""
+      never read them, and in every shipped config they held their defaults.
+    - fc and convnet once had RAM's model section: the glimpse and core settings they never read are dropped."""
     if not isinstance(d, dict) or not isinstance(d.get("train"), dict) or not isinstance(d.get("model"), dict):
         return d
     task = d.get("task")
@@ -659,6 +689,11 @@ def migrate(d: dict) -> dict:
         policy = {"kind": kind, **{k: v for k, v in model.items() if k in settings}}
         loss = {**d["loss"], **({"baseline": model["baseline"]} if "baseline" in model else {})}
         d = {**d, "model": {k: v for k, v in model.items() if k not in moved}, "policy": policy, "loss": loss}
+    model = d["model"]
+    if model.get("kind") in KINDS:  # fc and convnet once had RAM's whole model section
+        inert = _field_names(ModelConfig) - _field_names(KINDS[model["kind"]].settings)
+        if inert & model.keys():
+            d = {**d, "model": {k: v for k, v in model.items() if k not in inert}}
     return d
 
 

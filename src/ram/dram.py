@@ -35,14 +35,14 @@ import tyro
 from torch import nn
 
 from . import sensor
-from .config import KINDS, Kind, NetConfig, PolicyConfig, _require, register_model_kind, require_positive
+from .config import GlimpseConfig, Kind, PolicyConfig, _require, register_model_kind, require_positive
 from .dram_nets import KERNELS, ClassifierHead, ContextNet, ConvGlimpseNet, StackedLSTM, StackedState
 from .nets import StateBaseline
 from .policies import GaussianConfig, GaussianPolicy
 
 
 @dataclass(frozen=True, kw_only=True)
-class DramConfig(NetConfig):
+class DramConfig(GlimpseConfig):
     """DRAM's network (`--model dram`): a convolutional glimpse network ("what" times "where"), two stacked LSTM
     layers, a context network over the coarse whole image, and `outputs` labels emitted in turn. glimpses is the
     episode's T, outputs x glimpses per output. Its location policy is the policy section's Gaussian (its std)."""
@@ -199,7 +199,13 @@ class DRAM(nn.Module):
                     glimpses_per_output=cfg.glimpses // cfg.outputs, classes=cfg.classes, context=cfg.context,
                     coarse=cfg.coarse, context_channels=cfg.context_channels, std=policy.std)
         model.cfg, model.policy_cfg = cfg, policy
+        model.pool, model.pad, model.pixel_mean, model.pixel_std = cfg.pool, cfg.pad, cfg.pixel_mean, cfg.pixel_std
         return model
+
+    pool, pad = "mean", "zeros"
+    """How the sensor brings a coarse scale down, and what it reads beyond the border (`GlimpseConfig`'s)."""
+    pixel_mean, pixel_std = 0.0, 1.0
+    """The network reads each pixel x as (x - pixel_mean) / pixel_std (`GlimpseConfig`'s)."""
 
     def _init_convs(self) -> None:
         """He initialisation of the convolutions and the linear layer after them, in the glimpse and context networks.
@@ -237,10 +243,12 @@ class DRAM(nn.Module):
         """images [B, channels, image_size, image_size] in [0, 1] -> one episode. sample=False follows the emission
         network's means (deterministic evaluation)."""
         self._check(images)
+        images = (images - self.pixel_mean) / self.pixel_std if (self.pixel_mean, self.pixel_std) != (0, 1) else images
         B, _, H, W = images.shape
         context = self.context_net(images) if self.context_net is not None else None  # [B, hidden] or None
         state = self.core.initial(B, images.device, images.dtype, context=context)
-        padded, pad = sensor.pad_images(images, size=self.patch_size, scales=self.scales, locations_in_range=True)
+        padded, pad = sensor.pad_images(images, size=self.patch_size, scales=self.scales, locations_in_range=True,
+                                        mode=self.pad)
         rows = sensor.row_offsets(padded, self.patch_size * 2 ** (self.scales - 1))
         r1s, log_probs, entropies, baselines, locations, means = [], [], [], [], [], []
         for _ in range(self.glimpses):
@@ -253,7 +261,7 @@ class DRAM(nn.Module):
             means.append(decision.mean)
             baselines.append(self.baseline(state.h2.detach()).squeeze(1))
             patches = sensor.read(padded, pad, loc, size=self.patch_size, scales=self.scales, height=H, width=W,
-                                  rows=rows).flatten(1)  # [B, scales * channels * patch**2]
+                                  rows=rows, pool=self.pool).flatten(1)  # [B, scales * channels * patch**2]
             state = self._step(self.glimpse_net(patches, loc), state)
             r1s.append(state.h1)
             locations.append(loc)

@@ -75,8 +75,9 @@ class Entry:
     def describe(self) -> dict[str, Any]:
         m, t = self.cfg.model, self.cfg.task
         return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
-                "image_size": m.image_size, "glimpses": m.glimpses, "patch_size": m.patch_size, "scales": m.scales,
-                "pool": m.pool, "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": getattr(t, "pieces", 0),
+                "image_size": m.image_size, "glimpses": getattr(m, "glimpses", 0),
+                "patch_size": getattr(m, "patch_size", None), "scales": getattr(m, "scales", None),
+                "pool": getattr(m, "pool", None), "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": getattr(t, "pieces", 0),
                 "test_error": self.test_error}
 
 

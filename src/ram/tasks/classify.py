@@ -227,7 +227,7 @@ class Classification:
     @staticmethod
     def about(cfg: RunConfig) -> str:
         m, t = cfg.model, cfg.task
-        looks = f"{m.glimpses} {cfg.policy.noun}"
+        looks = m.looks(cfg.policy.noun)
         placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
         return f"{t.dataset} {placing}, {looks}"
 

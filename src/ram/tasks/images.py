@@ -116,8 +116,8 @@ class OwnImages(Classification):
         """Grey or RGB, and every glimpse scale within the image, before any image is decoded."""
         m, t = cfg.model, cfg.task
         _require(m.channels in (1, 3), "channels", m.channels, "your images are grey (1) or RGB (3)")
-        largest = m.patch_size * 2 ** (m.scales - 1)
         if m.about.glimpses:
+            largest = m.patch_size * 2 ** (m.scales - 1)
             _require(largest <= t.canvas, "patch_size", m.patch_size,
                      f"with scales = {m.scales}, the largest glimpse patch_size * 2**(scales - 1) = {largest} is "
                      f"larger than the {t.canvas}x{t.canvas} images: use a smaller --patch-size or fewer "
@@ -137,4 +137,4 @@ class OwnImages(Classification):
         """The folder's or .npz's name, not its path."""
         m, t = cfg.model, cfg.task
         return (f"{Path(t.source).stem} ({len(t.class_names)} classes) {t.canvas}x{t.canvas}, "
-                f"{m.glimpses} {cfg.policy.noun}")
+                f"{m.looks(cfg.policy.noun)}")

@@ -165,7 +165,7 @@ class MultiDigitTask:
 
     @classmethod
     def about(cls, cfg: RunConfig) -> str:
-        return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.glimpses} {cfg.policy.noun}"
+        return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.looks(cfg.policy.noun)}"
 
     # What the answer is --------------------------------------------------------------------------------------------
     def targets(self, canvases: Canvases) -> torch.Tensor:
