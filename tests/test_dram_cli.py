@@ -84,3 +84,10 @@ def test_the_sensor_settings_of_the_model_section_reach_drams_glimpses(monkeypat
         episodes.append(net(images, sample=False).logits)
     assert not torch.equal(episodes[0], episodes[1]) and not torch.equal(episodes[0], episodes[2])
     assert modes == ["zeros", "zeros", "zeros", "edge"]
+
+
+def test_dram_on_a_task_of_one_label_an_image_is_refused_naming_its_tasks():
+    from ram.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model = 'dram': emits a sequence of labels, and mnist has one label"):
+        parse(["--preset", "mnist", "--model", "dram"]).config(progress=False)

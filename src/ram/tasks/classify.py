@@ -210,6 +210,8 @@ class Classification:
         m, t = cfg.model, cfg.task
         _require(m.about.classifies, "model", m.kind, "is a Catch baseline; classifiers are "
                  "ram, fc, convnet, random-glimpses")
+        _require(not m.about.sequence, "model", m.kind, f"emits a sequence of labels, and {t.dataset} has one label "
+                 "an image; its tasks are mnist-pairs and mnist-addition (ram train --preset mnist-pairs)")
         n = len(t.labels)
         _require(m.classes == n, "classes", m.classes, f"{t.dataset} has {n} classes")
         _require(m.actions == 0, "actions", m.actions, f"{t.dataset} is classified, not played: it takes no actions")
