@@ -91,3 +91,9 @@ def test_dram_on_a_task_of_one_label_an_image_is_refused_naming_its_tasks():
 
     with pytest.raises(ConfigError, match="model = 'dram': emits a sequence of labels, and mnist has one label"):
         parse(["--preset", "mnist", "--model", "dram"]).config(progress=False)
+
+
+def test_the_page_refuses_a_dram_run_in_one_line_naming_ram_viz(run, capsys):
+    assert main(["serve", "--checkpoint", str(run), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "emits a sequence of labels" in err and "ram viz --checkpoint" in err and "Traceback" not in err

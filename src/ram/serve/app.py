@@ -95,6 +95,10 @@ class Models:
         if checkpoint is not None:
             module, cfg = load_checkpoint(checkpoint)
             cfg.model.require_drawn("checkpoint", str(checkpoint))
+            if cfg.model.about.sequence:
+                raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model emits a sequence of "
+                                  "labels, which the page does not show yet; draw its glimpses with `ram viz "
+                                  f"--checkpoint {checkpoint}`")
             name = f"run:{Path(checkpoint).name}"
             # The folder's name, not its path: the page may be shown to others, and the list to other sites.
             self.entries[name] = Entry(name, cfg, f"{task_of(cfg.task.dataset).about(cfg)} (run folder {Path(checkpoint).name})")
