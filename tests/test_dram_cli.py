@@ -94,6 +94,6 @@ def test_dram_on_a_task_of_one_label_an_image_is_refused_naming_its_tasks():
 
 
 def test_the_page_refuses_a_dram_run_in_one_line_naming_ram_viz(run, capsys):
-    assert main(["serve", "--checkpoint", str(run), "--port", "0"]) == 2
+    assert main(["serve", "--checkpoint", str(run), "--port", "8799"]) == 2  # refused before it listens
     err = capsys.readouterr().err
     assert "emits a sequence of labels" in err and "ram viz --checkpoint" in err and "Traceback" not in err
