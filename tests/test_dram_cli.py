@@ -59,6 +59,7 @@ def test_a_model_that_answers_once_learns_the_55_pairs_and_is_scored_on_them(tmp
     assert main(["train", "--preset", "mnist-pairs", "--model", "convnet", *small, "--out", str(out)]) == 0
     report = json.loads((out / "test.json").read_text())
     assert report["model"] == "convnet" and report["n"] == 10_000 and 0 <= report["error"] <= 100
+    assert report["protocol"] == "the whole image read once"
     assert json.loads((out / "config.json").read_text())["model"]["classes"] == 55
 
 

@@ -31,7 +31,7 @@ from ..data import Digits, mnist, to_float
 from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData, pair_class
 from ..losses import Losses, LossSpec, sequence_hybrid
 from ..models import evaluating
-from .classify import MAX_EPISODES, ONE_EPISODE, classification_loss
+from .classify import MAX_EPISODES, ONE_EPISODE, WHOLE_IMAGE, classification_loss
 from .common import autocast, float32, seeded
 
 
@@ -256,7 +256,8 @@ class MultiDigitTask:
         mc_samples = self.eval_mc_samples if mc_samples is None else mc_samples
         canvases = self.data.test(seed) if split == "test" else self.data.val()
         one = self.evaluate(model, canvases, device=device, batch_size=batch_size, progress=progress)
-        report = {**one, "protocol": ONE_EPISODE, "mc_samples": mc_samples}
+        protocol = ONE_EPISODE if self.cfg.model.about.glimpses else WHOLE_IMAGE  # fc, convnet: no episodes
+        report = {**one, "protocol": protocol, "mc_samples": mc_samples}
         if mc_samples > 0:
             with seeded(seed):  # the same sampled episodes on every run of the same command
                 averaged = self.evaluate(model, canvases, mc_samples=mc_samples, device=device, batch_size=batch_size,
