@@ -148,32 +148,31 @@ class Recipe:
                                           val_given=self.val_size is not None), source)
 
 
-def preset_in(args: Sequence[str]) -> str:
-    """The --preset named in args (the last one, as argparse takes it); without one, auto for --data PATH, else
-    mnist."""
+def _flag_in(args: Sequence[str], flag: str) -> str | None:
+    """The value of --flag in args (the last one, as argparse takes it), or None: the flags read before tyro builds
+    the others (the preset, the data, the model and the policy pick the sections whose settings are flags)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--preset")
-    parser.add_argument("--data")
+    parser.add_argument(f"--{flag}")
     known, _ = parser.parse_known_args(list(args))
-    if known.preset is not None:
-        return known.preset
-    return auto.PRESET if known.data is not None and known.data not in BY_NAME else Recipe.preset
+    return getattr(known, flag)
+
+
+def preset_in(args: Sequence[str]) -> str:
+    """The --preset named in args; without one, auto for --data PATH, else mnist."""
+    preset, data = _flag_in(args, "preset"), _flag_in(args, "data")
+    if preset is not None:
+        return preset
+    return auto.PRESET if data is not None and data not in BY_NAME else Recipe.preset
 
 
 def policy_in(args: Sequence[str], preset: str) -> str:
-    """The --policy named in args (the last one), else the preset's."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--policy")
-    known, _ = parser.parse_known_args(list(args))
-    return presets.get(preset).policy.kind if known.policy is None else known.policy
+    """The --policy named in args, else the preset's."""
+    return _flag_in(args, "policy") or presets.get(preset).policy.kind
 
 
 def model_in(args: Sequence[str], preset: str) -> str:
-    """The --model named in args (the last one), else the preset's."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--model")
-    known, _ = parser.parse_known_args(list(args))
-    return presets.get(preset).model.kind if known.model is None else known.model
+    """The --model named in args, else the preset's."""
+    return _flag_in(args, "model") or presets.get(preset).model.kind
 
 
 def with_model(cfg: RunConfig, kind: str) -> RunConfig:
@@ -183,8 +182,8 @@ def with_model(cfg: RunConfig, kind: str) -> RunConfig:
     flag's parse, which names the choices."""
     if kind not in KINDS:
         return cfg
-    answers = task_of(cfg.task.dataset).answers(cfg.task, KINDS[kind]) if hasattr(task_of(cfg.task.dataset),
-                                                                                "answers") else {}
+    task = task_of(cfg.task.dataset)
+    answers = task.answers(cfg.task, KINDS[kind]) if hasattr(task, "answers") else {}
     if type(cfg.model) is KINDS[kind].settings:
         return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **answers)) if answers else cfg
     data = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(NetConfig)
@@ -193,11 +192,8 @@ def with_model(cfg: RunConfig, kind: str) -> RunConfig:
 
 
 def data_in(args: Sequence[str]) -> str | None:
-    """The --data named in args (the last one), or None."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--data")
-    known, _ = parser.parse_known_args(list(args))
-    return known.data
+    """The --data named in args, or None."""
+    return _flag_in(args, "data")
 
 
 def with_data(cfg: RunConfig, data: str | None) -> RunConfig:
