@@ -98,3 +98,26 @@ def test_the_page_refuses_a_dram_run_in_one_line_naming_ram_viz(run, capsys):
     assert main(["serve", "--checkpoint", str(run), "--port", "8799"]) == 2  # refused before it listens
     err = capsys.readouterr().err
     assert "emits a sequence of labels" in err and "ram viz --checkpoint" in err and "Traceback" not in err
+
+
+def test_a_sums_model_starts_from_a_pairs_run_but_for_its_answer_layer(run, capsys):
+    """--init from a model of another task's classes: every weight but the answer layer's comes from the init; the
+    answer layer (10 classes there, 19 sums here) starts fresh, and the run says so."""
+    import torch
+
+    from ram.checkpoint import load_weights
+    from ram.flags import recipe
+    from ram.models import model_of
+    from ram.train import _initial_weights
+
+    small = {"hidden": 8, "glimpse_features": 8, "classifier_hidden": 8, "conv_channels": (2, 2, 4),
+             "context_channels": (2, 2, 4)}
+    cfg = recipe("mnist-addition", init=str(run), **small).config()
+    pairs = model_of(recipe("mnist-pairs", **small).config())
+    load_weights(pairs, run / "model.safetensors")
+    sums = model_of(cfg)
+    missing = sums.load_state_dict(_initial_weights(cfg), strict=False).missing_keys
+    assert missing == ["classifier.out.weight", "classifier.out.bias"]
+    kept = {k: v for k, v in pairs.state_dict().items() if not k.startswith("classifier.out.")}
+    assert all(torch.equal(sums.state_dict()[k], v) for k, v in kept.items())
+    assert sums.classifier.out.weight.shape[0] == 19 and pairs.classifier.out.weight.shape[0] == 10

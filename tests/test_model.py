@@ -142,8 +142,12 @@ def test_reward_is_final_correctness():
 
 @pytest.mark.parametrize("kind", ["fc", "convnet", "random-glimpses"])
 def test_baselines_train_with_the_same_loss(kind):
+    from ram.config import KINDS
+
     torch.manual_seed(0)
-    model = build_model(small(kind=kind, image_size=60, patch_size=12))
+    cfg = small(kind=kind, image_size=60, patch_size=12) if KINDS[kind].glimpses else \
+        KINDS[kind].settings(kind=kind, image_size=60)
+    model = build_model(cfg)
     ep = model(torch.rand(4, 1, 60, 60))
     assert ep.logits.shape == (4, 10)
     losses = hybrid(ep, torch.randint(0, 10, (4,)))
@@ -187,3 +191,20 @@ def test_many_sampled_episodes_run_in_groups_and_average_all_of_them():
     assert torch.equal(grouped, by_hand)
     assert grouped.shape == (6, 10) and torch.allclose(grouped.sum(1), torch.ones(6))
     assert not torch.equal(grouped, at_once)  # other episodes were drawn, so the two are different estimates
+
+
+def test_a_convnet_takes_its_widths_from_its_section():
+    """The paper's convnet by default (8 and 16 filters, 256 units, the weights it always had); the DRAM paper's
+    sums convnet with --conv-channels 64 64 64 --hidden 512: a 3x3 third layer that keeps the second's size."""
+    from ram.config import ConvNetConfig
+
+    paper = build_model(ConvNetConfig(image_size=100, classes=19))
+    assert [m.out_channels for m in paper.features if isinstance(m, torch.nn.Conv2d)] == [8, 16]
+    assert paper.head[0].out_features == 256 and paper.head[2].out_features == 19
+    wide = build_model(ConvNetConfig(image_size=100, classes=19, conv_channels=(64, 64, 64), hidden=512))
+    convs = [m for m in wide.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.out_channels, m.kernel_size) for m in convs] == [(64, (10, 10)), (64, (5, 5)), (64, (3, 3))]
+    assert wide.head[0].in_features == 64 * 8 * 8 and wide.head[0].out_features == 512
+    assert wide(torch.rand(2, 1, 100, 100)).logits.shape == (2, 19)
+    with pytest.raises(ConfigError, match="conv_channels"):
+        ConvNetConfig(image_size=100, classes=19, conv_channels=()).validate()

@@ -37,6 +37,9 @@ def _whole_image_episode(logits: torch.Tensor) -> Episode:
 
 
 class FullyConnected(nn.Module):
+    answer_layer = "net.5"
+    """The layer that gives the class logits (as `RAM.answer_layer`)."""
+
     def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
         """A policy and a baseline are RAM's settings: a whole-image classifier decides nothing and has no head for
         them (they are taken, as by every model, and left alone)."""
@@ -56,6 +59,9 @@ class FullyConnected(nn.Module):
 
 
 class ConvNet(nn.Module):
+    answer_layer = "head.2"
+    """The layer that gives the class logits (as `RAM.answer_layer`)."""
+
     def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
         super().__init__()
         self.cfg = cfg
@@ -63,20 +69,22 @@ class ConvNet(nn.Module):
         k, s = (10, 5) if cfg.image_size >= 60 else (5, 1)
         # Under 9 pixels (scikit-learn's 8x8 digits) two unpadded 5x5 layers leave nothing: each is padded by 2.
         pad = 2 if cfg.image_size < 9 else 0
-        self.features = nn.Sequential(
-            nn.Conv2d(cfg.channels, 8, k, stride=s, padding=pad), nn.ReLU(), nn.Conv2d(8, 16, 5, stride=2, padding=pad),
-            nn.ReLU(), nn.Flatten()
-        )
+        shapes = [(k, s, pad), (5, 2, pad)] + [(3, 1, 1)] * (len(cfg.conv_channels) - 2)
+        layers, before = [], cfg.channels
+        for filters, (k, s, p) in zip(cfg.conv_channels, shapes):
+            layers += [nn.Conv2d(before, filters, k, stride=s, padding=p), nn.ReLU()]
+            before = filters
+        self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             n = self.features(torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)).shape[1]
-        self.head = nn.Sequential(nn.Linear(n, 256), nn.ReLU(), nn.Linear(256, cfg.classes))
+        self.head = nn.Sequential(nn.Linear(n, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.classes))
 
     def forward(self, images: torch.Tensor, *, sample: bool = True) -> Episode:
         return _whole_image_episode(self.head(self.features(images)))
 
     def matmul_shape(self) -> tuple[int, int]:
         """The size of the fully connected layer's output, as for fc (`ram bench`)."""
-        return 256, 256
+        return self.cfg.hidden, self.cfg.hidden
 
 
 class Uniform:

@@ -286,8 +286,10 @@ class Reproduce:
 
         if self.list:
             for r in ROWS:
-                print(f"{r.name:<30} paper A {r.paper_a if r.paper_a is not None else '-':>6}  "
-                      f"B {r.paper_b if r.paper_b is not None else '-':>6}  {r.note}")
+                papers = (f"paper A {r.paper_a if r.paper_a is not None else '-':>6}  "
+                          f"B {r.paper_b if r.paper_b is not None else '-':>6}" if r.paper == "ram" else
+                          f"DRAM paper {r.target if r.target is not None else '-':>6}")
+                print(f"{r.name:<30} {papers}  {r.note}")
             return
         if self.row is None:
             raise ConfigError("row: give a row name or `all` (see ram reproduce --list)")

@@ -300,6 +300,26 @@ class WholeImageConfig(NetConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConvNetConfig(WholeImageConfig):
+    """The convnet's widths. The defaults are the paper's comparison convnet (8 and 16 filters, 256 units); the DRAM
+    paper's sums convnet is 64 64 64 and 512."""
+
+    conv_channels: tuple[int, ...] = (8, 16)
+    """Filters of each convolutional layer: the first 10x10 at stride 5 on a canvas of 60 pixels or more (5x5 at
+    stride 1 on a smaller one), the second 5x5 at stride 2, any later one 3x3 at stride 1, padded to keep its size."""
+    hidden: int = 256
+    """Units of the fully connected layer between the convolutions and the classes."""
+
+    def validate(self) -> None:
+        super().validate()
+        _require(len(self.conv_channels) >= 1 and all(c >= 1 for c in self.conv_channels), "conv_channels",
+                 self.conv_channels, "must be one or more positive filter counts")
+        _require(len(self.conv_channels) <= 16 and max(self.conv_channels) <= 4096, "conv_channels",
+                 self.conv_channels, "must be at most 16 layers of at most 4,096 filters")
+        _require(self.hidden >= 1, "hidden", self.hidden, "must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
 class GlimpseConfig(NetConfig):
     """A model that reads the image through glimpses: the sensor's settings."""
 
@@ -389,8 +409,8 @@ class ModelConfig(GlimpseConfig):
                  "drops the state a classifier reads; a model with no classes (Catch) has none")
 
 
-for _kind in ("fc", "convnet"):
-    KINDS[_kind] = dataclasses.replace(KINDS[_kind], section=WholeImageConfig)
+KINDS["fc"] = dataclasses.replace(KINDS["fc"], section=WholeImageConfig)
+KINDS["convnet"] = dataclasses.replace(KINDS["convnet"], section=ConvNetConfig)
 
 MODEL_LIMITS = {"glimpses": 1000, "image_size": 4096, "channels": 4, "classes": 100_000, "actions": 1000,
                 "hidden": 16384, "what_size": 16384, "where_size": 16384, "glimpse_size": 16384}
@@ -685,15 +705,16 @@ def migrate(d: dict) -> dict:
         if kind not in POLICIES:
             return {**d, "policy": {"kind": kind}}  # refused by from_dict, naming it
         settings = {f.name for f in dataclasses.fields(POLICIES[kind].Config)} - {"kind"}
-        moved = {name for variant in POLICIES.values() for name in _field_names(variant.Config)} | {"policy", "baseline"}
+        moved = ({name for variant in POLICIES.values() for name in _field_names(variant.Config)} - {"kind"}
+                 | {"policy", "baseline"})  # the model's kind stays: the policy's is named by "policy"
         policy = {"kind": kind, **{k: v for k, v in model.items() if k in settings}}
         loss = {**d["loss"], **({"baseline": model["baseline"]} if "baseline" in model else {})}
         d = {**d, "model": {k: v for k, v in model.items() if k not in moved}, "policy": policy, "loss": loss}
     model = d["model"]
     if model.get("kind") in KINDS:  # fc and convnet once had RAM's whole model section
         inert = _field_names(ModelConfig) - _field_names(KINDS[model["kind"]].settings)
-        if inert & model.keys():
-            d = {**d, "model": {k: v for k, v in model.items() if k not in inert}}
+        if inert & model.keys():  # then, a convnet's own settings were its defaults: RAM's hidden is not its own
+            d = {**d, "model": {k: v for k, v in model.items() if k in _field_names(NetConfig) | {"kind"}}}
     return d
 
 

@@ -117,6 +117,9 @@ def _positive(value: int, field: str) -> None:
 class DRAM(nn.Module):
     """DRAM with the paper's parts (`ram.dram_nets`), the project's sensor, Gaussian location policy and baseline."""
 
+    answer_layer = "classifier.out"
+    """The layer that gives each label's logits (as `RAM.answer_layer`)."""
+
     def __init__(
         self,
         *,

@@ -36,6 +36,10 @@ class RAM(nn.Module):
     classification of still images is `forward`.
     """
 
+    answer_layer = "classifier"
+    """The layer that gives the class logits: one whose shape another task's classes change (`train._initial_weights`
+    starts it fresh)."""
+
     def __init__(self, cfg: ModelConfig, policy: PolicyConfig | None = None, *, baseline: str = "state"):
         """cfg: the network; policy: where it looks (default: RAM's Gaussian policy with its defaults); baseline: the
         reward baseline of the loss (`LossConfig.baseline`), which for state and scalar is a head of the model."""

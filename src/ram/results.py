@@ -50,15 +50,23 @@ def _owner(cfg: RunConfig, name: str):
     raise ConfigError(f"{name}: not a field of the {', '.join(sections)} config")
 
 
-def flag_args(settings: Settings) -> list[str]:
-    """The `ram train` flags that set these fields over a preset, in their order: `--flag value` for each, the flag
-    the field's name as users know it (`--model` for kind, `--what-size` for what_size), the value as str() writes
-    it. What `flags.recipe` takes as keywords, this writes as a command line."""
-    cfg = RunConfig()
+def _sections(preset: str, settings: Settings) -> RunConfig:
+    """The preset's config with the model section of the kind the settings name (`--model`), whose fields they may
+    set: where each of their names is found."""
+    base = presets.get(preset)
+    return flags.with_model(base, settings.get("kind", base.model.kind))
+
+
+def flag_args(settings: Settings, cfg: RunConfig | None = None) -> list[str]:
+    """The `ram train` flags that set these fields over a preset (cfg: its `_sections`; default the RAM sections), in
+    their order: `--flag value` for each, the flag the field's name as users know it (`--model` for kind,
+    `--what-size` for what_size), the value as str() writes it (a tuple's items one by one: `--conv-channels 64 64
+    64`). What `flags.recipe` takes as keywords, this writes as a command line."""
+    cfg = RunConfig() if cfg is None else cfg
     out = []
     for name, value in settings.items():
         flag = _hints(type(_owner(cfg, name)))[name][0]
-        out += [f"--{flag.replace('_', '-')}", str(value)]
+        out += [f"--{flag.replace('_', '-')}", *(map(str, value) if isinstance(value, tuple) else [str(value)])]
     return out
 
 
@@ -72,7 +80,7 @@ def _typed(value: Any, like: Any) -> Any:
 def build(preset: str, settings: Settings, data: str = "") -> RunConfig:
     """The validated config of a preset with these fields set, trained on the images in `data` if given (which
     are read: their size, channels and classes belong to the config)."""
-    base = presets.get(preset)
+    base = _sections(preset, settings)
     fields = {name: _typed(value, getattr(_owner(base, name), name)) for name, value in settings.items()}
     return flags.recipe(preset, data=data or None, **fields).config()
 
@@ -118,6 +126,9 @@ class Row:
     """A row trained by a script of its own rather than `ram train` (an outside library's agent, named by its
     overrides' kind): the command that trains it and writes the results file given with `--out-file`, which
     `ram reproduce` runs; () for `ram train`."""
+    paper: str = "ram"
+    """The paper whose numbers paper_a and paper_b are (`PAPERS`): Mnih et al.'s two versions (A, B), or the DRAM
+    paper's one number (B)."""
 
     @property
     def target(self) -> float | None:
@@ -128,7 +139,7 @@ class Row:
         """A field's value in the row's first phase, its own or its preset's, without reading a --data folder."""
         if name in self.overrides:
             return self.overrides[name]
-        return getattr(_owner(presets.get(self.preset), name), name)
+        return getattr(_owner(_sections(self.preset, self.overrides), name), name)
 
     @property
     def model(self) -> str:
@@ -153,7 +164,8 @@ class Row:
     def args(self, phase: Phase) -> list[str]:
         """The `ram train` arguments of one of the row's phases (the run folder aside)."""
         data = ["--data", self.data] if self.data else []
-        return ["--preset", self.preset, *data, *(arg for own in phase.settings for arg in flag_args(own))]
+        sections = _sections(self.preset, phase.merged())
+        return ["--preset", self.preset, *data, *(arg for own in phase.settings for arg in flag_args(own, sections))]
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments of the row's first phase."""
@@ -168,6 +180,17 @@ class Row:
         it was trained with several)."""
         return self.configs(seed)[-1]
 
+
+PAPERS = {
+    "ram": "Mnih, Heess, Graves and Kavukcuoglu, \"Recurrent Models of Visual Attention\" (NIPS 2014)",
+    "dram": "Ba, Mnih and Kavukcuoglu, \"Multiple Object Recognition with Visual Attention\" (ICLR 2015)",
+}
+"""The papers whose numbers the rows stand beside, by `Row.paper`."""
+DRAM_PAPER_NOTE = (
+    "the DRAM paper's numbers as the issue that asked for these rows quotes them (RAM 9, DRAM without its context "
+    "network 7, DRAM 5 on pairs; a 64-64-64-512 convnet 3.2 and DRAM 2.5 on sums): its PDF could not be reached from "
+    "the machine these rows were trained on"
+)
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
 
@@ -310,6 +333,20 @@ ROWS: list[Row] = [
         note="stable-baselines3 PPO, MlpPolicy on the whole screen, SB3's defaults"),
     Row("fashion-g6", "mnist", {"glimpses": 6, "precision": "fp32"}, data="data/fashion-images", export="fashion",
         title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
+    Row("mnist-pairs", "mnist-pairs", {"precision": "bf16"}, None, 5.0, paper="dram"),
+    Row("mnist-pairs-no-context", "mnist-pairs", {"context": False, "precision": "bf16"}, None, 7.0, paper="dram"),
+    Row("mnist-pairs-ram", "mnist-pairs", {"kind": "ram", "glimpses": 8, "patch_size": 12, "scales": 4,
+                                           "core": "lstm", **WIDE, "means_weight": 1.0, "first_glimpse": "context"},
+        None, 9.0, paper="dram"),
+    Row("mnist-pairs-convnet", "mnist-pairs", {"kind": "convnet", "precision": "bf16"}, note="convnet, 2 layers",
+        paper="dram"),
+    Row("mnist-addition", "mnist-addition", {"init": "mnist-pairs", "precision": "bf16"}, None, 2.5, paper="dram",
+        note="started from `mnist-pairs`' weights, its answer layer fresh: its digits were learned from the pairs' "
+             "labels, which name each digit of the same training canvases, more than their sums tell; from scratch "
+             "DRAM stayed at chance on sums (results/NOTES.md)"),
+    Row("mnist-addition-convnet", "mnist-addition", {"kind": "convnet", "conv_channels": (64, 64, 64), "hidden": 512,
+                                                     "precision": "bf16"}, None, 3.2,
+        note="convnet of 64, 64 and 64 filters and 512 units, the DRAM paper's sizes", paper="dram"),
 ]
 BY_NAME = {r.name: r for r in ROWS}
 
@@ -322,7 +359,11 @@ TASK_TITLES = {
     "mnist-translated": "60x60 translated MNIST",
     "mnist-cluttered": "60x60 cluttered MNIST (4 pieces)",
     "mnist-cluttered-100": "100x100 cluttered MNIST (8 pieces)",
+    "mnist-pairs": "MNIST pairs, 100x100 cluttered: both digits, either order",
+    "mnist-addition": "MNIST addition, 100x100 cluttered: the sum of two digits",
 }
+ONE_ANSWER = {"mnist-pairs": "one of 55 pairs", "mnist-addition": "one of 19 sums"}
+"""What a model that answers once (not DRAM's labels in turn) names on a multi-digit task."""
 
 
 def load_results(folder: Path) -> dict[str, dict]:
@@ -450,8 +491,15 @@ AS_WRITTEN = {
 
 
 def _model(row: Row) -> str:
-    """The model column: RAM with what its row changed, the saccade variant, a founding recipe as written, or a
-    baseline's note."""
+    """The model column: RAM with what its row changed, the saccade variant, a founding recipe as written, DRAM, or a
+    baseline's note; on a multi-digit task, what a model that answers once names."""
+    if row.model == "dram":
+        return _dram(row) + _started_from(row)
+    return _what(row) + (f", naming {ONE_ANSWER[row.preset]}" if row.preset in ONE_ANSWER else "")
+
+
+def _what(row: Row) -> str:
+    """`_model` of a model that answers once."""
     if row.model != "ram":
         return row.note or row.model
     if row.preset in AS_WRITTEN:
@@ -461,6 +509,11 @@ def _model(row: Row) -> str:
     if row.preset == "catch":
         return f"RAM, {row.glimpses} glimpses and moves, LSTM core"
     return f"RAM, {row.glimpses} glimpses{_architecture(row)}{_started_from(row)}{_later_phases(row, 'means')}"
+
+
+def _dram(row: Row) -> str:
+    """"DRAM, 4 glimpses" (", without its context network" where the row drops it)."""
+    return f"DRAM, {row.glimpses} glimpses" + ("" if row.setting("context") else ", without its context network")
 
 
 def _started_from(row: Row) -> str:
@@ -550,17 +603,44 @@ def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) 
         "seed repo | epochs | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    shown: list[Row] = []
-    for row, r, runs in _rows(results, seeds or {}):
-        shown.append(row)
-        pretrained = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+    shown = [(row, r, runs) for row, r, runs in _rows(results, seeds or {}) if row.paper == "ram"]
+    for row, r, runs in shown:
         headline, second = _errors(row, r, runs)
         lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{pretrained} | {headline} | {second} | "
+            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{_shipped(r)} | {headline} | {second} | "
             f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)}{_reached(row, r)} | "
             f"{_train_time(r)} |"
         )
-    return "\n".join(lines) + _footnotes(shown)
+    return "\n".join(lines) + _footnotes([row for row, _, _ in shown]) + _dram_table(results, seeds or {})
+
+
+def _shipped(r: dict) -> str:
+    """" (`mnist-g6`)": the name a row's weights ship as, where they do."""
+    return f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
+
+
+def _dram_table(results: dict[str, dict], seeds: dict[str, list[dict]]) -> str:
+    """The rows beside the DRAM paper, under their own heading and paper column, with the share of digits named
+    wrong where a model names digits; "" when none has a result."""
+    shown = [(row, r, runs) for row, r, runs in _rows(results, seeds) if row.paper == "dram"]
+    if not shown:
+        return ""
+    lines = [
+        f"\n\n**More than one object**, beside {PAPERS['dram']}:\n",
+        "| task | model | this project, one episode | 10 episodes averaged | digits named wrong, one episode | paper | "
+        "epochs | train time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row, r, runs in shown:
+        headline, second = _errors(row, r, runs)
+        lines.append(
+            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{_shipped(r)} | {headline} | {second} | "
+            f"{_fmt(r.get('digit_error'))} | {_fmt(row.target)} | {_epochs(r)}{_reached(row, r)} | "
+            f"{_train_time(r)} |"
+        )
+    notes = [f"- `{row.name}`: {row.note}." for row, _, _ in shown if row.note and row.model != "convnet"]
+    return ("\n".join(lines) + f"\n\nThe paper column gives {DRAM_PAPER_NOTE}."
+            + ("\n\nRow notes:\n" + "\n".join(notes) if notes else ""))
 
 
 def _footnotes(rows: list[Row]) -> str:
@@ -592,6 +672,10 @@ def short_model(row: Row) -> str:
     (which the full table gives)."""
     if row.model == "random-glimpses":
         return f"{row.glimpses} random glimpses"
+    if row.model == "dram":
+        return _dram(row) + (", from the pairs model" if row.setting("init") else "")
+    if row.preset in ONE_ANSWER:
+        return f"{'RAM' if row.model == 'ram' else SHORT[row.model].split(',')[0]}, {ONE_ANSWER[row.preset]}"
     if row.model != "ram":
         return SHORT[row.model]
     if row.preset in AS_WRITTEN:
@@ -639,15 +723,19 @@ def compact_table(results: dict[str, dict], seeds: dict[str, list[dict]] | None 
     errors at one episode and 10 averaged, the paper's (A / B) and the founding projects' numbers. Recipes, epochs and
     times are in the full `table`."""
     lines = ["| task | model | one episode | 10 averaged | paper A / B | seed repos |", "|---|---|---|---|---|---|"]
+    more = ["", "More than one object, beside Ba, Mnih and Kavukcuoglu 2015:", "",
+            "| task | model | one episode | 10 averaged | paper |", "|---|---|---|---|---|"]
     task = None
     for row, r, runs in _rows(results, seeds or {}):
         title = row.title or TASK_TITLES[row.preset]
         shown, task = ("" if title == task else title), title
-        name = f" (`{r['pretrained']}`)" if r.get("pretrained") else ""
         headline, second = _errors(row, r, runs)
-        lines.append(f"| {shown} | {short_model(row)}{name} | {headline} | {second} | "
-                     f"{_fmt(row.paper_a)} / {_fmt(row.paper_b)} | {_seed_repo(row)} |")
-    return "\n".join(lines)
+        if row.paper == "dram":
+            more.append(f"| {shown} | {short_model(row)}{_shipped(r)} | {headline} | {second} | {_fmt(row.target)} |")
+        else:
+            lines.append(f"| {shown} | {short_model(row)}{_shipped(r)} | {headline} | {second} | "
+                         f"{_fmt(row.paper_a)} / {_fmt(row.paper_b)} | {_seed_repo(row)} |")
+    return "\n".join(lines + (more if len(more) > 5 else []))
 
 
 def recipes(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:

@@ -287,7 +287,8 @@ def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, res
     if start_from is not None:
         fresh = model.load_state_dict(start_from, strict=False).missing_keys
         if fresh and dist.main:
-            print(f"init: {len(fresh)} weights the init lacks start fresh ({', '.join(fresh[:4])})", file=sys.stderr)
+            print(f"init: {len(fresh)} weights the init lacks, or has for other classes, start fresh "
+                  f"({', '.join(fresh[:4])})", file=sys.stderr)
     optimizer = make_optimizer(model, tc)
     average = weight_average(model, tc.ema)
     steps_per_epoch = task.batches_per_epoch(tc.batch_size) // dist.world
@@ -317,8 +318,10 @@ def _fit(cfg: RunConfig, out: Path, dist: Distributed, dev: torch.device, *, res
 
 def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     """The weights `init` names (a shipped model or a run folder), checked against this run's network before any
-    data is loaded. Every one must fit a weight of this network; this network may have parts the init lacks (e.g. a
-    context network for the first glimpse), which start from their own initial values."""
+    data is loaded. Every one must fit a weight of this network, but for the answer layer (`answer_layer`) of an
+    init that answers other classes: a model of pairs of digits starts a model of their sums. This network's parts
+    the init lacks (e.g. a context network for the first glimpse), or whose classes differ, start from their own
+    initial values."""
     from .hub import load_named
 
     try:
@@ -326,7 +329,12 @@ def _initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     except (ConfigError, ckpt.CheckpointError) as e:
         raise ConfigError(f"init = {cfg.train.init!r}: {e}") from None
     weights = base.state_dict()
-    mine = model_of(cfg).state_dict()
+    network = model_of(cfg)
+    mine = network.state_dict()
+    answers = f"{getattr(network, 'answer_layer', None)}."
+    other_classes = {k for k, w in weights.items() if k.startswith(answers) and k in mine
+                     and w.shape != mine[k].shape and w.shape[1:] == mine[k].shape[1:]}
+    weights = {k: w for k, w in weights.items() if k not in other_classes}
     wrong = [k for k in weights if k not in mine or weights[k].shape != mine[k].shape]
     if wrong:
         raise ConfigError(f"init = {cfg.train.init!r}: its network does not have this config's shapes "
