@@ -183,8 +183,19 @@ def test_the_copies_baseline_is_the_other_copies_mean_return_at_each_glimpse():
     assert out.baseline == 0  # nothing to fit
 
 
+def test_means_weight_adds_the_cross_entropy_of_the_episode_along_the_means():
+    target = torch.tensor([[1, 2, EOS], [4, EOS, PAD]])
+    ep = episode_of(torch.tensor([[1, 2, EOS], [4, EOS, 7]]), baselines=torch.rand(2, 6), log_probs=torch.randn(2, 6))
+    means = torch.randn(2, 3, ep.logits.shape[-1], requires_grad=True)
+    plain = sequence_hybrid(ep, target)
+    along = sequence_hybrid(ep, target, LossSpec(means_weight=0.5), means)
+    expected = F.cross_entropy(means.flatten(0, 1)[:5], target.flatten()[:5])  # PAD ignored
+    assert torch.allclose(along.total, plain.total + 0.5 * expected)
+    assert torch.equal(along.classify, plain.classify)  # the sampled episodes' cross-entropy is reported as before
+    assert torch.equal(sequence_hybrid(ep, target, LossSpec(), means).total, plain.total)  # weight 0: unused
+
+
 @pytest.mark.parametrize("spec,message", [
-    (LossSpec(means_weight=1.0), "means_weight = 1.0"),
     (LossSpec(discount=0.5), "discount = 0.5"),
     (LossSpec(reward="prob"), "reward = 'prob'"),
 ])

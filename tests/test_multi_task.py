@@ -112,6 +112,25 @@ def test_the_loss_runs_m_copies_of_each_canvas_as_copy_k_of_canvas_i_at_k_times_
     out.total.backward()  # one graph through the 12 episodes
 
 
+def test_means_weight_also_runs_one_episode_of_each_canvas_along_the_means():
+    """With --means-weight and M copies, the model sees the M sampled copies, then each canvas once more along the
+    means, whose labels' cross-entropy joins the loss."""
+    task = make(mc_samples=2)
+    task.loss_spec = dataclasses.replace(task.loss_spec, means_weight=1.0)
+    batch = next(task.train_batches(0, 4))
+    model = small_dram()
+    shown = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: shown.append((args[0], kwargs["sample"])),
+                                    with_kwargs=True)
+    out = task.loss(model, batch, CPU)
+    assert [(images.shape[0], sample) for images, sample in shown] == [(8, True), (4, False)]
+    assert torch.equal(shown[1][0][:, 0], batch.images.float() / 255)
+    with torch.no_grad():
+        along = model(shown[1][0], sample=False).logits
+    ce = F.cross_entropy(along.flatten(0, 1), task.targets(batch)[:, :2].flatten())
+    assert torch.allclose(out.total - ce, out.classify + out.reinforce + out.baseline, atol=1e-6)
+
+
 def small_dram(task=MnistPairs, **kw) -> DRAM:
     torch.manual_seed(0)
     return DRAM(**(dict(image_size=100, patch_size=10, conv_channels=(2, 2, 4), glimpse_features=8, hidden=8,

@@ -201,12 +201,12 @@ def glimpse_returns(predicted: torch.Tensor, labels: torch.Tensor,
     return returns, kept
 
 
-UNUSED_IN_SEQUENCES = {"means_weight": 0.0, "distill_weight": 0.0, "step_weight": 0.0, "discount": 1.0,
-                       "reward": "correct"}
+UNUSED_IN_SEQUENCES = {"distill_weight": 0.0, "step_weight": 0.0, "discount": 1.0, "reward": "correct"}
 """The loss settings `sequence_hybrid` has no use for, with the one value it accepts for each."""
 
 
-def sequence_hybrid(episode, labels: torch.Tensor, spec: LossSpec = LossSpec()) -> Losses:
+def sequence_hybrid(episode, labels: torch.Tensor, spec: LossSpec = LossSpec(),
+                    means_logits: torch.Tensor | None = None) -> Losses:
     """The hybrid loss of an episode that emits a sequence of K labels (`ram.dram.SequenceEpisode`).
 
     labels: int64 [B, L], L >= K, in `ram.data.multi`'s layout (the labels in order, EOS, PAD after it); the first K
@@ -220,6 +220,8 @@ def sequence_hybrid(episode, labels: torch.Tensor, spec: LossSpec = LossSpec()) 
       the batch's mean return at each glimpse, with "copies" the mean return of the other copies of the same input
       at each glimpse, which have nothing to fit.
     - entropy_weight adds the location policy's entropy as a bonus, as in `policy_gradient`.
+    - With means_weight, plus that times the cross-entropy of means_logits [B0, K, classes], the labels of one episode
+      of each input along the policy means (the one episode it is tested on), as `hybrid` does for one answer.
 
     reward is the string's reward (labels right up to the first wrong one), success 1 where all K are right.
     """
@@ -252,5 +254,10 @@ def sequence_hybrid(episode, labels: torch.Tensor, spec: LossSpec = LossSpec()) 
         rl = rl - spec.entropy_weight * episode.entropies.sum(1).mean()
     reward = sequence_reward(predicted, targets)[:, -1].float()
     success = (reward == (targets != PAD).sum(1)).float()
-    return Losses(total=classify + spec.rl_weight * rl + base, classify=classify, reinforce=rl, baseline=base,
+    total = classify + spec.rl_weight * rl + base
+    if means_logits is not None and spec.means_weight > 0:
+        along = targets[: means_logits.shape[0]]
+        total = total + spec.means_weight * F.cross_entropy(means_logits.flatten(0, 1), along.flatten(),
+                                                            ignore_index=PAD)
+    return Losses(total=total, classify=classify, reinforce=rl, baseline=base,
                   reward=reward, success=success, entropy=mean_entropy(episode))

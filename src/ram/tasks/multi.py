@@ -199,12 +199,16 @@ class MultiDigitTask:
             return classification_loss(model, to_float(batch.images).to(device), self.answer(batch).to(device), self.loss_spec,
                                        precision=self.precision)
         images, labels = to_float(batch.images).to(device), self.targets(batch).to(device)
-        copies = self.loss_spec.mc_samples
+        one, copies = images, self.loss_spec.mc_samples
         if copies > 1:
             images, labels = images.repeat(copies, 1, 1, 1), labels.repeat(copies, 1)
         with autocast(images.device, self.precision):
             episode = model(images, sample=True)
-        return sequence_hybrid(float32(episode), labels, self.loss_spec)
+        means_logits = None
+        if self.loss_spec.means_weight > 0:
+            with autocast(images.device, self.precision):
+                means_logits = model(one, sample=False).logits.float()
+        return sequence_hybrid(float32(episode), labels, self.loss_spec, means_logits)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, canvases: Canvases, *, mc_samples: int = 0, device=None,
