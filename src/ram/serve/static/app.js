@@ -153,7 +153,7 @@ const classify = {
     this.play();
   },
 
-  // The step after which output k is emitted: the last glimpse leading to it.
+  // Whether glimpse t emits a label: it is the last glimpse leading to that label.
   emits(t) {
     const steps = this.result.steps;
     return t === steps.length - 1 || steps[t + 1].output !== steps[t].output;
@@ -202,7 +202,7 @@ const classify = {
     const last = t === steps.length - 1;
     const output = steps[t].output;
     const several = result.labels.length > 1;
-    // after the glimpse that emits a label, that label's probabilities (averaged, with sampled episodes)
+    // after the glimpse that emits a label, that label's probabilities as the answer gives them
     const probs = this.emits(t) ? result.labels[output].probs : steps[t].probs;
     const top = probs.indexOf(Math.max(...probs));
     for (const chip of $("answers").children) {
