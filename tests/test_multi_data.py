@@ -8,7 +8,7 @@ import torch
 
 from ram.data import mnist
 from ram.data.multi import (ADDITION, EOS, PAD, PAIRS, Layout, MultiDigitData, compose, label_lengths, pack_labels,
-                            pair_class, sequence_reward, upto_first_wrong)
+                            pair_class, place_apart, sequence_reward, upto_first_wrong)
 from ram.data.tasks import generator
 
 # Every digit of a split is the constant of its split, a different power of 8. With at most three layers on a pixel (a
@@ -80,6 +80,23 @@ def test_digits_do_not_overlap(objects, canvas):
     top, left = c.positions[..., 0], c.positions[..., 1]
     for i, j in itertools.combinations(range(objects), 2):
         assert (((top[:, i] - top[:, j]).abs() >= 28) | ((left[:, i] - left[:, j]).abs() >= 28)).all()
+
+
+def test_given_digits_are_placed_whole_and_apart_with_clutter_from_the_pool():
+    """The page's drawn digits (`place_apart`): each whole in its own 28x28 box, the boxes apart, the clutter cut from
+    the pool, and the canvas a function of the seed. The digits are codes as above: 1, 8, and the pool's 64."""
+    digits = torch.stack([torch.full((28, 28), TRAIN_CODE), torch.full((28, 28), VAL_CODE)]).to(torch.uint8)[None]
+    pool = torch.full((5, 28, 28), TEST_CODE, dtype=torch.uint8)
+    layout = Layout(objects=2, canvas=100, pieces=2, piece_size=8)
+    canvas = place_apart(digits, layout=layout, pool=pool, gen=generator(3))[0].long()  # [100, 100]
+    for layer in (canvas % 8, canvas // 8 % 8):
+        rows, cols = torch.nonzero(layer == 1, as_tuple=True)
+        assert len(rows) == 784 and rows.max() - rows.min() == 27 and cols.max() - cols.min() == 27  # one whole box
+    assert 64 <= (canvas >= TEST_CODE).sum() <= 2 * 64  # two 8x8 pieces, from the pool alone
+    assert torch.equal(place_apart(digits, layout=layout, pool=pool, gen=generator(3))[0].long(), canvas)
+    assert not torch.equal(place_apart(digits, layout=layout, pool=pool, gen=generator(4))[0].long(), canvas)
+    with pytest.raises(ValueError, match="3 digits per canvas; the layout holds 2"):
+        place_apart(torch.zeros(1, 3, 28, 28, dtype=torch.uint8), layout=layout, gen=generator(0))
 
 
 def test_positions_cover_the_canvas():

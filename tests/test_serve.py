@@ -16,6 +16,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -34,6 +35,7 @@ from ram.models import build_model  # noqa: E402
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
 from ram.serve.images import BadImage, decode, mnist_digit, on_canvas, prepare  # noqa: E402
+from ram.viz.multi import OUTPUT_COLOURS  # noqa: E402
 
 torch.set_num_threads(1)
 STATIC = Path(serve_app.__file__).parent / "static"
@@ -59,6 +61,13 @@ def drawing(kind: str = "seven", size: int = 280) -> bytes:
     }[kind]
     pen.line(strokes, fill=255, width=20, joint="curve")
     return png_bytes(image)
+
+
+def pair_drawing(left: str = "seven", right: str | None = "one") -> bytes:
+    """Two drawing boxes side by side, as the page sends them for a model of a pair (right=None: left blank)."""
+    boxes = [np.asarray(Image.open(io.BytesIO(drawing(kind)))) if kind else np.zeros((280, 280), np.uint8)
+             for kind in (left, right)]
+    return png_bytes(np.hstack(boxes))
 
 
 def from_data_url(url: str) -> np.ndarray:
@@ -87,6 +96,11 @@ def g6() -> ram.Model:
     return ram.load("mnist-g6")
 
 
+@pytest.fixture(scope="module")
+def pairs() -> ram.Model:
+    return ram.load("mnist-pairs")
+
+
 # ---- images ---------------------------------------------------------------------------------------------------------
 
 def test_a_drawing_becomes_an_mnist_digit():
@@ -111,10 +125,10 @@ def test_dark_ink_on_paper_and_transparent_drawings_read_as_white_on_black():
 def test_placement_is_the_seed_s():
     digit = mnist_digit(decode(drawing("zero")))
     cluttered = DigitsConfig(canvas=60, pieces=4)
-    a, b, c = (on_canvas(digit, cluttered, seed=s) for s in (1, 1, 2))
+    a, b, c = (on_canvas(digit[None], cluttered, seed=s) for s in (1, 1, 2))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (60, 60) and not np.array_equal(a, c)
-    translated = on_canvas(digit, DigitsConfig(canvas=60), seed=5)
+    translated = on_canvas(digit[None], DigitsConfig(canvas=60), seed=5)
     assert translated.astype(int).sum() == digit.astype(int).sum()  # moved, nothing added
     image = np.zeros((60, 60), np.uint8)
     assert prepare(image, cluttered, seed=0)[1] == "as is"  # already the model's size: taken as it is
@@ -150,12 +164,18 @@ def test_the_page_and_its_files_come_from_the_app_alone(client):
         assert not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", text), path.name
 
 
-def test_models_lists_every_shipped_model(client):
+def test_models_lists_every_shipped_model_that_looks(client):
+    """Every shipped model whose glimpses can be drawn (not the whole-image convnet of the pairs), with what the page
+    needs to ask it: a pair model reads two drawn digits and emits two labels."""
     listing = client.get("/api/models").json()
     names = {m["name"]: m for m in listing["models"]}
     assert listing["default"] == "mnist-g6"
-    assert set(ram.hub.manifest()) == set(names)
+    drawn = {name for name, e in ram.hub.manifest().items() if RunConfig.from_dict(e["config"]).model.about.drawn}
+    assert set(names) == drawn and "mnist-pairs-convnet" not in names
     assert names["catch"]["task"] == "catch" and names["mnist-cluttered-g6"]["pieces"] == 4
+    assert (names["mnist-g6"]["drawings"], names["mnist-g6"]["outputs"]) == (1, 1)
+    assert names["mnist-pairs"]["task"] == "classify"
+    assert (names["mnist-pairs"]["drawings"], names["mnist-pairs"]["outputs"], names["mnist-pairs"]["canvas"]) == (2, 2, 100)
 
 
 def test_classify_answers_what_predict_says_for_the_same_image(client, g6):
@@ -163,18 +183,66 @@ def test_classify_answers_what_predict_says_for_the_same_image(client, g6):
     image = from_data_url(answer["image"])
     assert image.shape == (28, 28)
     out = g6.predict(image)
-    assert answer["label"] == int(out.labels[0]) and answer["prepared"] == "digit"
+    assert [a["label"] for a in answer["labels"]] == [int(out.labels[0])] and answer["prepared"] == "digit"
     assert len(answer["steps"]) == g6.cfg.model.glimpses
     for t, step in enumerate(answer["steps"]):
         np.testing.assert_allclose([step["x"], step["y"]], out.pixels[0, t].tolist(), atol=1e-5)
         np.testing.assert_allclose(step["probs"], out.step_probs[0, t].tolist(), atol=1e-6)
+        assert step["output"] == 0  # one label, which every glimpse leads to
         assert len(step["boxes"]) == len(step["patches"]) == g6.cfg.model.scales
         x0, y0, side = step["boxes"][0]
         assert side == 8 and abs(x0 + side / 2 - step["x"]) <= 0.5 + 1e-6
         patch = from_data_url(step["patches"][0])
         read = g6.glimpses(image)[0, t, 0, 0]  # what the sensor read along the policy means
         np.testing.assert_array_equal(patch, (read * 255).round().to(torch.uint8).numpy())
-    np.testing.assert_allclose(answer["probs"], out.probs[0].tolist(), atol=1e-6)
+    np.testing.assert_allclose(answer["labels"][0]["probs"], out.probs[0].tolist(), atol=1e-6)
+
+
+def test_a_drawn_pair_is_placed_apart_on_the_cluttered_canvas_by_its_seed(client):
+    """Each box of a drawn pair becomes an MNIST-like digit, and both are placed whole, their 28x28 boxes apart, on
+    the task's 100x100 cluttered canvas (clutter only adds ink); the same seed places them the same way again."""
+    def image(seed):
+        answer = client.post(f"/api/classify?model=mnist-pairs&seed={seed}", content=pair_drawing()).json()
+        assert answer["prepared"] == "digits"
+        return from_data_url(answer["image"])
+
+    a, b, c = image(5), image(5), image(6)
+    assert a.shape == (100, 100)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    windows = torch.from_numpy(a.astype(np.int16)).unfold(0, 28, 1).unfold(1, 28, 1)  # [73, 73, 28, 28]
+    places = []
+    for kind in ("seven", "one"):
+        digit = torch.from_numpy(mnist_digit(decode(drawing(kind))).astype(np.int16))
+        found = (windows >= digit).flatten(2).all(-1).nonzero().tolist()  # where the digit sits, under any clutter
+        assert found, kind
+        places.append(found)
+    assert any(max(abs(t1 - t2), abs(l1 - l2)) >= 28 for t1, l1 in places[0] for t2, l2 in places[1])
+
+
+def test_a_pair_s_answer_is_what_ram_predict_says_for_the_same_canvas(client, pairs, tmp_path, capsys):
+    """DRAM on a drawn pair: each emitted label with its probability (as `ram predict --json` prints them for the
+    canvas the page shows), and every glimpse where predict() puts it, with the label it leads to and that label's
+    colour in `ram viz`."""
+    answer = client.post("/api/classify?model=mnist-pairs&seed=2", content=pair_drawing("seven", "zero")).json()
+    image = from_data_url(answer["image"])
+    Image.fromarray(image).save(tmp_path / "canvas.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "canvas.png"), "--pretrained", "mnist-pairs", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert [{"label": a["label"], "probability": round(a["probability"], 4)} for a in answer["labels"]] \
+        == predicted["labels"]
+    assert answer["class"] == predicted["class"] and len(answer["labels"]) == 2
+    out = pairs.predict(image)
+    assert [s["output"] for s in answer["steps"]] == out.output_of[0].tolist() == [0, 0, 1, 1]
+    for t, step in enumerate(answer["steps"]):
+        np.testing.assert_allclose([step["x"], step["y"]], out.pixels[0, t].tolist(), atol=1e-5)
+        np.testing.assert_allclose(step["probs"], out.step_probs[0, t].tolist(), atol=1e-6)
+    for k, label in enumerate(answer["labels"]):
+        np.testing.assert_allclose(label["probs"], out.probs[0, k].tolist(), atol=1e-6)
+    tab = matplotlib.colormaps[OUTPUT_COLOURS]
+    assert answer["colours"] == [matplotlib.colors.to_hex(tab(k)) for k in range(2)]
+    assert answer["colours"][0] != answer["colours"][1]
 
 
 def test_sampled_glimpses_repeat_with_their_seed(client):
@@ -233,7 +301,9 @@ def test_with_no_digits_cached_clutter_is_cut_from_the_drawing_and_nothing_is_wr
     ("model=catch", drawing(), 422, "catch model"),
     ("model=mnist-g6&seed=-1", drawing(), 422, "seed = -1"),
     ("model=mnist-g6&mode=greedy", drawing(), 422, "mode = 'greedy'"),
-], ids=["too-long", "pdf", "truncated", "huge", "blank-canvas", "no-body", "unknown-model", "a-game", "seed", "mode"])
+    ("model=mnist-pairs", pair_drawing("seven", None), 422, "digit 2 of 2 is empty"),
+], ids=["too-long", "pdf", "truncated", "huge", "blank-canvas", "no-body", "unknown-model", "a-game", "seed", "mode",
+        "half-a-pair"])
 def test_bad_requests_get_a_4xx_with_a_message(client, query, body, status, message):
     answer = client.post(f"/api/classify?{query}", content=body)
     assert answer.status_code == status
@@ -372,6 +442,20 @@ def browser():
         chromium.close()
 
 
+SEVEN = [(0.3, 0.2), (0.75, 0.2), (0.45, 0.85)]  # strokes, as fractions of a drawing box
+ONE = [(0.5, 0.15), (0.48, 0.85)]
+
+
+def draw(page, box: str, stroke: list[tuple[float, float]]) -> None:
+    """One stroke of the mouse across the drawing box `box` (a selector)."""
+    where = page.locator(box).bounding_box()
+    page.mouse.move(where["x"] + stroke[0][0] * where["width"], where["y"] + stroke[0][1] * where["height"])
+    page.mouse.down()
+    for fx, fy in stroke[1:]:
+        page.mouse.move(where["x"] + fx * where["width"], where["y"] + fy * where["height"], steps=12)
+    page.mouse.up()
+
+
 def test_the_page_draws_what_the_model_does(server, browser, g6):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
@@ -380,13 +464,7 @@ def test_the_page_draws_what_the_model_does(server, browser, g6):
     page.wait_for_selector("body[data-ready]")
     assert page.input_value("#model") == "mnist-g6"
 
-    box = page.locator("#pad").bounding_box()
-    stroke = [(0.3, 0.2), (0.75, 0.2), (0.45, 0.85)]  # a 7
-    page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
-    page.mouse.down()
-    for fx, fy in stroke[1:]:
-        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=12)
-    page.mouse.up()
+    draw(page, "#pad", SEVEN)
     page.wait_for_selector("#view[data-label]")
 
     glimpses = page.locator("#overlay .glimpse")
@@ -406,6 +484,51 @@ def test_the_page_draws_what_the_model_does(server, browser, g6):
     page.wait_for_selector("#error:not([hidden])")
     assert "not an image" in page.inner_text("#error")
     assert page.locator("#overlay .glimpse").count() == 0
+    assert errors == []
+    page.close()
+
+
+def test_the_page_finds_both_digits_of_a_drawn_pair(server, browser, pairs):
+    """mnist-pairs (DRAM): a drawing box per digit, nothing asked until both have ink, then the two labels it emits
+    and its glimpses, each in the colour of the label it leads to."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    page.select_option("#model", "mnist-pairs")
+    assert page.locator("#pads canvas").count() == 2
+
+    draw(page, "#pad", SEVEN)
+    assert "now draw digit 2" in page.inner_text("#prepared")
+    draw(page, "#pad-2", ONE)
+    page.wait_for_selector("#view[data-label]")
+
+    image = from_data_url(page.get_attribute("#input", "src"))
+    assert image.shape == (100, 100)
+    out = pairs.predict(image)
+    assert page.get_attribute("#view", "data-label") == " ".join(map(str, out.labels[0].tolist()))
+    glimpses = page.locator("#overlay .glimpse").all()
+    shown = np.array([[float(g.get_attribute("data-x")), float(g.get_attribute("data-y"))] for g in glimpses])
+    np.testing.assert_allclose(shown, out.pixels[0].numpy(), atol=1e-4)
+    outputs = [int(g.get_attribute("data-output")) for g in glimpses]
+    assert outputs == out.output_of[0].tolist()
+
+    answers = page.locator("#answers .answer")
+    step = "(t) => { const s = document.getElementById('step'); s.value = t; s.dispatchEvent(new Event('input')); }"
+    page.evaluate(step, outputs.index(1) - 1)  # stepped to the glimpse that emits the first label
+    assert [a.is_visible() for a in answers.all()] == [True, False]
+    page.evaluate(step, len(outputs) - 1)
+    assert [a.is_visible() for a in answers.all()] == [True, True]
+    for k, a in enumerate(answers.all()):
+        assert a.inner_text().split()[0] == str(int(out.labels[0, k]))
+    tab = matplotlib.colormaps[OUTPUT_COLOURS]
+    rgb = [f"rgb({', '.join(str(round(255 * c)) for c in tab(k)[:3])})" for k in range(2)]
+    strokes = page.evaluate("[...document.querySelectorAll('#overlay .glimpse rect.scale-0')]"
+                            ".map((r) => getComputedStyle(r).stroke)")
+    assert strokes == [rgb[k] for k in outputs] and rgb[0] != rgb[1]
+    first, second = (str(int(c)) for c in out.labels[0])
+    assert f"It says {first} then {second}" in page.inner_text("#verdict")
     assert errors == []
     page.close()
 

@@ -39,6 +39,7 @@ class Prediction(NamedTuple):
     step_probs: torch.Tensor  # [B, T, K] the class probabilities after each glimpse
     locations: torch.Tensor  # [B, T, 2] each glimpse's centre as (x, y) in [-1, 1], (-1, -1) the top-left corner
     pixels: torch.Tensor  # [B, T, 2] the same centre in pixels, (column, row) from the top-left corner
+    output_of: torch.Tensor  # int64 [B, T] the emitted label each glimpse leads to (all 0 when one label is emitted)
     classes: tuple[str, ...] = ()  # the name of each class, by label (`Model.classes`)
 
     @property
@@ -100,9 +101,13 @@ class Model:
                 self.module(x, sample=True) for _ in range(mc_samples)]
         first = episodes[0]
         probs = torch.stack([F.softmax(ep.logits, dim=-1) for ep in episodes]).mean(0)
+        # A model that emits one label (RAM's `Episode`) has no output_of: every glimpse leads to that label.
+        output_of = getattr(first, "output_of", None)
+        if output_of is None:
+            output_of = torch.zeros(first.locations.shape[:2], dtype=torch.int64)
         return Prediction(labels=probs.argmax(-1), probs=probs, step_probs=F.softmax(first.step_logits, dim=-1),
                           locations=first.locations, pixels=(first.locations + 1) * (self.image_size / 2),
-                          classes=self.classes)
+                          output_of=output_of, classes=self.classes)
 
     def light_background(self, images: Any) -> torch.Tensor:
         """bool [B]: which images have a light border (dark ink on paper) where the model was trained on light on

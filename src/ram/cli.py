@@ -436,11 +436,12 @@ class ExportFolder:
 
 @dataclass
 class Serve:
-    """Start a page to play with on http://HOST:PORT: draw a digit and watch a model's glimpses, or watch the Catch
-    agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
+    """Start a page to play with on http://HOST:PORT: draw a digit (two for mnist-pairs) and watch a model's glimpses,
+    or watch the Catch agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
 
     pretrained: str | None = None
-    """The shipped model the page opens with (default mnist-g6; every shipped model can be picked on the page)."""
+    """The shipped model the page opens with (default mnist-g6; every shipped model that takes glimpses can be picked
+    on the page)."""
     checkpoint: Path | None = None
     """A run folder written by `ram train`, offered beside the shipped models and opened with."""
     host: str = "127.0.0.1"

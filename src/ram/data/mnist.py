@@ -113,6 +113,12 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("recurrent-attention"))
 
 
+def cached(name: str) -> bool:
+    """Whether every file of `name` is in the data cache already, so that `load` reads them and writes nothing."""
+    folder = data_dir() / name
+    return all((folder / f).is_file() for f in FILES)
+
+
 def load(name: str = "mnist", *, root: Path | None = None, progress: bool = True) -> Digits:
     """Load ``name`` ("mnist" or "fashion") from ``{root or data_dir()}/{name}``, filling the cache if needed."""
     if name not in _SHA256:

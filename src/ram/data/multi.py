@@ -33,7 +33,7 @@ from .tasks import DIGIT, TEST, TRAIN, VAL, add_clutter, epoch_batches, generato
 
 __all__ = [
     "ADDITION", "EOS", "PAD", "PAIRS", "Canvases", "Layout", "MultiDigitData", "compose", "label_lengths",
-    "pack_labels", "pair_class", "sequence_reward", "upto_first_wrong",
+    "pack_labels", "pair_class", "place_apart", "sequence_reward", "upto_first_wrong",
 ]
 
 EOS = 10  # end of sequence, after the digit classes 0..9
@@ -164,6 +164,38 @@ def _positions(n: int, objects: int, canvas: int, gen: torch.Generator) -> torch
                        f"{_MAX_ROUNDS} rounds")
 
 
+def _paste(digits: torch.Tensor, positions: torch.Tensor, canvas: int) -> torch.Tensor:
+    """digits uint8 [N, k, 28, 28] with their boxes' (top, left) [N, k, 2], which do not overlap -> int16
+    [N, canvas * canvas], blank elsewhere."""
+    n = digits.shape[0]
+    out = torch.zeros(n, canvas * canvas, dtype=torch.int16)
+    at = square_index(positions[..., 0], positions[..., 1], DIGIT, canvas).reshape(n, -1)  # [N, k * 784]
+    out.scatter_(1, at, digits.reshape(n, -1).to(torch.int16))  # boxes are disjoint: no index repeats
+    return out
+
+
+def place_apart(
+    digits: torch.Tensor, *, layout: Layout, pool: torch.Tensor | None = None, gen: torch.Generator
+) -> torch.Tensor:
+    """Given digits on canvases of `layout`, placed as `compose` places a split's: uniformly over the places whose
+    28x28 boxes do not overlap, with layout.pieces of clutter.
+
+    digits: uint8 [N, objects, 28, 28], each canvas's own (a person's drawings, on the page). pool: uint8 [M, 28, 28],
+    the digits clutter is cut from (the training digits; None cuts it from these digits). Returns uint8
+    [N, canvas, canvas].
+    """
+    layout.validate()
+    n, k = digits.shape[:2]
+    if k != layout.objects:
+        raise ValueError(f"{k} digits per canvas; the layout holds {layout.objects}")
+    out = _paste(digits, _positions(n, k, layout.canvas, gen), layout.canvas)
+    if layout.pieces:
+        pool = digits.reshape(-1, DIGIT, DIGIT) if pool is None else pool
+        clutter = torch.randint(0, pool.shape[0], (n, layout.pieces), generator=gen)
+        add_clutter(out, clutter, canvas=layout.canvas, piece_size=layout.piece_size, pool=pool, gen=gen)
+    return out.to(torch.uint8).view(n, layout.canvas, layout.canvas)
+
+
 def compose(
     digits: torch.Tensor, labels: torch.Tensor, first: torch.Tensor, *, layout: Layout, gen: torch.Generator
 ) -> Canvases:
@@ -186,9 +218,7 @@ def compose(
     order = (pos[..., 1] * layout.canvas + pos[..., 0]).argsort(1)
     sources = sources.gather(1, order)
     pos = pos.gather(1, order[..., None].expand(-1, -1, 2))
-    out = torch.zeros(n, layout.canvas * layout.canvas, dtype=torch.int16)
-    at = square_index(pos[..., 0], pos[..., 1], DIGIT, layout.canvas).reshape(n, -1)  # [N, objects * 784]
-    out.scatter_(1, at, digits[sources].reshape(n, -1).to(torch.int16))  # boxes are disjoint: no index repeats
+    out = _paste(digits[sources], pos, layout.canvas)
     clutter = torch.zeros(n, 0, dtype=torch.int64)
     if layout.pieces:
         clutter = _uniform_excluding(sources, layout.pieces, m, gen)

@@ -1,7 +1,8 @@
 """The app behind `ram serve`: the page in static/, and a small JSON API over the Python API (`ram.api.Model`).
 
     GET  /api/models                      the models the page may pick, and the one it opens with
-    POST /api/classify?model=&mode=&seed= body: an image file (the page sends its canvas as PNG) -> the episode
+    POST /api/classify?model=&mode=&seed= body: an image file (the page sends its canvas as PNG; its drawing
+                                          boxes side by side for a pair) -> the episode
     GET  /api/catch/game?model=&mode=&seed=  one seeded game the agent played, every frame, glimpse and move
     POST /api/catch/step?model=           body: {"state": {...}, "move": 0|1|2} -> the next state and frame
 
@@ -41,12 +42,12 @@ from starlette.staticfiles import StaticFiles
 from .. import sensor
 from ..api import Model
 from ..config import ConfigError, RunConfig, task_of
-from ..data import TaskData, mnist
 from ..envs import MOVES, CatchBatch
 from ..hub import load_checkpoint, load_pretrained, manifest
 from ..sensor import boxes
 from ..tasks import seeded
 from ..tasks.catch import drawn_games, play
+from ..viz.multi import output_colours
 from .guard import HeadLimit, SameOrigin, SecurityHeaders, allowed_hosts
 from .images import BadImage, decode, prepare
 
@@ -73,12 +74,16 @@ class Entry:
     test_error: float | None = None
 
     def describe(self) -> dict[str, Any]:
+        """What the page shows of a model, and how it asks: `drawings`, the digits a person draws for one image (0:
+        images of the model's own size only); `outputs`, the labels it emits in turn (DRAM: 2 for a pair)."""
         m, t = self.cfg.model, self.cfg.task
+        task = task_of(t.dataset)
         return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
                 "image_size": m.image_size, "glimpses": getattr(m, "glimpses", 0),
                 "patch_size": getattr(m, "patch_size", None), "scales": getattr(m, "scales", None),
                 "pool": getattr(m, "pool", None), "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": getattr(t, "pieces", 0),
-                "test_error": self.test_error}
+                "drawings": task.drawings(t) if hasattr(task, "place_drawn") else 0,
+                "outputs": getattr(m, "outputs", 1), "test_error": self.test_error}
 
 
 class Models:
@@ -95,10 +100,6 @@ class Models:
         if checkpoint is not None:
             module, cfg = load_checkpoint(checkpoint)
             cfg.model.require_drawn("checkpoint", str(checkpoint))
-            if cfg.model.about.sequence:
-                raise ConfigError(f"checkpoint = {str(checkpoint)!r}: a {cfg.model.kind} model emits a sequence of "
-                                  "labels, which the page does not show yet; draw its glimpses with `ram viz "
-                                  f"--checkpoint {checkpoint}`")
             name = f"run:{Path(checkpoint).name}"
             # The folder's name, not its path: the page may be shown to others, and the list to other sites.
             self.entries[name] = Entry(name, cfg, f"{task_of(cfg.task.dataset).about(cfg)} (run folder {Path(checkpoint).name})")
@@ -125,15 +126,14 @@ class Models:
 
     def pool(self, cfg: RunConfig) -> torch.Tensor | None:
         """The training digits a cluttered model's clutter was cut from, when they are already in the data cache
-        (reading them writes nothing); None, to cut clutter from the drawn digit itself, when they are not."""
+        (the task's `clutter_pool`); None, to cut clutter from the drawn digits themselves, when they are not."""
         t = cfg.task
-        if not getattr(t, "pieces", 0):  # only digits are cluttered
+        task = task_of(t.dataset)
+        if not hasattr(task, "clutter_pool"):  # images of the model's own size only: nothing is placed
             return None
-        key = (t.dataset, t.val_size, t.train_size)
+        key = (t.dataset, getattr(t, "pieces", 0), t.val_size, t.train_size)
         if key not in self._pools:
-            folder = mnist.data_dir() / t.dataset
-            cached = all((folder / f).is_file() for f in mnist.FILES)
-            self._pools[key] = TaskData(t, seed=0, progress=False).train.images if cached else None
+            self._pools[key] = task.clutter_pool(t)
         return self._pools[key]
 
 
@@ -318,9 +318,11 @@ def _bytes(x: torch.Tensor) -> np.ndarray:
 
 
 def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dict[str, Any]:
-    """What the page animates: the image (uint8 [S, S], the model's input), and after each of the T glimpses where it
+    """What the page animates: the image (uint8 [S, S], the model's input); after each of the T glimpses where it
     was read (centre in pixels and in [-1, 1], the square of every scale), what the sensor read there (a PNG per
-    scale, each pooled to patch x patch), and the class probabilities."""
+    scale, each pooled to patch x patch), the class probabilities, and which emitted label it leads to (`output`);
+    then the K labels emitted (K = 1 for a model that answers once, K in turn for DRAM), each with its probability
+    and its class probabilities, in the colour `ram viz` draws the glimpses that lead to it."""
     m = model.cfg.model
     out = model.predict(image, mc_samples=1 if sampled else 0, seed=seed)
     x = model.images(image)  # [1, C, S, S], as predict read it
@@ -337,12 +339,17 @@ def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dic
             "boxes": squares[t].tolist(),  # per scale (x0, y0, side) in pixels
             "patches": [png(_bytes(read[k, 0])) for k in range(m.scales)],
             "probs": out.step_probs[0, t].tolist(),
+            "output": int(out.output_of[0, t]),
         })
+    labels = out.labels[0].reshape(-1)  # [K]
+    probs = out.probs[0].reshape(len(labels), -1)  # [K, classes]
     return {
         "image": png(image), "image_size": model.image_size, "patch_size": m.patch_size, "scales": m.scales,
         "mode": "sampled" if sampled else "means", "seed": seed, "steps": steps,
-        "probs": out.probs[0].tolist(), "label": int(out.labels[0]),
-        "classes": list(model.cfg.task.labels),
+        "labels": [{"label": int(c), "probability": float(probs[k, c]), "probs": probs[k].tolist()}
+                   for k, c in enumerate(labels.tolist())],
+        "class": out.names[0], "colours": output_colours(len(labels)),
+        "classes": list(model.classes) or [str(c) for c in range(m.classes)],
     }
 
 

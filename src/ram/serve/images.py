@@ -1,6 +1,7 @@
 """People's images for the page: an upload decoded with limits (and in the formats the data loader reads,
-`ram.data.images.FORMATS`, alone), a drawing made to look like an MNIST digit, and that
-digit put on a model's canvas by the project's own placement code (`ram.data.tasks.place`).
+`ram.data.images.FORMATS`, alone), a drawing made to look like MNIST digits (one, or several side by side), and those
+digits put on a model's canvas by its task's own placement code (`place_drawn`: `ram.data.tasks.place` for one digit,
+`ram.data.multi.place_apart` for a pair).
 
 Everything here is a pure function of its arguments (the clutter of a placement comes from the seed it is given), and
 every refusal is a `BadImage` whose message the page shows as it is.
@@ -15,10 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..config import TaskConfig, task_of
 from ..data import decoding
-from ..data.mnist import BUILT_IN
-from ..data.tasks import DIGIT, generator, place
-from ..tasks.classify import ClassifyConfig, DigitsConfig
+from ..data.tasks import DIGIT, generator
 
 MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decoded image stays under 16 MB (RGBA)
 MAX_SECONDS = 2.0  # a 2000x2000 PNG or JPEG decodes in a tenth of that
@@ -88,22 +88,39 @@ def mnist_digit(ink: np.ndarray) -> np.ndarray:
     return out
 
 
-def on_canvas(digit: np.ndarray, task: DigitsConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
-    """A digit uint8 [28, 28] on the task's canvas, uint8 [canvas, canvas]: at a random place with the task's clutter,
-    both drawn from `seed` (the same seed, the same image). pool: uint8 [M, 28, 28], the digits clutter is cut from
-    (the training digits; None cuts it from this digit)."""
-    digits = torch.from_numpy(np.ascontiguousarray(digit))[None]
-    placed = place(digits, canvas=task.canvas, **task.clutter, pool=pool, gen=generator(seed))
-    return placed[0].numpy()
+def on_canvas(digits: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
+    """Digits uint8 [k, 28, 28] (k: the task's `drawings`) on the task's canvas, uint8 [canvas, canvas], placed as
+    its test images are, with its clutter, all drawn from `seed` (the same seed, the same image). pool: uint8
+    [M, 28, 28], the digits clutter is cut from (the training digits; None cuts it from these digits)."""
+    digits = torch.from_numpy(np.ascontiguousarray(digits))
+    return task_of(task.dataset).place_drawn(digits, task, pool=pool, gen=generator(seed)).numpy()
 
 
-def prepare(ink: np.ndarray, task: ClassifyConfig, *, seed: int,
+def drawn_digits(ink: np.ndarray, n: int) -> np.ndarray:
+    """A drawing of n digits side by side, uint8 [H, W] -> uint8 [n, 28, 28]: the drawing cut into n columns of equal
+    width (the page's n drawing boxes, sent as one image), each made MNIST-like."""
+    if n == 1:
+        return mnist_digit(ink)[None]
+    digits = []
+    for k, column in enumerate(np.array_split(ink, n, axis=1)):
+        try:
+            digits.append(mnist_digit(column))
+        except BadImage:
+            raise BadImage(f"digit {k + 1} of {n} is empty: this model reads {n} digits side by side, so draw one "
+                           f"in each box (or drop an image of {n} digits side by side)") from None
+    return np.stack(digits)
+
+
+def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int,
             pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
     """What the model reads, uint8 [canvas, canvas], and how it was made: an image already of the model's size is
-    taken as it is ("as is"); anything else is a drawing of a digit, made MNIST-like and placed ("digit")."""
+    taken as it is ("as is"); anything else is a drawing of the task's digits side by side, each made MNIST-like,
+    and placed ("digit", or "digits" for several)."""
     if ink.shape == (task.canvas, task.canvas):
         return ink, "as is"
-    if task.dataset not in BUILT_IN:
+    learns = task_of(task.dataset)
+    if not hasattr(learns, "place_drawn"):
         raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
                        f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
-    return on_canvas(mnist_digit(ink), task, seed=seed, pool=pool), "digit"
+    n = learns.drawings(task)
+    return on_canvas(drawn_digits(ink, n), task, seed=seed, pool=pool), "digit" if n == 1 else "digits"

@@ -24,7 +24,7 @@ from ..config import (
     _require,
     register_task,
 )
-from ..data import Split, TaskData, to_float
+from ..data import Split, TaskData, mnist, place, to_float
 from ..losses import Losses, LossSpec, hybrid
 from ..models import evaluating
 from .common import autocast, float32, seeded
@@ -232,6 +232,27 @@ class Classification:
         looks = m.looks(cfg.policy.noun)
         placing = t.name if t.name == "centred" else f"{t.name} {t.canvas}x{t.canvas}"
         return f"{t.dataset} {placing}, {looks}"
+
+    # A person's drawing (the page) ---------------------------------------------------------------------------------
+    @staticmethod
+    def drawings(t: DigitsConfig) -> int:
+        """Digits a person draws for one image: one."""
+        return 1
+
+    @staticmethod
+    def place_drawn(digits: torch.Tensor, t: DigitsConfig, *, pool: torch.Tensor | None,
+                    gen: torch.Generator) -> torch.Tensor:
+        """A drawn digit uint8 [1, 28, 28] on the task's canvas as its test digits are placed, uint8 [canvas,
+        canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digit)."""
+        return place(digits, canvas=t.canvas, **t.clutter, pool=pool, gen=gen)[0]
+
+    @staticmethod
+    def clutter_pool(t: DigitsConfig) -> torch.Tensor | None:
+        """The training digits its clutter is cut from, uint8 [M, 28, 28], when they are in the data cache already
+        (reading them writes nothing); None when they are not, or the task has no clutter."""
+        if not t.pieces or not mnist.cached(t.dataset):
+            return None
+        return TaskData(t, seed=0, progress=False).train.images
 
     # Training --------------------------------------------------------------------------------------------------------
     def batches_per_epoch(self, batch_size: int) -> int:

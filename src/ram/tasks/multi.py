@@ -28,11 +28,15 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError, Kind, RunConfig, TaskConfig, _require, register_task
 from ..data import Digits, mnist, to_float
-from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData, pair_class
+from ..data.multi import ADDITION, PAIRS, Canvases, Layout, MultiDigitData, pair_class, place_apart
 from ..losses import Losses, LossSpec, sequence_hybrid
 from ..models import evaluating
 from .classify import MAX_EPISODES, ONE_EPISODE, WHOLE_IMAGE, classification_loss
 from .common import autocast, float32, seeded
+
+
+DIGITS = "mnist"
+"""The digits every canvas is made of."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +131,7 @@ class MultiDigitTask:
         """data: the MNIST digits the canvases are made of, read when None."""
         self.cfg = cfg
         t, tc = cfg.task, cfg.train
-        digits = data if data is not None else mnist.load("mnist", progress=progress)
+        digits = data if data is not None else mnist.load(DIGITS, progress=progress)
         layout = Layout(objects=self.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
         self.data = MultiDigitData(digits, seed=tc.seed, layout=layout, val_size=t.val_size, train_size=t.train_size)
         self.eval_batch_size, self.eval_mc_samples = tc.eval_batch_size, tc.eval_mc_samples
@@ -166,6 +170,29 @@ class MultiDigitTask:
     @classmethod
     def about(cls, cfg: RunConfig) -> str:
         return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.looks(cfg.policy.noun)}"
+
+    # A person's drawing (the page) ---------------------------------------------------------------------------------
+    @classmethod
+    def drawings(cls, t: MultiDigitConfig) -> int:
+        """Digits a person draws for one canvas: the layout's."""
+        return cls.layout.objects
+
+    @classmethod
+    def place_drawn(cls, digits: torch.Tensor, t: MultiDigitConfig, *, pool: torch.Tensor | None,
+                    gen: torch.Generator) -> torch.Tensor:
+        """Drawn digits uint8 [objects, 28, 28] on one canvas as its test canvases are made (`data.multi.place_apart`),
+        uint8 [canvas, canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digits)."""
+        layout = Layout(objects=cls.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
+        return place_apart(digits[None], layout=layout, pool=pool, gen=gen)[0]
+
+    @staticmethod
+    def clutter_pool(t: MultiDigitConfig) -> torch.Tensor | None:
+        """The training digits its clutter is cut from, uint8 [M, 28, 28], when MNIST is in the data cache already
+        (reading it writes nothing); None when it is not, or the task has no clutter."""
+        if not t.pieces or not mnist.cached(DIGITS):
+            return None
+        digits = mnist.load(DIGITS, progress=False)
+        return MultiDigitData(digits, seed=0, val_size=t.val_size, train_size=t.train_size).train.images
 
     # What the answer is --------------------------------------------------------------------------------------------
     def targets(self, canvases: Canvases) -> torch.Tensor:

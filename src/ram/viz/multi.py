@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib
 import torch
 from matplotlib.figure import Figure
+from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 from ..data import to_float
@@ -21,6 +22,12 @@ from .common import DPI, _frame, _hue, _rgb, save
 
 OUTPUT_COLOURS = "tab10"
 """The colormap of the outputs: glimpses leading to label k are drawn in its colour k."""
+
+
+def output_colours(k: int) -> list[str]:
+    """The colours of outputs 0..k-1 as "#rrggbb", as the glimpses leading to them are drawn here (for the page)."""
+    colours = matplotlib.colormaps[OUTPUT_COLOURS]
+    return [to_hex(colours(i % 10)) for i in range(k)]
 
 
 @torch.no_grad()

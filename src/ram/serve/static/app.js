@@ -2,7 +2,9 @@
 //
 // Classify: the drawing (or a dropped file) is POSTed as it is to /api/classify; the answer is one episode, which is
 // animated here glimpse by glimpse. Every glimpse is an SVG <g class="glimpse"> carrying its centre in the model's
-// pixels (data-x, data-y) and its squares (data-boxes), so what is drawn can be checked against model.predict.
+// pixels (data-x, data-y), its squares (data-boxes) and the label it leads to (data-output), so what is drawn can be
+// checked against model.predict. A model of a pair (DRAM on mnist-pairs) gets one drawing box per digit, sent side
+// by side as one image; its glimpses are coloured by the label they lead to, in `ram viz`'s colours.
 // Catch: /api/catch/game gives a whole seeded game to animate; a person plays the same game, one /api/catch/step
 // per tick, seeing only the glimpse window around the pointer.
 "use strict";
@@ -81,6 +83,13 @@ const classify = {
     }
   },
 
+  // Nothing to ask with: no drawing, or one not finished.
+  forget() {
+    this.source = null;
+    this.request++;
+    this.clear();
+  },
+
   clear() {
     clearInterval(this.timer);
     this.result = null;
@@ -88,8 +97,9 @@ const classify = {
     $("input").removeAttribute("src");
     $("patches").replaceChildren();
     $("bars").replaceChildren();
+    $("answers").replaceChildren();
     $("verdict").textContent = "";
-    $("prepared").textContent = EMPTY_VIEW;
+    $("prepared").textContent = emptyView();
     $("step-label").textContent = "";
     $("step").disabled = $("replay").disabled = true;
     for (const key of ["state", "label", "model"]) delete $("view").dataset[key];
@@ -103,10 +113,13 @@ const classify = {
     const overlay = $("overlay");
     overlay.setAttribute("viewBox", `0 0 ${n} ${n}`);
     svg("polyline", { id: "path", points: "" }, overlay);
+    const several = result.labels.length > 1; // colour each glimpse by the label it leads to
     result.steps.forEach((step, t) => {
       const g = svg("g", {
         class: "glimpse", "data-step": t, "data-x": step.x, "data-y": step.y, "data-boxes": JSON.stringify(step.boxes),
+        "data-output": step.output,
       }, overlay);
+      if (several) g.style.setProperty("--glimpse", result.colours[step.output]);
       // coarsest first, so the finest square is drawn on top
       for (let k = step.boxes.length - 1; k >= 0; k--) {
         const [x0, y0, side] = step.boxes[k];
@@ -120,11 +133,30 @@ const classify = {
     const slider = $("step");
     slider.max = result.steps.length - 1;
     slider.disabled = $("replay").disabled = false;
-    $("prepared").textContent = result.prepared === "as is"
-      ? `your image, as it is (${n}x${n})`
-      : `your digit, made ${n > 28 ? "MNIST-like and placed (seed " + result.seed + ")" : "MNIST-like"}`;
-    Object.assign($("view").dataset, { state: "playing", label: result.label, model: result.model });
+    $("prepared").textContent = {
+      "as is": `your image, as it is (${n}x${n})`,
+      digit: `your digit, made ${n > 28 ? "MNIST-like and placed (seed " + result.seed + ")" : "MNIST-like"}`,
+      digits: `your digits, each made MNIST-like, placed apart (seed ${result.seed})`,
+    }[result.prepared];
+    // the emitted labels, each shown once the glimpses leading to it are done
+    $("answers").replaceChildren(...(several ? result.labels.map((answer, k) => {
+      const chip = document.createElement("span");
+      chip.className = "answer";
+      chip.dataset.output = k;
+      chip.style.setProperty("--glimpse", result.colours[k]);
+      chip.textContent = `${result.classes[answer.label]} ${percent(answer.probability)}`;
+      chip.title = `label ${k + 1} of ${result.labels.length}`;
+      return chip;
+    }) : []));
+    const said = result.labels.map((answer) => answer.label).join(" ");
+    Object.assign($("view").dataset, { state: "playing", label: said, model: result.model });
     this.play();
+  },
+
+  // Whether glimpse t emits a label: it is the last glimpse leading to that label.
+  emits(t) {
+    const steps = this.result.steps;
+    return t === steps.length - 1 || steps[t + 1].output !== steps[t].output;
   },
 
   play() {
@@ -168,8 +200,19 @@ const classify = {
     $("patches").replaceChildren(...patches);
 
     const last = t === steps.length - 1;
-    const probs = last ? result.probs : steps[t].probs;
+    const output = steps[t].output;
+    const several = result.labels.length > 1;
+    // after the glimpse that emits a label, that label's probabilities as the answer gives them
+    const probs = this.emits(t) ? result.labels[output].probs : steps[t].probs;
     const top = probs.indexOf(Math.max(...probs));
+    for (const chip of $("answers").children) {
+      const k = Number(chip.dataset.output);
+      chip.hidden = !steps.slice(0, t + 1).some((s, i) => s.output === k && this.emits(i));
+    }
+    for (const id of ["patches", "bars"]) { // in the colour of the label this glimpse leads to
+      if (several) $(id).style.setProperty("--glimpse", result.colours[output]);
+      else $(id).style.removeProperty("--glimpse");
+    }
     const rows = [];
     probs.forEach((p, k) => {
       const name = document.createElement("span");
@@ -187,100 +230,165 @@ const classify = {
       rows.push(name, track, value);
     });
     $("bars").replaceChildren(...rows);
+    const names = result.labels.map((answer) => result.classes[answer.label]);
+    const chances = result.labels.map((answer) => percent(answer.probability));
+    const label = several ? `label ${output + 1}: ` : "";
     $("verdict").textContent = last
-      ? `It says ${result.classes[result.label]} (${percent(result.probs[result.label])})` +
+      ? `It says ${names.join(" then ")} (${chances.join(", ")})` +
         (result.mode === "sampled" ? ", from one sampled episode" : "")
-      : `after ${t + 1} glimpse${t ? "s" : ""}: ${result.classes[top]}?`;
+      : several && this.emits(t)
+        ? `${label}${names[output]} (${chances[output]})`
+        : `after ${t + 1} glimpse${t ? "s" : ""}: ${label}${result.classes[top]}?`;
   },
 };
 
-const EMPTY_VIEW = "Draw a digit on the pad, or drop an image on it: the model's glimpses appear here, one step at " +
-  "a time, with what each one read and what the model thinks after it.";
+// What the empty view says: how to ask the chosen model (one drawing box per digit it reads).
+function emptyView() {
+  const n = pads.list.length;
+  return (n === 1 ? "Draw a digit on the pad, or drop an image on it" :
+    `Draw a digit in each of the ${n} boxes, or drop an image of ${n} digits side by side`) +
+    ": the model's glimpses appear here, one step at a time, with what each one read and what the model thinks " +
+    "after it.";
+}
 
-function setupPad() {
-  const pad = $("pad");
-  const ctx = pad.getContext("2d");
-  let last = null;
-  let hinted = false; // the pad shows how to use it, which a first stroke wipes
-  const blank = () => {
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, pad.width, pad.height);
-    hinted = false;
-  };
-  const hint = () => {
-    blank();
+// The drawing boxes: one per digit the chosen model reads (`drawings`), #pad the first. A box is wiped by the first
+// stroke after a hint or a dropped file; the drawing is sent once every box has ink, the boxes side by side in one
+// PNG, which the server cuts back into as many columns.
+const pads = {
+  list: [], // {canvas, ctx, inked}
+
+  add() {
+    const canvas = this.list.length ? $("pad").cloneNode() : $("pad");
+    const k = this.list.length;
+    if (k) {
+      canvas.id = `pad-${k + 1}`;
+      canvas.setAttribute("aria-label", `drawing box ${k + 1}: draw digit ${k + 1}`);
+      $("pads").appendChild(canvas);
+    }
+    const pad = { canvas, ctx: canvas.getContext("2d"), inked: false };
+    this.list.push(pad);
+    let last = null;
+    const point = (event) => {
+      const box = canvas.getBoundingClientRect();
+      return [(event.clientX - box.left) * (canvas.width / box.width),
+        (event.clientY - box.top) * (canvas.height / box.height)];
+    };
+    const line = (from, to) => {
+      const ctx = pad.ctx;
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = 20;
+      ctx.lineCap = ctx.lineJoin = "round";
+      ctx.beginPath();
+      ctx.moveTo(...from);
+      ctx.lineTo(...to);
+      ctx.stroke();
+    };
+    canvas.addEventListener("pointerdown", (event) => {
+      canvas.setPointerCapture(event.pointerId);
+      if (!pad.inked) this.blank(pad); // a hint, or a dropped file's turn
+      pad.inked = true;
+      last = point(event);
+      line(last, last);
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      if (!last) return;
+      const next = point(event);
+      line(last, next);
+      last = next;
+    });
+    const end = () => {
+      if (!last) return;
+      last = null;
+      this.send();
+    };
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      canvas.classList.add("drop");
+    });
+    canvas.addEventListener("dragleave", () => canvas.classList.remove("drop"));
+    canvas.addEventListener("drop", (event) => {
+      event.preventDefault();
+      canvas.classList.remove("drop");
+      this.useFile(event.dataTransfer.files[0]);
+    });
+    this.hint(pad);
+  },
+
+  blank(pad) {
+    pad.ctx.fillStyle = "#000";
+    pad.ctx.fillRect(0, 0, pad.canvas.width, pad.canvas.height);
+    pad.inked = false;
+  },
+
+  hint(pad) {
+    this.blank(pad);
+    const ctx = pad.ctx;
     ctx.fillStyle = "#777";
     ctx.font = "18px sans-serif";
     ctx.textAlign = "center";
-    ctx.fillText("draw a digit here", pad.width / 2, pad.height / 2);
-    hinted = true;
-  };
-  const point = (event) => {
-    const box = pad.getBoundingClientRect();
-    return [(event.clientX - box.left) * (pad.width / box.width), (event.clientY - box.top) * (pad.height / box.height)];
-  };
-  const line = (from, to) => {
-    ctx.strokeStyle = "#fff";
-    ctx.lineWidth = 20;
-    ctx.lineCap = ctx.lineJoin = "round";
-    ctx.beginPath();
-    ctx.moveTo(...from);
-    ctx.lineTo(...to);
-    ctx.stroke();
-  };
-  hint();
-  $("prepared").textContent = EMPTY_VIEW;
-  pad.addEventListener("pointerdown", (event) => {
-    pad.setPointerCapture(event.pointerId);
-    if (hinted || !(classify.source instanceof Blob) || classify.source.name) blank(); // a hint or a dropped file
-    last = point(event);
-    line(last, last);
-  });
-  pad.addEventListener("pointermove", (event) => {
-    if (!last) return;
-    const next = point(event);
-    line(last, next);
-    last = next;
-  });
-  const end = () => {
-    if (!last) return;
-    last = null;
-    pad.toBlob((blob) => {
+    const k = this.list.indexOf(pad);
+    ctx.fillText(this.list.length > 1 ? `draw digit ${k + 1} here` : "draw a digit here",
+      pad.canvas.width / 2, pad.canvas.height / 2);
+  },
+
+  // n boxes, all hinted anew when their number changes.
+  show(n) {
+    n = Math.max(1, n);
+    if (n === this.list.length) return;
+    while (this.list.length > n) this.list.pop().canvas.remove();
+    while (this.list.length < n) this.add();
+    $("pads").classList.toggle("several", n > 1);
+    $("pad-title").textContent = n === 1 ? "Draw a digit" : `Draw ${n} digits, one in each box`;
+    for (const pad of this.list) this.hint(pad);
+    classify.forget();
+  },
+
+  // Every box's ink, side by side, as one PNG; the model is asked once each box has some.
+  send() {
+    const waiting = this.list.findIndex((pad) => !pad.inked);
+    if (waiting >= 0) {
+      classify.forget();
+      $("prepared").textContent = `now draw digit ${waiting + 1} in box ${waiting + 1}`;
+      return;
+    }
+    let canvas = this.list[0].canvas;
+    if (this.list.length > 1) {
+      const { width, height } = canvas;
+      canvas = document.createElement("canvas");
+      canvas.width = width * this.list.length;
+      canvas.height = height;
+      this.list.forEach((pad, k) => canvas.getContext("2d").drawImage(pad.canvas, k * width, 0));
+    }
+    canvas.toBlob((blob) => {
       classify.source = blob;
       classify.run();
     }, "image/png");
-  };
-  pad.addEventListener("pointerup", end);
-  pad.addEventListener("pointercancel", end);
-  $("clear").addEventListener("click", () => {
-    hint();
-    classify.source = null;
-    classify.request++;
-    classify.clear();
-    showError("");
-  });
+  },
 
-  const useFile = (file) => {
+  useFile(file) {
     if (!file) return;
-    blank();
+    for (const pad of this.list) this.blank(pad);
     classify.source = file;
     classify.run();
-  };
-  $("file").addEventListener("change", (event) => useFile(event.target.files[0]));
-  pad.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    pad.classList.add("drop");
+  },
+};
+
+function setupPad() {
+  pads.add();
+  $("prepared").textContent = emptyView();
+  $("clear").addEventListener("click", () => {
+    for (const pad of pads.list) pads.hint(pad);
+    classify.forget();
+    showError("");
   });
-  pad.addEventListener("dragleave", () => pad.classList.remove("drop"));
-  pad.addEventListener("drop", (event) => {
-    event.preventDefault();
-    pad.classList.remove("drop");
-    useFile(event.dataTransfer.files[0]);
-  });
+  $("file").addEventListener("change", (event) => pads.useFile(event.target.files[0]));
 }
 
 function chooseModel() {
   const model = page.byName[$("model").value];
+  pads.show(model.drawings);
   $("about").textContent = model.about + (model.test_error != null ? `; ${model.test_error}% test error` : "");
   $("clutter").hidden = model.canvas <= 28;
   $("clutter").textContent = model.pieces ? "new clutter" : "new place";
