@@ -12,7 +12,7 @@ from PIL import Image, ImageSequence
 
 from ram import viz
 from ram.checkpoint import export_model
-from ram.config import ConfigError, ModelConfig, RunConfig
+from ram.config import ConfigError, ConvNetConfig, ModelConfig, RunConfig
 from ram.tasks import DigitsConfig
 from ram.data import Digits, Split
 from ram.model import RAM
@@ -293,8 +293,9 @@ def test_run_pictures_hook_turns_failures_into_warnings(tmp_path):
     # whole-image models get no tracks, and no warning either
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        viz.run_pictures_hook("end", model=build_model(tiny(kind="convnet")),
-                                task=FakeTask(FakeData(), tiny(kind="convnet")), row={}, out=tmp_path)
+        convnet = ConvNetConfig(image_size=28)
+        viz.run_pictures_hook("end", model=build_model(convnet), task=FakeTask(FakeData(), convnet), row={},
+                              out=tmp_path)
 
 
 def test_tensorboard_hook_writes_namespaced_scalars_and_tracks(tmp_path):
