@@ -604,14 +604,16 @@ def table(results: dict[str, dict], seeds: dict[str, list[dict]] | None = None) 
         "|---|---|---|---|---|---|---|---|---|",
     ]
     shown = [(row, r, runs) for row, r, runs in _rows(results, seeds or {}) if row.paper == "ram"]
-    for row, r, runs in shown:
-        headline, second = _errors(row, r, runs)
-        lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{_shipped(r)} | {headline} | {second} | "
-            f"{_fmt(row.paper_a)} | {_fmt(row.paper_b)} | {_seed_repo(row)} | {_epochs(r)}{_reached(row, r)} | "
-            f"{_train_time(r)} |"
-        )
+    lines += [_line(row, r, runs, _fmt(row.paper_a), _fmt(row.paper_b), _seed_repo(row)) for row, r, runs in shown]
     return "\n".join(lines) + _footnotes([row for row, _, _ in shown]) + _dram_table(results, seeds or {})
+
+
+def _line(row: Row, r: dict, runs: list[dict], *papers: str) -> str:
+    """A row of the full table: task, model, this project's two errors, the paper's cells, epochs and time."""
+    headline, second = _errors(row, r, runs)
+    cells = [row.title or TASK_TITLES[row.preset], f"{_model(row)}{_shipped(r)}", headline, second, *papers,
+             f"{_epochs(r)}{_reached(row, r)}", _train_time(r)]
+    return f"| {' | '.join(cells)} |"
 
 
 def _shipped(r: dict) -> str:
@@ -631,13 +633,7 @@ def _dram_table(results: dict[str, dict], seeds: dict[str, list[dict]]) -> str:
         "epochs | train time |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row, r, runs in shown:
-        headline, second = _errors(row, r, runs)
-        lines.append(
-            f"| {row.title or TASK_TITLES[row.preset]} | {_model(row)}{_shipped(r)} | {headline} | {second} | "
-            f"{_fmt(r.get('digit_error'))} | {_fmt(row.target)} | {_epochs(r)}{_reached(row, r)} | "
-            f"{_train_time(r)} |"
-        )
+    lines += [_line(row, r, runs, _fmt(r.get("digit_error")), _fmt(row.target)) for row, r, runs in shown]
     notes = [f"- `{row.name}`: {row.note}." for row, _, _ in shown if row.note and row.model != "convnet"]
     return ("\n".join(lines) + f"\n\nThe paper column gives {DRAM_PAPER_NOTE}."
             + ("\n\nRow notes:\n" + "\n".join(notes) if notes else ""))
