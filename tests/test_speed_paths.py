@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ram.config import ModelConfig, TrainConfig
+from ram.config import ConvNetConfig, ModelConfig, TrainConfig
 from ram.losses import LossSpec, hybrid
 from ram.model import RAM
 from ram.models import build_model
@@ -214,7 +214,7 @@ def test_bf16_training_steps_track_float32(tmp_path):
     torch.manual_seed(2)
     images, labels = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
     for model_cfg in (ModelConfig(glimpses=3, hidden=32, what_size=32, where_size=16, glimpse_size=32),
-                      ModelConfig(glimpses=3, hidden=32, core="lstm"), ModelConfig(kind="convnet")):
+                      ModelConfig(glimpses=3, hidden=32, core="lstm"), ConvNetConfig()):
         weights = {}
         for precision in ("fp32", "bf16"):
             torch.manual_seed(0)
