@@ -314,3 +314,25 @@ def test_a_bad_label_file_is_refused_in_one_line_naming_it_and_the_entry(kind, w
     assert str(bad.parent) in err and list(work.iterdir()) == []  # no work started
     with pytest.raises(DataError):
         read_folder(bad.parent)
+
+
+def test_the_labels_after_a_strings_eos_teach_nothing():
+    """Strings of different lengths in one batch: neither the cross-entropy nor REINFORCE nor the baseline reads the
+    outputs past each string's EOS (PAD), so DRAM needs nothing else for strings of any length."""
+    from ram.dram import SequenceEpisode
+
+    torch.manual_seed(0)
+    B, K, N, C = 3, 6, 2, 11
+    logits = torch.randn(B, K, C, requires_grad=True)
+    log_probs = torch.randn(B, K * N, requires_grad=True)
+    baselines = torch.rand(B, K * N, requires_grad=True)
+    episode = SequenceEpisode(logits=logits, step_logits=logits, log_probs=log_probs, baselines=baselines,
+                              locations=torch.zeros(B, K * N, 2), means=torch.zeros(B, K * N, 2),
+                              entropies=torch.zeros(B, K * N),
+                              output_of=(torch.arange(K * N) // N).expand(B, -1))
+    labels = torch.tensor([[3, 1, 4, EOS, PAD, PAD], [7, EOS, PAD, PAD, PAD, PAD], [1, 2, 3, 4, 5, EOS]])
+    sequence_hybrid(episode, labels, LossSpec()).total.backward()
+    pad = labels == PAD  # [B, K]
+    assert (logits.grad[pad] == 0).all() and (logits.grad[~pad].abs().sum(-1) > 0).all()
+    past = pad.repeat_interleave(N, 1)  # [B, T] the glimpses that lead to a PAD output
+    assert (log_probs.grad[past] == 0).all() and (baselines.grad[past] == 0).all()
