@@ -183,8 +183,12 @@ class StringTask(MultiDigitTask):
                 "right": lambda p, c: self.score(p, c)["right"].bool()}
 
     def summary(self, metrics: dict[str, Any], *, split: str, seed: int) -> str:
-        line = super().summary(metrics, split=split, seed=seed).replace(" canvases,", " strings,")
-        return line + (f", {metrics['length_error']:.2f}% at a wrong length" if "length_error" in metrics else "")
+        line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} strings, seed {seed}, "
+                f"{metrics['protocol']}), {metrics['digit_error']:.2f}% of the digits, "
+                f"{metrics['length_error']:.2f}% at a wrong length")
+        if "error_averaged" in metrics:
+            line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
+        return line
 
     def headline(self, metrics: dict[str, Any]) -> str:
         return f"test error {metrics['error']:.2f}% on {metrics['n']} strings, {metrics['digit_error']:.2f}% of digits"
