@@ -130,12 +130,47 @@ def count_flops(model: nn.Module, canvas: int, *, fused: bool = False, batch: in
 def sensor_flops(m: ModelConfig) -> int:
     """Adds and multiplies per image of the sensor's 2x2-mean pyramid (`ram.sensor._pool2`), not matmuls and so not
     in FlopCounterMode's count: bringing an s x s square down to s/2 x s/2 is s*s/2 row sums, s*s/4 column sums and
-    s*s/4 scalings, s*s in all, for each coarser scale, channel and glimpse. 0 for a convnet or a 1-scale sensor."""
-    if m.kind != "ram":
+    s*s/4 scalings, s*s in all, for each coarser scale, channel and glimpse (RAM's and DRAM's sensor alike). 0 for a
+    model that takes no glimpses or a 1-scale sensor."""
+    if not m.about.glimpses:
         return 0
     side = m.patch_size * 2 ** (m.scales - 1)
     per_glimpse = sum((side // 2**k) ** 2 for k in range(m.scales - 1))
     return per_glimpse * m.channels * m.glimpses
+
+
+STRINGS = [  # (label, preset, --model): the rows of the strings of digits (issue 59), not trained here
+    ("DRAM", "mnist-numbers", None),
+    ("multi-head convnet", "mnist-numbers", "multihead"),
+]
+PAPER_SVHN = ("the DRAM paper's SVHN comparison on 54x54 crops as issue 59 quotes it, second-hand and unchecked here: "
+              "DRAM about 0.2 GFLOPs per image, a 10-layer convnet about 2.1")
+
+
+def strings_rows() -> list[dict]:
+    """FLOPs and parameters per image of the models of the strings of digits, built from their presets (random
+    weights: FLOPs do not depend on them): one episode along the means of DRAM, one pass of the convnet."""
+    from ram.flags import parse
+
+    out = []
+    for label, preset, kind in STRINGS:
+        cfg = parse(["--preset", preset, *(["--model", kind] if kind else [])]).config(progress=False)
+        torch.manual_seed(0)
+        model = build_model(cfg.model, cfg.policy).eval()
+        flops = count_flops(model, cfg.model.image_size)
+        out.append({"model": label, "preset": preset, "kind": cfg.model.kind, "canvas": cfg.model.image_size,
+                    "params": params(model), "mflop": round(sum(flops.values()) / 1e6, 2),
+                    "sensor_kflop": round(sensor_flops(cfg.model) / 1e3, 2),
+                    "counted_ops": " ".join(f"{op}:{n}" for op, n in sorted(flops.items()))})
+    return out
+
+
+def strings_table(table: list[dict]) -> str:
+    lines = ["| strings of digits | canvas | params | MFLOPs/image | sensor pyramid kFLOPs |", "|---|---|---|---|---|"]
+    for r in table:
+        lines.append(f"| {r['model']} (`{r['preset']}`{'' if r['kind'] == 'dram' else ', --model ' + r['kind']}) | "
+                     f"{r['canvas']}x{r['canvas']} | {r['params']:,} | {r['mflop']} | {r['sensor_kflop']} |")
+    return "\n".join(lines + ["", f"Beside: {PAPER_SVHN}."])
 
 
 def params(model: nn.Module) -> int:
@@ -295,7 +330,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and torch's default")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="folder for cost.md, cost.csv, cost.png")
     p.add_argument("--no-pause", dest="pause", action="store_false", help="do not pause the `ram train` runs")
+    p.add_argument("--strings-only", action="store_true",
+                   help="print only the strings-of-digits table (DRAM and the multi-head convnet), untimed")
     args = p.parse_args()
+    strings = strings_table(strings_rows())
+    if args.strings_only:
+        print(strings)
+        return 0
     threads = args.threads or sorted({1, torch.get_num_threads()})
 
     def interrupted(*_):
@@ -315,9 +356,9 @@ def main() -> int:
         writer.writerows(table)
     note = (f"torch {torch.__version__}, threads {threads}, median of {args.repeats} blocks of ~{args.seconds} s; "
             f"timed section {wall:.0f} s" + ("" if others is None else f", others {others:.0f}% of one core"))
-    (args.out / "cost.md").write_text("\n\n".join((text, flops_table(table), note)) + "\n")
+    (args.out / "cost.md").write_text("\n\n".join((text, flops_table(table), strings, note)) + "\n")
     plot(table, threads, args.out / "cost.png")
-    print(text, flops_table(table), note, sep="\n\n")
+    print(text, flops_table(table), strings, note, sep="\n\n")
     return 0
 
 

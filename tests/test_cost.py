@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from cost import count_flops, sensor_flops  # noqa: E402
 
 from ram import sensor  # noqa: E402
-from ram.config import ModelConfig  # noqa: E402
+from ram.config import ConvNetConfig, ModelConfig  # noqa: E402
 from ram.models import build_model  # noqa: E402
 
 SMALL = ModelConfig(glimpses=3, patch_size=4, scales=3, what_size=8, where_size=8, glimpse_size=16, hidden=16,
@@ -49,7 +49,7 @@ def test_ram_flops_are_its_layers_once_a_glimpse_whatever_the_canvas(core):
 
 
 def test_the_convnets_flops_grow_with_the_canvas():
-    m = dataclasses.replace(ModelConfig(kind="convnet"), image_size=60)
+    m = ConvNetConfig(image_size=60)
     flops = [sum(count_flops(build_model(dataclasses.replace(m, image_size=s)).eval(), s).values())
              for s in (60, 100, 200, 400)]
     assert all(b > 3 * a for a, b in zip(flops[1:], flops[2:]))  # doubling the side: about 4x the pixels
@@ -90,3 +90,26 @@ def test_the_script_writes_its_table_csv_and_plot(tmp_path):
     assert (tmp_path / "cost.png").stat().st_size > 0
     table = (tmp_path / "cost.md").read_text()
     assert "mnist-cluttered-100-g8" in table and "mnist-cluttered-100-convnet" in table
+
+
+def test_the_multi_head_convnets_flops_are_its_convolutions_and_layers():
+    """Each 5x5 convolution on the pooled map before it, the fully connected layer and the two kinds of head."""
+    from ram.multihead import MultiHeadConfig
+
+    m = MultiHeadConfig(image_size=54, conv_channels=(4, 8), hidden=16, outputs=6, classes=11)
+    side, before, expected = 54, 1, 0
+    for filters in m.conv_channels:
+        expected += 2 * side * side * 25 * before * filters
+        side, before = -(-side // 2), filters  # a 2x2 pool of stride 2, rounded up
+    expected += 2 * (side * side * before * m.hidden + m.hidden * m.outputs + m.hidden * (m.outputs - 1) * 10)
+    model = build_model(m).eval()
+    assert sum(count_flops(model, 54).values()) == expected
+
+
+def test_the_strings_rows_are_counted_from_their_presets():
+    from cost import strings_rows
+
+    rows = {r["kind"]: r for r in strings_rows()}
+    assert set(rows) == {"dram", "multihead"} and all(r["canvas"] == 54 for r in rows.values())
+    assert rows["dram"]["sensor_kflop"] > 0 and rows["multihead"]["sensor_kflop"] == 0
+    assert all(r["mflop"] > 0 and r["params"] > 0 for r in rows.values())

@@ -28,7 +28,8 @@ def test_the_overview_fits_80_lines_and_its_settings_are_the_presets_own_flags(p
     shown = " ".join(line[20:] for line in lines[start:] if line.startswith(" " * 20) or line[19:20] == " ")
     args = shlex.split(shown)
     assert len(args) >= 2 * 50  # every section's settings, each a flag and a value
-    built = parse(["--preset", preset, *args]).config(progress=False) if preset != "auto" else None
+    reads_data = preset in ("auto", "svhn")  # derives its recipe from, or reads, the folder --data names
+    built = parse(["--preset", preset, *args]).config(progress=False) if not reads_data else None
     if built is not None:
         assert built == PRESETS[preset][0]
 

@@ -240,7 +240,8 @@ class NetConfig:
 
     kind: Annotated[ModelKind, tyro.conf.arg(name="model")] = "ram"
     """ram, or a baseline: fc, convnet and random-glimpses classify; screen (a glimpse of the whole frame every step)
-    and random-agent (uniform moves) play Catch. dram: several objects (the Deep Recurrent Attention Model)."""
+    and random-agent (uniform moves) play Catch. dram: several objects (the Deep Recurrent Attention Model); multihead:
+    strings of digits read whole (Goodfellow et al.'s multi-head convnet)."""
     image_size: tyro.conf.Suppress[int] = 28
     """Side of the square images (the task's canvas)."""
     channels: tyro.conf.Suppress[int] = 1

@@ -114,6 +114,19 @@ class Recipe:
         if self.preset == auto.PRESET and (by_name or self.data is None):
             raise ConfigError(f"preset = {self.preset!r}: derives its recipe from your images; give --data PATH "
                               f"(a folder or an .npz){'' if self.data is None else f', or --preset {self.data}'}")
+        if reads_folder(cfg) and not by_name:
+            if self.data is None:
+                raise ConfigError(f"preset = {self.preset!r}: reads a folder of its own; give --data DIR")
+            if self.image_size is not None:
+                raise ConfigError(f"image_size = {self.image_size}: the {cfg.task.dataset} task crops its images to "
+                                  f"{cfg.task.canvas}x{cfg.task.canvas} itself")
+            cfg.model.validate()
+            cfg.policy.validate(cfg.model)
+            cfg.train.validate()
+            cfg.loss.validate()
+            cfg, found = task_of(cfg.task.dataset).configure(cfg, self.data, val_size=self.val_size,
+                                                             progress=progress)
+            return Prepared(cfg, [], found)
         if by_name or self.data is None:
             if self.image_size is not None:
                 raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")
@@ -200,9 +213,14 @@ def with_data(cfg: RunConfig, data: str | None) -> RunConfig:
     """cfg learning what --data names, whose task section then holds the task's flags: a dataset by name (mnist,
     fashion) is its task's section, a folder or an .npz your own images' (`ram.tasks.images`), each holding the
     settings of cfg's it has too (`TaskConfig.for_dataset`); None keeps the preset's task."""
-    if data is None:
+    if data is None or (data not in BY_NAME and reads_folder(cfg)):
         return cfg
     return dataclasses.replace(cfg, task=cfg.task.for_dataset(data if data in BY_NAME else "images"))
+
+
+def reads_folder(cfg: RunConfig) -> bool:
+    """The task of cfg reads a folder of its own format (`configure`, svhn's), which --data DIR names."""
+    return hasattr(task_of(cfg.task.dataset), "configure")
 
 
 def with_policy(cfg: RunConfig, kind: str) -> RunConfig:

@@ -12,10 +12,12 @@ from .baselines import ConvNet, FullyConnected, RandomAgent, RandomGlimpses, Who
 from .config import ModelConfig, PolicyConfig, RunConfig
 from .dram import DRAM
 from .model import RAM
+from .multihead import MultiHeadConvNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"ram": RAM, "fc": FullyConnected, "convnet": ConvNet,
                                                "random-glimpses": RandomGlimpses, "screen": WholeScreen,
-                                               "random-agent": RandomAgent, "dram": DRAM.from_config}
+                                               "random-agent": RandomAgent, "dram": DRAM.from_config,
+                                               "multihead": MultiHeadConvNet.from_config}
 """Each kind's network by name: called with (model section, policy section, baseline=)."""
 
 

@@ -28,6 +28,7 @@ import dataclasses
 from .config import ConfigError, LossConfig, ModelConfig, NetConfig, PolicyConfig, RunConfig, TaskConfig, TrainConfig
 from .dram import DramConfig
 from .tasks.multi import MultiDigitConfig
+from .tasks.strings import HouseNumbersConfig, NumbersConfig
 from .policies import GaussianConfig, SaccadeConfig
 from .tasks import CatchConfig, DigitsConfig, ImagesConfig
 
@@ -158,6 +159,24 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             DramConfig(glimpses=4, scales=3, outputs=1, classes=19),
             TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "the sum of two MNIST digits on a 100x100 cluttered canvas: DRAM, 4 glimpses, one of 19 answers",
+            policy=GaussianConfig(std=0.2),
+        ),
+        _preset(
+            "mnist-numbers",
+            NumbersConfig(),
+            DramConfig(glimpses=12, scales=3, outputs=6, classes=11),
+            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
+            "house numbers of 1-5 MNIST digits, 54x54 crops as SVHN's: DRAM, 2 glimpses of 3 scales per label, "
+            "then EOS (--model multihead: the multi-head convnet)",
+            policy=GaussianConfig(std=0.2),
+        ),
+        _preset(
+            "svhn",
+            HouseNumbersConfig(),
+            DramConfig(channels=3, glimpses=12, scales=3, outputs=6, classes=11),
+            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
+            "house numbers from a folder you have (--data DIR: SVHN's format 1, or images and labels.csv), 54x54 "
+            "crops: DRAM, 2 glimpses of 3 scales per label, then EOS",
             policy=GaussianConfig(std=0.2),
         ),
         _preset(

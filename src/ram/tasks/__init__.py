@@ -2,6 +2,8 @@
 
 - `classify.Classification`: images and labels (MNIST, Fashion-MNIST); the hybrid loss; error in %.
 - `images.OwnImages`: your own images (`ram train --data PATH`), classified as MNIST is; it owns the look at the folder.
+- `multi`, `strings`: several objects (pairs, sums; strings of any length such as house numbers) read by a model that
+  emits labels in turn.
 - `catch.CatchGame`: batches of games of Catch played in `ram.envs.CatchBatch`; REINFORCE on the end-of-game reward;
   the catch rate in %.
 
@@ -50,6 +52,10 @@ class Task(Protocol):
     @staticmethod
     def check_run(cfg: RunConfig) -> None:
         """ConfigError for a model or recipe this task cannot train (refused, never silently ignored)."""
+
+    # Optional: `configure(cfg, path, *, val_size, progress) -> (cfg, data)`, for a task whose data is a folder of its
+    # own format that `ram train --data DIR` names (svhn): the folder is looked at once, its findings written into the
+    # config and `data` handed to the task. Without it, --data DIR is your own images to classify (`images`).
 
     # Optional: `answers(task, kind) -> dict`, the settings a model of that kind (`ram.config.Kind`) takes from the
     # task when `ram train --model KIND` changes the preset's model (`flags.with_model`): the multi-digit tasks
@@ -122,7 +128,7 @@ class Task(Protocol):
 
 
 # The tasks register themselves (ram.config.register_task) as they are imported.
-from . import catch, classify, images, multi  # noqa: E402
+from . import catch, classify, images, multi, strings  # noqa: E402
 from .catch import CatchConfig, CatchGame, catch_games, catch_rate  # noqa: E402
 from .classify import (  # noqa: E402
     Classification,

@@ -105,7 +105,7 @@ def either_order(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, tor
             "in_order": (straight == 2).float()}
 
 
-ERRORS = {"right": "error", "digits": "digit_error", "in_order": "error_in_order"}
+ERRORS = {"right": "error", "digits": "digit_error", "in_order": "error_in_order", "length": "length_error"}
 """The error in % each share of `score` is reported as."""
 
 
@@ -129,11 +129,18 @@ class MultiDigitTask:
 
     def __init__(self, cfg: RunConfig, *, data: Digits | None = None, progress: bool = True):
         """data: the MNIST digits the canvases are made of, read when None."""
-        self.cfg = cfg
-        t, tc = cfg.task, cfg.train
+        self._setup(cfg)
+        t = cfg.task
         digits = data if data is not None else mnist.load(DIGITS, progress=progress)
         layout = Layout(objects=self.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
-        self.data = MultiDigitData(digits, seed=tc.seed, layout=layout, val_size=t.val_size, train_size=t.train_size)
+        self.data = MultiDigitData(digits, seed=cfg.train.seed, layout=layout, val_size=t.val_size,
+                                   train_size=t.train_size)
+
+    def _setup(self, cfg: RunConfig) -> None:
+        """What every multi-object task keeps of its run: the config, the evaluation's sizes, the loss, whether the
+        model emits labels in turn. (`self.data`, its canvases, is each task's own.)"""
+        self.cfg = cfg
+        tc = cfg.train
         self.eval_batch_size, self.eval_mc_samples = tc.eval_batch_size, tc.eval_mc_samples
         self.loss_spec, self.precision = LossSpec.of(cfg), tc.precision
         self.sequence = cfg.model.about.sequence
@@ -201,7 +208,8 @@ class MultiDigitTask:
 
     def score(self, predicted: torch.Tensor, canvases: Canvases) -> dict[str, torch.Tensor]:
         """Per canvas, float [B] shares of the answer that are right (the keys of `ERRORS`; "right" at least), for
-        the emitted labels predicted int64 [B, K]."""
+        the emitted labels predicted int64 [B, K]; or (right [B], out of [B]), counts pooled over the canvases (the
+        digits of strings of different lengths)."""
         raise NotImplementedError
 
     # Training ------------------------------------------------------------------------------------------------------
@@ -245,15 +253,18 @@ class MultiDigitTask:
         batch_size = batch_size or self.eval_batch_size
         n = canvases.images.shape[0]
         right: dict[str, float] = {}
+        out_of: dict[str, float] = {}  # what each share is a share of: the canvases, or the counts `score` gives
         with evaluating(model):
             for i in tqdm(range(0, n, batch_size), desc="eval", leave=False, disable=not progress):
-                part = Canvases(*(t[i : i + batch_size] for t in canvases))
+                part = type(canvases)(*(t[i : i + batch_size] for t in canvases))
                 probs = predict_labels(model, to_float(part.images).to(device), mc_samples=mc_samples)
                 predicted = probs.argmax(-1).cpu()
                 shares = self.score(predicted, part) if self.sequence else self.score_answer(predicted[:, 0], part)
                 for key, share in shares.items():
+                    share, of = share if isinstance(share, tuple) else (share, None)
                     right[key] = right.get(key, 0.0) + share.sum().item()
-        return {**{ERRORS[k]: round(100.0 * (1 - v / n), 4) for k, v in right.items()}, "n": n}
+                    out_of[key] = out_of.get(key, 0) + (part.images.shape[0] if of is None else of.sum().item())
+        return {**{ERRORS[k]: round(100.0 * (1 - v / out_of[k]), 4) for k, v in right.items()}, "n": n}
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return self.evaluate(model, self.data.val(), device=device)
@@ -262,7 +273,7 @@ class MultiDigitTask:
         """The first batch, and one of the size of each epoch's ragged last batch."""
         first = next(self.train_batches(0, batch_size))
         ragged = self.data.train.images.shape[0] % batch_size
-        return [first, *([Canvases(*(t[:ragged] for t in first))] if ragged else [])]
+        return [first, *([type(first)(*(t[:ragged] for t in first))] if ragged else [])]
 
     def probe(self, model: torch.nn.Module, batch_size: int, device: torch.device) -> Callable[[], int]:
         images = to_float(self.data.val().images[:batch_size]).to(device)
