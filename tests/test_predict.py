@@ -199,3 +199,25 @@ def test_dark_ink_on_paper_is_warned_of_where_the_model_was_trained_on_light_on_
 def test_a_model_of_your_own_images_is_not_warned_of_a_light_background(run):
     out, _ = run  # trained on random colours: its background may be anything
     assert not ram.load(out).light_background(np.full((16, 16, 3), 255, np.uint8)).any()
+
+
+def test_a_string_is_named_up_to_its_end_and_read_with_it():
+    """A model that emits labels in turn: a string's name stops at its first EOS, `read` counts the labels up to and
+    with it; a pair (no class named EOS) is read whole."""
+    import torch
+
+    from ram.api import Prediction
+
+    def prediction(labels, classes):
+        labels = torch.tensor(labels)
+        B, L = labels.shape
+        empty = torch.zeros(B, 0, 2)
+        return Prediction(labels=labels, probs=torch.zeros(B, L, len(classes) or 10), step_probs=torch.zeros(B, 0, 1),
+                          locations=empty, pixels=empty, output_of=torch.zeros(B, 0, dtype=torch.long),
+                          classes=classes)
+
+    digits = tuple("0123456789")
+    strings = prediction([[3, 1, 4, 10, 10, 10], [7, 10, 2, 2, 10, 10], [1, 2, 3, 4, 5, 6]], (*digits, "EOS"))
+    assert strings.names == ["3 1 4", "7", "1 2 3 4 5 6"] and strings.read == [4, 2, 6]
+    pairs = prediction([[7, 3], [0, 0]], ())
+    assert pairs.names == ["7 3", "0 0"] and pairs.read == [2, 2]

@@ -30,6 +30,10 @@ DARK_ON_LIGHT = ("a light background (dark ink on paper?), and this model was tr
                  "(255 - image) for a meaningful answer")
 
 
+END = "EOS"
+"""The name of the class that ends a string of labels (`ram.tasks.strings`)."""
+
+
 class Prediction(NamedTuple):
     """What the model did on B images with T glimpses and K classes. With mc_samples = M > 0, probs is the mean of
     M sampled episodes and the per-step fields are the first episode's; with 0, everything follows the policy means."""
@@ -45,11 +49,23 @@ class Prediction(NamedTuple):
     @property
     def names(self) -> list[str]:
         """The predicted classes' names (MNIST: the digits; your own images: their folder names); the labels a
-        model emitted in turn, space-separated (a pair of digits: "7 3")."""
+        model emitted in turn, space-separated (a pair of digits: "7 3"), a string up to its end ("3 1 4")."""
         name = lambda label: self.classes[int(label)] if self.classes else str(int(label))  # noqa: E731
         if self.labels.dim() == 2:
-            return [" ".join(map(name, row)) for row in self.labels]
+            return [" ".join(map(name, row[: n - (row[n - 1] == self._end)])) for row, n in
+                    zip(self.labels.tolist(), self.read)]
         return [name(label) for label in self.labels]
+
+    @property
+    def read(self) -> list[int]:
+        """How many of each image's emitted labels are read: up to and with its first end-of-sequence label (a class
+        named EOS), else all of them."""
+        return [row.index(self._end) + 1 if self._end in row else len(row) for row in self.labels.tolist()]
+
+    @property
+    def _end(self) -> int:
+        """The end-of-sequence label, -1 where no class is one."""
+        return self.classes.index(END) if END in self.classes else -1
 
     @property
     def sequence(self) -> bool:

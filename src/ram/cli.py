@@ -184,8 +184,10 @@ class Predict:
             with warnings.catch_warnings():  # said above, file by file
                 warnings.simplefilter("ignore")
                 out = model.predict(batch.images)
-            for file, label, name, probs in zip(batch.files, out.labels.tolist(), out.names, out.probs):
-                if out.sequence:  # several labels in turn: each with its probability
+            reads = out.read if out.sequence else [1] * len(batch.files)
+            for file, label, name, probs, read in zip(batch.files, out.labels.tolist(), out.names, out.probs, reads):
+                if out.sequence:  # several labels in turn, up to a string's end: each with its probability
+                    label = label[:read]
                     ps = [round(float(probs[k, c]), 4) for k, c in enumerate(label)]
                     print(json.dumps({"file": encodable(file.path), "class": name, "labels": [
                         {"label": c, "probability": p} for c, p in zip(label, ps)]}) if self.json else
