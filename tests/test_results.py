@@ -452,3 +452,24 @@ def test_a_rows_flags_are_its_overrides_by_the_names_ram_train_gives_them():
     assert type(cfg.train.lr) is float and cfg.train.lr == 3e-4 and type(cfg.loss.distill_weight) is float
     with pytest.raises(ValueError, match="glimpse: not a field"):
         flag_args({"glimpse": 6})
+
+
+def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_papers_column():
+    """A DRAM-paper row is not in the RAM paper's A / B columns: it gets its own table, whose paper column is its
+    target, with the digits named wrong; a row started from another row's phase says which; its notes follow."""
+    from ram.results import PAPERS
+
+    result = {"error": 7.3, "error_averaged": 5.9, "mc_samples": 10, "digit_error": 3.7, "epochs": 40,
+              "train_seconds": 600.0}
+    text = table({"mnist-g6": {"error": 1.0, "error_averaged": 0.7, "mc_samples": 10, "epochs": 100},
+                  "mnist-pairs": result, "mnist-addition": {**result, "digit_error": None}})
+    ram_part, dram_part = text.split("**More than one object**")
+    assert "pairs" not in ram_part and "RAM, 6 glimpses" in ram_part and PAPERS["dram"] in dram_part
+    pairs = next(line for line in dram_part.splitlines() if "MNIST pairs" in line)
+    assert "| **7.30** | 5.90 | 3.70 | 5.00 |" in pairs and "then 40 epochs at lr 0.0003 and std 0.1" in pairs
+    sums = next(line for line in dram_part.splitlines() if "MNIST addition" in line)
+    assert "started from the weights of `mnist-pairs`'s phase 1" in sums and "| **7.30** | 5.90 | – | 2.50 |" in sums
+    assert "- `mnist-addition`: its answer layer starts fresh" in dram_part
+    compact = compact_table({"mnist-pairs": result})
+    assert "beside Ba, Mnih and Kavukcuoglu 2015" in compact and "| **7.30** | 5.90 | 5.00 |" in compact
+    assert "beside Ba" not in compact_table({"mnist-g6": {"error": 1.0, "error_averaged": 0.7, "mc_samples": 10}})

@@ -333,17 +333,19 @@ ROWS: list[Row] = [
         note="stable-baselines3 PPO, MlpPolicy on the whole screen, SB3's defaults"),
     Row("fashion-g6", "mnist", {"glimpses": 6, "precision": "fp32"}, data="data/fashion-images", export="fashion",
         title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
-    Row("mnist-pairs", "mnist-pairs", {"precision": "bf16"}, None, 5.0, paper="dram"),
-    Row("mnist-pairs-no-context", "mnist-pairs", {"context": False, "precision": "bf16"}, None, 7.0, paper="dram"),
+    Row("mnist-pairs", "mnist-pairs", {"precision": "bf16"}, None, 5.0, paper="dram", then=(NARROWED,)),
+    Row("mnist-pairs-no-context", "mnist-pairs", {"context": False, "precision": "bf16"}, None, 7.0, paper="dram",
+        then=(NARROWED,)),
     Row("mnist-pairs-ram", "mnist-pairs", {"kind": "ram", "glimpses": 8, "patch_size": 12, "scales": 4,
                                            "core": "lstm", **WIDE, "means_weight": 1.0, "first_glimpse": "context"},
         None, 9.0, paper="dram"),
     Row("mnist-pairs-convnet", "mnist-pairs", {"kind": "convnet", "precision": "bf16"}, note="convnet, 2 layers",
         paper="dram"),
-    Row("mnist-addition", "mnist-addition", {"init": "mnist-pairs", "precision": "bf16"}, None, 2.5, paper="dram",
-        note="started from `mnist-pairs`' weights, its answer layer fresh: its digits were learned from the pairs' "
-             "labels, which name each digit of the same training canvases, more than their sums tell; from scratch "
-             "DRAM stayed at chance on sums (results/NOTES.md)"),
+    Row("mnist-addition", "mnist-addition", {"init": "runs/mnist-pairs-phase1", "precision": "bf16"}, None, 2.5,
+        paper="dram",
+        note="its answer layer starts fresh; the rest had learned the digits from the pairs' labels, which name each "
+             "digit of the training canvases: more than their sums tell. From scratch DRAM stayed at chance on sums "
+             "(results/NOTES.md)"),
     Row("mnist-addition-convnet", "mnist-addition", {"kind": "convnet", "conv_channels": (64, 64, 64), "hidden": 512,
                                                      "epochs": BASELINE_EPOCHS, "precision": "bf16"}, None, 3.2,
         note="convnet of 64, 64 and 64 filters and 512 units, the DRAM paper's sizes", paper="dram"),
@@ -494,7 +496,7 @@ def _model(row: Row) -> str:
     """The model column: RAM with what its row changed, the saccade variant, a founding recipe as written, DRAM, or a
     baseline's note; on a multi-digit task, what a model that answers once names."""
     if row.model == "dram":
-        return _dram(row) + _started_from(row)
+        return _dram(row) + _started_from(row) + _later_phases(row, "means")
     return _what(row) + (f", naming {ONE_ANSWER[row.preset]}" if row.preset in ONE_ANSWER else "")
 
 
@@ -526,9 +528,11 @@ def _started_from(row: Row) -> str:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
     std = f" and std {std:g}" if std else ""
-    start = BY_NAME.get(init)
+    phase = re.fullmatch(r"runs/(?P<row>.+)-phase(?P<k>\d+)", init)  # a phase of another row, trained first
+    start = BY_NAME.get(phase["row"] if phase else init)
+    weights = f"the weights of `{start.name}`'s phase {phase['k']}" if phase and start else f"`{init}`'s weights"
     then = f", trained on {TASK_TITLES[start.preset]}, then" if start and start.preset != row.preset else ","
-    return f", started from `{init}`'s weights{then} {train.epochs} epochs at lr {train.lr:g}{std}"
+    return f", started from {weights}{then} {train.epochs} epochs at lr {train.lr:g}{std}"
 
 
 def _later_phases(row: Row, path: str) -> str:
