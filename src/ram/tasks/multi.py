@@ -335,17 +335,25 @@ class MultiDigitTask:
 
         return sequence_glimpses(model, self.data.val(), n=n, cols=n // 2 or 1, **self._texts())
 
+    inputs = "canvases"
+    """What the reports call one input."""
+    PARTS = (("digit_error", "of the digits"), ("length_error", "at a wrong length"))
+    """The errors of an answer's parts a report gives after the whole answer's, where the task measures them."""
+
     def summary(self, metrics: dict[str, Any], *, split: str, seed: int) -> str:
-        line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} canvases, seed {seed}, "
+        line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} {self.inputs}, seed {seed}, "
                 f"{metrics['protocol']})")
-        if "digit_error" in metrics:
-            line += f", {metrics['digit_error']:.2f}% of the digits"
+        line += "".join(f", {metrics[key]:.2f}% {words}" for key, words in self.PARTS if key in metrics)
         if "error_averaged" in metrics:
             line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
         return line
 
+    headline_parts = False
+    """The headline names the share of digits wrong too (a string's, whose whole is rarely right early on)."""
+
     def headline(self, metrics: dict[str, Any]) -> str:
-        return f"test error {metrics['error']:.2f}% on {metrics['n']} canvases"
+        digits = f", {metrics['digit_error']:.2f}% of digits" if self.headline_parts else ""
+        return f"test error {metrics['error']:.2f}% on {metrics['n']} {self.inputs}{digits}"
 
 
 @register_task

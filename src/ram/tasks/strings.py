@@ -131,6 +131,8 @@ class StringTask(MultiDigitTask):
     """A string of labels, then EOS, read by a model that emits `longest` + 1 labels of len(names) + 1 classes."""
 
     objects_word = "strings"
+    inputs = "strings"
+    headline_parts = True
 
     @staticmethod
     def names(t: TaskConfig) -> tuple[str, ...]:
@@ -181,17 +183,6 @@ class StringTask(MultiDigitTask):
     def _texts(self) -> dict[str, Any]:
         return {"answered": lambda p: [self.spell(row) for row in p.tolist()], "truth": self.truth,
                 "right": lambda p, c: self.score(p, c)["right"].bool()}
-
-    def summary(self, metrics: dict[str, Any], *, split: str, seed: int) -> str:
-        line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} strings, seed {seed}, "
-                f"{metrics['protocol']}), {metrics['digit_error']:.2f}% of the digits, "
-                f"{metrics['length_error']:.2f}% at a wrong length")
-        if "error_averaged" in metrics:
-            line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
-        return line
-
-    def headline(self, metrics: dict[str, Any]) -> str:
-        return f"test error {metrics['error']:.2f}% on {metrics['n']} strings, {metrics['digit_error']:.2f}% of digits"
 
 
 @register_task
