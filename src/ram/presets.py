@@ -74,6 +74,12 @@ def _preset(name: str, task: TaskConfig, model: NetConfig, train: TrainConfig, a
     return name, (RunConfig(preset=name, task=task, model=model, policy=policy, train=train, loss=loss), about)
 
 
+def _dram(name: str, task: TaskConfig, model: NetConfig, about: str):
+    """A DRAM preset: 100 epochs of Adam at 1e-3 (cosine to 1e-5), the location policy's std 0.2."""
+    return _preset(name, task, model, TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5), about,
+                   policy=GaussianConfig(std=0.2))
+
+
 PRESETS: dict[str, tuple[RunConfig, str]] = dict(
     [
         _preset(
@@ -145,39 +151,31 @@ PRESETS: dict[str, tuple[RunConfig, str]] = dict(
             **SEED_002,
             about="Catch on a 24x24 screen, seed 002's agent and loss as written",
         ),
-        _preset(
+        _dram(
             "mnist-pairs",
             MultiDigitConfig(dataset="mnist-pairs", canvas=100, pieces=8),
             DramConfig(glimpses=4, scales=3, outputs=2, classes=10),
-            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "two MNIST digits on a 100x100 cluttered canvas, named in either order: DRAM, 2 glimpses of 3 scales per digit",
-            policy=GaussianConfig(std=0.2),
         ),
-        _preset(
+        _dram(
             "mnist-addition",
             MultiDigitConfig(dataset="mnist-addition", canvas=100, pieces=8),
             DramConfig(glimpses=4, scales=3, outputs=1, classes=19),
-            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "the sum of two MNIST digits on a 100x100 cluttered canvas: DRAM, 4 glimpses, one of 19 answers",
-            policy=GaussianConfig(std=0.2),
         ),
-        _preset(
+        _dram(
             "mnist-numbers",
             NumbersConfig(),
             DramConfig(glimpses=12, scales=3, outputs=6, classes=11),
-            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "house numbers of 1-5 MNIST digits, 54x54 crops as SVHN's: DRAM, 2 glimpses of 3 scales per label, "
             "then EOS (--model multihead: the multi-head convnet)",
-            policy=GaussianConfig(std=0.2),
         ),
-        _preset(
+        _dram(
             "svhn",
             HouseNumbersConfig(),
             DramConfig(channels=3, glimpses=12, scales=3, outputs=6, classes=11),
-            TrainConfig(precision="auto", epochs=100, lr=1e-3, lr_min=1e-5),
             "house numbers from a folder you have (--data DIR: SVHN's format 1, or images and labels.csv), 54x54 "
             "crops: DRAM, 2 glimpses of 3 scales per label, then EOS",
-            policy=GaussianConfig(std=0.2),
         ),
         _preset(
             "fashion",
