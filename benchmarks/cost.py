@@ -47,12 +47,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import _busy_seconds, paused_runs  # noqa: E402
 
 from ram import hub, results  # noqa: E402
+from ram.cost import count_flops, params  # noqa: E402
 from ram.config import ModelConfig  # noqa: E402
 from ram.model import RAM  # noqa: E402
 from ram.models import build_model  # noqa: E402
@@ -110,23 +110,6 @@ def build(name: str, canvas: int | None = None) -> tuple[nn.Module, ModelConfig]
     return model.eval(), m
 
 
-def count_flops(model: nn.Module, canvas: int, *, fused: bool = False, batch: int = 2) -> dict[str, int]:
-    """FLOPs per image of one episode along the policy means, by aten op, as FlopCounterMode counts them.
-    fused=False runs a RAM's plain loop."""
-    images = torch.rand(batch, model.cfg.channels, canvas, canvas, generator=torch.Generator().manual_seed(0))
-    was = getattr(model, "fused", None)
-    if isinstance(model, RAM):
-        model.fused = fused
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(images, sample=False)
-    finally:
-        if was is not None:
-            model.fused = was
-    counts = counter.get_flop_counts()["Global"]
-    return {str(op).removeprefix("aten."): n // batch for op, n in counts.items()}
-
-
 def sensor_flops(m: ModelConfig) -> int:
     """Adds and multiplies per image of the sensor's 2x2-mean pyramid (`ram.sensor._pool2`), not matmuls and so not
     in FlopCounterMode's count: bringing an s x s square down to s/2 x s/2 is s*s/2 row sums, s*s/4 column sums and
@@ -171,10 +154,6 @@ def strings_table(table: list[dict]) -> str:
         lines.append(f"| {r['model']} (`{r['preset']}`{'' if r['kind'] == 'dram' else ', --model ' + r['kind']}) | "
                      f"{r['canvas']}x{r['canvas']} | {r['params']:,} | {r['mflop']} | {r['sensor_kflop']} |")
     return "\n".join(lines + ["", f"Beside: {PAPER_SVHN}."])
-
-
-def params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def time_block(model: nn.Module, images: torch.Tensor, seconds: float) -> float:

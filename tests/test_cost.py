@@ -15,7 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from cost import count_flops, sensor_flops  # noqa: E402
+from cost import sensor_flops  # noqa: E402
+from ram.cost import count_flops  # noqa: E402
 
 from ram import sensor  # noqa: E402
 from ram.config import ConvNetConfig, ModelConfig  # noqa: E402

@@ -454,6 +454,24 @@ def test_a_rows_flags_are_its_overrides_by_the_names_ram_train_gives_them():
         flag_args({"glimpse": 6})
 
 
+def test_the_strings_rows_give_their_flops_beside_the_papers_svhn_numbers():
+    """The rows of strings of digits stand in the DRAM table with each model's MFLOPs an image, counted from its
+    config (`ram.cost`), beside the paper's SVHN numbers, which the note names as such; the multi-head convnet reads
+    the image once and so has no average over episodes."""
+    from ram import cost
+    from ram.results import BY_NAME, mflops
+
+    dram, convnet = BY_NAME["mnist-numbers"], BY_NAME["mnist-numbers-multihead"]
+    assert mflops(dram) == cost.of_run(dram.config())[1] and 50 < mflops(dram) < mflops(convnet)
+    result = {"error": 12.0, "error_averaged": 10.0, "mc_samples": 10, "digit_error": 4.0, "epochs": 30}
+    text = table({"mnist-numbers": result, "mnist-numbers-multihead": {**result, "error_averaged": 12.0}})
+    strings = [line for line in text.splitlines() if line.startswith("| House numbers")]
+    assert len(strings) == 2
+    assert f"| **12.00** | 10.00 | 4.00 | {mflops(dram):.1f} | 5.10 |" in strings[0]
+    assert f"| **12.00** | – | 4.00 | {mflops(convnet):.1f} | 4.11 |" in strings[1]
+    assert "multi-head convnet (Goodfellow" in strings[1] and "a stand-in for its SVHN house numbers" in text
+
+
 def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_papers_column():
     """A DRAM-paper row is not in the RAM paper's A / B columns: it gets its own table, whose paper column is its
     target, with the digits named wrong; a row started from another row's phase says which; its notes follow."""
@@ -466,10 +484,12 @@ def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_pape
     ram_part, dram_part = text.split("**More than one object**")
     assert "pairs" not in ram_part and "RAM, 6 glimpses" in ram_part and PAPERS["dram"] in dram_part
     pairs = next(line for line in dram_part.splitlines() if "MNIST pairs" in line)
-    assert "| **7.30** | 5.90 | 3.70 | 5.00 |" in pairs and "then 40 epochs at lr 0.0003 and std 0.1" in pairs
+    assert "| **7.30** | 5.90 | 3.70 | 19.5 | 5.00 |" in pairs and "then 40 epochs at lr 0.0003 and std 0.1" in pairs
     sums = next(line for line in dram_part.splitlines() if "MNIST addition" in line)
-    assert "started from the weights of `mnist-pairs`'s phase 1" in sums and "| **7.30** | 5.90 | – | 2.50 |" in sums
+    assert "started from the weights of `mnist-pairs`'s phase 1" in sums
+    assert "| **7.30** | 5.90 | – | 19.5 | 2.50 |" in sums
     assert "- `mnist-addition`: its answer layer starts fresh" in dram_part
+    assert "SVHN" not in dram_part  # no row of strings shown
     compact = compact_table({"mnist-pairs": result})
     assert "beside Ba, Mnih and Kavukcuoglu 2015" in compact and "| **7.30** | 5.90 | 5.00 |" in compact
     assert "beside Ba" not in compact_table({"mnist-g6": {"error": 1.0, "error_averaged": 0.7, "mc_samples": 10}})

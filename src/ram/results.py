@@ -13,6 +13,7 @@ two or more seed files shows their mean ± standard deviation, and its shipped w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shlex
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import flags, presets
-from .config import ConfigError, ModelConfig, RunConfig, _hints
+from . import cost, flags, presets
+from .config import KINDS, ConfigError, ModelConfig, RunConfig, _hints
 
 
 Settings = Mapping[str, Any]
@@ -188,9 +189,15 @@ PAPERS = {
 """The papers whose numbers the rows stand beside, by `Row.paper`."""
 DRAM_PAPER_NOTE = (
     "the DRAM paper's numbers as the issue that asked for these rows quotes them (RAM 9, DRAM without its context "
-    "network 7, DRAM 5 on pairs; a 64-64-64-512 convnet 3.2 and DRAM 2.5 on sums): its PDF could not be reached from "
-    "the machine these rows were trained on"
+    "network 7, DRAM 5 on pairs; a 64-64-64-512 convnet 3.2 and DRAM 2.5 on sums){svhn}: its PDF could not be reached "
+    "from the machine these rows were trained on"
 )
+SVHN_NOTE = (
+    ", and on the strings of MNIST digits, a stand-in for its SVHN house numbers, its whole-sequence errors on 54x54 "
+    "SVHN crops as second-hand sources give them (a single DRAM 5.1 at 0.2 GFLOPs an image, its 10-layer convnet 4.11 "
+    "at 2.1 GFLOPs)"
+)
+"""DRAM_PAPER_NOTE's words on the SVHN numbers, where a row of strings is shown."""
 
 BASELINE_EPOCHS = 30  # the baselines' first, short schedule; rows retrained on RAM's schedule say so with epochs=
 
@@ -349,6 +356,11 @@ ROWS: list[Row] = [
     Row("mnist-addition-convnet", "mnist-addition", {"kind": "convnet", "conv_channels": (64, 64, 64), "hidden": 512,
                                                      "epochs": BASELINE_EPOCHS, "precision": "bf16"}, None, 3.2,
         note="convnet of 64, 64 and 64 filters and 512 units, the DRAM paper's sizes", paper="dram"),
+    Row("mnist-numbers", "mnist-numbers", {"precision": "bf16"}, None, 5.1, paper="dram"),
+    Row("mnist-numbers-multihead", "mnist-numbers", {"kind": "multihead", "epochs": BASELINE_EPOCHS,
+                                                     "eval_mc_samples": 0, "precision": "bf16"}, None, 4.11,
+        note="multi-head convnet (Goodfellow et al. 2014's design at a CPU's size): a length head and five digit "
+             "heads on convolutions of 32, 48, 64 and 96 filters and 512 units", paper="dram"),
 ]
 BY_NAME = {r.name: r for r in ROWS}
 
@@ -363,6 +375,7 @@ TASK_TITLES = {
     "mnist-cluttered-100": "100x100 cluttered MNIST (8 pieces)",
     "mnist-pairs": "MNIST pairs, 100x100 cluttered: both digits, either order",
     "mnist-addition": "MNIST addition, 100x100 cluttered: the sum of two digits",
+    "mnist-numbers": "House numbers of 1-5 MNIST digits, 54x54 (a stand-in for SVHN): the whole string",
 }
 ONE_ANSWER = {"mnist-pairs": "one of 55 pairs", "mnist-addition": "one of 19 sums"}
 """What a model that answers once (not DRAM's labels in turn) names on a multi-digit task."""
@@ -633,14 +646,34 @@ def _dram_table(results: dict[str, dict], seeds: dict[str, list[dict]]) -> str:
         return ""
     lines = [
         f"\n\n**More than one object**, beside {PAPERS['dram']}:\n",
-        "| task | model | this project, one episode | 10 episodes averaged | digits named wrong, one episode | paper | "
-        "epochs | train time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | model | this project, one episode | 10 episodes averaged | digits named wrong, one episode | "
+        "MFLOPs an image | paper | epochs | train time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [_line(row, r, runs, _fmt(r.get("digit_error")), _fmt(row.target)) for row, r, runs in shown]
-    notes = [f"- `{row.name}`: {row.note}." for row, _, _ in shown if row.note and row.model != "convnet"]
-    return ("\n".join(lines) + f"\n\nThe paper column gives {DRAM_PAPER_NOTE}."
+    lines += [_line(row, r, runs, _fmt(r.get("digit_error")), f"{mflops(row):.1f}", _fmt(row.target))
+              for row, r, runs in shown]
+    notes = [f"- `{row.name}`: {row.note}." for row, _, _ in shown if row.note and not _whole_image(row)]
+    svhn = SVHN_NOTE if any(row.preset == "mnist-numbers" for row, _, _ in shown) else ""
+    return ("\n".join(lines) + f"\n\nThe paper column gives {DRAM_PAPER_NOTE.format(svhn=svhn)}."
             + ("\n\nRow notes:\n" + "\n".join(notes) if notes else ""))
+
+
+def _whole_image(row: Row) -> bool:
+    """A classifier that reads the whole image in one pass: it has no episodes to average, and its note is its model
+    column. A row trained by a script of its own plays (`Row.script`)."""
+    kind = KINDS.get(row.model)
+    return kind is not None and kind.classifies and not kind.glimpses
+
+
+def mflops(row: Row) -> float:
+    """MFLOPs per image of one episode of the row's model along the policy means (`ram.cost`), built from its last
+    phase's config: FLOPs do not depend on the weights."""
+    return _mflops(row.name)
+
+
+@functools.cache
+def _mflops(name: str) -> float:
+    return cost.of_run(BY_NAME[name].config())[1]
 
 
 def _footnotes(rows: list[Row]) -> str:
@@ -663,6 +696,7 @@ SHORT = {
     "screen": "the whole screen every step",
     "random-agent": "random moves",
     "sb3-ppo": "stable-baselines3 PPO on the screen",
+    "multihead": "multi-head convnet",
 }
 """The compact table's model column for the models without a policy of their own."""
 
@@ -702,11 +736,10 @@ def _errors(row: Row, r: dict, runs: list[dict]) -> tuple[str, str]:
     """The one-episode cell (bold, "± sd (3 seeds)" over several seeds, a Catch row's sampled rate beside it) and the
     10-averaged cell ("–" for a model without a policy)."""
     for run in (r, *runs):
-        if row.model not in ("fc", "convnet") and run.get("error_averaged") is not None \
-                and run.get("mc_samples") != 10:
+        if not _whole_image(row) and run.get("error_averaged") is not None and run.get("mc_samples") != 10:
             raise ValueError(f"results for {row.name}: averaged over {run.get('mc_samples')} episodes, the column "
                              "says 10")
-    averaged = r.get("error_averaged") if row.model not in ("fc", "convnet") else None
+    averaged = None if _whole_image(row) else r.get("error_averaged")
     sampled = f" (sampled: {100 - r['catch_rate_sampled']:.2f})" if "catch_rate_sampled" in r else ""
     headline, second = f"**{r['error']:.2f}**{sampled}", _fmt(averaged)
     if len(runs) >= 2:
