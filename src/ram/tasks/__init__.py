@@ -61,11 +61,12 @@ class Task(Protocol):
     # task when `ram train --model KIND` changes the preset's model (`flags.with_model`): the multi-digit tasks
     # answer a sequence model with K labels of 10 classes and any other with one of 55 pairs or 19 sums.
 
-    # Optional, for the page (`ram.serve`) to read a person's drawing: `drawings(task) -> int`, the digits a person
-    # draws for one image (1 for a digit, 2 for a pair); `place_drawn(digits, task, *, pool, gen)`, those digits
-    # (uint8 [drawings, 28, 28]) on one of its canvases as its test images are made; `clutter_pool(task)`, the digits
-    # that clutter is cut from when they are in the data cache already, else None. A task without them reads images
-    # of its own size only.
+    # Optional, for the page (`ram.serve`) to read a person's drawing: `drawings(task) -> range`, how many digits a
+    # person may draw for one image (range(1, 2) for a digit, range(2, 3) for a pair, range(1, 6) for a string of 1 to 5
+    # digits; the page gives one drawing box per digit, drawings[-1] of them); `place_drawn(digits, task, *, pool,
+    # gen)`, those digits (uint8 [k, 28, 28], k in drawings, in reading order) on one of its canvases as its test images
+    # are made; `clutter_pool(task)`, the digits that clutter is cut from when they are in the data cache already, else
+    # None. A task without them reads images of its own size only.
 
     @staticmethod
     def labels(task: TaskConfig) -> tuple[str, ...]:

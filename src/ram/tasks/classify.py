@@ -235,9 +235,9 @@ class Classification:
 
     # A person's drawing (the page) ---------------------------------------------------------------------------------
     @staticmethod
-    def drawings(t: DigitsConfig) -> int:
+    def drawings(t: DigitsConfig) -> range:
         """Digits a person draws for one image: one."""
-        return 1
+        return range(1, 2)
 
     @staticmethod
     def place_drawn(digits: torch.Tensor, t: DigitsConfig, *, pool: torch.Tensor | None,

@@ -178,29 +178,6 @@ class MultiDigitTask:
     def about(cls, cfg: RunConfig) -> str:
         return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.looks(cfg.policy.noun)}"
 
-    # A person's drawing (the page) ---------------------------------------------------------------------------------
-    @classmethod
-    def drawings(cls, t: MultiDigitConfig) -> int:
-        """Digits a person draws for one canvas: the layout's."""
-        return cls.layout.objects
-
-    @classmethod
-    def place_drawn(cls, digits: torch.Tensor, t: MultiDigitConfig, *, pool: torch.Tensor | None,
-                    gen: torch.Generator) -> torch.Tensor:
-        """Drawn digits uint8 [objects, 28, 28] on one canvas as its test canvases are made (`data.multi.place_apart`),
-        uint8 [canvas, canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digits)."""
-        layout = Layout(objects=cls.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
-        return place_apart(digits[None], layout=layout, pool=pool, gen=gen)[0]
-
-    @staticmethod
-    def clutter_pool(t: MultiDigitConfig) -> torch.Tensor | None:
-        """The training digits its clutter is cut from, uint8 [M, 28, 28], when MNIST is in the data cache already
-        (reading it writes nothing); None when it is not, or the task has no clutter."""
-        if not t.pieces or not mnist.cached(DIGITS):
-            return None
-        digits = mnist.load(DIGITS, progress=False)
-        return MultiDigitData(digits, seed=0, val_size=t.val_size, train_size=t.train_size).train.images
-
     # What the answer is --------------------------------------------------------------------------------------------
     def targets(self, canvases: Canvases) -> torch.Tensor:
         """int64 [B, L]: what the model is taught to emit, in `data.multi`'s label layout."""
@@ -356,8 +333,38 @@ class MultiDigitTask:
         return f"test error {metrics['error']:.2f}% on {metrics['n']} {self.inputs}{digits}"
 
 
+class PlacedApart:
+    """A person's drawing on the page (`ram.serve`): the digits of a canvas of `layout`, placed apart with clutter as
+    the task's test canvases are. A mixin of the canvas tasks, not of `MultiDigitTask`: the string tasks lay their
+    digits out in a row (mnist-numbers) or read photographs only (svhn)."""
+
+    layout: Layout
+
+    @classmethod
+    def drawings(cls, t: MultiDigitConfig) -> range:
+        """Digits a person draws for one canvas: the layout's."""
+        return range(cls.layout.objects, cls.layout.objects + 1)
+
+    @classmethod
+    def place_drawn(cls, digits: torch.Tensor, t: MultiDigitConfig, *, pool: torch.Tensor | None,
+                    gen: torch.Generator) -> torch.Tensor:
+        """Drawn digits uint8 [objects, 28, 28] on one canvas as its test canvases are made (`data.multi.place_apart`),
+        uint8 [canvas, canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digits)."""
+        layout = Layout(objects=cls.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
+        return place_apart(digits[None], layout=layout, pool=pool, gen=gen)[0]
+
+    @staticmethod
+    def clutter_pool(t: MultiDigitConfig) -> torch.Tensor | None:
+        """The training digits its clutter is cut from, uint8 [M, 28, 28], when MNIST is in the data cache already
+        (reading it writes nothing); None when it is not, or the task has no clutter."""
+        if not t.pieces or not mnist.cached(DIGITS):
+            return None
+        digits = mnist.load(DIGITS, progress=False)
+        return MultiDigitData(digits, seed=0, val_size=t.val_size, train_size=t.train_size).train.images
+
+
 @register_task
-class MnistPairs(MultiDigitTask):
+class MnistPairs(PlacedApart, MultiDigitTask):
     """Name both digits, in either order. Taught in reading order, so the glimpses have one order to learn."""
 
     name = "mnist-pairs"
@@ -392,7 +399,7 @@ class MnistPairs(MultiDigitTask):
 
 
 @register_task
-class MnistAddition(MultiDigitTask):
+class MnistAddition(PlacedApart, MultiDigitTask):
     """Name the sum of the two digits: one label of 19 classes after all the glimpses."""
 
     name = "mnist-addition"
