@@ -491,14 +491,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`ram serve` in a subprocess on a free port; its URL once it answers."""
+def serving(log: Path, *args: str):
+    """`ram serve ARGS` in a subprocess on a free port; its URL once it answers, then it is stopped."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ram", "serve", "--port", str(port)], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "ram", "serve", "--port", str(port), *args], env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -514,6 +512,17 @@ def server(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serving(tmp_path_factory.mktemp("serve") / "serve.log")
+
+
+@pytest.fixture(scope="module")
+def numbers_server(tmp_path_factory, numbers_run):
+    """`ram serve --checkpoint` of a tiny DRAM of mnist-numbers, which the page opens with."""
+    yield from serving(tmp_path_factory.mktemp("serve") / "serve.log", "--checkpoint", str(numbers_run))
 
 
 @pytest.fixture(scope="module")
@@ -614,6 +623,53 @@ def test_the_page_finds_both_digits_of_a_drawn_pair(server, browser, pairs):
     assert strokes == [rgb[k] for k in outputs] and rgb[0] != rgb[1]
     first, second = (str(int(c)) for c in out.labels[0])
     assert f"It says {first} then {second}" in page.inner_text("#verdict")
+    assert errors == []
+    page.close()
+
+
+def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
+    """mnist-numbers (DRAM): five boxes filled from the left, the model asked after each digit (the blank boxes after
+    it make the number shorter) and not while a box before a drawn one is blank; then the labels it reads, up to a
+    string's end, each in the colour of its glimpses, those past the end grey."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(numbers_server)
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#model") == "run:numbers"
+    assert page.locator("#pads canvas").count() == 5
+    assert "Write a number of 1 to 5 digits" in page.inner_text("#pad-title")
+
+    draw(page, "#pad", SEVEN)
+    page.wait_for_selector("#view[data-label]")  # one digit is a number
+    page.evaluate("document.getElementById('view').removeAttribute('data-label')")
+    draw(page, "#pad-3", ONE)  # box 2 left blank
+    assert "box 2 is blank" in page.inner_text("#prepared")
+    assert page.get_attribute("#view", "data-label") is None
+    page.click("#clear")
+    draw(page, "#pad", SEVEN)
+    draw(page, "#pad-2", ONE)
+    page.wait_for_selector("#view[data-label]")
+
+    image = from_data_url(page.get_attribute("#input", "src"))
+    assert image.shape == (54, 54)
+    out = ram.load(numbers_run).predict(image)
+    read = out.labels[0, : out.read[0]].tolist()
+    assert page.get_attribute("#view", "data-label") == " ".join(map(str, read))
+    glimpses = page.locator("#overlay .glimpse").all()
+    shown = np.array([[float(g.get_attribute("data-x")), float(g.get_attribute("data-y"))] for g in glimpses])
+    np.testing.assert_allclose(shown, out.pixels[0].numpy(), atol=1e-4)
+    outputs = [int(g.get_attribute("data-output")) for g in glimpses]
+    assert outputs == out.output_of[0].tolist()
+    page.wait_for_selector("#view[data-state=done]")
+    tab = matplotlib.colormaps[OUTPUT_COLOURS]
+    rgb = [f"rgb({', '.join(str(round(255 * c)) for c in tab(k)[:3])})" for k in range(6)]
+    strokes = page.evaluate("[...document.querySelectorAll('#overlay .glimpse rect.scale-0')]"
+                            ".map((r) => getComputedStyle(r).stroke)")
+    assert strokes == [rgb[k] if k < len(read) else "rgb(119, 119, 119)" for k in outputs]
+    chips = [a.inner_text().split()[0] for a in page.locator("#answers .answer").all()]
+    assert chips == ["end" if c == 10 else str(c) for c in read]
+    assert f"It reads {out.names[0] or 'no digit'}" in page.inner_text("#verdict")
     assert errors == []
     page.close()
 
