@@ -280,12 +280,12 @@ def test_a_written_number_is_laid_out_as_the_task_s_test_strings_are():
     cropped as mnist-numbers' test strings are (`place_strings`), from the seed; the blank boxes after it make the
     number shorter."""
     task = parse(["--preset", "mnist-numbers"]).config(progress=False).task
-    image, how = prepare(decode(boxes_drawing("seven", "one", None, None, None)), task, seed=4)
+    image, how, drawn = prepare(decode(boxes_drawing("seven", "one", None, None, None)), task, seed=4)
     digits = torch.from_numpy(np.stack([mnist_digit(decode(drawing(kind))) for kind in ("seven", "one")]))
-    assert how == "digits" and image.shape == (54, 54)
+    assert (how, drawn) == ("digits", 2) and image.shape == (54, 54)
     np.testing.assert_array_equal(image, place_strings(digits[None], shape=task.shape, gen=generator(4))[0].numpy())
-    one, how = prepare(decode(boxes_drawing("seven", None, None, None, None)), task, seed=4)
-    assert how == "digit"
+    one, how, drawn = prepare(decode(boxes_drawing("seven", None, None, None, None)), task, seed=4)
+    assert (how, drawn) == ("digit", 1)
     np.testing.assert_array_equal(one, place_strings(digits[None, :1], shape=task.shape, gen=generator(4))[0].numpy())
 
 
@@ -648,11 +648,14 @@ def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
     assert page.get_attribute("#view", "data-label") is None
     page.click("#clear")
     draw(page, "#pad", SEVEN)
+    page.wait_for_selector("#view[data-label]")
+    page.evaluate("document.getElementById('view').removeAttribute('data-label')")
     draw(page, "#pad-2", ONE)
     page.wait_for_selector("#view[data-label]")
 
     image = from_data_url(page.get_attribute("#input", "src"))
     assert image.shape == (54, 54)
+    assert "your 2 digits" in page.inner_text("#prepared")  # the blank boxes' hints are no digits
     out = ram.load(numbers_run).predict(image)
     read = out.labels[0, : out.read[0]].tolist()
     assert page.get_attribute("#view", "data-label") == " ".join(map(str, read))

@@ -178,12 +178,12 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
                 if gone.is_set():
                     raise Rejected(400, "the client left")
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
-                image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
+                image, how, drawn = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
                 try:
                     answer = episode(model, image, sampled=sampled, seed=seed)
                 except ValueError as e:  # an image predict() cannot read: it says what it expected
                     raise Rejected(422, str(e)) from None
-                return answer | {"model": entry.name, "prepared": how}
+                return answer | {"model": entry.name, "prepared": how, "digits": drawn}
 
         return JSONResponse(await _unless_gone(request, run))
 

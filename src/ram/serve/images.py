@@ -122,15 +122,15 @@ def drawn_digits(ink: np.ndarray, counts: range) -> np.ndarray:
 
 
 def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int,
-            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
-    """What the model reads, uint8 [canvas, canvas], and how it was made: an image already of the model's size is
-    taken as it is ("as is"); anything else is a drawing of the task's digits side by side, each made MNIST-like,
-    and placed ("digit", or "digits" for several)."""
+            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str, int]:
+    """What the model reads, uint8 [canvas, canvas], how it was made and from how many drawn digits: an image already
+    of the model's size is taken as it is ("as is", 0); anything else is a drawing of the task's digits side by side,
+    each made MNIST-like, and placed ("digit", 1, or "digits" and how many)."""
     if ink.shape == (task.canvas, task.canvas):
-        return ink, "as is"
+        return ink, "as is", 0
     learns = task_of(task.dataset)
     if not hasattr(learns, "place_drawn"):
         raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
                        f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
     digits = drawn_digits(ink, learns.drawings(task))
-    return on_canvas(digits, task, seed=seed, pool=pool), "digit" if len(digits) == 1 else "digits"
+    return on_canvas(digits, task, seed=seed, pool=pool), "digit" if len(digits) == 1 else "digits", len(digits)

@@ -139,7 +139,7 @@ const classify = {
     $("prepared").textContent = {
       "as is": `your image, as it is (${n}x${n})`,
       digit: `your digit, made ${n > 28 ? "MNIST-like and placed (seed " + result.seed + ")" : "MNIST-like"}`,
-      digits: `your digits, each made MNIST-like, placed as its test images are (seed ${result.seed})`,
+      digits: `your ${result.digits} digits, each made MNIST-like, placed as its test images are (seed ${result.seed})`,
     }[result.prepared];
     // the emitted labels, each shown once the glimpses leading to it are done
     $("answers").replaceChildren(...(several ? result.labels.map((answer, k) => {
@@ -414,7 +414,11 @@ const pads = {
       canvas = document.createElement("canvas");
       canvas.width = width * this.list.length;
       canvas.height = height;
-      this.list.forEach((pad, k) => canvas.getContext("2d").drawImage(pad.canvas, k * width, 0));
+      const ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#000"; // opaque: transparent pixels would be read as ink where they are opaque
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      // a blank box's hint is no digit
+      this.list.forEach((pad, k) => pad.inked && ctx.drawImage(pad.canvas, k * width, 0));
     }
     canvas.toBlob((blob) => {
       classify.source = blob;
