@@ -429,10 +429,10 @@ class ExportFolder:
 
     def run(self) -> None:
         from .data import images, load
-        from .tasks import DigitsConfig
+        from .tasks.classify import class_names
 
-        n = images.export_folder(load(self.dataset, progress=self.progress), DigitsConfig(dataset=self.dataset).labels,
-                                 self.out, progress=self.progress)
+        n = images.export_folder(load(self.dataset, progress=self.progress), class_names(self.dataset), self.out,
+                                 progress=self.progress)
         print(f"wrote {n} images of {self.dataset} into {self.out}")
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..config import RunConfig, TaskConfig, task_of
+from ..config import Kind, RunConfig, TaskConfig, task_of
 from ..losses import Losses
 from .common import seeded
 
@@ -69,8 +69,10 @@ class Task(Protocol):
     # None. A task without them reads images of its own size only.
 
     @staticmethod
-    def labels(task: TaskConfig) -> tuple[str, ...]:
-        """The name of each class, by label; () for a task without classes."""
+    def labels(task: TaskConfig, kind: Kind) -> tuple[str, ...]:
+        """The name of each class a model of that kind (`ram.config.Kind`) answers, by label (`RunConfig.labels`);
+        () where a label is its number, or for a task without classes. The kind matters where `answers` does: a
+        model that names a pair at once answers one of 55 classes, each a pair of digits."""
 
     @staticmethod
     def title(task: TaskConfig) -> str:

@@ -124,6 +124,8 @@ class MultiDigitTask:
     """Classes of each of those labels (DRAM's `classes`)."""
     answer_classes: int
     """Classes of the one answer of a model that emits one (RAM, convnet)."""
+    answer_names: tuple[str, ...] = ()
+    """The name of each of those classes (a pair's two digits); () where a class is its number (a sum)."""
     classifies = True
     Config = MultiDigitConfig
 
@@ -167,8 +169,10 @@ class MultiDigitTask:
         return {"classes": cls.classes, "outputs": cls.outputs} if kind.sequence else {"classes": cls.answer_classes}
 
     @classmethod
-    def labels(cls, t: TaskConfig) -> tuple[str, ...]:
-        return ()
+    def labels(cls, t: TaskConfig, kind: Kind) -> tuple[str, ...]:
+        """A sequence model's labels are digits (or a sum), each named by its number; a model that answers once
+        names its class by `answer_names`."""
+        return () if kind.sequence else cls.answer_names
 
     @classmethod
     def title(cls, t: TaskConfig) -> str:
@@ -374,6 +378,7 @@ class MnistPairs(PlacedApart, MultiDigitTask):
     outputs = 2
     classes = 10
     answer_classes = 55
+    answer_names = tuple(f"{a} {b}" for a in range(10) for b in range(a, 10))  # by `data.multi.pair_class`
 
     def answer(self, canvases: Canvases) -> torch.Tensor:
         return pair_class(canvases.labels[:, :2])
@@ -382,11 +387,10 @@ class MnistPairs(PlacedApart, MultiDigitTask):
     def truth(canvases: Canvases) -> list[str]:
         return [f"{a} {b}" for a, b in canvases.labels[:, :2].tolist()]
 
-    @staticmethod
-    def name_answers(classes: torch.Tensor) -> list[str]:
+    @classmethod
+    def name_answers(cls, classes: torch.Tensor) -> list[str]:
         """The 55 pair classes as their two digits (`data.multi.pair_class` read backwards)."""
-        pairs = [(a, b) for a in range(10) for b in range(a, 10)]
-        return [f"{pairs[c][0]} {pairs[c][1]}" for c in classes.tolist()]
+        return [cls.answer_names[c] for c in classes.tolist()]
 
     def score_answer(self, predicted: torch.Tensor, canvases: Canvases) -> dict[str, torch.Tensor]:
         return {"right": (predicted == self.answer(canvases)).float()}

@@ -157,7 +157,7 @@ class StringTask(MultiDigitTask):
         return {"classes": len(cls.names(t)) + 1, "outputs": t.longest + 1} if kind.sequence else {}
 
     @classmethod
-    def labels(cls, t: TaskConfig) -> tuple[str, ...]:
+    def labels(cls, t: TaskConfig, kind: Kind) -> tuple[str, ...]:
         return (*cls.names(t), "EOS")
 
     @property
