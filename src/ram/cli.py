@@ -438,8 +438,9 @@ class ExportFolder:
 
 @dataclass
 class Serve:
-    """Start a page to play with on http://HOST:PORT: draw a digit (two for mnist-pairs) and watch a model's glimpses,
-    or watch the Catch agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
+    """Start a page to play with on http://HOST:PORT: draw a digit (two for mnist-pairs, a number of 1 to 5 digits for
+    mnist-numbers) and watch a model's glimpses, or watch the Catch agent play and play against it. Needs the serve
+    extra: pip install -e ".[serve]"."""
 
     pretrained: str | None = None
     """The shipped model the page opens with (default mnist-g6; every shipped model that takes glimpses can be picked
