@@ -143,3 +143,44 @@ def test_a_sums_model_starts_from_a_pairs_run_but_for_its_answer_layer(run, caps
     kept = {k: v for k, v in pairs.state_dict().items() if not k.startswith("classifier.out.")}
     assert all(torch.equal(sums.state_dict()[k], v) for k, v in kept.items())
     assert sums.classifier.out.weight.shape[0] == 19 and pairs.classifier.out.weight.shape[0] == 10
+
+
+def test_a_model_that_names_one_of_55_pairs_is_read_as_its_pair(tmp_path, capsys):
+    """RAM trained on mnist-pairs (`--model ram`) answers one of 55 classes, each an unordered pair: `ram predict`
+    prints the pair ("3 7"), its JSON gives it as the class beside the class's index, and the page says the same."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from ram import checkpoint as ckpt
+    from ram.models import build_model
+    from ram.tasks.multi import MnistPairs
+
+    cfg = parse(["--preset", "mnist-pairs", "--model", "ram"]).config(progress=False)
+    small = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, what_size=8, where_size=8, glimpse_size=8,
+                                                               hidden=8)).validate()
+    assert small.labels == MnistPairs.answer_names and small.labels[:3] == ("0 0", "0 1", "0 2")
+    assert len(small.labels) == 55 and small.labels[54] == "9 9"
+    torch.manual_seed(0)
+    ckpt.export_model(tmp_path / "ram-pairs", build_model(small.model), small)
+    canvas = np.zeros((100, 100), np.uint8)
+    canvas[20:40, 20:30] = canvas[60:80, 50:70] = 255
+    Image.fromarray(canvas).save(tmp_path / "pair.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "pair.png"), "--checkpoint", str(tmp_path / "ram-pairs"), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    first, second = map(int, line["class"].split())
+    assert 0 <= first <= second <= 9 and line["class"] == small.labels[line["label"]]
+    assert main(["predict", str(tmp_path / "pair.png"), "--checkpoint", str(tmp_path / "ram-pairs")]) == 0
+    assert capsys.readouterr().out.split("\t")[1] == line["class"]
+
+    pytest.importorskip("starlette", reason="the serve extra is not installed: pip install -e '.[serve]'")
+    from starlette.testclient import TestClient
+
+    from ram.serve.app import create_app
+
+    with TestClient(create_app(checkpoint=tmp_path / "ram-pairs"), base_url="http://127.0.0.1:8000") as c:
+        answer = c.post("/api/classify", content=(tmp_path / "pair.png").read_bytes()).json()
+    assert answer["prepared"] == "as is" and answer["class"] == line["class"]
+    assert [a["label"] for a in answer["labels"]] == [line["label"]] and answer["classes"] == list(small.labels)

@@ -2,6 +2,7 @@
 in headless Chromium (skipped, saying why, where Playwright or Debian's chromium is missing)."""
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -30,6 +31,9 @@ import ram  # noqa: E402
 from ram import checkpoint as ckpt  # noqa: E402
 from ram.cli import main  # noqa: E402
 from ram.config import ModelConfig, RunConfig  # noqa: E402
+from ram.data.numbers import place_strings  # noqa: E402
+from ram.data.tasks import generator  # noqa: E402
+from ram.flags import parse  # noqa: E402
 from ram.tasks import DigitsConfig  # noqa: E402
 from ram.models import build_model  # noqa: E402
 from ram.serve import app as serve_app  # noqa: E402
@@ -65,8 +69,13 @@ def drawing(kind: str = "seven", size: int = 280) -> bytes:
 
 def pair_drawing(left: str = "seven", right: str | None = "one") -> bytes:
     """Two drawing boxes side by side, as the page sends them for a model of a pair (right=None: left blank)."""
+    return boxes_drawing(left, right)
+
+
+def boxes_drawing(*kinds: str | None) -> bytes:
+    """Drawing boxes side by side, as the page sends them for a model of several digits (None: a blank box)."""
     boxes = [np.asarray(Image.open(io.BytesIO(drawing(kind)))) if kind else np.zeros((280, 280), np.uint8)
-             for kind in (left, right)]
+             for kind in kinds]
     return png_bytes(np.hstack(boxes))
 
 
@@ -99,6 +108,27 @@ def g6() -> ram.Model:
 @pytest.fixture(scope="module")
 def pairs() -> ram.Model:
     return ram.load("mnist-pairs")
+
+
+def tiny_numbers_run(folder: Path, *, ends: bool = False) -> Path:
+    """A tiny untrained DRAM of mnist-numbers written as a run folder (no run of it is read). ends: its answer layer
+    biased to the end label, so that it reads every image as the empty string and ends at once."""
+    cfg = parse(["--preset", "mnist-numbers"]).config(progress=False)
+    small = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, conv_channels=(4, 4, 4), context_channels=(4, 4, 4), glimpse_features=16, hidden=16,
+        classifier_hidden=16)).validate()
+    torch.manual_seed(0)
+    module = build_model(small.model)
+    if ends:
+        with torch.no_grad():
+            module.get_submodule(module.answer_layer).bias[10] += 100.0  # 10: EOS, after the digits
+    ckpt.export_model(folder, module, small)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def numbers_run(tmp_path_factory) -> Path:
+    return tiny_numbers_run(tmp_path_factory.mktemp("serve") / "numbers")
 
 
 # ---- images ---------------------------------------------------------------------------------------------------------
@@ -243,6 +273,61 @@ def test_a_pair_s_answer_is_what_ram_predict_says_for_the_same_canvas(client, pa
     tab = matplotlib.colormaps[OUTPUT_COLOURS]
     assert answer["colours"] == [matplotlib.colors.to_hex(tab(k)) for k in range(2)]
     assert answer["colours"][0] != answer["colours"][1]
+
+
+def test_a_written_number_is_laid_out_as_the_task_s_test_strings_are():
+    """The boxes of a written number, up to the last one drawn in, each made MNIST-like and laid out in a row and
+    cropped as mnist-numbers' test strings are (`place_strings`), from the seed; the blank boxes after it make the
+    number shorter."""
+    task = parse(["--preset", "mnist-numbers"]).config(progress=False).task
+    image, how, drawn = prepare(decode(boxes_drawing("seven", "one", None, None, None)), task, seed=4)
+    digits = torch.from_numpy(np.stack([mnist_digit(decode(drawing(kind))) for kind in ("seven", "one")]))
+    assert (how, drawn) == ("digits", 2) and image.shape == (54, 54)
+    np.testing.assert_array_equal(image, place_strings(digits[None], shape=task.shape, gen=generator(4))[0].numpy())
+    one, how, drawn = prepare(decode(boxes_drawing("seven", None, None, None, None)), task, seed=4)
+    assert (how, drawn) == ("digit", 1)
+    np.testing.assert_array_equal(one, place_strings(digits[None, :1], shape=task.shape, gen=generator(4))[0].numpy())
+
+
+@pytest.mark.parametrize("ends", [False, True], ids=["reads-on", "ends-at-once"])
+def test_a_number_s_answer_is_what_ram_predict_says_for_the_same_canvas(ends, tmp_path, capsys):
+    """DRAM of mnist-numbers on a written number: the labels it reads, up to and with the end of the string, each
+    with its probability, and the string (as `ram predict --json` gives them for the canvas the page shows); every
+    glimpse where predict() puts it, with the label it leads to, those past the end too."""
+    folder = tiny_numbers_run(tmp_path / "numbers", ends=ends)
+    with TestClient(create_app(checkpoint=folder), base_url=LOCAL) as c:
+        entry = {m["name"]: m for m in c.get("/api/models").json()["models"]}["run:numbers"]
+        answer = c.post("/api/classify?seed=3", content=boxes_drawing("seven", "one", "zero", None, None)).json()
+    assert (entry["drawings"], entry["fewest"], entry["outputs"], entry["canvas"]) == (5, 1, 6, 54)
+    image = from_data_url(answer["image"])
+    Image.fromarray(image).save(tmp_path / "canvas.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "canvas.png"), "--checkpoint", str(folder), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert [{"label": a["label"], "probability": round(a["probability"], 4)} for a in answer["labels"]] \
+        == predicted["labels"]
+    assert answer["class"] == predicted["class"] and answer["classes"][answer["end"]] == "EOS"
+    if ends:
+        assert [a["label"] for a in answer["labels"]] == [answer["end"]] and answer["class"] == ""
+    out = ram.load(folder).predict(image)
+    assert [s["output"] for s in answer["steps"]] == out.output_of[0].tolist() == [t // 2 for t in range(12)]
+    for t, step in enumerate(answer["steps"]):
+        np.testing.assert_allclose([step["x"], step["y"]], out.pixels[0, t].tolist(), atol=1e-5)
+    for k, label in enumerate(answer["labels"]):
+        np.testing.assert_allclose(label["probs"], out.probs[0, k].tolist(), atol=1e-6)
+    assert len(answer["colours"]) == 6
+
+
+@pytest.mark.parametrize("boxes, message", [
+    (("seven", None, "one", None, None), "box 2 of 5 is blank and box 3 is not: write the number from the left"),
+    ((None, None, None, None, "one"), "box 1 of 5 is blank and box 5 is not"),
+    ((None, None, None, None, None), "nothing is drawn: this model reads numbers of 1 to 5 digits"),
+], ids=["a-gap", "only-the-last", "blank"])
+def test_a_number_with_a_blank_box_inside_is_refused(numbers_run, boxes, message):
+    with TestClient(create_app(checkpoint=numbers_run), base_url=LOCAL) as c:
+        answer = c.post("/api/classify", content=boxes_drawing(*boxes))
+    assert answer.status_code == 422
+    assert message in answer.json()["error"]
 
 
 def test_sampled_glimpses_repeat_with_their_seed(client):
@@ -406,14 +491,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`ram serve` in a subprocess on a free port; its URL once it answers."""
+def serving(log: Path, *args: str):
+    """`ram serve ARGS` in a subprocess on a free port; its URL once it answers, then it is stopped."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ram", "serve", "--port", str(port)], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "ram", "serve", "--port", str(port), *args], env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -429,6 +512,17 @@ def server(tmp_path_factory):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serving(tmp_path_factory.mktemp("serve") / "serve.log")
+
+
+@pytest.fixture(scope="module")
+def numbers_server(tmp_path_factory, numbers_run):
+    """`ram serve --checkpoint` of a tiny DRAM of mnist-numbers, which the page opens with."""
+    yield from serving(tmp_path_factory.mktemp("serve") / "serve.log", "--checkpoint", str(numbers_run))
 
 
 @pytest.fixture(scope="module")
@@ -529,6 +623,56 @@ def test_the_page_finds_both_digits_of_a_drawn_pair(server, browser, pairs):
     assert strokes == [rgb[k] for k in outputs] and rgb[0] != rgb[1]
     first, second = (str(int(c)) for c in out.labels[0])
     assert f"It says {first} then {second}" in page.inner_text("#verdict")
+    assert errors == []
+    page.close()
+
+
+def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
+    """mnist-numbers (DRAM): five boxes filled from the left, the model asked after each digit (the blank boxes after
+    it make the number shorter) and not while a box before a drawn one is blank; then the labels it reads, up to a
+    string's end, each in the colour of its glimpses, those past the end grey."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(numbers_server)
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#model") == "run:numbers"
+    assert page.locator("#pads canvas").count() == 5
+    assert "Write a number of 1 to 5 digits" in page.inner_text("#pad-title")
+
+    draw(page, "#pad", SEVEN)
+    page.wait_for_selector("#view[data-label]")  # one digit is a number
+    page.evaluate("document.getElementById('view').removeAttribute('data-label')")
+    draw(page, "#pad-3", ONE)  # box 2 left blank
+    assert "box 2 is blank" in page.inner_text("#prepared")
+    assert page.get_attribute("#view", "data-label") is None
+    page.click("#clear")
+    draw(page, "#pad", SEVEN)
+    page.wait_for_selector("#view[data-label]")
+    page.evaluate("document.getElementById('view').removeAttribute('data-label')")
+    draw(page, "#pad-2", ONE)
+    page.wait_for_selector("#view[data-label]")
+
+    image = from_data_url(page.get_attribute("#input", "src"))
+    assert image.shape == (54, 54)
+    assert "your 2 digits" in page.inner_text("#prepared")  # the blank boxes' hints are no digits
+    out = ram.load(numbers_run).predict(image)
+    read = out.labels[0, : out.read[0]].tolist()
+    assert page.get_attribute("#view", "data-label") == " ".join(map(str, read))
+    glimpses = page.locator("#overlay .glimpse").all()
+    shown = np.array([[float(g.get_attribute("data-x")), float(g.get_attribute("data-y"))] for g in glimpses])
+    np.testing.assert_allclose(shown, out.pixels[0].numpy(), atol=1e-4)
+    outputs = [int(g.get_attribute("data-output")) for g in glimpses]
+    assert outputs == out.output_of[0].tolist()
+    page.wait_for_selector("#view[data-state=done]")
+    tab = matplotlib.colormaps[OUTPUT_COLOURS]
+    rgb = [f"rgb({', '.join(str(round(255 * c)) for c in tab(k)[:3])})" for k in range(6)]
+    strokes = page.evaluate("[...document.querySelectorAll('#overlay .glimpse rect.scale-0')]"
+                            ".map((r) => getComputedStyle(r).stroke)")
+    assert strokes == [rgb[k] if k < len(read) else "rgb(119, 119, 119)" for k in outputs]
+    chips = [a.inner_text().split()[0] for a in page.locator("#answers .answer").all()]
+    assert chips == ["end" if c == 10 else str(c) for c in read]
+    assert f"It reads {out.names[0] or 'no digit'}" in page.inner_text("#verdict")
     assert errors == []
     page.close()
 

@@ -17,7 +17,8 @@ from ram.cli import main
 from ram.config import ConfigError
 from ram.data import DataError, mnist
 from ram.data.multi import EOS, PAD
-from ram.data.numbers import NumberData, Shape, compose_strings
+from ram.data.multi import _uniform_excluding
+from ram.data.numbers import NumberData, Shape, compose_strings, place_strings
 from ram.data.strings import box_to_square, read_digit_struct, read_folder, read_labels_csv
 from ram.data.tasks import generator
 from ram.flags import parse
@@ -76,6 +77,34 @@ def test_labels_are_the_digits_placed_then_eos_then_pad(mnist_root):
     again = compose_strings(digits.test_images, digits.test_labels, torch.arange(2000), shape=Shape(),
                             gen=generator(1))
     assert torch.equal(again.images, s.images) and torch.equal(again.labels, s.labels)
+
+
+def test_given_digits_are_laid_out_as_a_split_s_strings_are():
+    """The page's drawn digits (`place_strings`): with the generator where compose_strings has it after drawing a
+    string's length and digits, the same digits come out as the same 54x54 image; the seed decides the layout."""
+    digits = coded_digits().test_images.clone()
+    digits[:, 4:24, 8:20] = torch.arange(200, dtype=torch.uint8)[:, None, None]  # each digit its own ink
+    labels = torch.arange(200) % 10
+    for seed in range(4):
+        gen = generator(seed)
+        made = compose_strings(digits, labels, torch.tensor([seed]), shape=Shape(), gen=gen)
+        n = int((made.sources >= 0).sum())
+        gen = generator(seed)  # the same draws of the length and the digits, then place_strings's
+        torch.randint(1, 6, (1,), generator=gen)
+        sources = torch.tensor([[seed]])
+        for _ in range(4):
+            sources = torch.cat([sources, _uniform_excluding(sources, 1, 200, gen)], 1)
+        assert torch.equal(sources[0, :n], made.sources[0, :n])
+        placed = place_strings(digits[sources[:, :n]], shape=Shape(), gen=gen)
+        assert placed.shape == (1, 54, 54) and placed.dtype == torch.uint8
+        assert torch.equal(placed, made.images)
+    three = digits[None, :3]
+    assert torch.equal(place_strings(three, shape=Shape(), gen=generator(5)),
+                       place_strings(three, shape=Shape(), gen=generator(5)))
+    assert not torch.equal(place_strings(three, shape=Shape(), gen=generator(5)),
+                           place_strings(three, shape=Shape(), gen=generator(6)))
+    with pytest.raises(ValueError, match="6 digits per string; strings hold 1 to 5"):
+        place_strings(digits[None, :6], shape=Shape(), gen=generator(0))
 
 
 def test_the_box_is_resized_to_the_square():

@@ -33,7 +33,7 @@ def toy_config(**train) -> RunConfig:
 def test_the_registry_finds_the_new_task_and_its_checks_run():
     assert task_of("squares") is toy_task.Squares
     cfg = toy_config()
-    assert cfg.task.labels == toy_task.QUADRANTS and cfg.task.name == "squares"
+    assert cfg.labels == toy_task.QUADRANTS and cfg.task.name == "squares"
     with pytest.raises(ConfigError, match="canvas = 16: the squares are drawn on 12x12"):
         replace(cfg, task=replace(cfg.task, canvas=16), model=replace(cfg.model, image_size=16)).validate()
     with pytest.raises(ConfigError, match="dataset = 'circles': must be one of"):

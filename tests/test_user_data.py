@@ -259,8 +259,8 @@ def test_the_cache_checks_free_disk_space_before_writing(tmp_path, cache, monkey
 def test_data_by_name_is_the_dataset_the_preset_would_name():
     assert recipe("mnist", data="fashion").config().task.dataset == "fashion"
     cfg = recipe("fashion", data="mnist").config()
-    assert cfg.task.dataset == "mnist" and cfg.task.labels[5] == "5"
-    assert recipe("fashion").config().task.labels[5] == "Sandal"
+    assert cfg.task.dataset == "mnist" and cfg.labels[5] == "5"
+    assert recipe("fashion").config().labels[5] == "Sandal"
     with pytest.raises(ConfigError, match="image_size = 32: only with --data PATH"):
         recipe("mnist", data="mnist", image_size=32).config()
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import tyro
 
-from ram.config import ConfigError, RunConfig, TaskConfig, _require, register_task
+from ram.config import ConfigError, Kind, RunConfig, TaskConfig, _require, register_task
 from ram.data import Split, to_float
 from ram.data.tasks import generator
 from ram.losses import LossSpec
@@ -63,7 +63,7 @@ class Squares:
         _require(cfg.model.classes == 4, "classes", cfg.model.classes, "there are 4 quadrants")
 
     @staticmethod
-    def labels(t: SquaresConfig) -> tuple[str, ...]:
+    def labels(t: SquaresConfig, kind: Kind) -> tuple[str, ...]:
         return QUADRANTS
 
     @staticmethod

@@ -90,7 +90,7 @@ class Model:
     @property
     def classes(self) -> tuple[str, ...]:
         """The name of each class, by label: MNIST's digits, Fashion-MNIST's names, or your folders' names."""
-        return self.cfg.task.labels
+        return self.cfg.labels
 
     def __repr__(self) -> str:
         m = self.cfg.model

@@ -429,17 +429,18 @@ class ExportFolder:
 
     def run(self) -> None:
         from .data import images, load
-        from .tasks import DigitsConfig
+        from .tasks.classify import class_names
 
-        n = images.export_folder(load(self.dataset, progress=self.progress), DigitsConfig(dataset=self.dataset).labels,
-                                 self.out, progress=self.progress)
+        n = images.export_folder(load(self.dataset, progress=self.progress), class_names(self.dataset), self.out,
+                                 progress=self.progress)
         print(f"wrote {n} images of {self.dataset} into {self.out}")
 
 
 @dataclass
 class Serve:
-    """Start a page to play with on http://HOST:PORT: draw a digit (two for mnist-pairs) and watch a model's glimpses,
-    or watch the Catch agent play and play against it. Needs the serve extra: pip install -e ".[serve]"."""
+    """Start a page to play with on http://HOST:PORT: draw a digit (two for mnist-pairs, a number of 1 to 5 digits for
+    mnist-numbers) and watch a model's glimpses, or watch the Catch agent play and play against it. Needs the serve
+    extra: pip install -e ".[serve]"."""
 
     pretrained: str | None = None
     """The shipped model the page opens with (default mnist-g6; every shipped model that takes glimpses can be picked

@@ -219,12 +219,6 @@ class TaskConfig:
         return task_of(self.dataset).classifies
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        """The name of each class, by label (your images' class names, Fashion-MNIST's, MNIST's digits); () for a
-        task with no classes."""
-        return task_of(self.dataset).labels(self)
-
-    @property
     def name(self) -> str:
         """What the images are, in a word: centred, translated, cluttered, images, catch."""
         return task_of(self.dataset).title(self)
@@ -622,6 +616,13 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The name of each class the model answers, by label (your images' class names, Fashion-MNIST's, MNIST's
+        digits, a pair's two digits for a model that names one of 55 pairs); () where a label is its number, or
+        there are no classes. The task's, for a model of this kind (its answer may depend on the kind)."""
+        return task_of(self.task.dataset).labels(self.task, self.model.about)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

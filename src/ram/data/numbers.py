@@ -11,7 +11,7 @@ Every pixel of a string comes from one split: training strings from the training
 training set), validation strings from its held-out tail, test strings from MNIST's test set. `Strings.sources` keeps
 the index of every digit used, so a test can prove it. Training strings are drawn afresh for every batch from a
 generator seeded by (seed, epoch, batch); validation and test strings are fixed functions of a seed, drawn in blocks of
-`BLOCK`.
+`BLOCK`. `place_strings` lays out given digits (a person's, on the page) as a split's strings are laid out.
 """
 
 from __future__ import annotations
@@ -73,6 +73,35 @@ def compose_strings(digits: torch.Tensor, labels: torch.Tensor, first: torch.Ten
     sources = first[:, None]
     for _ in range(K - 1):
         sources = torch.cat([sources, _uniform_excluding(sources, 1, M, gen)], 1)
+    used = torch.arange(K) < lengths[:, None]  # [N, K]
+    images = _lay_out(digits[sources], used, shape=shape, gen=gen)
+    strings = torch.where(used, labels[sources], PAD)
+    packed = torch.cat([strings, torch.full((N, 1), PAD)], 1)
+    packed[torch.arange(N), lengths] = EOS
+    return Strings(images=images, labels=packed, sources=torch.where(used, sources, -1))
+
+
+def place_strings(digits: torch.Tensor, *, shape: Shape, gen: torch.Generator) -> torch.Tensor:
+    """Given digits laid out and cropped as `compose_strings` makes a split's strings: each its own random size,
+    offset and gap, the box around their ink enlarged, resized and cropped at random.
+
+    digits: uint8 [N, k, 28, 28], each string's own, in reading order (a person's drawings, on the page), k from
+    shape.shortest to shape.longest. Returns uint8 [N, 54, 54].
+    """
+    shape.validate()
+    N, k = digits.shape[:2]
+    if not shape.shortest <= k <= shape.longest:
+        raise ValueError(f"{k} digits per string; strings hold {shape.shortest} to {shape.longest}")
+    # Blank slots after the string's end, as compose_strings has them: the same draws from gen, the same layout.
+    blank = digits.new_zeros(N, shape.longest - k, DIGIT, DIGIT)
+    used = torch.arange(shape.longest) < k
+    return _lay_out(torch.cat([digits, blank], 1), used.expand(N, -1), shape=shape, gen=gen)
+
+
+def _lay_out(digits: torch.Tensor, used: torch.Tensor, *, shape: Shape, gen: torch.Generator) -> torch.Tensor:
+    """Strings of digits uint8 [N, K, 28, 28], those where used bool [N, K] (a prefix of each row), in a row and
+    cropped: uint8 [N, 54, 54]. Draws each digit's size, offset and gap, then each crop's place, from gen."""
+    N, K = used.shape
     sizes = torch.randint(shape.min_size, DIGIT + 1, (N, K), generator=gen)
     moves = torch.randint(-shape.max_offset, shape.max_offset + 1, (N, K), generator=gen)
     gaps = torch.randint(shape.min_gap, shape.max_gap + 1, (N, K), generator=gen)
@@ -82,12 +111,11 @@ def compose_strings(digits: torch.Tensor, labels: torch.Tensor, first: torch.Ten
     top = shape.max_offset + (DIGIT - sizes) // 2 + moves
     H = DIGIT + 2 * shape.max_offset
     W = K * DIGIT + (K - 1) * max(shape.max_gap, 0)
-    used = torch.arange(K) < lengths[:, None]  # [N, K]
     row = torch.zeros(N * H * W)
     ink = torch.zeros(N, K, 4)  # (top, left, bottom, right) of each digit's ink in the row
     for side in sizes[used].unique().tolist():
         n, k = ((sizes == side) & used).nonzero(as_tuple=True)
-        small = F.interpolate(digits[sources[n, k]][:, None].float(), size=(side, side), mode="bilinear",
+        small = F.interpolate(digits[n, k][:, None].float(), size=(side, side), mode="bilinear",
                               antialias=True, align_corners=False)[:, 0].clamp(0, 255)  # [P, side, side]
         at = n[:, None] * (H * W) + square_index(top[n, k], left[n, k], side, W)  # [P, side * side]
         row.scatter_reduce_(0, at.flatten(), small.flatten(), reduce="amax")
@@ -102,11 +130,7 @@ def compose_strings(digits: torch.Tensor, labels: torch.Tensor, first: torch.Ten
     boxes = enlarge(torch.cat([lo, hi - lo], 1))
     offsets = torch.randint(0, SIDE - CROP + 1, (N, 2), generator=gen)
     images = box_to_square(row.view(N, 1, H, W), boxes, offsets=offsets, crop=CROP)[:, 0]
-    strings = torch.where(used, labels[sources], PAD)
-    packed = torch.cat([strings, torch.full((N, 1), PAD)], 1)
-    packed[torch.arange(N), lengths] = EOS
-    return Strings(images=images.round().clamp(0, 255).to(torch.uint8), labels=packed,
-                   sources=torch.where(used, sources, -1))
+    return images.round().clamp(0, 255).to(torch.uint8)
 
 
 class NumberData:

@@ -40,7 +40,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import sensor
-from ..api import Model
+from ..api import END, Model
 from ..config import ConfigError, RunConfig, task_of
 from ..envs import MOVES, CatchBatch
 from ..hub import load_checkpoint, load_pretrained, manifest
@@ -74,15 +74,18 @@ class Entry:
     test_error: float | None = None
 
     def describe(self) -> dict[str, Any]:
-        """What the page shows of a model, and how it asks: `drawings`, the digits a person draws for one image (0:
-        images of the model's own size only); `outputs`, the labels it emits in turn (DRAM: 2 for a pair)."""
+        """What the page shows of a model, and how it asks: `drawings`, the drawing boxes a person draws digits in
+        for one image, one a box (0: images of the model's own size only), of which the first `fewest` must be
+        drawn (a string's may be shorter than its boxes); `outputs`, the labels it emits in turn (DRAM: 2 for a
+        pair, 6 for a string of up to 5 digits and its end)."""
         m, t = self.cfg.model, self.cfg.task
         task = task_of(t.dataset)
+        drawings = task.drawings(t) if hasattr(task, "place_drawn") else range(0, 1)
         return {"name": self.name, "about": self.about, "task": "classify" if t.classifies else t.dataset,
                 "image_size": m.image_size, "glimpses": getattr(m, "glimpses", 0),
                 "patch_size": getattr(m, "patch_size", None), "scales": getattr(m, "scales", None),
                 "pool": getattr(m, "pool", None), "policy": self.cfg.policy.kind, "canvas": t.canvas, "pieces": getattr(t, "pieces", 0),
-                "drawings": task.drawings(t) if hasattr(task, "place_drawn") else 0,
+                "drawings": drawings[-1], "fewest": drawings[0],
                 "outputs": getattr(m, "outputs", 1), "test_error": self.test_error}
 
 
@@ -175,12 +178,12 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
                 if gone.is_set():
                     raise Rejected(400, "the client left")
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
-                image, how = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
+                image, how, drawn = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
                 try:
                     answer = episode(model, image, sampled=sampled, seed=seed)
                 except ValueError as e:  # an image predict() cannot read: it says what it expected
                     raise Rejected(422, str(e)) from None
-                return answer | {"model": entry.name, "prepared": how}
+                return answer | {"model": entry.name, "prepared": how, "digits": drawn}
 
         return JSONResponse(await _unless_gone(request, run))
 
@@ -321,8 +324,10 @@ def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dic
     """What the page animates: the image (uint8 [S, S], the model's input); after each of the T glimpses where it
     was read (centre in pixels and in [-1, 1], the square of every scale), what the sensor read there (a PNG per
     scale, each pooled to patch x patch), the class probabilities, and which emitted label it leads to (`output`);
-    then the K labels emitted (K = 1 for a model that answers once, K in turn for DRAM), each with its probability
-    and its class probabilities, in the colour `ram viz` draws the glimpses that lead to it."""
+    then the labels emitted (one for a model that answers once, K in turn for DRAM; a string's up to and with its
+    end, the class `end`, as `ram predict` gives them), each with its probability and its class probabilities, in
+    the colour `ram viz` draws the glimpses that lead to it. Glimpses that lead to labels past a string's end are
+    there too, and lead to nothing read."""
     m = model.cfg.model
     out = model.predict(image, mc_samples=1 if sampled else 0, seed=seed)
     x = model.images(image)  # [1, C, S, S], as predict read it
@@ -343,13 +348,15 @@ def episode(model: Model, image: np.ndarray, *, sampled: bool, seed: int) -> dic
         })
     labels = out.labels[0].reshape(-1)  # [K]
     probs = out.probs[0].reshape(len(labels), -1)  # [K, classes]
+    length = out.read[0] if out.sequence else 1  # a string's labels up to and with its end, as ram predict gives
+    classes = list(model.classes) or [str(c) for c in range(m.classes)]
     return {
         "image": png(image), "image_size": model.image_size, "patch_size": m.patch_size, "scales": m.scales,
         "mode": "sampled" if sampled else "means", "seed": seed, "steps": steps,
         "labels": [{"label": int(c), "probability": float(probs[k, c]), "probs": probs[k].tolist()}
-                   for k, c in enumerate(labels.tolist())],
-        "class": out.names[0], "colours": output_colours(len(labels)),
-        "classes": list(model.classes) or [str(c) for c in range(m.classes)],
+                   for k, c in enumerate(labels[:length].tolist())],
+        "class": out.names[0], "colours": output_colours(len(labels)), "classes": classes,
+        "end": classes.index(END) if END in classes else None,
     }
 
 

@@ -1,7 +1,7 @@
 """People's images for the page: an upload decoded with limits (and in the formats the data loader reads,
 `ram.data.images.FORMATS`, alone), a drawing made to look like MNIST digits (one, or several side by side), and those
 digits put on a model's canvas by its task's own placement code (`place_drawn`: `ram.data.tasks.place` for one digit,
-`ram.data.multi.place_apart` for a pair).
+`ram.data.multi.place_apart` for a pair, `ram.data.numbers.place_strings` for a string).
 
 Everything here is a pure function of its arguments (the clutter of a placement comes from the seed it is given), and
 every refusal is a `BadImage` whose message the page shows as it is.
@@ -89,38 +89,48 @@ def mnist_digit(ink: np.ndarray) -> np.ndarray:
 
 
 def on_canvas(digits: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None) -> np.ndarray:
-    """Digits uint8 [k, 28, 28] (k: the task's `drawings`) on the task's canvas, uint8 [canvas, canvas], placed as
+    """Digits uint8 [k, 28, 28] (k in the task's `drawings`) on the task's canvas, uint8 [canvas, canvas], placed as
     its test images are, with its clutter, all drawn from `seed` (the same seed, the same image). pool: uint8
     [M, 28, 28], the digits clutter is cut from (the training digits; None cuts it from these digits)."""
     digits = torch.from_numpy(np.ascontiguousarray(digits))
     return task_of(task.dataset).place_drawn(digits, task, pool=pool, gen=generator(seed)).numpy()
 
 
-def drawn_digits(ink: np.ndarray, n: int) -> np.ndarray:
-    """A drawing of n digits side by side, uint8 [H, W] -> uint8 [n, 28, 28]: the drawing cut into n columns of equal
-    width (the page's n drawing boxes, sent as one image), each made MNIST-like."""
+def drawn_digits(ink: np.ndarray, counts: range) -> np.ndarray:
+    """A drawing of digits side by side in counts[-1] boxes, uint8 [H, W] -> uint8 [k, 28, 28], k in counts: the
+    drawing cut into counts[-1] columns of equal width (the page's drawing boxes, sent as one image), each drawn one
+    made MNIST-like. Boxes left blank after the last drawn one make a shorter string of digits; a blank box before a
+    drawn one, or fewer than counts[0] digits, is refused."""
+    n = counts[-1]
     if n == 1:
         return mnist_digit(ink)[None]
-    digits = []
-    for k, column in enumerate(np.array_split(ink, n, axis=1)):
-        try:
-            digits.append(mnist_digit(column))
-        except BadImage:
+    columns = np.array_split(ink, n, axis=1)
+    drawn = [bool((column >= INK).any()) for column in columns]
+    k = max((i + 1 for i, d in enumerate(drawn) if d), default=0)  # up to the last box drawn in
+    if k and not all(drawn[:k]):
+        blank = drawn.index(False) + 1
+        raise BadImage(f"box {blank} of {n} is blank and box {k} is not: write the number from the left, one digit "
+                       "a box, with no blank box between digits")
+    if k < counts[0]:
+        if len(counts) == 1:
             raise BadImage(f"digit {k + 1} of {n} is empty: this model reads {n} digits side by side, so draw one "
-                           f"in each box (or drop an image of {n} digits side by side)") from None
-    return np.stack(digits)
+                           f"in each box (or drop an image of {n} digits side by side)")
+        drawn = "nothing is drawn" if k == 0 else f"{k} digit(s) are drawn"
+        raise BadImage(f"{drawn}: this model reads numbers of {counts[0]} to {n} digits, written one a box from "
+                       "the left")
+    return np.stack([mnist_digit(column) for column in columns[:k]])
 
 
 def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int,
-            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
-    """What the model reads, uint8 [canvas, canvas], and how it was made: an image already of the model's size is
-    taken as it is ("as is"); anything else is a drawing of the task's digits side by side, each made MNIST-like,
-    and placed ("digit", or "digits" for several)."""
+            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str, int]:
+    """What the model reads, uint8 [canvas, canvas], how it was made and from how many drawn digits: an image already
+    of the model's size is taken as it is ("as is", 0); anything else is a drawing of the task's digits side by side,
+    each made MNIST-like, and placed ("digit", 1, or "digits" and how many)."""
     if ink.shape == (task.canvas, task.canvas):
-        return ink, "as is"
+        return ink, "as is", 0
     learns = task_of(task.dataset)
     if not hasattr(learns, "place_drawn"):
         raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
                        f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
-    n = learns.drawings(task)
-    return on_canvas(drawn_digits(ink, n), task, seed=seed, pool=pool), "digit" if n == 1 else "digits"
+    digits = drawn_digits(ink, learns.drawings(task))
+    return on_canvas(digits, task, seed=seed, pool=pool), "digit" if len(digits) == 1 else "digits", len(digits)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..config import RunConfig, TaskConfig, task_of
+from ..config import Kind, RunConfig, TaskConfig, task_of
 from ..losses import Losses
 from .common import seeded
 
@@ -61,15 +61,18 @@ class Task(Protocol):
     # task when `ram train --model KIND` changes the preset's model (`flags.with_model`): the multi-digit tasks
     # answer a sequence model with K labels of 10 classes and any other with one of 55 pairs or 19 sums.
 
-    # Optional, for the page (`ram.serve`) to read a person's drawing: `drawings(task) -> int`, the digits a person
-    # draws for one image (1 for a digit, 2 for a pair); `place_drawn(digits, task, *, pool, gen)`, those digits
-    # (uint8 [drawings, 28, 28]) on one of its canvases as its test images are made; `clutter_pool(task)`, the digits
-    # that clutter is cut from when they are in the data cache already, else None. A task without them reads images
-    # of its own size only.
+    # Optional, for the page (`ram.serve`) to read a person's drawing: `drawings(task) -> range`, how many digits a
+    # person may draw for one image (range(1, 2) for a digit, range(2, 3) for a pair, range(1, 6) for a string of 1 to 5
+    # digits; the page gives one drawing box per digit, drawings[-1] of them); `place_drawn(digits, task, *, pool,
+    # gen)`, those digits (uint8 [k, 28, 28], k in drawings, in reading order) on one of its canvases as its test images
+    # are made; `clutter_pool(task)`, the digits that clutter is cut from when they are in the data cache already, else
+    # None. A task without them reads images of its own size only.
 
     @staticmethod
-    def labels(task: TaskConfig) -> tuple[str, ...]:
-        """The name of each class, by label; () for a task without classes."""
+    def labels(task: TaskConfig, kind: Kind) -> tuple[str, ...]:
+        """The name of each class a model of that kind (`ram.config.Kind`) answers, by label (`RunConfig.labels`);
+        () where a label is its number, or for a task without classes. The kind matters where `answers` does: a
+        model that names a pair at once answers one of 55 classes, each a pair of digits."""
 
     @staticmethod
     def title(task: TaskConfig) -> str:

@@ -16,7 +16,7 @@ import torch
 import tyro
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, RunConfig, TaskConfig, _require, register_task
+from ..config import ConfigError, Kind, RunConfig, TaskConfig, _require, register_task
 from ..data import TEST, TRAIN, VAL
 from ..data.tasks import generator
 from ..envs import CatchBatch, Recorder, Recording
@@ -139,7 +139,7 @@ class CatchGame:
                  "catch plays each batch's games once: every game is a new start, so there are no copies to average")
 
     @staticmethod
-    def labels(t: CatchConfig) -> tuple[str, ...]:
+    def labels(t: CatchConfig, kind: Kind) -> tuple[str, ...]:
         return ()
 
     @staticmethod

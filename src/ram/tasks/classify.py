@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import (
     ConfigError,
+    Kind,
     RunConfig,
     TaskConfig,
     _require,
@@ -180,8 +181,9 @@ class DigitsConfig(ClassifyConfig):
         return {"pieces": self.pieces, "piece_size": self.piece_size}
 
 
-def _digits(task: TaskConfig) -> tuple[str, ...]:
-    return tuple(str(d) for d in range(10))
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The name of each class of a built-in dataset, by label: Fashion-MNIST's names, MNIST's digits."""
+    return FASHION_CLASSES if dataset == "fashion" else tuple(str(d) for d in range(10))
 
 
 @register_task
@@ -212,13 +214,13 @@ class Classification:
                  "ram, fc, convnet, random-glimpses")
         _require(not m.about.sequence, "model", m.kind, f"emits a sequence of labels, and {t.dataset} has one label "
                  "an image; its tasks are mnist-pairs and mnist-addition (ram train --preset mnist-pairs)")
-        n = len(t.labels)
+        n = len(cfg.labels)
         _require(m.classes == n, "classes", m.classes, f"{t.dataset} has {n} classes")
         _require(m.actions == 0, "actions", m.actions, f"{t.dataset} is classified, not played: it takes no actions")
 
     @staticmethod
-    def labels(t: DigitsConfig) -> tuple[str, ...]:
-        return FASHION_CLASSES if t.dataset == "fashion" else _digits(t)
+    def labels(t: DigitsConfig, kind: Kind) -> tuple[str, ...]:
+        return class_names(t.dataset)
 
     @staticmethod
     def title(t: DigitsConfig) -> str:
@@ -235,9 +237,9 @@ class Classification:
 
     # A person's drawing (the page) ---------------------------------------------------------------------------------
     @staticmethod
-    def drawings(t: DigitsConfig) -> int:
+    def drawings(t: DigitsConfig) -> range:
         """Digits a person draws for one image: one."""
-        return 1
+        return range(1, 2)
 
     @staticmethod
     def place_drawn(digits: torch.Tensor, t: DigitsConfig, *, pool: torch.Tensor | None,
@@ -305,7 +307,7 @@ class Classification:
         from .. import viz
 
         images = self.data.test(seed) if split == "test" else self.data.val()
-        return viz.render(model, images, out, n=n or 16, seed=seed, classes=self.cfg.task.labels)
+        return viz.render(model, images, out, n=n or 16, seed=seed, classes=self.cfg.labels)
 
     def end_pictures(self, model, out: Path) -> None:
         """tracks.png of the best model on 16 test images (a saccade model's saccades.png too)."""
@@ -314,7 +316,7 @@ class Classification:
         from .. import viz
 
         test = self.data.test(0)
-        t = viz.trace(model, test.images[:16], test.labels[:16], self.cfg.task.labels)
+        t = viz.trace(model, test.images[:16], test.labels[:16], self.cfg.labels)
         viz.save(viz.tracks(t), Path(out) / "tracks.png")
         if t.lattice is not None:
             viz.save(viz.saccades(t), Path(out) / "saccades.png")

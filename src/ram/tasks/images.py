@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tyro
 
-from ..config import ConfigError, RunConfig, _require, register_task
+from ..config import ConfigError, Kind, RunConfig, _require, register_task
 from ..data import DataError, TaskData
 from ..data.images import Source, inspect, load, with_channels
 from .classify import Classification, ClassifyConfig
@@ -125,7 +125,7 @@ class OwnImages(Classification):
         Classification.check_classifier(cfg)
 
     @staticmethod
-    def labels(t: ImagesConfig) -> tuple[str, ...]:
+    def labels(t: ImagesConfig, kind: Kind) -> tuple[str, ...]:
         return t.class_names
 
     @staticmethod

@@ -124,6 +124,8 @@ class MultiDigitTask:
     """Classes of each of those labels (DRAM's `classes`)."""
     answer_classes: int
     """Classes of the one answer of a model that emits one (RAM, convnet)."""
+    answer_names: tuple[str, ...] = ()
+    """The name of each of those classes (a pair's two digits); () where a class is its number (a sum)."""
     classifies = True
     Config = MultiDigitConfig
 
@@ -167,8 +169,10 @@ class MultiDigitTask:
         return {"classes": cls.classes, "outputs": cls.outputs} if kind.sequence else {"classes": cls.answer_classes}
 
     @classmethod
-    def labels(cls, t: TaskConfig) -> tuple[str, ...]:
-        return ()
+    def labels(cls, t: TaskConfig, kind: Kind) -> tuple[str, ...]:
+        """A sequence model's labels are digits (or a sum), each named by its number; a model that answers once
+        names its class by `answer_names`."""
+        return () if kind.sequence else cls.answer_names
 
     @classmethod
     def title(cls, t: TaskConfig) -> str:
@@ -177,29 +181,6 @@ class MultiDigitTask:
     @classmethod
     def about(cls, cfg: RunConfig) -> str:
         return f"{cls.name} {cfg.task.canvas}x{cfg.task.canvas}, {cfg.model.looks(cfg.policy.noun)}"
-
-    # A person's drawing (the page) ---------------------------------------------------------------------------------
-    @classmethod
-    def drawings(cls, t: MultiDigitConfig) -> int:
-        """Digits a person draws for one canvas: the layout's."""
-        return cls.layout.objects
-
-    @classmethod
-    def place_drawn(cls, digits: torch.Tensor, t: MultiDigitConfig, *, pool: torch.Tensor | None,
-                    gen: torch.Generator) -> torch.Tensor:
-        """Drawn digits uint8 [objects, 28, 28] on one canvas as its test canvases are made (`data.multi.place_apart`),
-        uint8 [canvas, canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digits)."""
-        layout = Layout(objects=cls.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
-        return place_apart(digits[None], layout=layout, pool=pool, gen=gen)[0]
-
-    @staticmethod
-    def clutter_pool(t: MultiDigitConfig) -> torch.Tensor | None:
-        """The training digits its clutter is cut from, uint8 [M, 28, 28], when MNIST is in the data cache already
-        (reading it writes nothing); None when it is not, or the task has no clutter."""
-        if not t.pieces or not mnist.cached(DIGITS):
-            return None
-        digits = mnist.load(DIGITS, progress=False)
-        return MultiDigitData(digits, seed=0, val_size=t.val_size, train_size=t.train_size).train.images
 
     # What the answer is --------------------------------------------------------------------------------------------
     def targets(self, canvases: Canvases) -> torch.Tensor:
@@ -356,8 +337,38 @@ class MultiDigitTask:
         return f"test error {metrics['error']:.2f}% on {metrics['n']} {self.inputs}{digits}"
 
 
+class PlacedApart:
+    """A person's drawing on the page (`ram.serve`): the digits of a canvas of `layout`, placed apart with clutter as
+    the task's test canvases are. A mixin of the canvas tasks, not of `MultiDigitTask`: the string tasks lay their
+    digits out in a row (mnist-numbers) or read photographs only (svhn)."""
+
+    layout: Layout
+
+    @classmethod
+    def drawings(cls, t: MultiDigitConfig) -> range:
+        """Digits a person draws for one canvas: the layout's."""
+        return range(cls.layout.objects, cls.layout.objects + 1)
+
+    @classmethod
+    def place_drawn(cls, digits: torch.Tensor, t: MultiDigitConfig, *, pool: torch.Tensor | None,
+                    gen: torch.Generator) -> torch.Tensor:
+        """Drawn digits uint8 [objects, 28, 28] on one canvas as its test canvases are made (`data.multi.place_apart`),
+        uint8 [canvas, canvas]. pool: uint8 [M, 28, 28], the digits clutter is cut from (None: the drawn digits)."""
+        layout = Layout(objects=cls.layout.objects, canvas=t.canvas, pieces=t.pieces, piece_size=t.piece_size)
+        return place_apart(digits[None], layout=layout, pool=pool, gen=gen)[0]
+
+    @staticmethod
+    def clutter_pool(t: MultiDigitConfig) -> torch.Tensor | None:
+        """The training digits its clutter is cut from, uint8 [M, 28, 28], when MNIST is in the data cache already
+        (reading it writes nothing); None when it is not, or the task has no clutter."""
+        if not t.pieces or not mnist.cached(DIGITS):
+            return None
+        digits = mnist.load(DIGITS, progress=False)
+        return MultiDigitData(digits, seed=0, val_size=t.val_size, train_size=t.train_size).train.images
+
+
 @register_task
-class MnistPairs(MultiDigitTask):
+class MnistPairs(PlacedApart, MultiDigitTask):
     """Name both digits, in either order. Taught in reading order, so the glimpses have one order to learn."""
 
     name = "mnist-pairs"
@@ -367,6 +378,7 @@ class MnistPairs(MultiDigitTask):
     outputs = 2
     classes = 10
     answer_classes = 55
+    answer_names = tuple(f"{a} {b}" for a in range(10) for b in range(a, 10))  # by `data.multi.pair_class`
 
     def answer(self, canvases: Canvases) -> torch.Tensor:
         return pair_class(canvases.labels[:, :2])
@@ -375,11 +387,10 @@ class MnistPairs(MultiDigitTask):
     def truth(canvases: Canvases) -> list[str]:
         return [f"{a} {b}" for a, b in canvases.labels[:, :2].tolist()]
 
-    @staticmethod
-    def name_answers(classes: torch.Tensor) -> list[str]:
+    @classmethod
+    def name_answers(cls, classes: torch.Tensor) -> list[str]:
         """The 55 pair classes as their two digits (`data.multi.pair_class` read backwards)."""
-        pairs = [(a, b) for a in range(10) for b in range(a, 10)]
-        return [f"{pairs[c][0]} {pairs[c][1]}" for c in classes.tolist()]
+        return [cls.answer_names[c] for c in classes.tolist()]
 
     def score_answer(self, predicted: torch.Tensor, canvases: Canvases) -> dict[str, torch.Tensor]:
         return {"right": (predicted == self.answer(canvases)).float()}
@@ -392,7 +403,7 @@ class MnistPairs(MultiDigitTask):
 
 
 @register_task
-class MnistAddition(MultiDigitTask):
+class MnistAddition(PlacedApart, MultiDigitTask):
     """Name the sum of the two digits: one label of 19 classes after all the glimpses."""
 
     name = "mnist-addition"

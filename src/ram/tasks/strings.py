@@ -29,7 +29,7 @@ import tyro
 from ..config import KINDS, ConfigError, Kind, RunConfig, TaskConfig, _require, register_task
 from ..data import DataError, Digits, mnist
 from ..data.multi import EOS, PAD
-from ..data.numbers import NumberData, Shape
+from ..data.numbers import NumberData, Shape, place_strings
 from ..data.strings import CROP, StringFile, StringImages, Strings, decode, pack_strings, read_folder
 from .multi import MultiDigitTask
 
@@ -157,7 +157,7 @@ class StringTask(MultiDigitTask):
         return {"classes": len(cls.names(t)) + 1, "outputs": t.longest + 1} if kind.sequence else {}
 
     @classmethod
-    def labels(cls, t: TaskConfig) -> tuple[str, ...]:
+    def labels(cls, t: TaskConfig, kind: Kind) -> tuple[str, ...]:
         return (*cls.names(t), "EOS")
 
     @property
@@ -211,6 +211,24 @@ class MnistNumbers(StringTask):
     @classmethod
     def title(cls, t: TaskConfig) -> str:
         return f"strings of {t.shortest}-{t.longest} digits on {t.canvas}x{t.canvas}"
+
+    # A person's drawing (the page) ---------------------------------------------------------------------------------
+    @staticmethod
+    def drawings(t: NumbersConfig) -> range:
+        """Digits a person may write for one string: as many as its strings hold."""
+        return range(t.shortest, t.longest + 1)
+
+    @staticmethod
+    def place_drawn(digits: torch.Tensor, t: NumbersConfig, *, pool: torch.Tensor | None,
+                    gen: torch.Generator) -> torch.Tensor:
+        """Drawn digits uint8 [k, 28, 28] in reading order, laid out in a row and cropped as the test strings are
+        (`data.numbers.place_strings`), uint8 [54, 54]. pool: unused, as strings have no clutter."""
+        return place_strings(digits[None], shape=t.shape, gen=gen)[0]
+
+    @staticmethod
+    def clutter_pool(t: NumbersConfig) -> None:
+        """None: strings have no clutter."""
+        return None
 
 
 class Found(NamedTuple):

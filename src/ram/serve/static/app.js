@@ -3,8 +3,9 @@
 // Classify: the drawing (or a dropped file) is POSTed as it is to /api/classify; the answer is one episode, which is
 // animated here glimpse by glimpse. Every glimpse is an SVG <g class="glimpse"> carrying its centre in the model's
 // pixels (data-x, data-y), its squares (data-boxes) and the label it leads to (data-output), so what is drawn can be
-// checked against model.predict. A model of a pair (DRAM on mnist-pairs) gets one drawing box per digit, sent side
-// by side as one image; its glimpses are coloured by the label they lead to, in `ram viz`'s colours.
+// checked against model.predict. A model of several digits (DRAM on mnist-pairs, mnist-numbers) gets one drawing box
+// per digit, sent side by side as one image (a number may leave its last boxes blank); its glimpses are coloured by
+// the label they lead to, in `ram viz`'s colours, and those that lead past a string's end are grey.
 // Catch: /api/catch/game gives a whole seeded game to animate; a person plays the same game, one /api/catch/step
 // per tick, seeing only the glimpse window around the pointer.
 "use strict";
@@ -12,6 +13,8 @@
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const STEP_MS = 600; // per glimpse when a classification is animated
+const UNREAD = "#777"; // the glimpses that lead to labels past a string's end
+const MOST_BARS = 12; // a model of more classes (55 pairs) shows its 10 likeliest
 const GAME_MS = 160; // per move when the agent plays
 
 const page = { models: [], byName: {}, catchModel: "catch" }; // catchModel: the agent the Catch tab shows
@@ -113,13 +116,13 @@ const classify = {
     const overlay = $("overlay");
     overlay.setAttribute("viewBox", `0 0 ${n} ${n}`);
     svg("polyline", { id: "path", points: "" }, overlay);
-    const several = result.labels.length > 1; // colour each glimpse by the label it leads to
+    const several = this.several(); // colour each glimpse by the label it leads to
     result.steps.forEach((step, t) => {
       const g = svg("g", {
         class: "glimpse", "data-step": t, "data-x": step.x, "data-y": step.y, "data-boxes": JSON.stringify(step.boxes),
         "data-output": step.output,
       }, overlay);
-      if (several) g.style.setProperty("--glimpse", result.colours[step.output]);
+      if (several) g.style.setProperty("--glimpse", this.colour(step.output));
       // coarsest first, so the finest square is drawn on top
       for (let k = step.boxes.length - 1; k >= 0; k--) {
         const [x0, y0, side] = step.boxes[k];
@@ -136,7 +139,7 @@ const classify = {
     $("prepared").textContent = {
       "as is": `your image, as it is (${n}x${n})`,
       digit: `your digit, made ${n > 28 ? "MNIST-like and placed (seed " + result.seed + ")" : "MNIST-like"}`,
-      digits: `your digits, each made MNIST-like, placed apart (seed ${result.seed})`,
+      digits: `your ${result.digits} digits, each made MNIST-like, placed as its test images are (seed ${result.seed})`,
     }[result.prepared];
     // the emitted labels, each shown once the glimpses leading to it are done
     $("answers").replaceChildren(...(several ? result.labels.map((answer, k) => {
@@ -144,13 +147,28 @@ const classify = {
       chip.className = "answer";
       chip.dataset.output = k;
       chip.style.setProperty("--glimpse", result.colours[k]);
-      chip.textContent = `${result.classes[answer.label]} ${percent(answer.probability)}`;
+      chip.textContent = `${this.name(answer.label)} ${percent(answer.probability)}`;
       chip.title = `label ${k + 1} of ${result.labels.length}`;
       return chip;
     }) : []));
     const said = result.labels.map((answer) => answer.label).join(" ");
     Object.assign($("view").dataset, { state: "playing", label: said, model: result.model });
     this.play();
+  },
+
+  // The model emits several labels in turn (its glimpses lead to more than one).
+  several() {
+    return this.result.steps.some((step) => step.output > 0);
+  },
+
+  // The colour of the glimpses leading to label k: grey past a string's end, where no label is read.
+  colour(k) {
+    return k < this.result.labels.length ? this.result.colours[k] : UNREAD;
+  },
+
+  // A class's name as the page says it: the end of a string is "end".
+  name(label) {
+    return label === this.result.end ? "end" : this.result.classes[label];
   },
 
   // Whether glimpse t emits a label: it is the last glimpse leading to that label.
@@ -201,22 +219,26 @@ const classify = {
 
     const last = t === steps.length - 1;
     const output = steps[t].output;
-    const several = result.labels.length > 1;
+    const several = this.several();
+    const answer = result.labels[output]; // none past a string's end
     // after the glimpse that emits a label, that label's probabilities as the answer gives them
-    const probs = this.emits(t) ? result.labels[output].probs : steps[t].probs;
+    const probs = this.emits(t) && answer ? answer.probs : steps[t].probs;
     const top = probs.indexOf(Math.max(...probs));
     for (const chip of $("answers").children) {
       const k = Number(chip.dataset.output);
       chip.hidden = !steps.slice(0, t + 1).some((s, i) => s.output === k && this.emits(i));
     }
     for (const id of ["patches", "bars"]) { // in the colour of the label this glimpse leads to
-      if (several) $(id).style.setProperty("--glimpse", result.colours[output]);
+      if (several) $(id).style.setProperty("--glimpse", this.colour(output));
       else $(id).style.removeProperty("--glimpse");
     }
     const rows = [];
-    probs.forEach((p, k) => {
+    const shown = probs.map((p, k) => k);
+    if (probs.length > MOST_BARS) shown.sort((a, b) => probs[b] - probs[a]).splice(10);
+    shown.forEach((k) => {
+      const p = probs[k];
       const name = document.createElement("span");
-      name.textContent = result.classes[k];
+      name.textContent = this.name(k);
       const track = document.createElement("div");
       track.className = "track";
       const fill = document.createElement("div");
@@ -230,15 +252,29 @@ const classify = {
       rows.push(name, track, value);
     });
     $("bars").replaceChildren(...rows);
-    const names = result.labels.map((answer) => result.classes[answer.label]);
+    const names = result.labels.map((answer) => this.name(answer.label));
     const chances = result.labels.map((answer) => percent(answer.probability));
     const label = several ? `label ${output + 1}: ` : "";
     $("verdict").textContent = last
-      ? `It says ${names.join(" then ")} (${chances.join(", ")})` +
-        (result.mode === "sampled" ? ", from one sampled episode" : "")
-      : several && this.emits(t)
-        ? `${label}${names[output]} (${chances[output]})`
-        : `after ${t + 1} glimpse${t ? "s" : ""}: ${label}${result.classes[top]}?`;
+      ? this.said() + (result.mode === "sampled" ? ", from one sampled episode" : "")
+      : !answer
+        ? `after ${t + 1} glimpses: past the end of the string, not read`
+        : several && this.emits(t)
+          ? `${label}${names[output]} (${chances[output]})`
+          : `after ${t + 1} glimpse${t ? "s" : ""}: ${label}${this.name(top)}?`;
+  },
+
+  // The whole answer in words: a string up to its end, else the labels in turn.
+  said() {
+    const result = this.result;
+    const chances = result.labels.map((answer) => percent(answer.probability));
+    if (result.end === null) {
+      return `It says ${result.labels.map((answer) => this.name(answer.label)).join(" then ")} (${chances.join(", ")})`;
+    }
+    const ended = result.labels[result.labels.length - 1].label === result.end;
+    const digits = ended ? chances.slice(0, -1) : chances;
+    return `It reads ${result.class || "no digit"}` + (digits.length ? ` (${digits.join(", ")})` : "") +
+      (ended ? `, then the end (${chances[chances.length - 1]})` : `, and no end in its ${chances.length} labels`);
   },
 };
 
@@ -246,16 +282,19 @@ const classify = {
 function emptyView() {
   const n = pads.list.length;
   return (n === 1 ? "Draw a digit on the pad, or drop an image on it" :
+    pads.fewest < n ? `Write a number of ${pads.fewest} to ${n} digits, one a box from the left (leave the boxes ` +
+      "after it blank), or drop an image of it" :
     `Draw a digit in each of the ${n} boxes, or drop an image of ${n} digits side by side`) +
     ": the model's glimpses appear here, one step at a time, with what each one read and what the model thinks " +
     "after it.";
 }
 
 // The drawing boxes: one per digit the chosen model reads (`drawings`), #pad the first. A box is wiped by the first
-// stroke after a hint or a dropped file; the drawing is sent once every box has ink, the boxes side by side in one
-// PNG, which the server cuts back into as many columns.
+// stroke after a hint or a dropped file; the drawing is sent once the first `fewest` boxes have ink and no blank box
+// comes before an inked one, the boxes side by side in one PNG, which the server cuts back into as many columns.
 const pads = {
   list: [], // {canvas, ctx, inked}
+  fewest: 1, // the boxes that must be drawn in; a number may leave those after it blank
 
   add() {
     const canvas = this.list.length ? $("pad").cloneNode() : $("pad");
@@ -326,31 +365,47 @@ const pads = {
     this.blank(pad);
     const ctx = pad.ctx;
     ctx.fillStyle = "#777";
-    ctx.font = "18px sans-serif";
+    // 18 pixels as shown, whatever the box's size on screen
+    const zoom = pad.canvas.width / (pad.canvas.getBoundingClientRect().width || pad.canvas.width);
+    ctx.font = `${Math.round(18 * zoom)}px sans-serif`;
     ctx.textAlign = "center";
     const k = this.list.indexOf(pad);
-    ctx.fillText(this.list.length > 1 ? `draw digit ${k + 1} here` : "draw a digit here",
-      pad.canvas.width / 2, pad.canvas.height / 2);
+    const [x, y] = [pad.canvas.width / 2, pad.canvas.height / 2];
+    if (this.list.length === 1) ctx.fillText("draw a digit here", x, y);
+    else if (this.list.length === 2) ctx.fillText(`draw digit ${k + 1} here`, x, y);
+    else {
+      ctx.fillText(`digit ${k + 1}`, x, y);
+      if (k >= this.fewest) ctx.fillText("or blank", x, y + 24 * zoom);
+    }
   },
 
-  // n boxes, all hinted anew when their number changes.
-  show(n) {
+  // n boxes, of which the first `fewest` must be drawn in; all hinted anew when either changes.
+  show(n, fewest) {
     n = Math.max(1, n);
-    if (n === this.list.length) return;
+    fewest = Math.min(n, Math.max(1, fewest || n));
+    if (n === this.list.length && fewest === this.fewest) return;
+    this.fewest = fewest;
     while (this.list.length > n) this.list.pop().canvas.remove();
     while (this.list.length < n) this.add();
     $("pads").classList.toggle("several", n > 1);
-    $("pad-title").textContent = n === 1 ? "Draw a digit" : `Draw ${n} digits, one in each box`;
+    $("pads").classList.toggle("many", n > 2);
+    $("pad-title").textContent = n === 1 ? "Draw a digit" : fewest < n
+      ? `Write a number of ${fewest} to ${n} digits` : `Draw ${n} digits, one in each box`;
     for (const pad of this.list) this.hint(pad);
     classify.forget();
   },
 
-  // Every box's ink, side by side, as one PNG; the model is asked once each box has some.
+  // Every box's ink, side by side, as one PNG; the model is asked once the first `fewest` boxes have some and no
+  // blank box comes before an inked one (the server refuses such a gap too).
   send() {
-    const waiting = this.list.findIndex((pad) => !pad.inked);
-    if (waiting >= 0) {
+    const drawn = this.list.map((pad) => pad.inked);
+    const waiting = drawn.indexOf(false);
+    const last = drawn.lastIndexOf(true) + 1; // boxes up to the last one drawn in
+    if (waiting >= 0 && waiting < Math.max(last, this.fewest)) {
       classify.forget();
-      $("prepared").textContent = `now draw digit ${waiting + 1} in box ${waiting + 1}`;
+      $("prepared").textContent = waiting < last
+        ? `box ${waiting + 1} is blank: write the number from the left, one digit a box, with no blank box between`
+        : `now draw digit ${waiting + 1} in box ${waiting + 1}`;
       return;
     }
     let canvas = this.list[0].canvas;
@@ -359,7 +414,11 @@ const pads = {
       canvas = document.createElement("canvas");
       canvas.width = width * this.list.length;
       canvas.height = height;
-      this.list.forEach((pad, k) => canvas.getContext("2d").drawImage(pad.canvas, k * width, 0));
+      const ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#000"; // opaque: transparent pixels would be read as ink where they are opaque
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      // a blank box's hint is no digit
+      this.list.forEach((pad, k) => pad.inked && ctx.drawImage(pad.canvas, k * width, 0));
     }
     canvas.toBlob((blob) => {
       classify.source = blob;
@@ -388,7 +447,7 @@ function setupPad() {
 
 function chooseModel() {
   const model = page.byName[$("model").value];
-  pads.show(model.drawings);
+  pads.show(model.drawings, model.fewest);
   $("about").textContent = model.about + (model.test_error != null ? `; ${model.test_error}% test error` : "");
   $("clutter").hidden = model.canvas <= 28;
   $("clutter").textContent = model.pieces ? "new clutter" : "new place";
