@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +44,31 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp makes files only their owner can read
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to path through a temp file in the same folder, fsync, then os.replace."""
+def atomic_write(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write bytes to path through a temp file in the same folder, fsync, then os.replace.
+
+    data may be several buffers written one after another (an .npy header, then the memory of a large array), so
+    that they are not first copied into one bytes object."""
     path = Path(path)
+    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    size = sum(memoryview(c).nbytes for c in chunks)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise _disk_error(e, path, len(data)) from None
+        raise _disk_error(e, path, size) from None
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise _disk_error(e, path, len(data)) from None
+        raise _disk_error(e, path, size) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
