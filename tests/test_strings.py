@@ -19,7 +19,7 @@ from ram.data import DataError, mnist
 from ram.data.multi import EOS, PAD
 from ram.data.multi import _uniform_excluding
 from ram.data.numbers import NumberData, Shape, compose_strings, place_strings
-from ram.data.strings import box_to_square, read_digit_struct, read_folder, read_labels_csv
+from ram.data.strings import StringImages, Strings, box_to_square, read_digit_struct, read_folder, read_labels_csv
 from ram.data.tasks import generator
 from ram.flags import parse
 from ram.losses import LossSpec, sequence_hybrid
@@ -34,6 +34,15 @@ except ImportError:  # the svhn extra: only the tests of SVHN's own files need i
 needs_h5py = pytest.mark.skipif(h5py is None, reason="reading digitStruct.mat needs h5py (pip install .[svhn])")
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """A data cache of the test's own: the squares and label files SVHN's folders leave there stay in tmp_path."""
+    monkeypatch.setenv("RAM_DATA_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 # Every digit of a split is the constant of its split. Resizing and cropping only average pixels of one string, and
 # overlapping digits keep the brighter pixel, so no pixel of a string exceeds the constant of the split it came from.
 TRAIN_CODE, VAL_CODE, TEST_CODE = 50, 100, 200
@@ -343,6 +352,29 @@ def test_a_bad_label_file_is_refused_in_one_line_naming_it_and_the_entry(kind, w
     assert str(bad.parent) in err and list(work.iterdir()) == []  # no work started
     with pytest.raises(DataError):
         read_folder(bad.parent)
+
+
+def test_the_test_crop_is_the_centre_every_time_and_training_crops_move():
+    """Validation and test images are the centre 54x54 of each 64x64 square, whatever the seed (the test protocol);
+    each training batch cuts every square at its own random place, the same for the same (seed, epoch, batch)."""
+    n = 12
+    where = torch.arange(64, dtype=torch.uint8)
+    square = torch.stack([where[:, None].expand(64, 64), where[None, :].expand(64, 64)])  # (row, column) a pixel
+    images = square.expand(n, 2, 64, 64).clone()
+    strings = Strings(images, torch.zeros(n, 6, dtype=torch.int64), torch.arange(n)[:, None])
+    data = StringImages(strings, strings, seed=0, val_size=4)
+
+    def corners(s: Strings) -> list[tuple[int, int]]:  # where each 54x54 crop starts in its square
+        return [tuple(c) for c in s.images[:, :, 0, 0].tolist()]
+
+    assert corners(data.test()) == [(5, 5)] * n and corners(data.val()) == [(5, 5)] * 4
+    assert torch.equal(data.test().images, images[..., 5:59, 5:59]) and data.test().images.shape == (n, 2, 54, 54)
+    assert torch.equal(data.test(seed=3).images, data.test().images)
+    train = [corners(b) for epoch in range(3) for b in data.train_batches(epoch, 4)]
+    starts = [c for batch in train for c in batch]
+    assert len(set(starts)) > 10 and all(0 <= r <= 10 and 0 <= c <= 10 for r, c in starts)
+    again = StringImages(strings, strings, seed=0, val_size=4)
+    assert [corners(b) for epoch in range(3) for b in again.train_batches(epoch, 4)] == train
 
 
 def test_the_labels_after_a_strings_eos_teach_nothing():

@@ -9,8 +9,12 @@ such strings when a user has them.
   read with h5py: `pip install recurrent-attention[svhn]`). Label 10 means the digit 0.
 - `read_labels_csv`: any other folder of images with a `labels.csv`: a header `file,labels`, then one row per image,
   its labels in order separated by spaces ("3 1 4"; any names, "cat dog" too).
-- `StringImages`: the images of a folder's train/ and test/ cropped to the enlarged box and resized to 64x64 once;
-  every training batch is cut at random to 54x54, validation and test images at the centre.
+- `StringImages`: the images of a folder's train/ (and extra/) and test/ cropped to the enlarged box and resized to
+  64x64 once; every training batch is cut at random to 54x54, each epoch anew. Validation and test images are cut at
+  the centre, the same 54x54 every time (the test protocol: one fixed crop, no averaging over several).
+- `squares`: those 64x64 squares decoded once into the data cache, `{data_dir()}/strings/`, and read from there by
+  every later run (SVHN with extra/ is 235k PNGs). A label file read once is kept there too (`read_folder`): h5py
+  takes about a millisecond for each entry of digitStruct.mat, 4 minutes for extra/'s.
 
 Labels use the layout of `ram.data.multi`: the labels in order, then EOS, then PAD; here EOS is the class after the
 last name (10 after the digits 0..9), and every row is `longest` + 1 wide. A bad file stops the run before any work
@@ -20,14 +24,22 @@ with one line naming the file and the entry (`DataError`).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import json
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import filelock
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .mnist import DataError
+from ..checkpoint import atomic_write
+from .mnist import DataError, data_dir
 from .multi import PAD
 from .tasks import TRAIN, epoch_batches, generator
 
@@ -37,9 +49,11 @@ ENLARGE = 1.3
 """The box around all the digits grows by 30% in each direction (15% on each side)."""
 SUPERSAMPLE = 3
 """Bilinear samples per output pixel along each axis, averaged: a box area-averaged when it shrinks up to 3x."""
+_FORMAT = 1
+"""Bump when the cache's layout or the crop changes: old entries are then never read."""
 
 __all__ = ["CROP", "SIDE", "StringFile", "StringImages", "Strings", "box_to_square", "centre_crop", "enlarge",
-           "pack_strings", "random_crops", "read_digit_struct", "read_labels_csv"]
+           "pack_strings", "random_crops", "read_digit_struct", "read_folder", "read_labels_csv", "squares"]
 
 
 class Strings(NamedTuple):
@@ -133,7 +147,7 @@ def _h5py():
     return h5py
 
 
-def read_digit_struct(path: str | Path) -> list[StringFile]:
+def read_digit_struct(path: str | Path, *, progress: bool = False) -> list[StringFile]:
     """SVHN's format 1 label file: /digitStruct/name and /digitStruct/bbox, one entry per image, each an object
     reference. A name is a column of character codes; a bbox a group of height, label, left, top and width, each a
     1x1 value for one digit or a column of references to 1x1 values for several. Label 10 is the digit 0.
@@ -154,8 +168,11 @@ def read_digit_struct(path: str | Path) -> list[StringFile]:
         if names.shape[0] != bboxes.shape[0] or names.size != names.shape[0]:
             raise DataError(f"{path}: /digitStruct/name holds {names.shape} entries and /digitStruct/bbox "
                             f"{bboxes.shape}: one column of each per image")
+        from tqdm.auto import tqdm
+
         out = []
-        for i in range(names.shape[0]):
+        for i in tqdm(range(names.shape[0]), desc=f"reading {path.parent.name}/{path.name}", unit="entry",
+                      leave=False, disable=not progress):
             name = f"entry {i + 1}"
             try:
                 name = "".join(map(chr, f[names[i, 0]][()].flatten().astype(int)))
@@ -215,39 +232,70 @@ def read_labels_csv(path: str | Path) -> list[StringFile]:
     return out
 
 
-def read_folder(folder: Path) -> tuple[Path, list[StringFile]]:
-    """The label file of one split folder (digitStruct.mat or labels.csv) and what it says; each file must exist."""
-    for name, reader in (("digitStruct.mat", read_digit_struct), ("labels.csv", read_labels_csv)):
-        if (folder / name).is_file():
-            entries = reader(folder / name)
+def read_folder(folder: Path, *, progress: bool = False) -> tuple[Path, list[StringFile]]:
+    """The label file of one split folder (digitStruct.mat or labels.csv) and what it says; each file must exist.
+    What a label file says is kept in the data cache, keyed by the SHA-256 of its bytes (a fraction of a second for
+    extra/'s, where h5py takes minutes), and read from there while the file is unchanged."""
+    readers = {"digitStruct.mat": lambda path: read_digit_struct(path, progress=progress),
+               "labels.csv": read_labels_csv}
+    for name, reader in readers.items():
+        path = folder / name
+        if path.is_file():
+            kept = _cache_dir() / f"{_slug(folder)}-labels-{_digest([_FORMAT, _sha256(path)])}.json"
+            entries = _kept_entries(kept)
+            if entries is None:
+                entries = reader(path)
+                atomic_write(kept, json.dumps([[e.name, e.labels, e.box] for e in entries]).encode())
             for i, e in enumerate(entries, start=1):
                 if not (folder / e.name).is_file():
-                    raise DataError(f"{folder / name}: entry {i} names {e.name}, which {folder} does not hold")
-            return folder / name, entries
+                    raise DataError(f"{path}: entry {i} names {e.name}, which {folder} does not hold")
+            return path, entries
     raise DataError(f"{folder}: holds neither digitStruct.mat (SVHN's format 1) nor labels.csv")
 
 
-class StringImages:
-    """A folder's strings: its train/ and test/ images cropped to their enlarged boxes and resized to 64x64, labels
-    as `pack_strings` packs them. The last `val_size` training images validate. Training batches are cut at random
-    to 54x54, each epoch anew; validation and test images at the centre (the crop, like the paper's, is there to
-    move the string about the training images)."""
+def _kept_entries(path: Path) -> list[StringFile] | None:
+    """A label file's entries as `read_folder` kept them (JSON: [name, labels, box or null] each), or None when there
+    is no such file or it is not that (a damaged one is then read from the label file again, and replaced)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        entries = [StringFile(name, tuple(labels), None if box is None else tuple(map(float, box)))
+                   for name, labels, box in rows]
+    except (OSError, ValueError, TypeError):
+        return None
+    ok = all(isinstance(e.name, str) and e.labels and all(isinstance(v, str) for v in e.labels)
+             and (e.box is None or len(e.box) == 4) for e in entries)
+    return entries if entries and ok else None
 
-    def __init__(self, train: Strings, test: Strings, *, seed: int, val_size: int, train_size: int = 0):
+
+class StringImages:
+    """A folder's strings: its train/, extra/ and test/ images cropped to their enlarged boxes and resized to 64x64,
+    labels as `pack_strings` packs them. The last `val_size` images of train/ validate; the rest of train/, then
+    extra/ (when given), train, the first `train_size` of them when it is not 0. Training batches are cut at random
+    to 54x54, each epoch anew (the crop, like the paper's, is there to move the string about the training images);
+    validation and test images at the centre, the same pixels every time and whatever the seed."""
+
+    def __init__(self, train: Strings, test: Strings, *, seed: int, val_size: int, train_size: int = 0,
+                 extra: Strings | None = None):
         n = train.images.shape[0] - val_size
         if n < 1:
             raise DataError(f"val_size = {val_size}: leaves none of the {train.images.shape[0]} training images")
         self.seed = seed
         self.val_set = Strings(*(t[n:] for t in train))
-        n = min(train_size, n) if train_size else n
+        train = Strings(*(t[:n] for t in train))
+        if extra is not None:  # extra's sources count on from train/'s: an index into train/ then extra/
+            extra = extra._replace(sources=extra.sources + n + val_size)
+            train = Strings(*(torch.cat(pair) for pair in zip(train, extra)))
+        n = min(train_size, len(train.images)) if train_size else len(train.images)
         self.train = Strings(*(t[:n] for t in train))
         self.test_set = test
 
     def val(self) -> Strings:
+        """The validation images, each the centre 54x54 of its square."""
         return Strings(centre_crop(self.val_set.images), *self.val_set[1:])
 
     def test(self, seed: int = 0) -> Strings:
-        """The test images (their crop is the centre's, whatever the seed)."""
+        """The test images, each the centre 54x54 of its square, whatever the seed: the test protocol is one fixed
+        crop of every image."""
         return Strings(centre_crop(self.test_set.images), *self.test_set[1:])
 
     def batches_per_epoch(self, batch_size: int) -> int:
@@ -282,3 +330,89 @@ def decode(folder: Path, entries: list[StringFile], *, channels: int, progress: 
         box = enlarge(box) if e.box is not None else box
         out[i] = box_to_square(image, box)[0].round().clamp(0, 255).to(torch.uint8)
     return out
+
+
+# The cache -----------------------------------------------------------------------------------------------------------
+
+def _cache_dir() -> Path:
+    return data_dir() / "strings"
+
+
+def _slug(folder: Path) -> str:
+    """A cache entry's readable part: the folder and its parent's names ("svhn-extra")."""
+    return f"{folder.resolve().parent.name}-{folder.name}"
+
+
+def _digest(parts) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({e})") from None
+    return digest.hexdigest()
+
+
+def squares(folder: Path, entries: list[StringFile], *, channels: int, progress: bool = True) -> torch.Tensor:
+    """`decode`'s squares, uint8 [N, channels, 64, 64], from the data cache, decoded into it the first time.
+
+    The entry, `{data_dir()}/strings/{parent}-{folder}-{key}.npy`, is keyed by the crop, the channels, and each
+    entry's file, box, and the file's size and modification time: a changed image or label file is decoded anew, an
+    unchanged folder never is (adding images the label file does not name changes nothing). It is written whole or
+    not at all (`atomic_write`) and read as a plain .npy, memory-mapped: nothing in it can run as code. One that is
+    damaged or not of the expected shape is decoded anew, with a notice. Two processes asking at once: one decodes,
+    the other then reads what it wrote."""
+    parts = [[_FORMAT, channels, SIDE, ENLARGE, SUPERSAMPLE]]
+    for e in entries:
+        st = (folder / e.name).stat()
+        parts.append([e.name, e.box, st.st_size, st.st_mtime_ns])
+    path = _cache_dir() / f"{_slug(folder)}-{_digest(parts)}.npy"
+    shape = (len(entries), channels, SIDE, SIDE)
+    got = _cached_squares(path, shape)
+    if got is not None:
+        return got
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(path.parent / f".{path.name}.lock"):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing this entry
+            stale.unlink(missing_ok=True)
+        got = _cached_squares(path, shape, quiet=True)  # written by another process while this one waited
+        if got is None:
+            decoded = decode(folder, entries, channels=channels, progress=progress).numpy()
+            atomic_write(path, [_npy_header(decoded), memoryview(decoded)])
+            print(f"ram: decoded the {len(entries):,} images of {folder} into {path}", file=sys.stderr)
+            got = _cached_squares(path, shape)
+    if got is None:
+        raise DataError(f"cache {path}: written, and then not readable as {shape} uint8")
+    return got
+
+
+def _npy_header(array: np.ndarray) -> bytes:
+    """The .npy magic and header of a C-ordered array, to be followed by its bytes."""
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+    return head.getvalue()
+
+
+def _cached_squares(path: Path, shape: tuple[int, ...], *, quiet: bool = False) -> torch.Tensor | None:
+    """The uint8 array of `shape` in the .npy at path, memory-mapped read-only; None when there is no such file, or
+    it is damaged (truncated, not an .npy, an object array, another shape or type; a notice says so unless quiet)."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.lib.format.open_memmap(path, mode="r")  # plain .npy only: object arrays are refused, not unpickled
+        why = "" if array.dtype == np.uint8 and array.shape == shape else (
+            f"holds {array.dtype} {array.shape}, not uint8 {shape}")
+    except (OSError, ValueError, EOFError) as e:
+        why = f"{type(e).__name__}: {e}"
+    if why:
+        if not quiet:
+            print(f"ram: notice: cache {path} is unreadable ({why}); decoding the images again", file=sys.stderr)
+        return None
+    with warnings.catch_warnings():  # torch warns that the memory map is read-only; nothing here writes to it
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
