@@ -4,6 +4,8 @@ are read, or refused in one line naming the file and the entry."""
 
 import dataclasses
 import itertools
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from ram.data import DataError, mnist
 from ram.data.multi import EOS, PAD
 from ram.data.multi import _uniform_excluding
 from ram.data.numbers import NumberData, Shape, compose_strings, place_strings
+from ram.data import strings as strings_data
 from ram.data.strings import StringImages, Strings, box_to_square, read_digit_struct, read_folder, read_labels_csv
 from ram.data.tasks import generator
 from ram.flags import parse
@@ -254,11 +257,11 @@ def write_digit_struct(path: Path, entries) -> None:
             bboxes[i, 0] = box.ref
 
 
-def house(path: Path, size=(40, 30), box=(8, 6, 20, 16)) -> None:
-    """An RGB image with a grey rectangle where the digits' box is: (left, top, width, height)."""
+def house(path: Path, size=(40, 30), box=(8, 6, 20, 16), ink=180) -> None:
+    """An RGB image with a grey rectangle of `ink` where the digits' box is: (left, top, width, height)."""
     image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
     left, top, w, h = box
-    image[top : top + h, left : left + w] = 180
+    image[top : top + h, left : left + w] = ink
     Image.fromarray(image).save(path)
 
 
@@ -270,12 +273,18 @@ SPLITS = {
 }
 
 
-def svhn_folder(root: Path) -> Path:
-    for split, entries in SPLITS.items():
+# extra/: easier strings, each image's ink its own (EXTRA_INK) so that a square shows whether it came from extra/
+EXTRA = [("1.png", [(7, 8, 6, 20, 16)]), ("2.png", [(5, 8, 6, 10, 16), (2, 18, 6, 10, 16)]),
+         ("3.png", [(1, 8, 6, 20, 16)])]
+EXTRA_INK = 250
+
+
+def svhn_folder(root: Path, *, extra: bool = False) -> Path:
+    for split, entries in {**SPLITS, **({"extra": EXTRA} if extra else {})}.items():
         (root / split).mkdir(parents=True)
         write_digit_struct(root / split / "digitStruct.mat", entries)
         for name, _ in entries:
-            house(root / split / name)
+            house(root / split / name, ink=EXTRA_INK if split == "extra" else 180)
     return root
 
 
@@ -354,6 +363,64 @@ def test_a_bad_label_file_is_refused_in_one_line_naming_it_and_the_entry(kind, w
         read_folder(bad.parent)
 
 
+def svhn_task(root: Path, *flags: str, found: bool = True):
+    """The svhn task on the folder root as `ram train --data root --val-size 1 FLAGS` makes it, and the lines the run
+    prints first. found=False: the task looks at the folder itself, as `ram eval` has it do."""
+    from ram.tasks import make_task
+
+    cfg, why, data = parse(["--preset", "svhn", "--data", str(root), "--val-size", "1", *flags]).prepare(
+        progress=False)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_mc_samples=0, precision="fp32"))
+    return make_task(cfg, data=data if found else None, progress=False), why
+
+
+@needs_h5py
+def test_extra_strings_train_and_never_validate_or_test(tmp_path):
+    """SVHN's extra/ joins the training strings after train/'s; validation stays the last of train/, test is test/."""
+    root = svhn_folder(tmp_path / "svhn", extra=True)
+    task, why = svhn_task(root)
+    assert why[0] == (f"svhn: {root}: training strings 4 from train/ and 3 from extra/; validation 1 (the last of "
+                      "train/); test 2 (test/)")
+    train = task.data.train
+    from_extra = train.images.amax((1, 2, 3)) == EXTRA_INK
+    assert from_extra.tolist() == [False] * 4 + [True] * 3
+    assert train.labels[4:, :3].tolist() == [[7, EOS, PAD], [5, 2, EOS], [1, EOS, PAD]]
+    assert train.sources[:, 0].tolist() == [0, 1, 2, 3, 5, 6, 7]  # an index into train/ (5 strings), then extra/
+    assert task.data.val_set.labels[:, :3].tolist() == [[3, 3, EOS]]  # train/'s last string
+    assert task.data.val().images.max() < EXTRA_INK and task.data.test().images.max() < EXTRA_INK
+    seen = torch.cat([b.images.amax((1, 2, 3)) for b in task.train_batches(0, 3)])
+    assert (seen == EXTRA_INK).sum() == 3 and len(seen) == 7  # each extra/ string once an epoch
+
+    task, why = svhn_task(root, "--extra", "False")
+    assert task.cfg.task.extra is False and len(task.data.train.images) == 4
+    assert (task.data.train.images < EXTRA_INK).all()
+    assert why[0].startswith(f"svhn: {root}: training strings 4 from train/ (--extra False); validation 1")
+    shutil.rmtree(root / "extra")
+    assert "4 from train/ (no extra/ folder)" in svhn_task(root)[1][0]
+
+
+@needs_h5py
+def test_the_run_says_how_many_strings_were_left_out_for_their_length(tmp_path, capsys, monkeypatch):
+    root = svhn_folder(tmp_path / "svhn", extra=True)
+    six = ("6.png", [(d, 2 + 6 * k, 6, 6, 16) for k, d in enumerate((1, 2, 3, 4, 5, 6))])
+    write_digit_struct(root / "train" / "digitStruct.mat", [*SPLITS["train"], six])
+    house(root / "train" / "6.png")
+    task, why = svhn_task(root)
+    assert why == [f"svhn: {root}: training strings 4 from train/ and 3 from extra/; validation 1 (the last of "
+                   "train/); test 2 (test/)", "svhn: 1 string of more than 5 labels left out (1 in train/)"]
+    assert len(task.data.train.images) == 7  # 6.png is not among them
+    shutil.rmtree(root / "extra")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["train", "--preset", "svhn", "--data", str(root), "--val-size", "1", "--epochs", "1",
+                 "--batch-size", "2", "--threads", "1", "--no-progress", "--eval-mc-samples", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [f"svhn: {root}: training strings 4 from train/ (no extra/ folder); validation 1 (the last of "
+                       "train/); test 2 (test/)", "svhn: 1 string of more than 5 labels left out (1 in train/)"]
+    assert out[2].startswith("ram train: preset svhn")
+
+
 def test_the_test_crop_is_the_centre_every_time_and_training_crops_move():
     """Validation and test images are the centre 54x54 of each 64x64 square, whatever the seed (the test protocol);
     each training batch cuts every square at its own random place, the same for the same (seed, epoch, batch)."""
@@ -375,6 +442,123 @@ def test_the_test_crop_is_the_centre_every_time_and_training_crops_move():
     assert len(set(starts)) > 10 and all(0 <= r <= 10 and 0 <= c <= 10 for r, c in starts)
     again = StringImages(strings, strings, seed=0, val_size=4)
     assert [corners(b) for epoch in range(3) for b in again.train_batches(epoch, 4)] == train
+
+
+def _count_calls(monkeypatch, name: str) -> list[str]:
+    """The folders `ram.data.strings.<name>` (decode: the PNG decoder; read_digit_struct: h5py's reader) is called
+    on from now on."""
+    real, calls = getattr(strings_data, name), []
+
+    def counted(path, *args, **kwargs):
+        calls.append(Path(path).name if name == "decode" else Path(path).parent.name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(strings_data, name, counted)
+    return calls
+
+
+def _squares(task) -> list[torch.Tensor]:
+    """A copy of the task's 64x64 squares (they map the cache file, which a test may then damage in place)."""
+    return [getattr(task.data, s).images.clone() for s in ("train", "val_set", "test_set")]
+
+
+def _same(task, squares: list[torch.Tensor]) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(_squares(task), squares, strict=True))
+
+
+@needs_h5py
+def test_svhn_is_decoded_once_then_read_from_the_data_cache(tmp_path, monkeypatch, own_cache):
+    root = svhn_folder(tmp_path / "svhn", extra=True)
+    decoded, parsed = _count_calls(monkeypatch, "decode"), _count_calls(monkeypatch, "read_digit_struct")
+    first = _squares(svhn_task(root)[0])
+    assert sorted(decoded) == sorted(parsed) == ["extra", "test", "train"]
+    kept = sorted(p.name for p in (own_cache / "strings").iterdir() if not p.name.startswith("."))
+    assert [n.split("-")[1] for n in kept if n.endswith(".npy")] == ["extra", "test", "train"]
+    assert sum(n.endswith(".json") for n in kept) == 3 and not list((own_cache / "strings").glob(".*.tmp"))
+    for found in (True, False):  # as `ram train` finds the folder, and as `ram eval` has the task look at it
+        again = svhn_task(root, found=found)[0]
+        assert _same(again, first)
+    assert len(decoded) == len(parsed) == 3  # neither a PNG decoded nor a digitStruct.mat read again
+
+
+def csv_folder(root: Path, rows: dict[str, list[tuple[str, str, int]]]) -> Path:
+    """A labels.csv in each split; rows: split -> (file, labels, the image's grey value)."""
+    for split, entries in rows.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / "labels.csv").write_text("file,labels\n" + "".join(f"{f},{l}\n" for f, l, _ in entries))
+        for f, _, value in entries:
+            Image.fromarray(np.full((20, 30), value, dtype=np.uint8)).save(root / split / f)
+    return root
+
+
+@needs_h5py
+def test_a_changed_label_file_or_image_is_read_anew(tmp_path, monkeypatch):
+    rows = {"train": [("a.png", "1 2", 10), ("b.png", "3", 20), ("c.png", "4 5", 30)], "test": [("d.png", "1", 40)]}
+    root = csv_folder(tmp_path / "digits", rows)
+    decoded = _count_calls(monkeypatch, "decode")
+    task = svhn_task(root)[0]
+    assert task.data.train.images[:, 0, 32, 32].tolist() == [10, 20] and decoded == ["train", "test"]
+
+    rows["train"] = [("c.png", "4 5", 30), ("a.png", "1 2", 10), ("b.png", "7", 20)]  # another order, a new label
+    csv_folder(root, {"train": rows["train"]})
+    task = svhn_task(root)[0]
+    assert task.data.train.images[:, 0, 32, 32].tolist() == [30, 10] and decoded == ["train", "test", "train"]
+    assert task.truth(task.data.val_set) == ["7"] and task.cfg.task.class_names == tuple("12457")
+
+    csv_folder(root, {"test": [("d.png", "1", 90)]})  # the same name and labels, new pixels
+    st = (root / "test" / "d.png").stat()
+    os.utime(root / "test" / "d.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # whatever the clock's grain
+    task = svhn_task(root)[0]
+    assert task.data.test_set.images[0, 0, 32, 32] == 90 and decoded == ["train", "test", "train", "test"]
+    (root / "train" / "new.png").write_bytes((root / "train" / "a.png").read_bytes())  # not in labels.csv
+    svhn_task(root)
+    assert len(decoded) == 4
+
+
+class _Boom:
+    """Unpickled, it leaves a file: the proof that a cache file was unpickled."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+DAMAGE = {
+    "truncated": lambda p, tmp: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "empty": lambda p, tmp: p.write_bytes(b""),
+    "not an npy": lambda p, tmp: p.write_bytes(b"PK\x03\x04 a zip, say"),
+    "another shape": lambda p, tmp: np.save(p, np.zeros((2, 3, 8, 8), np.uint8)),
+    "a pickle": lambda p, tmp: np.save(p, np.array([_Boom(tmp / "unpickled")], dtype=object), allow_pickle=True),
+    "labels": None,  # the kept digitStruct.mat entries, not the squares
+}
+
+
+@needs_h5py
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_cache_file_is_read_anew(damage, tmp_path, monkeypatch, own_cache, capsys):
+    root = svhn_folder(tmp_path / "svhn")
+    first = _squares(svhn_task(root)[0])
+    decoded, parsed = _count_calls(monkeypatch, "decode"), _count_calls(monkeypatch, "read_digit_struct")
+    if damage == "labels":
+        [kept] = (own_cache / "strings").glob("svhn-test-labels-*.json")
+        kept.write_text('[["1.png", ["6", "0"], [6, 8, 16')
+    else:
+        [kept] = [p for p in (own_cache / "strings").glob("svhn-test-*.npy")]
+        np.load(kept, allow_pickle=False)  # whole before
+        DAMAGE[damage](kept, tmp_path)
+    capsys.readouterr()
+    again = svhn_task(root)[0]
+    assert _same(again, first) and not (tmp_path / "unpickled").exists()
+    if damage == "labels":
+        assert parsed == ["test"] and decoded == []
+    else:
+        assert decoded == ["test"] and parsed == []
+        assert f"ram: notice: cache {kept} is unreadable" in capsys.readouterr().err
+        assert np.load(kept, allow_pickle=False).shape == (2, 3, 64, 64)  # written anew, whole
+    svhn_task(root)
+    assert len(decoded) + len(parsed) == 1  # and read from there the next time
 
 
 def test_the_labels_after_a_strings_eos_teach_nothing():

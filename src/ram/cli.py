@@ -54,7 +54,7 @@ class Train(Recipe):
         resolve_device(self.device)
         _positive("threads", self.threads)
         _positive("checkpoint_every", self.checkpoint_every)
-        for line in why:  # the auto recipe's choices, before any image is decoded or any step taken
+        for line in why:  # the auto recipe's choices or what svhn found, before any image is decoded or step taken
             print(line, flush=True)
         name = f"{cfg.preset}-{cfg.model.kind}" if cfg.model.about.compared else cfg.preset
         glimpses = f"-g{cfg.model.glimpses}" if cfg.model.about.glimpses else ""

@@ -64,7 +64,8 @@ class Prepared(NamedTuple):
     config: RunConfig
     """The validated config."""
     why: list[str]
-    """For the auto recipe, the lines saying what it chose and why; else none."""
+    """The lines a run prints first: for the auto recipe, what it chose and why; for a task that reads a folder of
+    its own (svhn), what it found there; else none."""
     data: Any = None
     """What --data PATH found (`ram.data.images.Source`), for `fit(cfg, out, data=...)`: the task reads its images
     from it rather than looking at the folder again. None for a dataset by name."""
@@ -101,7 +102,7 @@ class Recipe:
         return self.prepare(progress=progress).config
 
     def resolve(self, *, progress: bool = True) -> tuple[RunConfig, list[str]]:
-        """The validated config, and for the auto recipe the lines saying what it chose and why (else none)."""
+        """The validated config, and the lines a run prints first (`Prepared.why`)."""
         return self.prepare(progress=progress)[:2]
 
     def prepare(self, *, progress: bool = True) -> Prepared:
@@ -124,9 +125,9 @@ class Recipe:
             cfg.policy.validate(cfg.model)
             cfg.train.validate()
             cfg.loss.validate()
-            cfg, found = task_of(cfg.task.dataset).configure(cfg, self.data, val_size=self.val_size,
-                                                             progress=progress)
-            return Prepared(cfg, [], found)
+            cfg, found, lines = task_of(cfg.task.dataset).configure(cfg, self.data, val_size=self.val_size,
+                                                                    progress=progress)
+            return Prepared(cfg, lines, found)
         if by_name or self.data is None:
             if self.image_size is not None:
                 raise ConfigError(f"image_size = {self.image_size}: only with --data PATH (your own images)")

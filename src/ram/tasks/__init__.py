@@ -53,9 +53,10 @@ class Task(Protocol):
     def check_run(cfg: RunConfig) -> None:
         """ConfigError for a model or recipe this task cannot train (refused, never silently ignored)."""
 
-    # Optional: `configure(cfg, path, *, val_size, progress) -> (cfg, data)`, for a task whose data is a folder of its
-    # own format that `ram train --data DIR` names (svhn): the folder is looked at once, its findings written into the
-    # config and `data` handed to the task. Without it, --data DIR is your own images to classify (`images`).
+    # Optional: `configure(cfg, path, *, val_size, progress) -> (cfg, data, lines)`, for a task whose data is a folder
+    # of its own format that `ram train --data DIR` names (svhn): the folder is looked at once, its findings written
+    # into the config, `data` handed to the task, and `lines` (what was found) printed before training starts.
+    # Without it, --data DIR is your own images to classify (`images`).
 
     # Optional: `answers(task, kind) -> dict`, the settings a model of that kind (`ram.config.Kind`) takes from the
     # task when `ram train --model KIND` changes the preset's model (`flags.with_model`): the multi-digit tasks

@@ -4,8 +4,11 @@
   offset, cropped as the paper cropped SVHN (`ram.data.numbers`): the stand-in these machines can make.
 - `HouseNumbers` (svhn): a folder a user has, `ram train --preset svhn --data DIR`: SVHN's own format 1 (DIR/train
   and DIR/test, each its PNGs and digitStruct.mat), or any folder of images with a labels.csv in each of train/ and
-  test/ (`ram.data.strings`). Strings longer than the model's `longest` are left out (SVHN's training set has one of
-  6 digits; Goodfellow et al. left such strings out too).
+  test/ (`ram.data.strings`). DIR/extra, when there, trains too (SVHN's 202k easier strings, which Goodfellow et al.
+  2014 and the DRAM paper trained on; `--extra False` leaves it out); validation strings are the last of train/ only.
+  Strings longer than the model's `longest` are left out (SVHN's training set has one of 6 digits; Goodfellow et
+  al. left such strings out too), and the run's first lines say how many strings each folder gave and how many were
+  left out.
 
 The answer is the string, then an end-of-sequence label (EOS, the class after the last name): a model emits
 `longest` + 1 labels, and those after the EOS it is taught are PAD, ignored by the loss. A string is right when every
@@ -30,7 +33,7 @@ from ..config import KINDS, ConfigError, Kind, RunConfig, TaskConfig, _require, 
 from ..data import DataError, Digits, mnist
 from ..data.multi import EOS, PAD
 from ..data.numbers import NumberData, Shape, place_strings
-from ..data.strings import CROP, StringFile, StringImages, Strings, decode, pack_strings, read_folder
+from ..data.strings import CROP, StringFile, StringImages, Strings, pack_strings, read_folder, squares
 from .multi import MultiDigitTask
 
 DIGITS = tuple(str(d) for d in range(10))
@@ -81,9 +84,10 @@ class NumbersConfig(TaskConfig):
 @dataclass(frozen=True, kw_only=True)
 class HouseNumbersConfig(TaskConfig):
     """Strings read from a folder you have (`ram train --preset svhn --data DIR`): DIR/train and DIR/test, each
-    SVHN's PNGs and digitStruct.mat, or images and a labels.csv. Each image is cut to the box around its digits
-    enlarged by 30% (the whole image with labels.csv), resized to 64x64, and cropped to 54x54: at random for every
-    training batch, at the centre for validation and test."""
+    SVHN's PNGs and digitStruct.mat, or images and a labels.csv, and DIR/extra, when there, to train on too. Each
+    image is cut to the box around its digits enlarged by 30% (the whole image with labels.csv), resized to 64x64
+    (once: the squares are kept in the data cache), and cropped to 54x54: at random for every training batch, at the
+    centre for validation and test."""
 
     dataset: tyro.conf.Suppress[str] = "svhn"
     canvas: tyro.conf.Suppress[int] = CROP
@@ -96,7 +100,10 @@ class HouseNumbersConfig(TaskConfig):
     val_size: tyro.conf.Suppress[int] = 1
     """Images taken from the end of the training set to validate (`ram train --val-size`; default a tenth)."""
     train_size: int = 0
-    """Train on the first N training images only; 0 uses all of them. For smoke tests."""
+    """Train on the first N training images only (train/'s, then extra/'s); 0 uses all of them. For smoke tests."""
+    extra: bool = True
+    """Train on DIR/extra too when the folder has one (SVHN's 202k easier strings, as Goodfellow et al. 2014 and the
+    DRAM paper did); validation strings still come from train/ only. False leaves it out."""
 
     def validate(self) -> None:
         super().validate()
@@ -231,55 +238,88 @@ class MnistNumbers(StringTask):
         return None
 
 
+class Folder(NamedTuple):
+    """One split folder of strings as `look` found it."""
+
+    path: Path
+    entries: list[StringFile]  # its strings of at most `longest` labels, in its label file's order
+    left_out: int  # its strings of more labels than that
+
+
 class Found(NamedTuple):
     """What a look at a folder of strings found (`HouseNumbers.configure`), for the task to read its images from."""
 
-    train: tuple[Path, list[StringFile]]  # the split's folder and its entries
-    test: tuple[Path, list[StringFile]]
+    train: Folder
+    extra: Folder | None  # DIR/extra, when it is there and the task reads it
+    test: Folder
     names: tuple[str, ...]
     channels: int
-    left_out: int  # strings longer than the model reads
+
+    def lines(self, t: HouseNumbersConfig) -> list[str]:
+        """What a run of the task section t says first: how many strings each folder gave to training, validation
+        and test, and how many were left out for their length."""
+        root = self.train.path.parent
+        n_train = len(self.train.entries) - t.val_size
+        if self.extra is not None:
+            trained = f"{n_train:,} from train/ and {len(self.extra.entries):,} from extra/"
+            n_train += len(self.extra.entries)
+        else:
+            why = "--extra False" if (root / "extra").is_dir() and not t.extra else "no extra/ folder"
+            trained = f"{n_train:,} from train/ ({why})"
+        if 0 < t.train_size < n_train:
+            trained += f", the first {t.train_size:,} of them (--train-size)"
+        folders = [f for f in (self.train, self.extra, self.test) if f is not None]
+        left = sum(f.left_out for f in folders)
+        where = ", ".join(f"{f.left_out:,} in {f.path.name}/" for f in folders if f.left_out)
+        return [f"svhn: {root}: training strings {trained}; validation {t.val_size:,} (the last of train/); "
+                f"test {len(self.test.entries):,} (test/)",
+                f"svhn: {left:,} string{'s' * (left != 1)} of more than {t.longest} labels left out"
+                + (f" ({where})" if where else "")]
 
 
-def look(root: str | Path, *, longest: int) -> Found:
-    """The label files of root/train and root/test read and checked (each named file present), before any image is
-    decoded. DataError naming the file and the entry at fault."""
+def look(root: str | Path, *, longest: int, extra: bool = True, progress: bool = False) -> Found:
+    """The label files of root/train, root/test and (when `extra` and it is there) root/extra read and checked (each
+    named file present, each label known), before any image is decoded. DataError naming the file and the entry at
+    fault."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data = {str(root)!r}: no such folder")
-    splits = {}
-    for split in ("train", "test"):
+    splits = ["train", "test"] + (["extra"] if extra and (root / "extra").is_dir() else [])
+    read = {}
+    for split in splits:
         if not (root / split).is_dir():
             raise DataError(f"data = {str(root)!r}: has no {split}/ folder (SVHN's train/ and test/, each its PNGs "
                             "and digitStruct.mat, or images and a labels.csv)")
-        splits[split] = read_folder(root / split)
-    (train_file, train), (test_file, test) = splits["train"], splits["test"]
-    if train_file.name == "digitStruct.mat":
+        read[split] = read_folder(root / split, progress=progress)
+    trained = [e for split in ("train", "extra") if split in read for e in read[split][1]]
+    if read["train"][0].name == "digitStruct.mat":
         names = DIGITS
     else:
-        names = tuple(sorted({label for e in train for label in e.labels}))
-        for i, e in enumerate(test, start=2):
+        names = tuple(sorted({label for e in trained for label in e.labels}))
+    for split, (file, entries) in read.items():
+        for i, e in enumerate(entries, start=1):
             unknown = [label for label in e.labels if label not in names]
             if unknown:
-                raise DataError(f"{test_file}: line {i} ({e.name}): label {unknown[0]!r} is in no training string")
-    kept = {s: [e for e in entries if len(e.labels) <= longest] for s, entries in (("train", train), ("test", test))}
-    if not kept["train"] or not kept["test"]:
+                raise DataError(f"{file}: entry {i} ({e.name}): label {unknown[0]!r} is in no training string")
+    folders = {}
+    for split, (file, entries) in read.items():
+        kept = [e for e in entries if len(e.labels) <= longest]
+        folders[split] = Folder(file.parent, kept, len(entries) - len(kept))
+    if not folders["train"].entries or not folders["test"].entries:
         raise DataError(f"data = {str(root)!r}: no string of at most {longest} labels in train/ or test/")
     from PIL import Image
 
-    with Image.open(root / "train" / kept["train"][0].name) as im:
+    with Image.open(folders["train"].path / folders["train"].entries[0].name) as im:
         channels = 1 if im.mode in ("1", "L", "I;16", "I", "F") else 3
-    return Found((root / "train", kept["train"]), (root / "test", kept["test"]), names, channels,
-                 len(train) + len(test) - len(kept["train"]) - len(kept["test"]))
+    return Found(folders["train"], folders.get("extra"), folders["test"], names, channels)
 
 
-def _strings(folder: Path, entries: list[StringFile], names: tuple[str, ...], *, longest: int, channels: int,
-             progress: bool) -> Strings:
+def _strings(folder: Folder, names: tuple[str, ...], *, longest: int, channels: int, progress: bool) -> Strings:
     index = {n: i for i, n in enumerate(names)}
-    labels = pack_strings([[index[label] for label in e.labels] for e in entries], width=longest + 1,
+    labels = pack_strings([[index[label] for label in e.labels] for e in folder.entries], width=longest + 1,
                           eos=len(names))
-    return Strings(decode(folder, entries, channels=channels, progress=progress), labels,
-                   torch.arange(len(entries))[:, None])
+    return Strings(squares(folder.path, folder.entries, channels=channels, progress=progress), labels,
+                   torch.arange(len(folder.entries))[:, None])
 
 
 @register_task
@@ -292,28 +332,31 @@ class HouseNumbers(StringTask):
         """data: what `configure` found in the folder; None looks at the folder the config names."""
         self._setup(cfg)
         t = cfg.task
-        found = data if data is not None else look(t.source, longest=t.longest)
+        found = data if data is not None else look(t.source, longest=t.longest, extra=t.extra, progress=progress)
         if found.names != t.class_names:
             raise DataError(f"data = {t.source!r} now holds the labels {', '.join(found.names)}; the run was made "
                             f"with {', '.join(t.class_names)}")
         read = dict(names=found.names, longest=t.longest, channels=cfg.model.channels, progress=progress)
-        self.data = StringImages(_strings(*found.train, **read), _strings(*found.test, **read),
+        extra = _strings(found.extra, **read) if found.extra is not None else None
+        self.data = StringImages(_strings(found.train, **read), _strings(found.test, **read), extra=extra,
                                  seed=cfg.train.seed, val_size=t.val_size, train_size=t.train_size)
 
     @staticmethod
     def configure(cfg: RunConfig, path: str, *, val_size: int | None = None,
-                  progress: bool = True) -> tuple[RunConfig, Found]:
+                  progress: bool = True) -> tuple[RunConfig, Found, list[str]]:
         """cfg trained on the folder `path`: its label names, channels and validation images in the config,
-        validated, and what was found there for the task. val_size None takes a tenth of the training strings."""
-        found = look(path, longest=cfg.task.longest)
-        n = len(found.train[1])
+        validated; what was found there for the task; and the lines saying how many strings each folder gave.
+        val_size None takes a tenth of train/'s strings."""
+        t = cfg.task
+        found = look(path, longest=t.longest, extra=t.extra, progress=progress)
+        n = len(found.train.entries)
         val = val_size if val_size is not None else max(1, n // 10)
         if not 1 <= val < n:
-            raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} training strings of {path} less at "
+            raise ConfigError(f"val_size = {val}: must be in 1..{n - 1}, the {n} strings of {path}/train less at "
                               "least one to train on")
-        task = dataclasses.replace(cfg.task, source=str(Path(path)), class_names=found.names, val_size=val)
+        task = dataclasses.replace(t, source=str(Path(path)), class_names=found.names, val_size=val)
         model = dataclasses.replace(cfg.model, channels=found.channels, classes=len(found.names) + 1)
-        return dataclasses.replace(cfg, task=task, model=model).validate(), found
+        return dataclasses.replace(cfg, task=task, model=model).validate(), found, found.lines(task)
 
     @staticmethod
     def names(t: TaskConfig) -> tuple[str, ...]:
