@@ -18,10 +18,10 @@ from ram import presets
 from ram.cli import main
 from ram.config import ConfigError
 from ram.data import DataError, mnist
+from ram.data import strings as strings_data
 from ram.data.multi import EOS, PAD
 from ram.data.multi import _uniform_excluding
 from ram.data.numbers import NumberData, Shape, compose_strings, place_strings
-from ram.data import strings as strings_data
 from ram.data.strings import StringImages, Strings, box_to_square, read_digit_struct, read_folder, read_labels_csv
 from ram.data.tasks import generator
 from ram.flags import parse
