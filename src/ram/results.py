@@ -349,7 +349,7 @@ ROWS: list[Row] = [
     Row("mnist-pairs-convnet", "mnist-pairs", {"kind": "convnet", "precision": "bf16"}, note="convnet, 2 layers",
         paper="dram"),
     Row("mnist-addition", "mnist-addition", {"init": "runs/mnist-pairs-phase1", "precision": "bf16"}, None, 2.5,
-        paper="dram",
+        paper="dram", then=(NARROWED,),
         note="its answer layer starts fresh; the rest had learned the digits from the pairs' labels, which name each "
              "digit of the training canvases: more than their sums tell. From scratch DRAM stayed at chance on sums "
              "(results/NOTES.md)"),
