@@ -467,8 +467,8 @@ def test_the_strings_rows_give_their_flops_beside_the_papers_svhn_numbers():
     text = table({"mnist-numbers": result, "mnist-numbers-multihead": {**result, "error_averaged": 12.0}})
     strings = [line for line in text.splitlines() if line.startswith("| House numbers")]
     assert len(strings) == 2
-    assert f"| **12.00** | 10.00 | 4.00 | {mflops(dram):.1f} | 5.10 |" in strings[0]
-    assert f"| **12.00** | – | 4.00 | {mflops(convnet):.1f} | 4.11 |" in strings[1]
+    assert f"| **12.00** | 10.00 | 4.00 | {mflops(dram):.1f} | 5.10 (SVHN) |" in strings[0]
+    assert f"| **12.00** | – | 4.00 | {mflops(convnet):.1f} | 4.11 (SVHN) |" in strings[1]
     assert "multi-head convnet (Goodfellow" in strings[1] and "a stand-in for its SVHN house numbers" in text
 
 
