@@ -550,12 +550,19 @@ def draw(page, box: str, stroke: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def test_the_page_draws_what_the_model_does(server, browser, g6):
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+def open_page(browser, url: str, viewport: tuple[int, int] | None = (1280, 800)):
+    """A new page at url once it is ready (of viewport's width and height; None: the browser's own), and the list
+    its script errors are collected in."""
+    page = browser.new_page(**({"viewport": dict(zip(("width", "height"), viewport))} if viewport else {}))
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
+    page.goto(url)
     page.wait_for_selector("body[data-ready]")
+    return page, errors
+
+
+def test_the_page_draws_what_the_model_does(server, browser, g6):
+    page, errors = open_page(browser, server)
     assert page.input_value("#model") == "mnist-g6"
 
     draw(page, "#pad", SEVEN)
@@ -585,11 +592,7 @@ def test_the_page_draws_what_the_model_does(server, browser, g6):
 def test_the_page_finds_both_digits_of_a_drawn_pair(server, browser, pairs):
     """mnist-pairs (DRAM): a drawing box per digit, nothing asked until both have ink, then the two labels it emits
     and its glimpses, each in the colour of the label it leads to."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
-    page.wait_for_selector("body[data-ready]")
+    page, errors = open_page(browser, server)
     page.select_option("#model", "mnist-pairs")
     assert page.locator("#pads canvas").count() == 2
 
@@ -631,11 +634,7 @@ def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
     """mnist-numbers (DRAM): five boxes filled from the left, the model asked after each digit (the blank boxes after
     it make the number shorter) and not while a box before a drawn one is blank; then the labels it reads, up to a
     string's end, each in the colour of its glimpses, those past the end grey."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(numbers_server)
-    page.wait_for_selector("body[data-ready]")
+    page, errors = open_page(browser, numbers_server)
     assert page.input_value("#model") == "run:numbers"
     assert page.locator("#pads canvas").count() == 5
     assert "Write a number of 1 to 5 digits" in page.inner_text("#pad-title")
@@ -678,11 +677,7 @@ def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
 
 
 def test_a_person_plays_catch_through_the_glimpse_window(server, browser):
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
-    page.wait_for_selector("body[data-ready]")
+    page, errors = open_page(browser, server, viewport=None)
     page.click("#tab-catch")
     page.wait_for_selector("#agent[data-seed='0']")
     page.select_option("#speed", "250")
