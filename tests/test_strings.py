@@ -144,6 +144,11 @@ def test_a_string_is_right_only_when_every_label_and_its_length_are():
     right, of = score["digits"]
     assert right.tolist() == [3, 1, 3, 1, 2, 0] and of.tolist() == [3, 1, 3, 1, 3, 1]
     assert score["length"].tolist() == [1, 1, 0, 0, 1, 0]
+    assert set(score) == {"right", "digits", "length", "long1", "long3"}
+    right, of = score["long3"]
+    assert right.tolist() == [1, 0, 0, 0, 0, 0] and of.tolist() == [1, 0, 1, 0, 1, 0]
+    right, of = score["long1"]
+    assert right.tolist() == [0, 1, 0, 0, 0, 0] and of.tolist() == [0, 1, 0, 1, 0, 1]
 
 
 def small_run(model: str = "dram", **task):
@@ -184,6 +189,9 @@ def test_the_digit_error_is_pooled_over_all_the_digits():
     whole = sum(row[: row.index(EOS) + 1] == [3, 1, 4, EOS] for row in y.tolist())
     assert got["error"] == pytest.approx(100 * (1 - whole / 100))
     assert got["length_error"] == pytest.approx(100 * (1 - (digits.sum(1) == 3).float().mean().item()), abs=1e-3)
+    lengths = digits.sum(1)
+    assert got["error_long3"] == pytest.approx(100 * (1 - whole / (lengths == 3).sum().item()), abs=1e-3)
+    assert all(got[f"error_long{n}"] == 100 for n in lengths.unique().tolist() if n != 3)
 
 
 def test_the_multi_head_convnets_labels_are_goodfellows_loss():
@@ -220,6 +228,9 @@ def test_a_model_that_emits_labels_in_turn_trains_on_strings(model):
     assert all(p.grad is not None for n, p in net.named_parameters() if n.startswith(("classifier", "digits")))
     report = task.report(net, split="val", mc_samples=0)
     assert {"error", "digit_error", "length_error", "n"} <= report.keys() and report["n"] == 100
+    line = task.summary(report, split="val", seed=0)
+    for n in range(1, 6):
+        assert f"{report[f'error_long{n}']:.2f}% of {n}-label strings" in line
 
 
 def test_a_model_that_answers_once_is_refused_naming_those_that_read_strings():

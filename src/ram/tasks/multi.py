@@ -106,7 +106,12 @@ def either_order(predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, tor
 
 
 ERRORS = {"right": "error", "digits": "digit_error", "in_order": "error_in_order", "length": "length_error"}
-"""The error in % each share of `score` is reported as."""
+"""The error in % each share of `score` is reported as; "long{n}", the strings of n labels, as "error_long{n}"."""
+
+
+def error_name(share: str) -> str:
+    """The key of the error (%) a share of `score` is reported as."""
+    return ERRORS.get(share) or f"error_{share}"
 
 
 class MultiDigitTask:
@@ -245,7 +250,8 @@ class MultiDigitTask:
                     share, of = share if isinstance(share, tuple) else (share, None)
                     right[key] = right.get(key, 0.0) + share.sum().item()
                     out_of[key] = out_of.get(key, 0) + (part.images.shape[0] if of is None else of.sum().item())
-        return {**{ERRORS[k]: round(100.0 * (1 - v / out_of[k]), 4) for k, v in right.items()}, "n": n}
+        return {**{error_name(k): round(100.0 * (1 - v / out_of[k]), 4) for k, v in right.items() if out_of[k]},
+                "n": n}
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return self.evaluate(model, self.data.val(), device=device)
@@ -325,6 +331,10 @@ class MultiDigitTask:
         line = (f"{self.name}: {split} error {metrics['error']:.2f}% ({metrics['n']} {self.inputs}, seed {seed}, "
                 f"{metrics['protocol']})")
         line += "".join(f", {metrics[key]:.2f}% {words}" for key, words in self.PARTS if key in metrics)
+        by_length = sorted((int(key.removeprefix("error_long")), value) for key, value in metrics.items()
+                           if key.startswith("error_long") and not key.endswith("_averaged"))
+        if by_length:
+            line += " (" + ", ".join(f"{value:.2f}% of {n}-label strings" for n, value in by_length) + ")"
         if "error_averaged" in metrics:
             line += f"; {metrics['averaged_protocol']}: {metrics['error_averaged']:.2f}%"
         return line

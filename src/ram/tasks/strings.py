@@ -122,16 +122,20 @@ def string_score(predicted: torch.Tensor, labels: torch.Tensor, eos: int) -> dic
     """How right the emitted labels predicted int64 [B, K] are as strings, for labels [B, >=K] (digits, eos, PAD).
 
     right [B]: every label up to and including the EOS is. digits: (right digits at their place [B], digits [B]).
-    length [B]: the first EOS emitted is where the string ends (no EOS: K labels long)."""
+    length [B]: the first EOS emitted is where the string ends (no EOS: K labels long). "long{n}" for each length n
+    of the strings given: (right [B] where the string is n labels long, strings of n labels [B])."""
     K = predicted.shape[1]
     y = labels[:, :K]
     real = y != PAD
-    right = ((predicted == y) | ~real).all(1)
+    right = ((predicted == y) | ~real).all(1).float()
     digits = real & (y != eos)
     said = predicted == eos
     length = torch.where(said.any(1), said.int().argmax(1), K)
-    return {"right": right.float(), "digits": (((predicted == y) & digits).sum(1).float(), digits.sum(1).float()),
-            "length": (length == digits.sum(1)).float()}
+    true_length = digits.sum(1)
+    by_length = {f"long{n}": (right * (true_length == n), (true_length == n).float())
+                 for n in true_length.unique().tolist()}
+    return {"right": right, "digits": (((predicted == y) & digits).sum(1).float(), true_length.float()),
+            "length": (length == true_length).float(), **by_length}
 
 
 class StringTask(MultiDigitTask):
