@@ -29,7 +29,9 @@ from .config import KINDS, ConfigError, ModelConfig, RunConfig, _hints
 
 Settings = Mapping[str, Any]
 """Config fields by name ({"glimpses": 8, "core": "lstm"}), each found in the section that declares it, as
-`flags.recipe` takes them: what a row, or a later phase of one, sets over its preset."""
+`flags.recipe` takes them: what a row, or a later phase of one, sets over its preset. A row's or a phase's may also
+name the preset that phase trains on ({"preset": "mnist-cluttered", ...}), as `flags.recipe`'s first argument does
+(`_trains_on`)."""
 
 
 class Sci(float):
@@ -78,6 +80,12 @@ def _typed(value: Any, like: Any) -> Any:
     return float(value) if numeric and isinstance(like, float) else value
 
 
+def _trains_on(preset: str, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The preset a phase trains on, the one its settings name, else `preset` (the phase before's), and its settings
+    without that name: the config fields it sets over that preset."""
+    return settings.get("preset", preset), {name: value for name, value in settings.items() if name != "preset"}
+
+
 def build(preset: str, settings: Settings, data: str = "") -> RunConfig:
     """The validated config of a preset with these fields set, trained on the images in `data` if given (which
     are read: their size, channels and classes belong to the config)."""
@@ -89,6 +97,8 @@ def build(preset: str, settings: Settings, data: str = "") -> RunConfig:
 class Phase(NamedTuple):
     """One `ram train` run of a row."""
 
+    preset: str
+    """The preset it trains on: the one it names, else the phase before's; the first phase's default is the row's."""
     settings: tuple[Settings, ...]
     """What it sets over the preset, in order, a later one winning as a later flag does: the row's own fields (and
     the training seed), each later phase's changes up to this one, and the weights it starts from (init)."""
@@ -104,10 +114,12 @@ class Phase(NamedTuple):
 class Row:
     name: str
     preset: str
+    """The task of its shipped weights, which its last phase trains on, and the tables group it by (TASK_TITLES)."""
     overrides: Settings = field(default_factory=dict)
     """The config fields the row sets over its preset's, by name: its `ram train` flags, in the order its command
     gives them (`flag_args`). The precision its weights were trained in is always among them (the presets' auto picks
-    one by the machine)."""
+    one by the machine). A "preset" among them trains the first phase on that preset instead (a row of several
+    phases that starts on another task)."""
     paper_a: float | None = None
     paper_b: float | None = None
     note: str = ""
@@ -122,7 +134,8 @@ class Row:
     """The task column; "" takes the preset's (TASK_TITLES)."""
     then: tuple[Settings, ...] = ()
     """Later phases, in order: each the fields that change from the phase before, for a run that starts from the
-    phase before's weights (init); () trains in one phase."""
+    phase before's weights (init), and the preset it trains on where that changes ("preset"); () trains in one
+    phase."""
     script: tuple[str, ...] = ()
     """A row trained by a script of its own rather than `ram train` (an outside library's agent, named by its
     overrides' kind): the command that trains it and writes the results file given with `--out-file`, which
@@ -133,6 +146,12 @@ class Row:
     paper_data: str = ""
     """The data the paper measured its number on, where that is not the row's own ("SVHN" beside the MNIST strings
     that stand in for it); "" where it is the same task."""
+
+    def __post_init__(self) -> None:
+        if (last := self.phases()[-1].preset) != self.preset:
+            raise ConfigError(f"row {self.name}: its last phase trains on preset {last!r}, not the row's "
+                              f"{self.preset!r} (the task of its weights); give that phase \"preset\": "
+                              f"{self.preset!r}")
 
     @property
     def paper_cell(self) -> str:
@@ -146,9 +165,10 @@ class Row:
 
     def setting(self, name: str) -> Any:
         """A field's value in the row's first phase, its own or its preset's, without reading a --data folder."""
-        if name in self.overrides:
-            return self.overrides[name]
-        return getattr(_owner(_sections(self.preset, self.overrides), name), name)
+        preset, own = _trains_on(self.preset, self.overrides)
+        if name in own:
+            return own[name]
+        return getattr(_owner(_sections(preset, own), name), name)
 
     @property
     def model(self) -> str:
@@ -163,18 +183,20 @@ class Row:
         """Each phase of training; the last one's folder holds the row's weights. With a seed, every phase trains
         with it into folders suffixed -s{seed}."""
         out = f"{out_root}/{self.name}" + ("" if seed is None else f"-s{seed}")
-        settings = (self.overrides, *([] if seed is None else [{"seed": seed}]))
-        phases = [Phase(settings, f"{out}-phase1")]
+        preset, own = _trains_on(self.preset, self.overrides)
+        settings = (own, *([] if seed is None else [{"seed": seed}]))
+        phases = [Phase(preset, settings, f"{out}-phase1")]
         for i, then in enumerate(self.then, 2):
+            preset, then = _trains_on(preset, then)
             settings = (*settings, then)
-            phases.append(Phase((*settings, {"init": phases[-1].out}), f"{out}-phase{i}"))
+            phases.append(Phase(preset, (*settings, {"init": phases[-1].out}), f"{out}-phase{i}"))
         return [*phases[:-1], phases[-1]._replace(out=out)]
 
     def args(self, phase: Phase) -> list[str]:
         """The `ram train` arguments of one of the row's phases (the run folder aside)."""
         data = ["--data", self.data] if self.data else []
-        sections = _sections(self.preset, phase.merged())
-        return ["--preset", self.preset, *data, *(arg for own in phase.settings for arg in flag_args(own, sections))]
+        sections = _sections(phase.preset, phase.merged())
+        return ["--preset", phase.preset, *data, *(arg for own in phase.settings for arg in flag_args(own, sections))]
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments of the row's first phase."""
@@ -182,7 +204,7 @@ class Row:
 
     def configs(self, seed: int | None = None) -> list[RunConfig]:
         """The config `ram train` builds for each phase (of training seed `seed`: `ram reproduce --seeds`)."""
-        return [build(self.preset, phase.merged(), self.data) for phase in self.phases(seed=seed)]
+        return [build(phase.preset, phase.merged(), self.data) for phase in self.phases(seed=seed)]
 
     def config(self, seed: int | None = None) -> RunConfig:
         """The last phase's config: the one the row's shipped weights must carry (those of its median seed, where
