@@ -347,6 +347,64 @@ def test_a_third_phase_starts_from_the_seconds_weights_with_both_phases_flags():
     assert third_cmd[-2:] == ["--out", "runs/c100-g8"] and evaluate[3] == "runs/c100-g8"
 
 
+def across_tasks() -> Row:
+    """A row of 60x60 translated MNIST trained first on 60x60 cluttered MNIST, then on its own task from those
+    weights: a chain across tasks, each phase on its own preset."""
+    return Row("t-g6", "mnist-translated", {"preset": "mnist-cluttered", "glimpses": 6, "epochs": 100,
+                                            "precision": "fp32"},
+               None, 1.22, then=({"preset": "mnist-translated", "epochs": 3, "lr": Sci(3e-4)},))
+
+
+def test_a_row_can_train_its_first_phase_on_another_task(monkeypatch, capsys):
+    """Each phase trains on its own preset: `ram reproduce` writes it as that phase's --preset (and no field of its
+    own), and each phase's config is its preset's with the row's fields; the later one starts from the first's
+    folder. The row's first-phase settings are the first preset's."""
+    from ram.cli import main
+    from ram.flags import parse
+    from ram.results import build
+
+    row = across_tasks()
+    monkeypatch.setitem(BY_NAME, row.name, row)
+    assert main(["reproduce", row.name, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "ram train --preset mnist-cluttered --glimpses 6 --epochs 100 --precision fp32 --out runs/t-g6-phase1",
+        "ram train --preset mnist-translated --glimpses 6 --epochs 100 --precision fp32 --epochs 3 --lr 3e-4 "
+        "--init runs/t-g6-phase1 --out runs/t-g6",
+        "ram eval --checkpoint runs/t-g6 --json --out-file results/t-g6.json",
+    ]
+    one, two = row.configs()
+    assert one == build("mnist-cluttered", {"glimpses": 6, "epochs": 100, "precision": "fp32"})
+    assert two == row.config() == build("mnist-translated", {"glimpses": 6, "epochs": 3, "precision": "fp32",
+                                                             "lr": 3e-4, "init": "runs/t-g6-phase1"})
+    assert (one.task.pieces, two.task.pieces) == (4, 0)  # the cluttered canvas, then the translated one
+    for phase, cfg in zip(row.phases(), row.configs(), strict=True):
+        assert parse(row.args(phase)).config(progress=False) == cfg
+    assert (row.setting("pieces"), row.setting("glimpses")) == (4, 6)
+    with pytest.raises(ValueError, match="last phase trains on preset 'mnist-cluttered', not the row's"):
+        Row("t-g6", "mnist-translated", {"preset": "mnist-cluttered", "glimpses": 6})  # its weights' task is its own
+
+
+def test_a_row_trained_first_on_another_task_says_so_and_reaches_the_paper_in_its_own(monkeypatch):
+    """The table names the first phase's task and length; validation on that task never counts as reaching this
+    task's paper number, though its epochs and seconds count towards when this one's did."""
+    import ram.results
+
+    row = across_tasks()
+    assert _model(row) == ("RAM, 6 glimpses, trained first on 60x60 cluttered MNIST (4 pieces) for 100 epochs, then 3 "
+                           "epochs at lr 0.0003")
+    started = Row("t-g6", "mnist-translated", {"preset": "mnist-cluttered", "glimpses": 6, "epochs": 40, "lr": 3e-4,
+                                               "init": "mnist-cluttered-100-g8"}, then=row.then)
+    assert _model(started).endswith("started from `mnist-cluttered-100-g8`'s weights, trained on 100x100 cluttered "
+                                    "MNIST (8 pieces), then 40 epochs on 60x60 cluttered MNIST (4 pieces) at lr "
+                                    "0.0003, then 3 epochs at lr 0.0003")
+    monkeypatch.setattr(ram.results, "ROWS", [row])
+    result = {"error": 1.2, "epochs": 103, "val_curve": [[1, 1.1, 60.0]], "phases": [
+        {"epochs": 100, "train_seconds": 6000, "val_curve": [[1, 1.0, 60.0]]}, {"epochs": 3, "train_seconds": 180}]}
+    line = table({row.name: result}).splitlines()[2]
+    assert line.startswith("| 60x60 translated MNIST | RAM, 6 glimpses, trained first on 60x60 cluttered MNIST")
+    assert "| 100 + 3; val. at paper's 1.22 by epoch 101 (101 min) |" in line
+
+
 def test_the_table_is_made_on_a_fresh_clone_without_the_rows_data_folder(tmp_path, monkeypatch):
     """A row trained on a folder of images (`--data data/fashion-images`) is described without reading that folder,
     which a fresh clone does not have: `ram results` runs there."""

@@ -499,12 +499,16 @@ def _reached(row: Row, r: dict) -> str:
     """When validation first reached the row's paper number (B, else A): "; paper's 3.79 at 12 (2 min)". Counted
     from the start of training: a later phase's curve starts after its earlier phases' epochs and seconds. The
     earlier phases' own curves count for a row trained in several phases, not for one started from another row's
-    weights (which reached the number with another model). Empty without a curve or a paper number."""
+    weights (which reached the number with another model), nor those of a phase on another task (whose validation
+    images are not this task's). Empty without a curve or a paper number."""
     target = row.target
     if target is None or not r.get("val_curve"):
         return ""
     *before, _ = r.get("phases", [{}])
-    curves = [p.get("val_curve", []) if not row.setting("init") else [] for p in before] + [r["val_curve"]]
+    elsewhere = {i for i, phase in enumerate(row.phases()[:-1]) if phase.preset != row.preset}
+    own = not row.setting("init")
+    curves = [p.get("val_curve", []) if own and i not in elsewhere else [] for i, p in enumerate(before)]
+    curves.append(r["val_curve"])
     for i, curve in enumerate(curves):
         if hit := first_reached(curve, target):
             epoch = hit[0] + sum(p["epochs"] or 0 for p in before[:i])
@@ -567,43 +571,56 @@ def _dram(row: Row) -> str:
 def _started_from(row: Row) -> str:
     """", started from `mnist-cluttered-100-g8`'s weights, 40 epochs at lr 0.0003" for a row that trains on from
     another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy; the other
-    row's task where it is not this row's, "…'s weights, trained on 60x60 cluttered MNIST (4 pieces), then 40
-    epochs…"); "" for one trained from scratch."""
+    row's task where it is not the first phase's, "…'s weights, trained on 60x60 cluttered MNIST (4 pieces), then 40
+    epochs…"); ", trained first on 60x60 cluttered MNIST (4 pieces) for 100 epochs" for a row whose first phase
+    trains from scratch on another task than its weights' (its later phases say the rest, `_later_phases`); "" for
+    one trained from scratch on its own task."""
     init, std = row.setting("init"), row.overrides.get("std")  # std: where the row narrows the preset's
-    if not init:
+    task = row.phases()[0].preset
+    if not init and task == row.preset:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
+    if not init:
+        return f", trained first{_on(task, row.preset)} for {train.epochs} epochs"
     std = f" and std {std:g}" if std else ""
     phase = re.fullmatch(r"runs/(?P<row>.+)-phase(?P<k>\d+)", init)  # a phase of another row, trained first
     start = BY_NAME.get(phase["row"] if phase else init)
     weights = f"the weights of `{start.name}`'s phase {phase['k']}" if phase and start else f"`{init}`'s weights"
-    then = f", trained on {TASK_TITLES[start.preset]}, then" if start and start.preset != row.preset else ","
-    return f", started from {weights}{then} {train.epochs} epochs at lr {train.lr:g}{std}"
+    then = f", trained{_on(start.preset, task)}, then" if start and start.preset != task else ","
+    return f", started from {weights}{then} {train.epochs} epochs{_on(task, row.preset)} at lr {train.lr:g}{std}"
+
+
+def _on(preset: str, task: str) -> str:
+    """" on 60x60 cluttered MNIST (4 pieces)": the task a phase trained on, where it is not `task`'s; "" where it
+    is."""
+    return f" on {TASK_TITLES[preset]}" if preset != task else ""
 
 
 def _later_phases(row: Row, path: str) -> str:
     """", then 3 epochs at lr 0.0001 along its modes too" for each later phase of a row trained in several (" and std
     0.1" after the lr where a phase narrows the location policy, ", taught the average of 2 sampled episodes" at the
     end where it starts to distil them into the path along the means, ", its first glimpse decided by the image" where
-    it adds the context network); "" for one."""
+    it adds the context network; " on 60x60 cluttered MNIST (4 pieces)" after the epochs for one that trains on
+    another task than the row's weights); "" for one."""
     if not row.then:  # one phase: nothing to say, and no config to build (which would read a --data folder)
         return ""
     configs = row.configs()
-    return "".join(_then(before, after, path) for before, after in zip(configs, configs[1:]))
+    return "".join(_then(before, after, path, row.preset) for before, after in zip(configs, configs[1:]))
 
 
 _FROM_THE_IMAGE = ", its first glimpse decided by the image"
 """What the table says of a row, or a later phase, whose first glimpse the image decides (`--first-glimpse context`)."""
 
 
-def _then(before: RunConfig, after: RunConfig, path: str) -> str:
-    """What one phase changed from the one before, in `_later_phases`' words."""
+def _then(before: RunConfig, after: RunConfig, path: str, task: str) -> str:
+    """What one phase changed from the one before, in `_later_phases`' words (task: the row's preset)."""
     std = getattr(after.policy, "std", None)
     std = f" and std {std:g}" if std != getattr(before.policy, "std", None) else ""
     along = f" along its {path} too" if after.loss.means_weight and not before.loss.means_weight else ""
     taught = _taught(after) if not before.loss.distill_weight else ""
     first = _FROM_THE_IMAGE if _context(after) and not _context(before) else ""
-    return f", then {after.train.epochs} epochs at lr {after.train.lr:g}{std}{along}{taught}{first}"
+    on = _on(after.preset, task)
+    return f", then {after.train.epochs} epochs{on} at lr {after.train.lr:g}{std}{along}{taught}{first}"
 
 
 def _context(cfg: RunConfig) -> bool:
