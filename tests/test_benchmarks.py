@@ -1,5 +1,7 @@
 """The benchmark scripts' own logic: reading a run's time to accuracy, parsing version specs, which runs it pauses."""
 
+import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -71,6 +73,68 @@ def test_a_run_that_is_no_rows_recipe_needs_targets(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no results row's" in done.stderr, done.stderr
+
+
+def _phase(folder, cfg, errors, seconds):
+    """A run folder of a phase: its config.json (a RunConfig) and a metrics.csv of `seconds` an epoch."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+    return _metrics(folder, errors, seconds)
+
+
+def _started_from(cfg, init):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=str(init)))
+
+
+def test_a_later_phase_counts_the_earlier_phases_whole_training_along_init(tmp_path):
+    """A run started from an earlier phase's folder, itself started from another's, is timed from the first phase's
+    start: each earlier phase's seconds, then this run's to the target, which only its own curve is searched for."""
+    from ram.results import BY_NAME
+
+    cfg = BY_NAME["mnist-g6"].config()
+    first = _phase(tmp_path / "first", cfg, [9.0, 0.5], 1000.0)  # 0.5: another task's validation, not searched
+    second = _phase(tmp_path / "second", _started_from(cfg, first), [2.0], 500.0)
+    last = _phase(tmp_path / "last", _started_from(cfg, second), [3.0, 1.1, 1.0], 60.0)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(last), "--targets",
+                           "1.1", "0.5"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"after 2 earlier phase(s) along init: {first} 2000 s (2 epochs), {second} 500 s (1 epochs)" in done.stdout
+    assert "| 1.1% | 2 | 2620 s (0.73 h) |" in done.stdout  # 2000 + 500 + 2 epochs of 60 s
+    assert "| 0.5% | not reached in 3 epochs | – |" in done.stdout
+    alone = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(first), "--targets",
+                            "0.5"], capture_output=True, text=True)
+    assert "earlier phase" not in alone.stdout and "| 0.5% | 2 | 2000 s" in alone.stdout  # a first phase: its own
+    assert "started from" not in done.stdout + alone.stdout
+    shipped = _phase(tmp_path / "from-shipped", _started_from(cfg, "mnist-cluttered-g6"), [1.0], 60.0)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), str(shipped), "--targets",
+                           "1.1"], capture_output=True, text=True)
+    assert "started from mnist-cluttered-g6: no run folder with a metrics.csv there" in done.stdout  # not counted
+    assert "| 1.1% | 1 | 60 s" in done.stdout
+
+
+def test_the_last_phase_of_a_row_across_tasks_is_found_wherever_its_first_phase_ran(tmp_path, monkeypatch, capsys):
+    """A later phase matches its row when it started from the folder the row names, or from any folder holding a run
+    of the row's phase before (a run trained by hand elsewhere); not from a run of another recipe."""
+    from test_results import across_tasks
+    from time_to_accuracy import main, row_of
+
+    import ram.results
+
+    row = across_tasks()
+    monkeypatch.setattr(ram.results, "ROWS", [row])
+    one, two = row.configs()
+    first = _phase(tmp_path / "elsewhere" / "c60", one, [9.0, 0.5], 1000.0)
+    last = _phase(tmp_path / "t60", _started_from(two, first), [3.0, 1.2], 60.0)
+    assert row_of(_phase(tmp_path / "named", two, [1.0], 60.0)) is row  # init runs/t-g6-phase1, as the row says
+    assert row_of(last) is row
+    other = _phase(tmp_path / "c60-g8", dataclasses.replace(one, model=dataclasses.replace(one.model, glimpses=8)),
+                   [1.0], 60.0)
+    assert row_of(_phase(tmp_path / "t60-from-g8", _started_from(two, other), [1.0], 60.0)) is None
+    (last / "test.json").write_text('{"error": 1.25, "machine": {}}')
+    monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", str(last)])
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert "row t-g6: paper 1.22%" in out and "| 1.22% | 2 | 2120 s (0.59 h) |" in out
 
 
 def test_cli_names_a_folder_without_metrics(tmp_path):
