@@ -25,7 +25,7 @@ from ram import checkpoint as ckpt
 from ram import train as train_module
 import ram.data.mnist
 from ram.cli import main
-from ram.config import ModelConfig, RunConfig, TrainConfig
+from ram.config import ConfigError, ModelConfig, RunConfig, TrainConfig
 from ram.data import Digits, TaskData
 from ram.tasks import DigitsConfig
 from ram.train import _rng_state, _set_rng_state, fit
@@ -376,6 +376,49 @@ def test_a_run_that_has_learned_what_it_can_stops_and_says_why(digits, tmp_path,
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3"]
     fit(cfg, out, resume=True, data=data, progress=False)  # a resumed stopped run does not train on
     assert ckpt.load_state(out / "last.pt")["loop"]["epoch"] == 3
+
+
+def test_plateaus_are_counted_from_the_best_error_or_the_plateau_before():
+    from ram.train import plateaus
+
+    assert plateaus([], 2) == 0
+    assert plateaus([5, 4, 4, 4], 2) == 1  # two validations no better than 4
+    assert plateaus([5, 4, 4, 3, 3], 2) == 0  # 3 was better: the count started again
+    assert plateaus([5, 4, 4, 4, 4, 4], 2) == 2  # a second plateau counts from the end of the first
+    assert plateaus([5, 4, 4, 4, 4, 4, 3.9], 2) == 2  # a better error later undoes no plateau
+
+
+def test_the_plateau_schedule_lowers_the_lr_at_each_plateau_down_to_lr_min():
+    from ram.train import learning_rate, lowest_level
+
+    tc = TrainConfig(schedule="plateau", lr=1e-3, lr_min=1e-5, lr_decay=0.1, patience=2)
+    assert lowest_level(tc) == 2
+    flat = [5.0] * 9  # the first is the best; plateaus after validations 3, 5, 7 and 9
+    got = [learning_rate(tc, 0, 100, flat[:n]) for n in range(10)]
+    assert got == pytest.approx([1e-3] * 3 + [1e-4] * 2 + [1e-5] * 5)
+    with pytest.raises(ConfigError, match="patience"):
+        dataclasses.replace(tc, patience=0).validate()
+    with pytest.raises(ConfigError, match="lr_decay"):
+        dataclasses.replace(tc, lr_decay=1.0).validate()
+
+
+def test_a_plateau_schedule_run_lowers_its_lr_then_stops_at_the_lowest(digits, tmp_path, fast, capsys):
+    data = TaskData(TASKS["centred"], seed=7, digits=digits)
+    first = tmp_path / "first"
+    fit(small_config(TASKS["centred"]), first, data=data, progress=False)
+    # Started from those weights at rates too small to move a float32 weight: its validation error cannot improve.
+    cfg = small_config(TASKS["centred"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=20, lr=1e-12, lr_min=1e-14,
+                                                             lr_decay=0.1, schedule="plateau", init=str(first),
+                                                             patience=1))
+    out = tmp_path / "second"
+    result = fit(cfg.validate(), out, data=data, progress=False)
+    # epoch 1 is the best; epochs 2, 3 and 4 each a plateau of one: lr 1e-12, 1e-13, 1e-14, then the stop
+    assert result["epochs"] == 4 and result["planned_epochs"] == 20
+    assert "plateau of 1 validations at the lowest lr, 1e-14" in result["stopped"]
+    assert "stopped after epoch 4 of 20" in capsys.readouterr().err
+    with open(out / "metrics.csv") as f:
+        assert [float(row["lr"]) for row in csv.DictReader(f)] == pytest.approx([1e-12, 1e-12, 1e-13, 1e-14])
 
 
 @pytest.mark.parametrize(("epochs", "validated"), [(6, ["2", "4", "6"]), (5, ["2", "4", "5"])])

@@ -468,11 +468,12 @@ class TrainConfig:
     lr: float = 1e-3
     lr_min: float = 1e-5
     """Final learning rate of the cosine schedule; the floor of the exponential one."""
-    schedule: Literal["cosine", "constant", "exponential"] = "cosine"
+    schedule: Literal["cosine", "constant", "exponential", "plateau"] = "cosine"
     """cosine: from lr to lr_min over the run, step by step. constant: lr throughout. exponential: lr * lr_decay**e
-    in epoch e (from 0), never below lr_min (seed 002)."""
+    in epoch e (from 0), never below lr_min (seed 002). plateau: lr until `patience` validations in a row bring no
+    better error, then lr * lr_decay, and so on down to lr_min; the run stops when a plateau comes at lr_min."""
     lr_decay: float = 0.99
-    """The exponential schedule's factor per epoch."""
+    """The exponential schedule's factor per epoch; the plateau schedule's at each plateau (0.1: ten times lower)."""
     momentum: float = 0.9
     """SGD only."""
     clip_grad: float = 0.0
@@ -524,6 +525,11 @@ class TrainConfig:
         _require(self.eval_mc_samples >= 0, "eval_mc_samples", self.eval_mc_samples, "must be >= 0")
         _require(self.val_every >= 0, "val_every", self.val_every, "must be >= 0 (0: after every epoch)")
         _require(self.patience >= 0, "patience", self.patience, "must be >= 0 (0: never stop early)")
+        if self.schedule == "plateau":
+            _require(self.patience >= 1, "patience", self.patience,
+                     "must be >= 1 with schedule plateau: the validations without a better error that make a plateau")
+            _require(self.lr_decay < 1, "lr_decay", self.lr_decay,
+                     "must be below 1 with schedule plateau: the factor the lr falls by at each plateau")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -70,16 +70,43 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Cosine annealing from lr to lr_min over the whole run, a constant, or lr * lr_decay**epoch (floored at
-    lr_min), the epoch being step's of the run's equally long epochs."""
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int, val_errors: Sequence[float] = ()) -> float:
+    """Cosine annealing from lr to lr_min over the whole run, a constant, lr * lr_decay**epoch (floored at
+    lr_min), the epoch being step's of the run's equally long epochs, or lr * lr_decay**k after k plateaus of the
+    validation errors so far (`plateaus`), floored at lr_min."""
     if cfg.schedule == "constant":
         return cfg.lr
+    if cfg.schedule == "plateau":
+        return max(cfg.lr * cfg.lr_decay ** min(plateaus(val_errors, cfg.patience), lowest_level(cfg)), cfg.lr_min)
     if cfg.schedule == "exponential":
         epoch = step * cfg.epochs // max(total_steps, 1)
         return max(cfg.lr * cfg.lr_decay**epoch, cfg.lr_min)
     progress = min(step / max(total_steps, 1), 1.0)
     return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def plateaus(val_errors: Sequence[float], patience: int) -> int:
+    """How many plateaus the validation errors, in order, have come to: stretches of `patience` validations in a row
+    none of which is better (strictly lower) than the best before them. A plateau's count starts after the best
+    error or the plateau before, whichever is later."""
+    best, since, found = math.inf, 0, 0
+    for error in val_errors:
+        if error < best:
+            best, since = error, 0
+        else:
+            since += 1
+            if since == patience:
+                found, since = found + 1, 0
+    return found
+
+
+def lowest_level(cfg: TrainConfig) -> int:
+    """The plateau schedule's plateaus until lr * lr_decay**k reaches lr_min (the last k whose lr is not below it,
+    or one below it where lr_min lies between two levels)."""
+    k = 0
+    while cfg.lr * cfg.lr_decay**k > cfg.lr_min * (1 + 1e-9) and k < 1000:
+        k += 1
+    return k
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -521,7 +548,7 @@ class _Run:
     def step(self, batch: Any, epoch: int) -> list[float]:
         """One optimiser step; the step's numbers in _SUMS order, after the finiteness check."""
         state, tc = self.state, self.cfg.train
-        lr = learning_rate(tc, state["step"], self.total_steps)
+        lr = learning_rate(tc, state["step"], self.total_steps, self.val_errors())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
@@ -598,13 +625,24 @@ class _Run:
         last = state["history"][-1]["step"] if state["history"] else 0
         return state["step"] // tc.val_every > last // tc.val_every
 
+    def val_errors(self) -> list[float]:
+        """The validation errors so far, in order."""
+        return [float(row["val_error"]) for row in self.state["history"]]
+
     def learned(self) -> str:
         """Why the run stops before its last epoch: patience validations in a row without a better validation error
-        than the best. '' to go on."""
+        than the best; with the plateau schedule, a plateau at its lowest lr. '' to go on."""
         tc, history = self.cfg.train, self.state["history"]
         if tc.patience == 0 or not history:
             return ""
-        errors = [float(row["val_error"]) for row in history]
+        errors = self.val_errors()
+        if tc.schedule == "plateau":
+            if plateaus(errors, tc.patience) <= lowest_level(tc):
+                return ""
+            best = errors.index(min(errors))
+            return (f"stopped after epoch {history[-1]['epoch']} of {tc.epochs}: the validation error came to a "
+                    f"plateau of {tc.patience} validations at the lowest lr, {tc.lr_min:g} (best "
+                    f"{errors[best]:.2f}%, epoch {history[best]['epoch']}); testing the best weights")
         best = errors.index(min(errors))  # the first of equals: improving means strictly lower, as in end_epoch
         if len(errors) - 1 - best < tc.patience:
             return ""
@@ -625,7 +663,8 @@ class _Run:
             sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
             _check_in_sync(self.model, state["step"])
         val = self.task.validate(self.kept, self.dev)
-        lr = learning_rate(tc, state["step"] - 1, self.total_steps)  # of the last step, even when resumed at the end
+        # of the last step, even when resumed at the end
+        lr = learning_rate(tc, state["step"] - 1, self.total_steps, self.val_errors())
         row = {
             "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}", **_means(sums),
             "val_error": val["error"], "seconds": round(sums["seconds"], 2),
