@@ -184,17 +184,3 @@ def test_a_model_that_names_one_of_55_pairs_is_read_as_its_pair(tmp_path, capsys
         answer = c.post("/api/classify", content=(tmp_path / "pair.png").read_bytes()).json()
     assert answer["prepared"] == "as is" and answer["class"] == line["class"]
     assert [a["label"] for a in answer["labels"]] == [line["label"]] and answer["classes"] == list(small.labels)
-
-
-def test_the_context_activation_is_a_flag_of_a_dram_run_and_reaches_its_network():
-    import torch
-
-    from ram.models import model_of
-
-    cfg = parse(["--preset", "mnist-numbers", "--context-activation", "tanh"]).config(progress=False)
-    assert cfg.model.context_activation == "tanh"
-    net = model_of(cfg)
-    x = torch.rand(2, 1, 54, 54)
-    assert torch.equal(net.context_net(x), torch.tanh(net.context_net.out(net.context_net.convs(
-        torch.nn.functional.adaptive_avg_pool2d(x, net.context_net.coarse)))))
-    assert parse(["--preset", "mnist-numbers"]).config(progress=False).model.context_activation == "relu"

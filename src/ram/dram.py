@@ -28,7 +28,7 @@ Stop-gradients (the two layers split the work of RAM's one core):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, NamedTuple
 
 import torch
 import tyro
@@ -73,9 +73,6 @@ class DramConfig(GlimpseConfig):
     """Side the whole image is averaged down to for the context network."""
     context_channels: tuple[int, ...] = (16, 16, 32)
     """Filters of the context network's three convolutions (5x5, 3x3, 3x3, no padding)."""
-    context_activation: Literal["relu", "tanh"] = "relu"
-    """The context network's output activation. relu: unbounded, so r2 can start far outside the (-1, 1) of an LSTM
-    state, where the emission network's tanh saturates and its first locations stop learning. tanh: bounded."""
 
     def validate(self) -> None:
         super().validate()
@@ -140,7 +137,6 @@ class DRAM(nn.Module):
         context: bool = True,
         coarse: int = 16,
         context_channels: tuple[int, int, int] = (16, 16, 32),
-        context_activation: str = "relu",
         std: float = 0.2,
     ):
         """
@@ -158,7 +154,6 @@ class DRAM(nn.Module):
         context: a context network over the coarse whole image sets r2's initial state; False starts r2 at zero.
         coarse: side the whole image is averaged down to for the context network.
         context_channels: filters of the context network's three convolutions (5x5, 3x3, 3x3, no padding).
-        context_activation: the context network's output activation, "relu" or "tanh" (bounded as an LSTM state).
         std: standard deviation of the Gaussian location policy, in half-widths of the image ([-1, 1] spans it).
         """
         super().__init__()
@@ -184,7 +179,7 @@ class DRAM(nn.Module):
                                           channels=tuple(conv_channels), out_size=glimpse_features)
         self.core = StackedLSTM(input_size=glimpse_features, hidden_size=hidden)
         self.context_net = (ContextNet(coarse=coarse, image_channels=channels, channels=tuple(context_channels),
-                                       out_size=hidden, activation=context_activation) if context else None)
+                                       out_size=hidden) if context else None)
         self.emission = GaussianPolicy(hidden_size=hidden, std=std)
         self.baseline = StateBaseline(hidden_size=hidden)
         self.classifier = ClassifierHead(in_size=hidden, hidden_size=classifier_hidden, classes=classes)
@@ -205,8 +200,7 @@ class DRAM(nn.Module):
                     conv_channels=cfg.conv_channels, glimpse_features=cfg.glimpse_features, hidden=cfg.hidden,
                     classifier_hidden=cfg.classifier_hidden, outputs=cfg.outputs,
                     glimpses_per_output=cfg.glimpses // cfg.outputs, classes=cfg.classes, context=cfg.context,
-                    coarse=cfg.coarse, context_channels=cfg.context_channels,
-                    context_activation=cfg.context_activation, std=policy.std)
+                    coarse=cfg.coarse, context_channels=cfg.context_channels, std=policy.std)
         model.cfg, model.policy_cfg = cfg, policy
         model.pool, model.pad, model.pixel_mean, model.pixel_std = cfg.pool, cfg.pad, cfg.pixel_mean, cfg.pixel_std
         return model

@@ -82,27 +82,19 @@ class ConvGlimpseNet(nn.Module):
 class ContextNet(nn.Module):
     """The whole image, downsampled to coarse x coarse by averaging, through three convolutions and a linear layer.
 
-    images: [B, image_channels, H, W] -> [B, out_size], r2's initial hidden state: the linear layer's ReLU, or its
-    tanh (activation "tanh"), which keeps it inside the (-1, 1) of every later state of the LSTM layer it starts.
+    images: [B, image_channels, H, W] -> [B, out_size], r2's initial hidden state.
     """
 
-    def __init__(self, *, coarse: int, image_channels: int, channels: tuple[int, int, int], out_size: int,
-                 activation: str = "relu"):
+    def __init__(self, *, coarse: int, image_channels: int, channels: tuple[int, int, int], out_size: int):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation = {activation!r}: one of {', '.join(ACTIVATIONS)}")
-        self.coarse, self.activation = coarse, ACTIVATIONS[activation]
+        self.coarse = coarse
         side = _conv_side(coarse, field="coarse")
         self.convs = _conv_stack(image_channels, _check_channels(channels, field="channels"))
         self.out = nn.Linear(channels[-1] * side * side, out_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         coarse = nn.functional.adaptive_avg_pool2d(images, self.coarse)  # [B, C, coarse, coarse]
-        return self.activation(self.out(self.convs(coarse)))
-
-
-ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
-"""The context network's output activations, by name."""
+        return torch.relu(self.out(self.convs(coarse)))
 
 
 class StackedState(NamedTuple):
