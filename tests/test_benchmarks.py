@@ -261,3 +261,24 @@ def test_cross_task_refuses_an_unknown_model_and_weights_that_cannot_read_the_ta
     done = subprocess.run([sys.executable, script, "mnist-cluttered-100-g8", "mnist-translated-g6"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "at 4 scales, mnist-translated-g6 at 3" in done.stderr
+
+
+def test_the_context_probe_tells_a_saturated_context_from_one_that_steers():
+    """benchmarks/dram_context.py: a context network grown large pins the first glimpse to one place on every image
+    (its spread 0); the freshly made one moves it from image to image."""
+    import torch
+    from dram_context import probe
+
+    from ram.flags import parse
+    from ram.models import model_of
+
+    torch.manual_seed(0)
+    net = model_of(parse(["--preset", "mnist-numbers"]).config(progress=False)).eval()
+    images = torch.rand(16, 1, 54, 54)
+    fresh = probe(net, images)
+    assert fresh["r2_first_abs"] < 5 and min(fresh["locations"][0]["spread"]) > 0
+    with torch.no_grad():
+        net.context_net.out.weight.mul_(1e4)
+    pinned = probe(net, images)
+    assert pinned["r2_first_abs"] > 50 and max(pinned["locations"][0]["spread"]) == 0
+    assert len(pinned["locations"]) == 3 and all(abs(v) == 1 for v in pinned["locations"][0]["mean"])
