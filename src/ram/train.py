@@ -548,7 +548,7 @@ class _Run:
     def step(self, batch: Any, epoch: int) -> list[float]:
         """One optimiser step; the step's numbers in _SUMS order, after the finiteness check."""
         state, tc = self.state, self.cfg.train
-        lr = learning_rate(tc, state["step"], self.total_steps, self.val_errors())
+        lr = self.learning_rate(state["step"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
@@ -629,6 +629,11 @@ class _Run:
         """The validation errors so far, in order."""
         return [float(row["val_error"]) for row in self.state["history"]]
 
+    def learning_rate(self, step: int) -> float:
+        """The schedule's lr at a step; only the plateau schedule reads the validation errors."""
+        tc = self.cfg.train
+        return learning_rate(tc, step, self.total_steps, self.val_errors() if tc.schedule == "plateau" else ())
+
     def learned(self) -> str:
         """Why the run stops before its last epoch: patience validations in a row without a better validation error
         than the best; with the plateau schedule, a plateau at its lowest lr. '' to go on."""
@@ -636,14 +641,13 @@ class _Run:
         if tc.patience == 0 or not history:
             return ""
         errors = self.val_errors()
+        best = errors.index(min(errors))  # the first of equals: improving means strictly lower, as in end_epoch
         if tc.schedule == "plateau":
             if plateaus(errors, tc.patience) <= lowest_level(tc):
                 return ""
-            best = errors.index(min(errors))
             return (f"stopped after epoch {history[-1]['epoch']} of {tc.epochs}: the validation error came to a "
                     f"plateau of {tc.patience} validations at the lowest lr, {tc.lr_min:g} (best "
                     f"{errors[best]:.2f}%, epoch {history[best]['epoch']}); testing the best weights")
-        best = errors.index(min(errors))  # the first of equals: improving means strictly lower, as in end_epoch
         if len(errors) - 1 - best < tc.patience:
             return ""
         return (f"stopped after epoch {history[-1]['epoch']} of {tc.epochs}: the validation error has not improved on "
@@ -663,8 +667,7 @@ class _Run:
             sums = _summed_over_ranks(sums)  # the epoch's row describes every rank's batches
             _check_in_sync(self.model, state["step"])
         val = self.task.validate(self.kept, self.dev)
-        # of the last step, even when resumed at the end
-        lr = learning_rate(tc, state["step"] - 1, self.total_steps, self.val_errors())
+        lr = self.learning_rate(state["step"] - 1)  # of the last step, even when resumed at the end
         row = {
             "epoch": epoch + 1, "step": state["step"], "lr": f"{lr:.3g}", **_means(sums),
             "val_error": val["error"], "seconds": round(sums["seconds"], 2),

@@ -250,8 +250,7 @@ class MultiDigitTask:
                     share, of = share if isinstance(share, tuple) else (share, None)
                     right[key] = right.get(key, 0.0) + share.sum().item()
                     out_of[key] = out_of.get(key, 0) + (part.images.shape[0] if of is None else of.sum().item())
-        return {**{error_name(k): round(100.0 * (1 - v / out_of[k]), 4) for k, v in right.items() if out_of[k]},
-                "n": n}
+        return {**{error_name(k): round(100.0 * (1 - v / out_of[k]), 4) for k, v in right.items()}, "n": n}
 
     def validate(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
         return self.evaluate(model, self.data.val(), device=device)
