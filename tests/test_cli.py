@@ -374,14 +374,18 @@ def test_an_interrupted_training_run_names_resume(monkeypatch, capsys):
 
 
 def test_a_convnet_run_is_described_in_its_own_terms(tiny_digits, tmp_path, monkeypatch, capsys):
-    """No reward in its progress (nothing is reinforced), no policy means in its protocol, no glimpses in its name."""
+    """No reward in its progress (nothing is reinforced), no policy means in its protocol, no glimpses in its name,
+    and no "sampled episodes averaged", which would be the same pass M times."""
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--model", "convnet", "--epochs", "1", "--threads", "1", "--batch-size", "64"]) == 0
     out = capsys.readouterr().out
     epoch = next(line for line in out.splitlines() if line.startswith("epoch 1/1:"))
     assert "reward" not in epoch and "train error" in epoch
     run = tmp_path / "runs" / "mnist-convnet-s0"
-    assert run.is_dir() and json.loads((run / "test.json").read_text())["protocol"] == "the whole image read once"
+    report = json.loads((run / "test.json").read_text())
+    assert run.is_dir() and report["protocol"] == "the whole image read once" and "error_averaged" not in report
+    assert main(["eval", "--checkpoint", str(run), "--mc-samples", "10", "--json"]) == 0
+    assert "error_averaged" not in json.loads(capsys.readouterr().out)
     assert main(["eval", "--checkpoint", str(run), "--mc-samples", "0"]) == 0
     assert "mnist convnet: test error" in capsys.readouterr().out
 

@@ -1,6 +1,7 @@
 """The README results table is generated from results/*.json, beside both versions of the paper's numbers."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -368,8 +369,8 @@ def test_a_row_can_train_its_first_phase_on_another_task(monkeypatch, capsys):
     assert main(["reproduce", row.name, "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "ram train --preset mnist-cluttered --glimpses 6 --epochs 100 --precision fp32 --out runs/t-g6-phase1",
-        "ram train --preset mnist-translated --glimpses 6 --epochs 100 --precision fp32 --epochs 3 --lr 3e-4 "
-        "--init runs/t-g6-phase1 --out runs/t-g6",
+        "ram train --preset mnist-translated --glimpses 6 --epochs 3 --precision fp32 --lr 3e-4 "
+        "--init runs/t-g6-phase1 --out runs/t-g6",  # each flag once, with the phase's value
         "ram eval --checkpoint runs/t-g6 --json --out-file results/t-g6.json",
     ]
     one, two = row.configs()
@@ -469,11 +470,46 @@ def test_every_rows_reproduce_commands_are_the_pinned_ones(flags, tmp_path, monk
     monkeypatch.chdir(tmp_path)  # no data/fashion-images: the fashion row exports its folder first
     assert main(["reproduce", "all", "--dry-run", *flags]) == 0
     assert capsys.readouterr().out == pinned_dry_runs()[flags]
-    each = []
-    for row in ROWS:
+    for row in ROWS:  # alone, a row prints every phase of its own, each into its own folder
         assert main(["reproduce", row.name, "--dry-run", *flags]) == 0
-        each.append(capsys.readouterr().out)
-    assert "".join(each) == pinned_dry_runs()[flags]
+        commands = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+        outs = [command[command.index("--out") + 1] for command in commands if command[1] == "train"]
+        seeds = range(int(flags[flags.index("--seeds") + 1])) if "--seeds" in flags else [None]
+        assert outs == ([] if row.script else [phase.out for seed in seeds for phase in row.phases(seed=seed)])
+
+
+def test_reproduce_all_trains_a_phase_rows_share_once_and_starts_the_next_from_it(monkeypatch, capsys):
+    """Two rows that begin with the same phase (60x60 rows that all start on cluttered g6): `ram reproduce all`
+    trains it once, and the second row's next phase starts from the first row's folder; alone, each trains its own.
+    Over every real row and both seeds: no two training commands are the same, and each --init of a run folder names
+    one an earlier command wrote."""
+    import ram.results
+    from ram.cli import main
+
+    first = across_tasks()
+    second = Row("t-g8", "mnist-translated", first.overrides, then=({**first.then[0], "glimpses": 8},))
+    monkeypatch.setattr(ram.results, "ROWS", [first, second])
+    assert main(["reproduce", "all", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("--out ")[-1] for line in lines if line.startswith("ram train")] == [
+        "runs/t-g6-phase1", "runs/t-g6", "runs/t-g8"]
+    assert "--glimpses 8 --epochs 3 --precision fp32 --lr 3e-4 --init runs/t-g6-phase1 --out runs/t-g8" in lines[3]
+    assert lines[4] == "ram eval --checkpoint runs/t-g8 --json --out-file results/t-g8.json"
+    monkeypatch.setitem(BY_NAME, second.name, second)
+    assert main(["reproduce", second.name, "--dry-run"]) == 0
+    assert "--out runs/t-g8-phase1" in capsys.readouterr().out
+    monkeypatch.undo()
+    for flags in ([], ["--seeds", "2"]):
+        assert main(["reproduce", "all", "--dry-run", *flags]) == 0
+        commands = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+        trains = [command[:command.index("--out")] for command in commands if command[1] == "train"]
+        assert len(trains) == len({tuple(command) for command in trains}) > 40
+        written = set()
+        for command in commands:
+            if command[1] == "train":
+                init = command[command.index("--init") + 1] if "--init" in command else ""
+                assert not init.startswith("runs/") or init in written, command
+                written.add(command[command.index("--out") + 1])
 
 
 def test_every_rows_config_is_what_ram_train_builds_from_its_printed_command(tmp_path, monkeypatch):
@@ -532,7 +568,7 @@ def test_the_strings_rows_give_their_flops_beside_the_papers_svhn_numbers():
 
 def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_papers_column():
     """A DRAM-paper row is not in the RAM paper's A / B columns: it gets its own table, whose paper column is its
-    target, with the digits named wrong; a row started from another row's phase says which; its notes follow."""
+    target, with the digits named wrong; a row trained first on another task says which; its notes follow."""
     from ram.results import PAPERS
 
     result = {"error": 7.3, "error_averaged": 5.9, "mc_samples": 10, "digit_error": 3.7, "epochs": 40,
@@ -544,9 +580,9 @@ def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_pape
     pairs = next(line for line in dram_part.splitlines() if "MNIST pairs" in line)
     assert "| **7.30** | 5.90 | 3.70 | 19.5 | 5.00 |" in pairs and "then 40 epochs at lr 0.0003 and std 0.1" in pairs
     sums = next(line for line in dram_part.splitlines() if "MNIST addition" in line)
-    assert "started from the weights of `mnist-pairs`'s phase 1" in sums
+    assert "trained first on MNIST pairs, 100x100 cluttered: both digits, either order for 100 epochs, then 100" in sums
     assert "| **7.30** | 5.90 | – | 19.5 | 2.50 |" in sums
-    assert "- `mnist-addition`: its answer layer starts fresh" in dram_part
+    assert "- `mnist-addition`: on sums its answer layer starts fresh" in dram_part
     assert "SVHN" not in dram_part  # no row of strings shown
     compact = compact_table({"mnist-pairs": result})
     assert "beside Ba, Mnih and Kavukcuoglu 2015" in compact and "| **7.30** | 5.90 | 5.00 |" in compact

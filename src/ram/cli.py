@@ -267,7 +267,7 @@ class Reproduce:
     """Retrain rows of the paper's tables from scratch with their recipes (`ram reproduce all`, or a row name)."""
 
     row: tyro.conf.Positional[str | None] = None
-    """A row name (see --list) or `all`."""
+    """A row name (see --list) or `all` (which trains a phase several rows begin with once)."""
     dry_run: bool = False
     """Print the commands instead of running them."""
     list: bool = False
@@ -300,9 +300,10 @@ class Reproduce:
         if self.seeds < 0:
             raise ConfigError(f"seeds = {self.seeds}: must be >= 0 (0 trains once with the preset's seed)")
         rows = ROWS if self.row == "all" else [BY_NAME[self.row]]
+        trained: dict[tuple[str, ...], str] = {}  # a phase several rows share trains once
         for row in rows:
             for seed in range(self.seeds) if self.seeds else [None]:
-                for command in reproduce_commands(row, precision=self.precision, seed=seed):
+                for command in reproduce_commands(row, precision=self.precision, seed=seed, trained=trained):
                     print(shlex.join(command), flush=True)
                     if not self.dry_run:
                         subprocess.run(command, check=True)

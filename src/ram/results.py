@@ -177,7 +177,9 @@ class Row:
 
     @property
     def glimpses(self) -> int:
-        return self.setting("glimpses")
+        """Its weights' glimpses: those of the last phase that changes them, else the first phase's."""
+        later = [then["glimpses"] for then in self.then if "glimpses" in then]
+        return later[-1] if later else self.setting("glimpses")
 
     def phases(self, out_root: str = "runs", seed: int | None = None) -> list[Phase]:
         """Each phase of training; the last one's folder holds the row's weights. With a seed, every phase trains
@@ -195,8 +197,8 @@ class Row:
     def args(self, phase: Phase) -> list[str]:
         """The `ram train` arguments of one of the row's phases (the run folder aside)."""
         data = ["--data", self.data] if self.data else []
-        sections = _sections(phase.preset, phase.merged())
-        return ["--preset", phase.preset, *data, *(arg for own in phase.settings for arg in flag_args(own, sections))]
+        merged = phase.merged()
+        return ["--preset", phase.preset, *data, *flag_args(merged, _sections(phase.preset, merged))]
 
     def train_args(self) -> list[str]:
         """The `ram train` arguments of the row's first phase."""
@@ -387,11 +389,11 @@ ROWS: list[Row] = [
         None, 9.0, paper="dram"),
     Row("mnist-pairs-convnet", "mnist-pairs", {"kind": "convnet", "precision": "bf16"}, note="convnet, 2 layers",
         paper="dram"),
-    Row("mnist-addition", "mnist-addition", {"init": "runs/mnist-pairs-phase1", "precision": "bf16"}, None, 2.5,
-        paper="dram", then=(NARROWED,),
-        note="its answer layer starts fresh; the rest had learned the digits from the pairs' labels, which name each "
-             "digit of the training canvases: more than their sums tell. From scratch DRAM stayed at chance on sums "
-             "(results/NOTES.md)"),
+    Row("mnist-addition", "mnist-addition", {"preset": "mnist-pairs", "precision": "bf16"}, None, 2.5,
+        paper="dram", then=({"preset": "mnist-addition"}, NARROWED),
+        note="on sums its answer layer starts fresh; the rest had learned the digits from the pairs' labels, which "
+             "name each digit of the training canvases: more than their sums tell. From scratch DRAM stayed at "
+             "chance on sums (results/NOTES.md)"),
     Row("mnist-addition-convnet", "mnist-addition", {"kind": "convnet", "conv_channels": (64, 64, 64), "hidden": 512,
                                                      "epochs": BASELINE_EPOCHS, "precision": "bf16"}, None, 3.2,
         note="convnet of 64, 64 and 64 filters and 512 units, the DRAM paper's sizes", paper="dram"),
@@ -580,21 +582,20 @@ def _started_from(row: Row) -> str:
     another row's shipped weights (" and std 0.1" after the lr where it also narrows the location policy; the other
     row's task where it is not the first phase's, "…'s weights, trained on 60x60 cluttered MNIST (4 pieces), then 40
     epochs…"); ", trained first on 60x60 cluttered MNIST (4 pieces) for 100 epochs" for a row whose first phase
-    trains from scratch on another task than its weights' (its later phases say the rest, `_later_phases`); "" for
-    one trained from scratch on its own task."""
+    trains from scratch on another task than its weights' (", trained first with 6 glimpses…" where with other
+    glimpses; its later phases say the rest, `_later_phases`); "" for one trained from scratch as its weights are."""
     init, std = row.setting("init"), row.overrides.get("std")  # std: where the row narrows the preset's
-    task = row.phases()[0].preset
-    if not init and task == row.preset:
+    task, glimpses = row.phases()[0].preset, row.setting("glimpses")
+    if not init and task == row.preset and glimpses == row.glimpses:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
     if not init:
-        return f", trained first{_on(task, row.preset)} for {train.epochs} epochs"
+        fewer = f" with {glimpses} glimpses" if glimpses != row.glimpses else ""
+        return f", trained first{fewer}{_on(task, row.preset)} for {train.epochs} epochs"
     std = f" and std {std:g}" if std else ""
-    phase = re.fullmatch(r"runs/(?P<row>.+)-phase(?P<k>\d+)", init)  # a phase of another row, trained first
-    start = BY_NAME.get(phase["row"] if phase else init)
-    weights = f"the weights of `{start.name}`'s phase {phase['k']}" if phase and start else f"`{init}`'s weights"
+    start = BY_NAME.get(init)
     then = f", trained{_on(start.preset, task)}, then" if start and start.preset != task else ","
-    return f", started from {weights}{then} {train.epochs} epochs{_on(task, row.preset)} at lr {train.lr:g}{std}"
+    return f", started from `{init}`'s weights{then} {train.epochs} epochs{_on(task, row.preset)} at lr {train.lr:g}{std}"
 
 
 def _on(preset: str, task: str) -> str:
@@ -627,7 +628,9 @@ def _then(before: RunConfig, after: RunConfig, path: str, task: str) -> str:
     taught = _taught(after) if not before.loss.distill_weight else ""
     first = _FROM_THE_IMAGE if _context(after) and not _context(before) else ""
     on = _on(after.preset, task)
-    return f", then {after.train.epochs} epochs{on} at lr {after.train.lr:g}{std}{along}{taught}{first}"
+    glimpses = getattr(after.model, "glimpses", None)
+    glimpses = f" with {glimpses} glimpses" if glimpses != getattr(before.model, "glimpses", None) else ""
+    return f", then {after.train.epochs} epochs{glimpses}{on} at lr {after.train.lr:g}{std}{along}{taught}{first}"
 
 
 def _context(cfg: RunConfig) -> bool:
@@ -764,7 +767,8 @@ def short_model(row: Row) -> str:
     if row.model == "random-glimpses":
         return f"{row.glimpses} random glimpses"
     if row.model == "dram":
-        return _dram(row) + (", from the pairs model" if row.setting("init") else "")
+        first = row.phases()[0].preset  # a task it learned first, which taught it more than its own labels do
+        return _dram(row) + (f", trained first on {first}" if first != row.preset else "")
     if row.preset in ONE_ANSWER:
         return f"{'RAM' if row.model == 'ram' else SHORT[row.model].split(',')[0]}, {ONE_ANSWER[row.preset]}"
     if row.model != "ram":
@@ -871,19 +875,31 @@ def update_page(path: Path, results_dir: Path) -> bool:
 
 
 def reproduce_commands(row: Row, *, out_root: str = "runs", results_root: str = "results",
-                       precision: str | None = None, seed: int | None = None, fresh: bool = False) -> list[list[str]]:
+                       precision: str | None = None, seed: int | None = None, fresh: bool = False,
+                       trained: dict[tuple[str, ...], str] | None = None) -> list[list[str]]:
     """The commands that retrain the row and write its results file; precision overrides the row's arithmetic (fp32
     on a CPU that only emulates bf16). With a training seed S, the run folders are suffixed -sS and the results go to
     results/seeds/NAME-sS.json (`load_seeds`). fresh: as on a fresh clone, whatever this folder holds (a row's
-    `--data` folder is written first)."""
+    `--data` folder is written first). trained: the run folder of each `ram train` given before in the same
+    invocation, by its arguments, which this adds to: a phase the same as one of them (the first phase several rows
+    share) is not trained again, and the phase after it starts from that folder."""
     if row.script:
         return [[*row.script, "--out-file", f"{results_root}/{row.name}.json"]]
-    phases = row.phases(out_root, seed)
-    if precision is not None:  # the last setting of each phase, as --precision ends its command
-        phases = [phase._replace(settings=(*({k: v for k, v in own.items() if k != "precision"} for own in
-                                              phase.settings), {"precision": precision})) for phase in phases]
-    train = [["ram", "train", *row.args(phase), "--out", phase.out] for phase in phases]
-    out = phases[-1].out
+    trained = {} if trained is None else trained
+    train, moved = [], {}  # moved: a phase's own folder -> the folder where the same phase was trained before
+    for phase in row.phases(out_root, seed):
+        settings = [{**own, "init": moved.get(own["init"], own["init"])} if "init" in own else own
+                    for own in phase.settings]
+        if precision is not None:  # over every setting of the row's, as --precision ends a command
+            settings = [{k: v for k, v in own.items() if k != "precision"} for own in settings] + [
+                {"precision": precision}]
+        args = tuple(row.args(phase._replace(settings=tuple(settings))))
+        if args in trained:
+            moved[phase.out] = trained[args]
+        else:
+            trained[args] = phase.out
+            train.append(["ram", "train", *args, "--out", phase.out])
+    out = moved.get(phase.out, phase.out)
     if row.export and (fresh or not Path(row.data).exists()):
         train.insert(0, ["ram", "export-folder", "--dataset", row.export, "--out", row.data])
     results = f"{results_root}/{row.name}.json" if seed is None else f"{results_root}/seeds/{row.name}-s{seed}.json"

@@ -283,6 +283,8 @@ class Classification:
                batch_size=None) -> dict[str, Any]:
         tc = self.cfg.train
         mc_samples = tc.eval_mc_samples if mc_samples is None else mc_samples
+        if not self.cfg.model.about.glimpses:  # no episodes to sample: each would be the same pass
+            mc_samples = 0
         images = self.data.test(seed) if split == "test" else self.data.val()
         report = test_report(model, images, mc_samples=mc_samples, seed=seed,
                              batch_size=batch_size or tc.eval_batch_size, device=device, progress=progress)

@@ -282,6 +282,8 @@ class MultiDigitTask:
         """The errors of one episode along the means (the headline "error"), and with M = mc_samples > 0 those of
         M seeded sampled episodes averaged ("error_averaged", ...)."""
         mc_samples = self.eval_mc_samples if mc_samples is None else mc_samples
+        if not self.cfg.model.about.glimpses:  # no episodes to sample: each would be the same pass
+            mc_samples = 0
         canvases = self.data.test(seed) if split == "test" else self.data.val()
         one = self.evaluate(model, canvases, device=device, batch_size=batch_size, progress=progress)
         protocol = ONE_EPISODE if self.cfg.model.about.glimpses else WHOLE_IMAGE  # fc, convnet: no episodes
