@@ -249,8 +249,12 @@ CLUTTERED_G6_100 = {"preset": "mnist-cluttered", "glimpses": 6, "epochs": 100, *
                     "means_weight": 1.0}
 """The first phase of a 60x60 row trained from scratch in one command: cluttered g6's recipe on a 100-epoch
 schedule, which reaches its paper number (4.08) on validation by about epoch 80 where the 250-epoch one needs 114."""
-ON_TRANSLATED = {"preset": "mnist-translated", "epochs": 40, "lr": Sci(3e-4), "lr_min": Sci(1e-6)}
-"""Its second phase on 60x60 translated MNIST: FROM_CLUTTERED_G6's 40 epochs, from the first phase's weights."""
+
+
+def on_60(preset: str, g: int) -> dict[str, Any]:
+    """A 60x60 row's second phase, from CLUTTERED_G6_100's weights: 40 epochs of its own task with its own glimpses
+    at lr 3e-4 cosine to 1e-6 (FROM_CLUTTERED_G6's), along the means too as before."""
+    return {"preset": preset, "glimpses": g, "epochs": 40, "lr": Sci(3e-4), "lr_min": Sci(1e-6)}
 
 
 def _ram(task: str, g: int, a: float | None, b: float | None, note: str = "", *,
@@ -342,8 +346,9 @@ ROWS: list[Row] = [
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
     _ram("mnist-translated", 4, 2.29, 1.54, seed_repo=(("001", 3.32), ("002", _error(89.35))), **FROM_CLUTTERED_G6),
     _ram("mnist-translated", 6, 1.86, 1.22, seed_repo=(("002", _error(91.74)),), **CLUTTERED_G6_100,
-         then=(ON_TRANSLATED,)),
-    _ram("mnist-translated", 8, 1.84, 1.20, seed_repo=(("002", _error(92.61)),), **FROM_CLUTTERED_G6),
+         then=(on_60("mnist-translated", 6),)),
+    _ram("mnist-translated", 8, 1.84, 1.20, seed_repo=(("002", _error(92.61)),), **CLUTTERED_G6_100,
+         then=(on_60("mnist-translated", 8),)),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
     _ram("mnist-cluttered", 4, None, 4.96, seed_repo=(("002", _error(83.00)),), **FROM_CLUTTERED_G6),
