@@ -595,12 +595,13 @@ def _started_from(row: Row) -> str:
         return ""
     train = row.configs()[0].train  # the first phase's: later ones say their own (`_later_phases`)
     if not init:
-        fewer = f" with {glimpses} glimpses" if glimpses != row.glimpses else ""
-        return f", trained first{fewer}{_on(task, row.preset)} for {train.epochs} epochs"
+        other = f" with {glimpses} glimpses" if glimpses != row.glimpses else ""
+        return f", trained first{other}{_on(task, row.preset)} for {train.epochs} epochs"
     std = f" and std {std:g}" if std else ""
     start = BY_NAME.get(init)
     then = f", trained{_on(start.preset, task)}, then" if start and start.preset != task else ","
-    return f", started from `{init}`'s weights{then} {train.epochs} epochs{_on(task, row.preset)} at lr {train.lr:g}{std}"
+    on = _on(task, row.preset)
+    return f", started from `{init}`'s weights{then} {train.epochs} epochs{on} at lr {train.lr:g}{std}"
 
 
 def _on(preset: str, task: str) -> str:
