@@ -56,7 +56,7 @@ def blocks(page: Path) -> list[tuple[str, str, str | None]]:
 
 def small(argv: list[str]) -> list[str]:
     """A `ram` command with the flags that keep it short: one epoch on a few images, one episode per test image, a
-    few games or pictures."""
+    few games or pictures, a row's commands printed rather than run."""
     command, args = argv[0], argv[1:]
     if command == "train":
         if "catch" in args:
@@ -74,6 +74,8 @@ def small(argv: list[str]) -> list[str]:
         return [*argv, "--seconds", "0.3", "--repeats", "1"]
     if command == "sweep":
         return [*argv, "--trials", "1", "--epochs", "1", "--train-size", "256"]
+    if command == "reproduce":  # its row's commands printed, not its hours of training run
+        return [*argv, "--dry-run"]
     return argv
 
 
