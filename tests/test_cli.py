@@ -195,10 +195,10 @@ def test_bench_json(tiny_digits, capsys):
 
 
 def test_reproduce_dry_run_prints_commands(capsys):
-    assert main(["reproduce", "mnist-translated-g8", "--dry-run"]) == 0
+    assert main(["reproduce", "mnist-cluttered-g6", "--dry-run"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert shlex.split(lines[0])[:6] == ["ram", "train", "--preset", "mnist-translated", "--glimpses", "8"]
-    assert "results/mnist-translated-g8.json" in lines[1]
+    assert shlex.split(lines[0])[:6] == ["ram", "train", "--preset", "mnist-cluttered", "--glimpses", "6"]
+    assert "results/mnist-cluttered-g6.json" in lines[1]
 
 
 def test_reproduce_with_seeds_trains_seeds_0_to_n_into_suffixed_folders(capsys):
@@ -218,13 +218,13 @@ def test_reproduce_trains_in_the_precision_asked_for_and_otherwise_the_rows(caps
     from ram.results import BY_NAME
 
     def train_args(*flags):
-        assert main(["reproduce", "mnist-translated-g8", "--dry-run", *flags]) == 0
+        assert main(["reproduce", "mnist-cluttered-g6", "--dry-run", *flags]) == 0
         return shlex.split(capsys.readouterr().out.splitlines()[0])[2:]
 
     own, fp32 = train_args(), train_args("--precision", "fp32")
     assert own.count("--precision") == 1 and own[own.index("--precision") + 1] == "bf16"
     assert fp32.count("--precision") == 1 and fp32[fp32.index("--precision") + 1] == "fp32"
-    cfg, row = parse(["train", *fp32[:-2]]).config(), BY_NAME["mnist-translated-g8"].config()
+    cfg, row = parse(["train", *fp32[:-2]]).config(), BY_NAME["mnist-cluttered-g6"].config()
     assert cfg.train.precision == "fp32" and cfg.model == row.model and cfg.train == replace(row.train, precision="fp32")
     assert main(["reproduce", "mnist-g6", "--dry-run", "--precision", "bf16"]) == 0
     assert "--precision bf16" in capsys.readouterr().out.splitlines()[0]
