@@ -58,7 +58,7 @@ def test_the_settings_a_flat_config_drops_are_the_other_policys_defaults():
     from ram.hub import manifest
 
     flat = {name: entry for name, entry in manifest().items() if "policy" not in entry["config"]}
-    assert len(flat) >= 20  # the weights shipped before the sections (later ones are written in them)
+    assert len(flat) >= 10  # the weights shipped before the sections and not reshipped since (17 in session 42)
     for name, entry in flat.items():
         stored = entry["config"]["model"]
         cfg = RunConfig.from_dict(entry["config"])
