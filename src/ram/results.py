@@ -249,17 +249,18 @@ reaches its paper number (4.08) on validation by about epoch 80 where the 250-ep
 all` trains it once for the five rows."""
 
 
-def on_60(preset: str, g: int) -> dict[str, Any]:
-    """A 60x60 row's second phase, from CLUTTERED_G6_100's weights: 40 epochs of its own task (preset) with its own
-    glimpses (g) at lr 3e-4 cosine to 1e-6, along the means too as the first phase."""
-    return {"preset": preset, "glimpses": g, "epochs": 40, "lr": Sci(3e-4), "lr_min": Sci(1e-6)}
-
-
 def _ram(task: str, g: int, a: float | None, b: float | None, note: str = "", *,
          seed_repo: tuple[tuple[str, float], ...] = (), then: tuple[Settings, ...] = (), **overrides) -> Row:
     """The RAM row of `g` glimpses on a preset's task; its other keywords are the config fields it sets, in the
     order its command gives them (a "preset" among them: the first phase's, where it trains on another task)."""
     return Row(f"{task}-g{g}", task, {"glimpses": g, **overrides}, a, b, note, seed_repo=seed_repo, then=then)
+
+
+def _on_60(task: str, g: int, a: float | None, b: float | None, *, seed_repo: tuple[tuple[str, float], ...]) -> Row:
+    """A 60x60 row trained from scratch in two phases: CLUTTERED_G6_100, then 40 epochs of its own task with its own
+    glimpses at lr 3e-4 cosine to 1e-6 from those weights, along the means too as the first phase."""
+    second = {"preset": task, "glimpses": g, "epochs": 40, "lr": Sci(3e-4), "lr_min": Sci(1e-6)}
+    return _ram(task, g, a, b, seed_repo=seed_repo, **CLUTTERED_G6_100, then=(second,))
 
 
 SEEDS: dict[str, str] = {
@@ -342,20 +343,15 @@ ROWS: list[Row] = [
     _ram("mnist", 7, None, 1.07, precision="fp32", seed_repo=(("002", _error(97.57)),)),
     _base("mnist-fc", "mnist", "fc", 1.35, 1.69, "FC, 2 layers of 256"),
     _base("mnist-convnet", "mnist", "convnet", None, 1.21, "convnet, 2 layers"),
-    _ram("mnist-translated", 4, 2.29, 1.54, seed_repo=(("001", 3.32), ("002", _error(89.35))), **CLUTTERED_G6_100,
-         then=(on_60("mnist-translated", 4),)),
-    _ram("mnist-translated", 6, 1.86, 1.22, seed_repo=(("002", _error(91.74)),), **CLUTTERED_G6_100,
-         then=(on_60("mnist-translated", 6),)),
-    _ram("mnist-translated", 8, 1.84, 1.20, seed_repo=(("002", _error(92.61)),), **CLUTTERED_G6_100,
-         then=(on_60("mnist-translated", 8),)),
+    _on_60("mnist-translated", 4, 2.29, 1.54, seed_repo=(("001", 3.32), ("002", _error(89.35)))),
+    _on_60("mnist-translated", 6, 1.86, 1.22, seed_repo=(("002", _error(91.74)),)),
+    _on_60("mnist-translated", 8, 1.84, 1.20, seed_repo=(("002", _error(92.61)),)),
     _base("mnist-translated-fc", "mnist-translated", "fc", 2.63, 2.63, "FC, 2 layers of 256"),
     _base("mnist-translated-convnet", "mnist-translated", "convnet", 1.62, 1.62, "convnet, 2 layers", epochs=250),
-    _ram("mnist-cluttered", 4, None, 4.96, seed_repo=(("002", _error(83.00)),), **CLUTTERED_G6_100,
-         then=(on_60("mnist-cluttered", 4),)),
+    _on_60("mnist-cluttered", 4, None, 4.96, seed_repo=(("002", _error(83.00)),)),
     _ram("mnist-cluttered", 6, None, 4.08, **WIDE, core="lstm", means_weight=1.0,
          seed_repo=(("002", _error(85.50)),)),
-    _ram("mnist-cluttered", 8, 5.23, 4.04, seed_repo=(("002", _error(85.46)),), **CLUTTERED_G6_100,
-         then=(on_60("mnist-cluttered", 8),)),
+    _on_60("mnist-cluttered", 8, 5.23, 4.04, seed_repo=(("002", _error(85.46)),)),
     _base("mnist-cluttered-random-g8", "mnist-cluttered", "random-glimpses", 14.4, 14.4, "8 random glimpses",
           glimpses=8),
     _base("mnist-cluttered-fc", "mnist-cluttered", "fc", 11.96, 11.96, "FC, 2 layers of 256"),
