@@ -40,7 +40,8 @@ def row_of(folder: Path):
 
 
 def _ran(folder: Path, configs: list) -> bool:
-    """Whether the run in folder is of the last of configs (a row's phases, `Row.configs`), precision aside."""
+    """Whether the run in folder is of the last of configs (a row's phases, `Row.configs`), its precision and training
+    seed aside: another seed of a row is a run of its recipe."""
     import dataclasses
 
     from ram.checkpoint import CheckpointError, read_config
@@ -51,7 +52,7 @@ def _ran(folder: Path, configs: list) -> bool:
         return False
     own = configs[-1]
     same_start = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init=own.train.init))
-    if [d for d in own.differences(same_start) if not d.startswith(("train.precision", "preset"))]:
+    if [d for d in own.differences(same_start) if not d.startswith(("train.precision", "train.seed", "preset"))]:
         return False
     return cfg.train.init == own.train.init or (len(configs) > 1 and _ran(Path(cfg.train.init), configs[:-1]))
 

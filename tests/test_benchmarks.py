@@ -130,6 +130,11 @@ def test_the_last_phase_of_a_row_across_tasks_is_found_wherever_its_first_phase_
     other = _phase(tmp_path / "c60-g8", dataclasses.replace(one, model=dataclasses.replace(one.model, glimpses=8)),
                    [1.0], 60.0)
     assert row_of(_phase(tmp_path / "t60-from-g8", _started_from(two, other), [1.0], 60.0)) is None
+    seed = dataclasses.replace(one, train=dataclasses.replace(one.train, seed=1))  # another training seed: the recipe
+    seeded = _phase(tmp_path / "c60-s1", seed, [1.0], 60.0)
+    then = _started_from(two, seeded)
+    assert row_of(_phase(tmp_path / "t60-s1", dataclasses.replace(then, train=dataclasses.replace(then.train, seed=1)),
+                         [1.0], 60.0)) is row
     (last / "test.json").write_text('{"error": 1.25, "machine": {}}')
     monkeypatch.setattr(sys, "argv", ["time_to_accuracy.py", str(last)])
     assert main() == 0
