@@ -201,6 +201,17 @@ def test_reproduce_dry_run_prints_commands(capsys):
     assert "results/mnist-cluttered-g6.json" in lines[1]
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`ram reproduce all --dry-run | head -1`: the closed pipe ends the command quietly, with the shell's code."""
+    import subprocess
+    import sys
+
+    shell = f"{shlex.quote(sys.executable)} -m ram reproduce all --dry-run | head -1"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True)
+    assert done.stdout.startswith("ram train") and done.stdout.count("\n") == 1
+    assert done.stderr == "" and done.returncode == 141
+
+
 def test_reproduce_with_seeds_trains_seeds_0_to_n_into_suffixed_folders(capsys):
     assert main(["reproduce", "mnist-g2", "--seeds", "3", "--dry-run"]) == 0
     lines = [shlex.split(line) for line in capsys.readouterr().out.strip().splitlines()]

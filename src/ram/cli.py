@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -523,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DataError, TrainingError) as e:
         print(f"ram {command}: error: {shown(str(e))}", file=sys.stderr)  # a file's name may hold terminal escapes
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`ram reproduce all --dry-run | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush writes nowhere
+        return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
     except OSError as e:  # a full disk where no writer of the package names it (a picture, a cache file)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
