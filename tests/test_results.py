@@ -580,7 +580,7 @@ def test_rows_beside_the_dram_paper_stand_in_a_table_of_their_own_with_that_pape
     pairs = next(line for line in dram_part.splitlines() if "MNIST pairs" in line)
     assert "| **7.30** | 5.90 | 3.70 | 19.5 | 5.00 |" in pairs and "then 40 epochs at lr 0.0003 and std 0.1" in pairs
     sums = next(line for line in dram_part.splitlines() if "MNIST addition" in line)
-    assert "trained first on MNIST pairs, 100x100 cluttered: both digits, either order for 100 epochs, then 100" in sums
+    assert "trained first on MNIST pairs, 100x100 cluttered: both digits, either order for 200 epochs, then 100" in sums
     assert "| **7.30** | 5.90 | – | 19.5 | 2.50 |" in sums
     assert "- `mnist-addition`: on sums its answer layer starts fresh" in dram_part
     assert "SVHN" not in dram_part  # no row of strings shown
