@@ -247,6 +247,9 @@ CLUTTERED_G6_100 = {"preset": "mnist-cluttered", "glimpses": 6, "epochs": 100, *
 """The first phase of every 60x60 row but cluttered g6 itself: cluttered g6's recipe on a 100-epoch schedule, which
 reaches its paper number (4.08) on validation by about epoch 80 where the 250-epoch one needs 114. `ram reproduce
 all` trains it once for the five rows."""
+PAIRS_200 = {"precision": "bf16", "epochs": 200, "means_weight": 1}
+"""The pairs DRAM row's first phase, 200 epochs along the means too; the sums row begins with it as well, so `ram
+reproduce all` trains it once for both."""
 
 
 def _ram(task: str, g: int, a: float | None, b: float | None, note: str = "", *,
@@ -381,8 +384,7 @@ ROWS: list[Row] = [
         note="stable-baselines3 PPO, MlpPolicy on the whole screen, SB3's defaults"),
     Row("fashion-g6", "mnist", {"glimpses": 6, "precision": "fp32"}, data="data/fashion-images", export="fashion",
         title="28x28 Fashion-MNIST from a folder of PNGs (`--data`)"),
-    Row("mnist-pairs", "mnist-pairs", {"precision": "bf16", "epochs": 200, "means_weight": 1}, None, 5.0,
-        paper="dram", then=(NARROWED,)),
+    Row("mnist-pairs", "mnist-pairs", PAIRS_200, None, 5.0, paper="dram", then=(NARROWED,)),
     Row("mnist-pairs-no-context", "mnist-pairs", {"context": False, "precision": "bf16"}, None, 7.0, paper="dram",
         then=(NARROWED,)),
     Row("mnist-pairs-ram", "mnist-pairs", {"kind": "ram", "glimpses": 8, "patch_size": 12, "scales": 4,
@@ -392,8 +394,7 @@ ROWS: list[Row] = [
         None, 9.0, paper="dram"),
     Row("mnist-pairs-convnet", "mnist-pairs", {"kind": "convnet", "precision": "bf16"}, note="convnet, 2 layers",
         paper="dram"),
-    Row("mnist-addition", "mnist-addition", {"preset": "mnist-pairs", "precision": "bf16", "epochs": 200,
-                                             "means_weight": 1}, None, 2.5,
+    Row("mnist-addition", "mnist-addition", {"preset": "mnist-pairs", **PAIRS_200}, None, 2.5,
         paper="dram", then=({"preset": "mnist-addition", "epochs": 100},),
         note="on sums its answer layer starts fresh; the rest had learned the digits from the pairs' labels, which "
              "name each digit of the training canvases: more than their sums tell. From scratch DRAM stayed at "
