@@ -38,7 +38,7 @@ from ram.tasks import DigitsConfig  # noqa: E402
 from ram.models import build_model  # noqa: E402
 from ram.serve import app as serve_app  # noqa: E402
 from ram.serve.app import create_app  # noqa: E402
-from ram.serve.images import BadImage, decode, mnist_digit, on_canvas, prepare  # noqa: E402
+from ram.serve.images import BadImage, at_gaps, decode, drawn_digits, mnist_digit, on_canvas, prepare  # noqa: E402
 from ram.viz.multi import OUTPUT_COLOURS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -77,6 +77,20 @@ def boxes_drawing(*kinds: str | None) -> bytes:
     boxes = [np.asarray(Image.open(io.BytesIO(drawing(kind)))) if kind else np.zeros((280, 280), np.uint8)
              for kind in kinds]
     return png_bytes(np.hstack(boxes))
+
+
+def written_number(*placed: tuple[str, int], width: int = 1000) -> bytes:
+    """An image file of digits written along one line, not in boxes: each (kind, x) is `drawing(kind)` with its left
+    edge at column x, on a black strip `width` wide."""
+    strip = np.zeros((280, width), np.uint8)
+    for kind, x in placed:
+        strip[:, x : x + 280] |= np.asarray(Image.open(io.BytesIO(drawing(kind))))
+    return png_bytes(strip)
+
+
+UNEVEN = (("seven", 0), ("one", 230), ("zero", 420))
+"""Three digits whose ink (columns 60-220, 370-400, 500-620) straddles the lines of five equal boxes (200, 400, 600):
+cut into boxes they would be four inked columns."""
 
 
 def from_data_url(url: str) -> np.ndarray:
@@ -174,6 +188,22 @@ def test_placement_is_the_seed_s():
 def test_bad_uploads_say_what_is_wrong(data, message):
     with pytest.raises(BadImage, match=message):
         decode(data)
+
+
+def test_an_image_of_a_number_is_cut_at_the_gaps_between_its_digits_not_into_boxes():
+    ink = decode(written_number(*UNEVEN))
+    digits = at_gaps(ink)
+    assert len(digits) == 3
+    for digit, (kind, _) in zip(digits, UNEVEN):  # each piece is that digit's ink, whole
+        np.testing.assert_array_equal(mnist_digit(digit), mnist_digit(decode(drawing(kind))))
+    assert len(drawn_digits(ink, range(1, 6), layout="gaps")) == 3
+    assert len(drawn_digits(ink, range(1, 6), layout="boxes")) == 4  # the boxes cut the seven and the zero in two
+    broken = ink.copy()
+    broken[:, 140:142] = 0  # a stroke broken by two blank columns is still one digit
+    assert len(at_gaps(broken)) == 3
+    with pytest.raises(BadImage, match=r"the image holds 3 digit\(s\) side by side .* this model reads 2"):
+        drawn_digits(ink, range(2, 3), layout="gaps")
+    assert at_gaps(np.zeros((28, 90), np.uint8)) == []
 
 
 def test_an_empty_canvas_is_refused():
@@ -316,6 +346,17 @@ def test_a_number_s_answer_is_what_ram_predict_says_for_the_same_canvas(ends, tm
     for k, label in enumerate(answer["labels"]):
         np.testing.assert_allclose(label["probs"], out.probs[0, k].tolist(), atol=1e-6)
     assert len(answer["colours"]) == 6
+
+
+def test_a_dropped_number_is_read_from_its_gaps_and_a_bad_layout_is_named(numbers_run):
+    with TestClient(create_app(checkpoint=numbers_run), base_url=LOCAL) as c:
+        gaps = c.post("/api/classify?layout=gaps", content=written_number(*UNEVEN)).json()
+        boxes = c.post("/api/classify?layout=boxes", content=written_number(*UNEVEN)).json()
+        bad = c.post("/api/classify?layout=columns", content=written_number(*UNEVEN))
+    assert (gaps["prepared"], gaps["digits"]) == ("digits", 3)
+    assert (boxes["prepared"], boxes["digits"]) == ("digits", 4)
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "layout = 'columns': must be one of boxes, gaps"
 
 
 @pytest.mark.parametrize("boxes, message", [
@@ -672,6 +713,11 @@ def test_the_page_reads_a_written_number(numbers_server, browser, numbers_run):
     chips = [a.inner_text().split()[0] for a in page.locator("#answers .answer").all()]
     assert chips == ["end" if c == 10 else str(c) for c in read]
     assert f"It reads {out.names[0] or 'no digit'}" in page.inner_text("#verdict")
+
+    # a file of the number written along one line, not in the boxes: cut at the gaps between its digits
+    page.set_input_files("#file", files=[{"name": "number.png", "mimeType": "image/png",
+                                          "buffer": written_number(*UNEVEN)}])
+    page.wait_for_selector("#prepared:has-text('your 3 digits')")
     assert errors == []
     page.close()
 

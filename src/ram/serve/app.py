@@ -1,8 +1,10 @@
 """The app behind `ram serve`: the page in static/, and a small JSON API over the Python API (`ram.api.Model`).
 
     GET  /api/models                      the models the page may pick, and the one it opens with
-    POST /api/classify?model=&mode=&seed= body: an image file (the page sends its canvas as PNG; its drawing
-                                          boxes side by side for a pair) -> the episode
+    POST /api/classify?model=&mode=&seed=&layout=  body: an image file (the page sends its canvas as PNG; its
+                                          drawing boxes side by side for several digits, cut into equal columns,
+                                          layout=boxes; a dropped file is cut at the gaps between its digits,
+                                          layout=gaps) -> the episode
     GET  /api/catch/game?model=&mode=&seed=  one seeded game the agent played, every frame, glimpse and move
     POST /api/catch/step?model=           body: {"state": {...}, "move": 0|1|2} -> the next state and frame
 
@@ -49,7 +51,7 @@ from ..tasks import seeded
 from ..tasks.catch import drawn_games, play
 from ..viz.multi import output_colours
 from .guard import HeadLimit, SameOrigin, SecurityHeaders, allowed_hosts
-from .images import BadImage, decode, prepare
+from .images import LAYOUTS, BadImage, decode, prepare
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # bytes of an upload: a drawn canvas as PNG is about 10 KB, a phone photo a few MB
@@ -164,6 +166,9 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
         entry = models.entry(request.query_params.get("model", default), task="classify")
         sampled = _mode(request)
         seed = _int(request, "seed", 0, 0, MAX_SEED)
+        layout = request.query_params.get("layout", "boxes")
+        if layout not in LAYOUTS:
+            raise Rejected(422, f"layout = {layout!r}: must be one of {', '.join(LAYOUTS)}")
         data = await _body(request, max_body, body_timeout)
 
         def run(gone: threading.Event) -> dict[str, Any]:
@@ -178,7 +183,8 @@ def create_app(*, default: str | None = None, checkpoint: Path | None = None, ho
                 if gone.is_set():
                     raise Rejected(400, "the client left")
                 model = Model(models.get(entry.name), entry.cfg, entry.name)
-                image, how, drawn = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg))
+                image, how, drawn = prepare(ink, entry.cfg.task, seed=seed, pool=models.pool(entry.cfg),
+                                            layout=layout)
                 try:
                     answer = episode(model, image, sampled=sampled, seed=seed)
                 except ValueError as e:  # an image predict() cannot read: it says what it expected

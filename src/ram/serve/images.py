@@ -24,6 +24,10 @@ MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decode
 MAX_SECONDS = 2.0  # a 2000x2000 PNG or JPEG decodes in a tenth of that
 INK = 48  # a pixel is part of the drawing from this grey (0-255) up: JPEG noise and paper texture stay below it
 BOX = 20  # MNIST's digits fit a 20x20 box, centred by their centre of mass in the 28x28 image
+GAP = 0.05  # in an image of digits side by side, blank columns this share of the ink's height apart two digits
+LAYOUTS = ("boxes", "gaps")
+"""How a drawing of several digits side by side is cut into digits: boxes, into equal columns (the page's drawing
+boxes, sent as one image); gaps, at the blank columns between them (an image file: a photo or a scan)."""
 
 
 class BadImage(ValueError):
@@ -96,14 +100,41 @@ def on_canvas(digits: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Te
     return task_of(task.dataset).place_drawn(digits, task, pool=pool, gen=generator(seed)).numpy()
 
 
-def drawn_digits(ink: np.ndarray, counts: range) -> np.ndarray:
-    """A drawing of digits side by side in counts[-1] boxes, uint8 [H, W] -> uint8 [k, 28, 28], k in counts: the
-    drawing cut into counts[-1] columns of equal width (the page's drawing boxes, sent as one image), each drawn one
-    made MNIST-like. Boxes left blank after the last drawn one make a shorter string of digits; a blank box before a
-    drawn one, or fewer than counts[0] digits, is refused."""
+def at_gaps(ink: np.ndarray) -> list[np.ndarray]:
+    """An image of digits side by side, uint8 [H, W] -> each digit's columns, left to right: the runs of columns
+    with ink, those less than GAP of the ink's height apart taken as one digit (a stroke broken by a column or two)."""
+    cols, rows = (ink >= INK).any(axis=0), (ink >= INK).any(axis=1)
+    if not cols.any():
+        return []
+    height = int(np.ptp(np.nonzero(rows)[0])) + 1
+    edges = np.diff(np.concatenate([[0], cols.astype(np.int8), [0]]))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    runs = [[int(starts[0]), int(ends[0])]]
+    for start, end in zip(starts[1:], ends[1:]):
+        if start - runs[-1][1] < max(1, round(GAP * height)):
+            runs[-1][1] = int(end)
+        else:
+            runs.append([int(start), int(end)])
+    return [ink[:, start:end] for start, end in runs]
+
+
+def drawn_digits(ink: np.ndarray, counts: range, *, layout: str = "boxes") -> np.ndarray:
+    """A drawing of digits side by side, uint8 [H, W] -> uint8 [k, 28, 28], k in counts, each made MNIST-like.
+
+    layout boxes: the drawing cut into counts[-1] columns of equal width (the page's drawing boxes, sent as one
+    image). Boxes left blank after the last drawn one make a shorter string of digits; a blank box before a drawn one,
+    or fewer than counts[0] digits, is refused. layout gaps: cut at the blank columns between digits (`at_gaps`), for
+    an image file of digits written anywhere along it; a count outside counts is refused, naming it."""
     n = counts[-1]
     if n == 1:
         return mnist_digit(ink)[None]
+    if layout == "gaps":
+        found = at_gaps(ink)
+        if len(found) not in counts:
+            many = f"{counts[0]} to {n}" if len(counts) > 1 else f"{n}"
+            raise BadImage(f"the image holds {len(found)} digit(s) side by side (columns of ink between blank "
+                           f"columns), and this model reads {many}")
+        return np.stack([mnist_digit(digit) for digit in found])
     columns = np.array_split(ink, n, axis=1)
     drawn = [bool((column >= INK).any()) for column in columns]
     k = max((i + 1 for i, d in enumerate(drawn) if d), default=0)  # up to the last box drawn in
@@ -121,16 +152,17 @@ def drawn_digits(ink: np.ndarray, counts: range) -> np.ndarray:
     return np.stack([mnist_digit(column) for column in columns[:k]])
 
 
-def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int,
-            pool: torch.Tensor | None = None) -> tuple[np.ndarray, str, int]:
+def prepare(ink: np.ndarray, task: TaskConfig, *, seed: int, pool: torch.Tensor | None = None,
+            layout: str = "boxes") -> tuple[np.ndarray, str, int]:
     """What the model reads, uint8 [canvas, canvas], how it was made and from how many drawn digits: an image already
     of the model's size is taken as it is ("as is", 0); anything else is a drawing of the task's digits side by side,
-    each made MNIST-like, and placed ("digit", 1, or "digits" and how many)."""
+    cut into digits as `layout` says (`drawn_digits`), each made MNIST-like, and placed ("digit", 1, or "digits" and
+    how many)."""
     if ink.shape == (task.canvas, task.canvas):
         return ink, "as is", 0
     learns = task_of(task.dataset)
     if not hasattr(learns, "place_drawn"):
         raise BadImage(f"this model reads {task.canvas}x{task.canvas} images of its own data set, and the image is "
                        f"{ink.shape[1]}x{ink.shape[0]}; drawn digits go to the MNIST models")
-    digits = drawn_digits(ink, learns.drawings(task))
+    digits = drawn_digits(ink, learns.drawings(task), layout=layout)
     return on_canvas(digits, task, seed=seed, pool=pool), "digit" if len(digits) == 1 else "digits", len(digits)

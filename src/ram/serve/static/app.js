@@ -4,8 +4,9 @@
 // animated here glimpse by glimpse. Every glimpse is an SVG <g class="glimpse"> carrying its centre in the model's
 // pixels (data-x, data-y), its squares (data-boxes) and the label it leads to (data-output), so what is drawn can be
 // checked against model.predict. A model of several digits (DRAM on mnist-pairs, mnist-numbers) gets one drawing box
-// per digit, sent side by side as one image (a number may leave its last boxes blank); its glimpses are coloured by
-// the label they lead to, in `ram viz`'s colours, and those that lead past a string's end are grey.
+// per digit, sent side by side as one image (a number may leave its last boxes blank) and cut into the boxes' equal
+// columns, where a dropped file is cut at the blank columns between its digits (layout=gaps); its glimpses are
+// coloured by the label they lead to, in `ram viz`'s colours, and those that lead past a string's end are grey.
 // Catch: /api/catch/game gives a whole seeded game to animate; a person plays the same game, one /api/catch/step
 // per tick, seeing only the glimpse window around the pointer.
 "use strict";
@@ -61,6 +62,7 @@ function showTab(name) {
 
 const classify = {
   source: null, // the Blob last drawn or dropped; sent again when the model, mode or seed changes
+  layout: "boxes", // how the server cuts it into digits: the drawing boxes' equal columns, or a file's gaps
   result: null,
   step: 0,
   timer: null,
@@ -69,7 +71,7 @@ const classify = {
   async run() {
     if (!this.source) return;
     const request = ++this.request;
-    const params = new URLSearchParams({ model: $("model").value, mode: mode(), seed: seed() });
+    const params = new URLSearchParams({ model: $("model").value, mode: mode(), seed: seed(), layout: this.layout });
     $("view").dataset.state = "waiting";
     try {
       const result = await api(`/api/classify?${params}`, {
@@ -422,6 +424,7 @@ const pads = {
     }
     canvas.toBlob((blob) => {
       classify.source = blob;
+      classify.layout = "boxes";
       classify.run();
     }, "image/png");
   },
@@ -430,6 +433,7 @@ const pads = {
     if (!file) return;
     for (const pad of this.list) this.blank(pad);
     classify.source = file;
+    classify.layout = "gaps";
     classify.run();
   },
 };
