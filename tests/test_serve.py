@@ -204,6 +204,8 @@ def test_an_image_of_a_number_is_cut_at_the_gaps_between_its_digits_not_into_box
     with pytest.raises(BadImage, match=r"the image holds 3 digit\(s\) side by side .* this model reads 2"):
         drawn_digits(ink, range(2, 3), layout="gaps")
     assert at_gaps(np.zeros((28, 90), np.uint8)) == []
+    with pytest.raises(BadImage, match="the image is empty"):
+        drawn_digits(np.zeros((28, 90), np.uint8), range(1, 6), layout="gaps")
 
 
 def test_an_empty_canvas_is_refused():

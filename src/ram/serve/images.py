@@ -24,7 +24,7 @@ MAX_PIXELS = 4_000_000  # 2000 x 2000: far more than a digit needs, and a decode
 MAX_SECONDS = 2.0  # a 2000x2000 PNG or JPEG decodes in a tenth of that
 INK = 48  # a pixel is part of the drawing from this grey (0-255) up: JPEG noise and paper texture stay below it
 BOX = 20  # MNIST's digits fit a 20x20 box, centred by their centre of mass in the 28x28 image
-GAP = 0.05  # in an image of digits side by side, blank columns this share of the ink's height apart two digits
+GAP = 0.05  # digits side by side lie at least this share of the ink's height apart; a narrower gap: a broken stroke
 LAYOUTS = ("boxes", "gaps")
 """How a drawing of several digits side by side is cut into digits: boxes, into equal columns (the page's drawing
 boxes, sent as one image); gaps, at the blank columns between them (an image file: a photo or a scan)."""
@@ -130,6 +130,8 @@ def drawn_digits(ink: np.ndarray, counts: range, *, layout: str = "boxes") -> np
         return mnist_digit(ink)[None]
     if layout == "gaps":
         found = at_gaps(ink)
+        if not found:
+            raise BadImage("the image is empty: no ink (a light stroke on a dark ground, or dark on light paper)")
         if len(found) not in counts:
             many = f"{counts[0]} to {n}" if len(counts) > 1 else f"{n}"
             raise BadImage(f"the image holds {len(found)} digit(s) side by side (columns of ink between blank "
